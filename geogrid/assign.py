@@ -1,0 +1,203 @@
+"""Assignment of households, responsibility fields and requests to the active plan's grids.
+
+Households are assigned set-based in SQL (``geogrid.db.dialect``); fields (few) by their
+representative point in Python with the same edge rule; requests to grid → field → member.
+Closed requests keep the grid they had, so KPIs stay comparable over time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, bindparam, select, update
+
+from geogrid.db import dialect
+from geogrid.db import models as m
+from geogrid.db import queries as q
+from geogrid.spatial import assign_points
+
+#: How many outside households to name in a report (all are counted).
+REPORT_LIMIT = 50
+
+
+@dataclass
+class AssignmentReport:
+    """What an assignment run did (or, in a dry run, would do)."""
+
+    community_code: str
+    plan_id: int
+    plan_version: int
+    households: int = 0
+    households_in_grids: int = 0
+    households_in_fields: int = 0
+    households_outside: int = 0
+    outside_address_ids: list[str] = field(default_factory=list)
+    households_changed_grid: int = 0
+    households_changed_field: int = 0
+    fields_regridded: int = 0
+    requests_assigned: int = 0
+    requests_outside: int = 0
+    requests_rerouted: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def assign_community(
+    conn: Connection, *, community_id: int, plan_id: int | None = None, all_requests: bool = False
+) -> AssignmentReport:
+    """Re-run every assignment of a community under ``plan_id`` (default: the active plan).
+
+    Runs in the caller's transaction: roll it back for a dry run. ``all_requests`` also
+    re-assigns closed requests (only when a community is first loaded).
+    """
+    community = conn.execute(
+        select(m.Community.code).where(m.Community.id == community_id)
+    ).scalar_one()
+    if plan_id is None:
+        plan_id = q.require_active_plan(conn, community_id=community_id).id
+    version = conn.execute(
+        select(m.BoundaryPlan.version).where(m.BoundaryPlan.id == plan_id)
+    ).scalar_one()
+    report = AssignmentReport(community_code=community, plan_id=plan_id, plan_version=version)
+
+    before = q.household_assignments(conn, plan_id=plan_id)
+    report.households_in_grids = dialect.assign_households_to_grids(
+        conn, plan_id=plan_id, community_id=community_id
+    )
+    report.households_in_fields = dialect.assign_households_to_fields(
+        conn, plan_id=plan_id, community_id=community_id
+    )
+    after = q.household_assignments(conn, plan_id=plan_id)
+    report.households = q.count(conn, m.Household, m.Household.community_id == community_id)
+    report.households_outside = report.households - report.households_in_grids
+    if report.households_outside:
+        report.outside_address_ids = _outside_households(conn, community_id, plan_id)
+    if before:
+        for hid, (grid_id, field_id) in after.items():
+            old = before.get(hid)
+            if old is None or old[0] != grid_id:
+                report.households_changed_grid += 1
+            if old is None or old[1] != field_id:
+                report.households_changed_field += 1
+        gone = set(before) - set(after)
+        report.households_changed_grid += len(gone)
+        report.households_changed_field += sum(1 for h in gone if before[h][1] is not None)
+
+    report.fields_regridded = _assign_fields(conn, community_id=community_id, plan_id=plan_id)
+    assigned, outside, rerouted = _assign_requests(
+        conn, community_id=community_id, plan_id=plan_id, all_requests=all_requests
+    )
+    report.requests_assigned, report.requests_outside, report.requests_rerouted = (
+        assigned,
+        outside,
+        rerouted,
+    )
+    return report
+
+
+def _outside_households(conn: Connection, community_id: int, plan_id: int) -> list[str]:
+    h, a = m.Household, m.HouseholdAssignment
+    covered = select(a.household_id).where(a.plan_id == plan_id)
+    rows = conn.execute(
+        select(h.address_id)
+        .where(h.community_id == community_id, h.id.not_in(covered))
+        .order_by(h.address_id)
+        .limit(REPORT_LIMIT)
+    ).scalars()
+    return list(rows)
+
+
+def _assign_fields(conn: Connection, *, community_id: int, plan_id: int) -> int:
+    """Set each field's grid: the grid covering its representative point. Returns changes."""
+    fields = q.fields_frame(conn, community_id=community_id)
+    if fields.empty:
+        return 0
+    grids = q.grids_frame(conn, plan_id=plan_id)
+    idx = assign_points(fields.representative_point(), grids, key=grids["code"].to_numpy())
+    new_ids = [int(grids["id"].iloc[i]) if i >= 0 else None for i in idx]
+    changes = [
+        {"fid": int(fid), "gid": gid}
+        for fid, old, gid in zip(fields["id"], fields["grid_id"], new_ids, strict=True)
+        if (None if old is None or (isinstance(old, float) and np.isnan(old)) else int(old)) != gid
+    ]
+    if changes:
+        conn.execute(
+            update(m.ResponsibilityField.__table__)
+            .where(m.ResponsibilityField.__table__.c.id == bindparam("fid"))
+            .values(grid_id=bindparam("gid")),
+            changes,
+        )
+    return len(changes)
+
+
+def _assign_requests(
+    conn: Connection, *, community_id: int, plan_id: int, all_requests: bool
+) -> tuple[int, int, int]:
+    """Grid → field → member for requests; returns (assigned, outside, re-routed)."""
+    r = m.Request
+    where = "t.community_id = :community_id"
+    if not all_requests:
+        where += " AND t.status IN (" + ", ".join(f"'{s}'" for s in m.OPEN_STATUSES) + ")"
+    params = {"plan_id": plan_id, "community_id": community_id}
+    grid_of = dialect.cover_pairs(
+        conn, target="grids", point_table="requests", point_where=where, params=params
+    )
+    field_of = dialect.cover_pairs(
+        conn, target="fields", point_table="requests", point_where=where, params=params
+    )
+    leads = dict(
+        conn.execute(
+            select(m.Grid.id, m.Grid.lead_member_id).where(m.Grid.plan_id == plan_id)
+        ).all()
+    )
+    holders = dict(
+        conn.execute(
+            select(m.ResponsibilityField.id, m.ResponsibilityField.member_id).where(
+                m.ResponsibilityField.community_id == community_id
+            )
+        ).all()
+    )
+    stmt = select(r.id, r.grid_id, r.member_id).where(r.community_id == community_id)
+    if not all_requests:
+        stmt = stmt.where(r.status.in_(m.OPEN_STATUSES))
+    updates: list[dict[str, Any]] = []
+    outside = rerouted = 0
+    for rid, old_grid, old_member in conn.execute(stmt).all():
+        grid_id = grid_of.get(rid)
+        field_id = field_of.get(rid)
+        member_id = holders.get(field_id) if field_id is not None else None
+        if grid_id is None:
+            rule = "none"
+            outside += 1
+        elif member_id is not None:
+            rule = "field"
+        else:
+            # A vacancy or no field here: the grid's lead member answers.
+            rule, member_id = "grid_lead", leads.get(grid_id)
+        if old_grid is not None and (old_grid != grid_id or old_member != member_id):
+            rerouted += 1
+        updates.append(
+            {
+                "rid": rid,
+                "grid_id": grid_id,
+                "field_id": field_id,
+                "member_id": member_id,
+                "rule": rule,
+            }
+        )
+    if updates:
+        conn.execute(
+            update(r.__table__)
+            .where(r.__table__.c.id == bindparam("rid"))
+            .values(
+                grid_id=bindparam("grid_id"),
+                field_id=bindparam("field_id"),
+                member_id=bindparam("member_id"),
+                assignment_rule=bindparam("rule"),
+            ),
+            updates,
+        )
+    return len(updates) - outside, outside, rerouted

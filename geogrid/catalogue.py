@@ -1,0 +1,57 @@
+"""The request catalogue: departments and categories (programme, class, SLA, department).
+
+The catalogue is data, not code: the defaults ship as CSV in ``geogrid/data/`` and are
+loaded by ``geogrid db init``; officials edit them afterwards through the API and CLI.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from geogrid.db import models as m
+from geogrid.db import queries as q
+
+
+def read_default(name: str) -> list[dict[str, str]]:
+    """Rows of a shipped catalogue CSV (``departments`` or ``categories``)."""
+    text = resources.files("geogrid.data").joinpath(f"{name}.csv").read_text(encoding="utf-8")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def ensure_default_catalogue(conn: Connection) -> dict[str, int]:
+    """Insert the shipped departments and categories that are missing (by code).
+
+    Existing rows are left as officials edited them. Returns how many of each were added.
+    """
+    have_dept = dict(conn.execute(select(m.Department.code, m.Department.id)).all())
+    new_depts = [
+        {"code": r["code"], "name": r["name"], "name_en": r.get("name_en") or None}
+        for r in read_default("departments")
+        if r["code"] not in have_dept
+    ]
+    q.bulk_insert(conn, m.Department, new_depts)
+    dept_ids = dict(conn.execute(select(m.Department.code, m.Department.id)).all())
+    have_cat = set(conn.execute(select(m.Category.code)).scalars())
+    new_cats: list[dict[str, Any]] = []
+    for r in read_default("categories"):
+        if r["code"] in have_cat:
+            continue
+        new_cats.append(
+            {
+                "code": r["code"],
+                "name": r["name"],
+                "name_en": r.get("name_en") or None,
+                "programme": r["programme"],
+                "category_class": r["class"],
+                "subclass": r.get("subclass") or None,
+                "sla_hours": int(r["sla_hours"]),
+                "department_id": dept_ids.get(r.get("department_code") or ""),
+            }
+        )
+    q.bulk_insert(conn, m.Category, new_cats)
+    return {"departments": len(new_depts), "categories": len(new_cats)}

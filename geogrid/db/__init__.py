@@ -1,0 +1,1 @@
+"""Database access: engine creation, ORM models, migrations and all SQL of geogrid."""

@@ -1,0 +1,490 @@
+"""The geogrid data model: one set of SQLAlchemy 2 / GeoAlchemy2 models for both backends.
+
+Geometries are stored in EPSG:4326 (WGS 84). CGCS2000 (EPSG:4490) input is accepted as equal:
+the two frames agree to well under a metre. GCJ-02 and BD-09 are converted on the way in
+(``geogrid.crs``), never stored.
+
+Personal data is kept apart from public data: household heads, phones and care flags live in
+``household_personal``; member names are stored but only ever shown masked (张*明) outside a
+role given the right to read them (see docs/api.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+SRID = 4326
+
+# Constraint names are spelled out so migrations are stable on both backends.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware datetimes stored as UTC on both backends.
+
+    SQLite has no time zone type; storing naive UTC there and ``timestamptz`` on PostgreSQL
+    gives the same aware values back on both. Naive input is refused: a time without a zone
+    is ambiguous in a service used across time zones.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, dt.datetime) or value.tzinfo is None:
+            raise ValueError(f"naive or non-datetime value {value!r}: give a time zone")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _geom(kind: str, *, nullable: bool = False) -> Any:
+    return mapped_column(Geometry(kind, srid=SRID, spatial_index=True), nullable=nullable)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class PlanStatus(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    RETIRED = "retired"
+
+
+class MemberKind(StrEnum):
+    """The five kinds of member (glossary)."""
+
+    RESIDENT = "resident"  # membership in the community
+    REGISTERED_ELSEWHERE = "registered_elsewhere"
+    DUTY_POST = "duty_post"  # 市区党员责任岗, from a resident unit
+    NEW_ORG = "new_org"  # 两新组织
+    STATIONED = "stationed"  # 驻点工作人员
+
+
+class Programme(StrEnum):
+    """五大工程."""
+
+    CONVENIENCE = "convenience"  # 便民
+    INTEGRATION = "integration"  # 融入
+    CARE = "care"  # 关爱
+    MEDIATION = "mediation"  # 调处
+    SAFETY = "safety"  # 平安
+
+
+class CategoryClass(StrEnum):
+    """GB/T 30428: 部件 (components) and 事件 (events)."""
+
+    COMPONENT = "component"
+    EVENT = "event"
+
+
+class RequestStatus(StrEnum):
+    """States of a request, after the GB/T 30428 case workflow."""
+
+    RECEIVED = "received"  # 受理
+    REGISTERED = "registered"  # 立案
+    DISPATCHED = "dispatched"  # 派遣 (the SLA clock starts)
+    IN_PROGRESS = "in_progress"  # 处置
+    ESCALATED = "escalated"  # 上报/提级
+    RESOLVED = "resolved"  # 处置反馈
+    CLOSED = "closed"  # 核查结案
+    REJECTED = "rejected"  # 不予受理
+
+
+#: Statuses that count as resolved in the resolution rate (resolved ÷ received).
+RESOLVED_STATUSES = (RequestStatus.RESOLVED.value, RequestStatus.CLOSED.value)
+#: Statuses of requests still open (re-routed when a plan is activated).
+OPEN_STATUSES = tuple(
+    s.value
+    for s in RequestStatus
+    if s not in (RequestStatus.RESOLVED, RequestStatus.CLOSED, RequestStatus.REJECTED)
+)
+
+
+def _enum_check(column: str, enum: type[StrEnum]) -> CheckConstraint:
+    values = ", ".join(f"'{e.value}'" for e in enum)
+    return CheckConstraint(f"{column} IN ({values})", name=f"{column}_valid")
+
+
+class Community(Base):
+    """An administrative community (社区) with its boundary."""
+
+    __tablename__ = "communities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: 12 digits for Chinese communities: 6 district (GB/T 2260) + 3 subdistrict + 3 community.
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    subdistrict: Mapped[str | None] = mapped_column(String(200))
+    district: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str | None] = mapped_column(String(200))
+    province: Mapped[str | None] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2), default="CN")
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str | None] = mapped_column(Text)
+    boundary: Mapped[Any] = _geom("MULTIPOLYGON")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BoundaryPlan(Base):
+    """A versioned set of grids (网格划分方案); one active per community, history kept."""
+
+    __tablename__ = "boundary_plans"
+    __table_args__ = (
+        UniqueConstraint("community_id", "version", name="uq_boundary_plans_version"),
+        _enum_check("status", PlanStatus),
+        # At most one active plan per community, enforced by the database on both backends.
+        Index(
+            "uq_boundary_plans_one_active",
+            "community_id",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+            sqlite_where=text("status = 'active'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=PlanStatus.DRAFT.value)
+    source: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    #: The plan that was active when this draft was made; activation refuses a stale base.
+    base_plan_id: Mapped[int | None] = mapped_column(ForeignKey("boundary_plans.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    activated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    grids: Mapped[list[Grid]] = relationship(back_populates="plan", cascade="all, delete-orphan")
+
+
+class Grid(Base):
+    """A grid (网格): a closed polygon of one boundary plan."""
+
+    __tablename__ = "grids"
+    __table_args__ = (UniqueConstraint("plan_id", "code", name="uq_grids_plan_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("boundary_plans.id", ondelete="CASCADE"))
+    #: 15 digits for Chinese communities (community code + 3-digit sequence), free elsewhere.
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(200))
+    lead_member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL")
+    )
+    geom: Mapped[Any] = _geom("MULTIPOLYGON")
+
+    plan: Mapped[BoundaryPlan] = relationship(back_populates="grids")
+
+
+class Branch(Base):
+    """A party branch (党支部); sits on zero or more grids."""
+
+    __tablename__ = "branches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class BranchGrid(Base):
+    """Which grids a branch sits on (re-mapped when a plan is activated)."""
+
+    __tablename__ = "branch_grids"
+
+    branch_id: Mapped[int] = mapped_column(
+        ForeignKey("branches.id", ondelete="CASCADE"), primary_key=True
+    )
+    grid_id: Mapped[int] = mapped_column(
+        ForeignKey("grids.id", ondelete="CASCADE"), primary_key=True
+    )
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ResidentUnit(Base):
+    """A resident unit (驻区单位) that posts duty_post members."""
+
+    __tablename__ = "resident_units"
+    __table_args__ = (UniqueConstraint("community_id", "name", name="uq_resident_units_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Street(Base):
+    """A named road or lane (路/街/巷)."""
+
+    __tablename__ = "streets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str | None] = mapped_column(String(8))
+    geom: Mapped[Any] = _geom("MULTILINESTRING")
+
+
+class Building(Base):
+    """A building (楼宇) with its compound (小区) and aliases."""
+
+    __tablename__ = "buildings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(200))
+    compound: Mapped[str | None] = mapped_column(String(200))
+    aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    street_id: Mapped[int | None] = mapped_column(ForeignKey("streets.id", ondelete="SET NULL"))
+    house_number: Mapped[str | None] = mapped_column(String(32))
+    floors: Mapped[int | None] = mapped_column(Integer)
+    geom: Mapped[Any] = _geom("POLYGON")
+
+
+class Group(Base):
+    """A party group (党小组) sitting on a building."""
+
+    __tablename__ = "party_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id", ondelete="SET NULL"))
+
+
+class Member(Base):
+    """A party member or grid worker (党员/网格员). ``name`` and ``phone`` are personal data."""
+
+    __tablename__ = "members"
+    __table_args__ = (_enum_check("kind", MemberKind),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    home_unit_id: Mapped[int | None] = mapped_column(
+        ForeignKey("resident_units.id", ondelete="SET NULL")
+    )
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id", ondelete="SET NULL"))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("party_groups.id", ondelete="SET NULL"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: A position for maps (home or post); shown on officials' maps only.
+    position: Mapped[Any] = _geom("POINT", nullable=True)
+
+
+class ResponsibilityField(Base):
+    """A responsibility field (责任田): a polygon inside a grid held by one member.
+
+    ``member_id`` NULL is a vacancy: requests fall back to the grid's lead member.
+    """
+
+    __tablename__ = "responsibility_fields"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    name: Mapped[str | None] = mapped_column(String(200))
+    street_id: Mapped[int | None] = mapped_column(ForeignKey("streets.id", ondelete="SET NULL"))
+    #: The grid of the active plan that holds the field (set by assignment).
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id", ondelete="SET NULL"))
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    review_note: Mapped[str | None] = mapped_column(Text)
+    geom: Mapped[Any] = _geom("MULTIPOLYGON")
+
+
+class Household(Base):
+    """A household (户): a point at its door and a structured address with a stable id."""
+
+    __tablename__ = "households"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    #: Stable across re-imports; the key other systems keep.
+    address_id: Mapped[str] = mapped_column(String(64), unique=True)
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id", ondelete="SET NULL"))
+    street_id: Mapped[int | None] = mapped_column(ForeignKey("streets.id", ondelete="SET NULL"))
+    street_name: Mapped[str | None] = mapped_column(String(200))
+    house_number: Mapped[str | None] = mapped_column(String(32))
+    compound: Mapped[str | None] = mapped_column(String(200))
+    building_name: Mapped[str | None] = mapped_column(String(200))
+    unit: Mapped[str | None] = mapped_column(String(32))
+    room: Mapped[str | None] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer, default=1)
+    registered: Mapped[bool] = mapped_column(Boolean, default=False)
+    geom: Mapped[Any] = _geom("POINT")
+
+
+class HouseholdPersonal(Base):
+    """Sensitive household data, kept apart: never in public responses, maps or logs."""
+
+    __tablename__ = "household_personal"
+
+    household_id: Mapped[int] = mapped_column(
+        ForeignKey("households.id", ondelete="CASCADE"), primary_key=True
+    )
+    head_name: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(64))
+    care_flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class HouseholdAssignment(Base):
+    """Which grid and field hold each household under one plan.
+
+    One row per (plan, household) covered by a grid; households outside every grid have no
+    row and are reported by the assignment. Written set-based by ``geogrid.db.dialect``.
+    """
+
+    __tablename__ = "household_assignments"
+
+    plan_id: Mapped[int] = mapped_column(
+        ForeignKey("boundary_plans.id", ondelete="CASCADE"), primary_key=True
+    )
+    household_id: Mapped[int] = mapped_column(
+        ForeignKey("households.id", ondelete="CASCADE"), primary_key=True
+    )
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"))
+    field_id: Mapped[int | None] = mapped_column(
+        ForeignKey("responsibility_fields.id", ondelete="SET NULL")
+    )
+
+
+class Department(Base):
+    """A higher department (上级部门) requests can be escalated to."""
+
+    __tablename__ = "departments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+
+
+class Category(Base):
+    """A request category of the catalogue: programme, class, SLA and default department."""
+
+    __tablename__ = "categories"
+    __table_args__ = (
+        _enum_check("programme", Programme),
+        _enum_check("category_class", CategoryClass),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    programme: Mapped[str] = mapped_column(String(32))
+    category_class: Mapped[str] = mapped_column(String(16))
+    subclass: Mapped[str | None] = mapped_column(String(64))
+    sla_hours: Mapped[int] = mapped_column(Integer, default=72)
+    department_id: Mapped[int | None] = mapped_column(
+        ForeignKey("departments.id", ondelete="SET NULL")
+    )
+
+
+class Request(Base):
+    """A resident's request (诉求): located, categorised, assigned, tracked."""
+
+    __tablename__ = "requests"
+    __table_args__ = (_enum_check("status", RequestStatus),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
+    programme: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(32))
+    address_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=RequestStatus.RECEIVED.value)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    registered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    escalated_to_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
+    satisfaction: Mapped[str | None] = mapped_column(String(16))
+    #: Assignment (grid → responsibility field → member); set by assignment, kept when closed.
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id", ondelete="SET NULL"))
+    field_id: Mapped[int | None] = mapped_column(
+        ForeignKey("responsibility_fields.id", ondelete="SET NULL")
+    )
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    #: How the member was found: 'field', 'grid_lead', or 'none' (outside every grid).
+    assignment_rule: Mapped[str | None] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    geom: Mapped[Any] = _geom("POINT")
+
+
+class RequestEvent(Base):
+    """One state change of a request: who, when, from, to, note. Never edited."""
+
+    __tablename__ = "request_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("requests.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str | None] = mapped_column(String(200))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Visit(Base):
+    """A member's visit to a household (分类走访)."""
+
+    __tablename__ = "visits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    household_id: Mapped[int] = mapped_column(
+        ForeignKey("households.id", ondelete="CASCADE"), index=True
+    )
+    visited_on: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)

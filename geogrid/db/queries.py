@@ -1,0 +1,285 @@
+"""Keyword-only, typed query functions: the ordinary SQL of geogrid, one code path.
+
+Written with PostGIS function names through GeoAlchemy2; the few statements that differ per
+backend live in ``geogrid.db.dialect``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import geopandas as gpd
+import shapely
+from geoalchemy2 import functions as gfunc
+from geoalchemy2.shape import from_shape
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Connection, Select, func, insert, select
+
+from geogrid.db import models as m
+from geogrid.errors import Conflict, NotFound
+
+WGS84 = "EPSG:4326"
+
+
+def geom_value(geom: BaseGeometry | None) -> Any:
+    """A bind value for a geometry column (EPSG:4326)."""
+    return None if geom is None else from_shape(geom, srid=m.SRID)
+
+
+def read_frame(
+    conn: Connection, stmt: Select[Any], *, geometry: str = "geometry"
+) -> gpd.GeoDataFrame:
+    """Run ``stmt`` (with its geometry selected as ``ST_AsBinary(...).label(geometry)``).
+
+    SpatiaLite stores its own blob format, so geometries always travel as WKB.
+    """
+    result = conn.execute(stmt)
+    columns = list(result.keys())
+    rows = result.all()
+    data: dict[str, list[Any]] = {c: [r[i] for r in rows] for i, c in enumerate(columns)}
+    wkb = data.pop(geometry)
+    geoms = shapely.from_wkb([bytes(b) if b is not None else None for b in wkb])
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
+
+
+def wkb(column: Any, label: str = "geometry") -> Any:
+    """``ST_AsBinary(column)`` labelled for :func:`read_frame`."""
+    return gfunc.ST_AsBinary(column).label(label)
+
+
+# --- communities and plans -------------------------------------------------------------
+
+
+def community_row(conn: Connection, *, code: str | None = None) -> Any:
+    """The community's row (``id``, ``code``, ``name``, …); the only one when ``code`` is None."""
+    stmt = select(
+        m.Community.id,
+        m.Community.code,
+        m.Community.name,
+        m.Community.name_en,
+        m.Community.timezone,
+        m.Community.synthetic,
+    )
+    if code is not None:
+        row = conn.execute(stmt.where(m.Community.code == code)).one_or_none()
+        if row is None:
+            raise NotFound(f"no community with code {code!r}", field="community")
+        return row
+    rows = conn.execute(stmt.order_by(m.Community.code)).all()
+    if not rows:
+        raise NotFound("the database holds no community yet: import one or run `geogrid demo`")
+    if len(rows) > 1:
+        codes = ", ".join(r.code for r in rows)
+        raise Conflict(
+            f"several communities ({codes}): name one with --community", field="community"
+        )
+    return rows[0]
+
+
+def list_communities(conn: Connection) -> Sequence[Any]:
+    return conn.execute(
+        select(m.Community.id, m.Community.code, m.Community.name).order_by(m.Community.code)
+    ).all()
+
+
+def community_boundary(conn: Connection, *, community_id: int) -> BaseGeometry:
+    b = conn.execute(
+        select(gfunc.ST_AsBinary(m.Community.boundary)).where(m.Community.id == community_id)
+    ).scalar_one()
+    return shapely.from_wkb(bytes(b))
+
+
+def active_plan(conn: Connection, *, community_id: int) -> Any | None:
+    """The community's active boundary plan row, or None."""
+    return conn.execute(
+        select(m.BoundaryPlan.id, m.BoundaryPlan.version, m.BoundaryPlan.name).where(
+            m.BoundaryPlan.community_id == community_id,
+            m.BoundaryPlan.status == m.PlanStatus.ACTIVE.value,
+        )
+    ).one_or_none()
+
+
+def require_active_plan(conn: Connection, *, community_id: int) -> Any:
+    plan = active_plan(conn, community_id=community_id)
+    if plan is None:
+        raise NotFound("the community has no active boundary plan: import grids with --commit")
+    return plan
+
+
+def next_plan_version(conn: Connection, *, community_id: int) -> int:
+    current = conn.execute(
+        select(func.max(m.BoundaryPlan.version)).where(m.BoundaryPlan.community_id == community_id)
+    ).scalar()
+    return int(current or 0) + 1
+
+
+def create_plan(
+    conn: Connection,
+    *,
+    community_id: int,
+    name: str,
+    source: str | None = None,
+    description: str | None = None,
+) -> int:
+    """Insert a draft plan based on the currently active one; return its id."""
+    base = active_plan(conn, community_id=community_id)
+    return int(
+        conn.execute(
+            insert(m.BoundaryPlan)
+            .values(
+                community_id=community_id,
+                version=next_plan_version(conn, community_id=community_id),
+                name=name,
+                status=m.PlanStatus.DRAFT.value,
+                source=source,
+                description=description,
+                base_plan_id=base.id if base else None,
+                created_at=m.utcnow(),
+            )
+            .returning(m.BoundaryPlan.id)
+        ).scalar_one()
+    )
+
+
+def mark_plan_active(conn: Connection, *, community_id: int, plan_id: int) -> None:
+    """Retire the active plan (if any) and make ``plan_id`` active, in the caller's transaction."""
+    now = m.utcnow()
+    conn.execute(
+        m.BoundaryPlan.__table__.update()
+        .where(
+            m.BoundaryPlan.community_id == community_id,
+            m.BoundaryPlan.status == m.PlanStatus.ACTIVE.value,
+        )
+        .values(status=m.PlanStatus.RETIRED.value, retired_at=now)
+    )
+    conn.execute(
+        m.BoundaryPlan.__table__.update()
+        .where(m.BoundaryPlan.id == plan_id)
+        .values(status=m.PlanStatus.ACTIVE.value, activated_at=now)
+    )
+
+
+# --- frames --------------------------------------------------------------------------------
+
+
+def grids_frame(conn: Connection, *, plan_id: int) -> gpd.GeoDataFrame:
+    """The plan's grids: ``id, code, name, lead_member_id, geometry`` ordered by code."""
+    return read_frame(
+        conn,
+        select(m.Grid.id, m.Grid.code, m.Grid.name, m.Grid.lead_member_id, wkb(m.Grid.geom))
+        .where(m.Grid.plan_id == plan_id)
+        .order_by(m.Grid.code, m.Grid.id),
+    )
+
+
+def fields_frame(conn: Connection, *, community_id: int) -> gpd.GeoDataFrame:
+    f = m.ResponsibilityField
+    return read_frame(
+        conn,
+        select(
+            f.id,
+            f.name,
+            f.member_id,
+            f.street_id,
+            f.grid_id,
+            f.needs_review,
+            wkb(f.geom),
+        )
+        .where(f.community_id == community_id)
+        .order_by(f.id),
+    )
+
+
+def household_assignments(conn: Connection, *, plan_id: int) -> dict[int, tuple[int, int | None]]:
+    """``{household_id: (grid_id, field_id)}`` of a plan."""
+    a = m.HouseholdAssignment
+    rows = conn.execute(
+        select(a.household_id, a.grid_id, a.field_id).where(a.plan_id == plan_id)
+    ).all()
+    return {r.household_id: (r.grid_id, r.field_id) for r in rows}
+
+
+def count(conn: Connection, model: Any, *where: Any) -> int:
+    return int(conn.execute(select(func.count()).select_from(model).where(*where)).scalar_one())
+
+
+def bulk_insert(
+    conn: Connection, model: Any, rows: Iterable[dict[str, Any]], *, chunk: int = 5000
+) -> int:
+    """Insert ``rows`` in chunks (executemany); return how many."""
+    n = 0
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= chunk:
+            conn.execute(insert(model), batch)
+            n += len(batch)
+            batch = []
+    if batch:
+        conn.execute(insert(model), batch)
+        n += len(batch)
+    return n
+
+
+def insert_returning_ids(conn: Connection, model: Any, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert rows one statement each batch and return their ids in input order."""
+    if not rows:
+        return []
+    result = conn.execute(
+        insert(model).returning(model.id, sort_by_parameter_order=True), list(rows)
+    )
+    return [int(r[0]) for r in result.all()]
+
+
+# --- summary -------------------------------------------------------------------------------
+
+
+def summary_counts(
+    conn: Connection, *, community_id: int, received_from: dt.datetime, received_to: dt.datetime
+) -> dict[str, Any]:
+    """Counts for ``/v1/summary`` of one community; requests by received time in [from, to)."""
+    plan = active_plan(conn, community_id=community_id)
+    grids = count(conn, m.Grid, m.Grid.plan_id == plan.id) if plan else 0
+    kinds = dict(
+        conn.execute(
+            select(m.Member.kind, func.count())
+            .where(m.Member.community_id == community_id, m.Member.active.is_(True))
+            .group_by(m.Member.kind)
+        ).all()
+    )
+    r = m.Request
+    in_period = (
+        r.community_id == community_id,
+        r.received_at >= received_from,
+        r.received_at < received_to,
+    )
+    received = count(conn, r, *in_period)
+    resolved = count(conn, r, *in_period, r.status.in_(m.RESOLVED_STATUSES))
+    return {
+        "plan": plan,
+        "grids": grids,
+        "branches": count(conn, m.Branch, m.Branch.community_id == community_id),
+        "branches_on_grids": int(
+            conn.execute(
+                select(func.count(func.distinct(m.BranchGrid.branch_id)))
+                .join(m.Grid, m.Grid.id == m.BranchGrid.grid_id)
+                .where(m.Grid.plan_id == (plan.id if plan else -1))
+            ).scalar_one()
+        ),
+        "members_by_kind": {k.value: int(kinds.get(k.value, 0)) for k in m.MemberKind},
+        "households": count(conn, m.Household, m.Household.community_id == community_id),
+        "residents": int(
+            conn.execute(
+                select(func.coalesce(func.sum(m.Household.size), 0)).where(
+                    m.Household.community_id == community_id
+                )
+            ).scalar_one()
+        ),
+        "responsibility_fields": count(
+            conn, m.ResponsibilityField, m.ResponsibilityField.community_id == community_id
+        ),
+        "received": received,
+        "resolved": resolved,
+    }

@@ -1,0 +1,92 @@
+"""Domain errors of geogrid.
+
+The library raises these; only ``api/`` maps them to HTTP statuses (one table in
+``api/errors.py``) and the CLI prints them. Every message is safe to show to a client:
+it says what is wrong and where (``field``, ``location``) and never carries personal data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GeogridError(Exception):
+    """Base of every error geogrid raises on purpose."""
+
+    #: Stable machine-readable code, written into ``docs/api.md``.
+    code: str = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        location: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.location = location
+        self.details = details or {}
+
+    def __str__(self) -> str:
+        where = f" ({self.location})" if self.location else ""
+        return f"{self.message}{where}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``error`` object of the API's error envelope."""
+        out: dict[str, Any] = {"code": self.code, "message": self.message, "field": self.field}
+        if self.location:
+            out["location"] = self.location
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+class InvalidInput(GeogridError):
+    """A parameter or a record is malformed or out of range."""
+
+    code = "invalid_input"
+
+
+class InvalidGeometry(InvalidInput):
+    """A geometry is unclosed, invalid, of the wrong type or outside the community."""
+
+    code = "invalid_geometry"
+
+
+class CRSError(InvalidInput):
+    """A coordinate reference system is unknown, missing or contradicts the file."""
+
+    code = "invalid_crs"
+
+
+class ImportRefused(InvalidInput):
+    """A file import was refused whole; ``details['problems']`` lists every fault found."""
+
+    code = "import_refused"
+
+
+class NotFound(GeogridError):
+    """The thing asked for does not exist."""
+
+    code = "not_found"
+
+
+class Conflict(GeogridError):
+    """The request conflicts with the current state (duplicate, stale version, wrong state)."""
+
+    code = "conflict"
+
+
+class DatabaseNotReady(GeogridError):
+    """The database is missing its schema or a spatial extension."""
+
+    code = "database_not_ready"
+
+
+class ConfigurationError(GeogridError):
+    """A setting is missing or wrong (database URL, SpatiaLite library, …)."""
+
+    code = "configuration_error"
