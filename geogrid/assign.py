@@ -125,8 +125,8 @@ def _assign_fields(conn: Connection, *, community_id: int, plan_id: int) -> int:
     ]
     if changes:
         conn.execute(
-            update(m.ResponsibilityField.__table__)
-            .where(m.ResponsibilityField.__table__.c.id == bindparam("fid"))
+            update(m.table(m.ResponsibilityField))
+            .where(m.table(m.ResponsibilityField).c.id == bindparam("fid"))
             .values(grid_id=bindparam("gid")),
             changes,
         )
@@ -190,8 +190,8 @@ def _assign_requests(
         )
     if updates:
         conn.execute(
-            update(r.__table__)
-            .where(r.__table__.c.id == bindparam("rid"))
+            update(m.table(r))
+            .where(m.table(r).c.id == bindparam("rid"))
             .values(
                 grid_id=bindparam("grid_id"),
                 field_id=bindparam("field_id"),

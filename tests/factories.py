@@ -25,7 +25,9 @@ def square_grids() -> list[tuple[str, Any]]:
     ]
 
 
-def make_community(conn: Connection, *, code: str = "441302011099") -> tuple[int, int, dict[str, int]]:
+def make_community(
+    conn: Connection, *, code: str = "441302011099"
+) -> tuple[int, int, dict[str, int]]:
     """Insert the community with an active plan of four square grids; return ids."""
     cid = q.insert_returning_ids(
         conn,
@@ -53,7 +55,9 @@ def make_community(conn: Connection, *, code: str = "441302011099") -> tuple[int
     return cid, plan_id, dict(zip([c for c, _ in grids], ids, strict=True))
 
 
-def add_households(conn: Connection, community_id: int, points: list[tuple[float, float]]) -> list[int]:
+def add_households(
+    conn: Connection, community_id: int, points: list[tuple[float, float]]
+) -> list[int]:
     return q.insert_returning_ids(
         conn,
         m.Household,

@@ -11,7 +11,7 @@ from geogrid.db import dialect
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.spatial import assign_points
-from tests.factories import D, X0, Y0, add_households, make_community, square_grids
+from tests.factories import X0, Y0, D, add_households, make_community, square_grids
 
 # Interior points, points on shared edges, the shared corner, the outer boundary, outside.
 POINTS = [
@@ -65,8 +65,16 @@ def test_fields_lowest_id_wins_and_rerun_reports_no_change(engine: Engine) -> No
             conn,
             m.ResponsibilityField,
             [
-                {"community_id": cid, "name": "L", "geom": q.geom_value(shapely.MultiPolygon([left]))},
-                {"community_id": cid, "name": "R", "geom": q.geom_value(shapely.MultiPolygon([right]))},
+                {
+                    "community_id": cid,
+                    "name": "L",
+                    "geom": q.geom_value(shapely.MultiPolygon([left])),
+                },
+                {
+                    "community_id": cid,
+                    "name": "R",
+                    "geom": q.geom_value(shapely.MultiPolygon([right])),
+                },
             ],
         )
         first = assign_community(conn, community_id=cid)

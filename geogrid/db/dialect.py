@@ -27,6 +27,7 @@ Why the shapes differ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
@@ -146,7 +147,12 @@ def assign_households_to_fields(conn: Connection, *, plan_id: int, community_id:
 
 
 def cover_pairs(
-    conn: Connection, *, target: str, point_table: str, point_where: str, params: dict[str, object]
+    conn: Connection,
+    *,
+    target: str,
+    point_table: str,
+    point_where: str,
+    params: Mapping[str, object],
 ) -> dict[int, int]:
     """``{point_id: polygon_id}`` for points of ``point_table`` under ``target``.
 

@@ -53,7 +53,7 @@ def _sqlite_module() -> ModuleType:
     finally:
         probe.close()
     try:
-        import pysqlite3.dbapi2 as pysqlite3  # type: ignore[import-not-found]
+        import pysqlite3.dbapi2 as pysqlite3
     except ImportError as exc:  # pragma: no cover - depends on the machine
         raise ConfigurationError(
             "this Python's sqlite3 cannot load extensions and pysqlite3 is not installed: "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
@@ -27,6 +27,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -83,6 +84,11 @@ def _geom(kind: str, *, nullable: bool = False) -> Any:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table(model: type[Base]) -> Table:
+    """The Core table of a model (for executemany statements with bind parameters)."""
+    return cast(Table, model.__table__)
 
 
 class PlanStatus(StrEnum):

@@ -15,7 +15,7 @@ import shapely
 from geoalchemy2 import functions as gfunc
 from geoalchemy2.shape import from_shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Connection, Select, func, insert, select
+from sqlalchemy import Connection, Select, func, insert, select, update
 
 from geogrid.db import models as m
 from geogrid.errors import Conflict, NotFound
@@ -76,6 +76,19 @@ def community_row(conn: Connection, *, code: str | None = None) -> Any:
             f"several communities ({codes}): name one with --community", field="community"
         )
     return rows[0]
+
+
+def community_by_id(conn: Connection, *, community_id: int) -> Any:
+    return conn.execute(
+        select(
+            m.Community.id,
+            m.Community.code,
+            m.Community.name,
+            m.Community.name_en,
+            m.Community.timezone,
+            m.Community.synthetic,
+        ).where(m.Community.id == community_id)
+    ).one()
 
 
 def list_communities(conn: Connection) -> Sequence[Any]:
@@ -147,7 +160,7 @@ def mark_plan_active(conn: Connection, *, community_id: int, plan_id: int) -> No
     """Retire the active plan (if any) and make ``plan_id`` active, in the caller's transaction."""
     now = m.utcnow()
     conn.execute(
-        m.BoundaryPlan.__table__.update()
+        update(m.BoundaryPlan)
         .where(
             m.BoundaryPlan.community_id == community_id,
             m.BoundaryPlan.status == m.PlanStatus.ACTIVE.value,
@@ -155,7 +168,7 @@ def mark_plan_active(conn: Connection, *, community_id: int, plan_id: int) -> No
         .values(status=m.PlanStatus.RETIRED.value, retired_at=now)
     )
     conn.execute(
-        m.BoundaryPlan.__table__.update()
+        update(m.BoundaryPlan)
         .where(m.BoundaryPlan.id == plan_id)
         .values(status=m.PlanStatus.ACTIVE.value, activated_at=now)
     )

@@ -1,0 +1,1 @@
+"""Data shipped with geogrid: the default catalogue of departments and categories."""

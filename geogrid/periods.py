@@ -1,0 +1,82 @@
+"""Periods of dates in a community's time zone.
+
+Periods select requests by received date; ``from`` and ``to`` are inclusive local dates
+(Asia/Shanghai by default), so 2018-04-18 includes everything received that day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from geogrid.errors import ConfigurationError, InvalidInput
+
+DEFAULT_TZ = "Asia/Shanghai"
+#: The earliest date a period may start on when none is given.
+EPOCH = dt.date(1970, 1, 1)
+
+
+def zone(name: str = DEFAULT_TZ) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(f"unknown time zone {name!r}", field="timezone") from exc
+
+
+@dataclass(frozen=True)
+class Period:
+    """Inclusive local dates ``start``…``end`` and their half-open UTC-aware bounds."""
+
+    start: dt.date
+    end: dt.date
+    tz: str = DEFAULT_TZ
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise InvalidInput(
+                f"the period ends ({self.end}) before it starts ({self.start})", field="to"
+            )
+
+    @property
+    def lower(self) -> dt.datetime:
+        """First instant of the period (aware)."""
+        return dt.datetime.combine(self.start, dt.time(), zone(self.tz))
+
+    @property
+    def upper(self) -> dt.datetime:
+        """First instant after the period (aware)."""
+        return dt.datetime.combine(self.end + dt.timedelta(days=1), dt.time(), zone(self.tz))
+
+    def to_dict(self) -> dict[str, str]:
+        return {"from": self.start.isoformat(), "to": self.end.isoformat(), "timezone": self.tz}
+
+
+def today(tz: str = DEFAULT_TZ) -> dt.date:
+    return dt.datetime.now(zone(tz)).date()
+
+
+def parse_date(value: str | dt.date | None, *, field: str) -> dt.date | None:
+    """An ISO 8601 date (``2017-07-01``); None stays None."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise InvalidInput(
+            f"{field} must be a date like 2017-07-01, got {value!r}", field=field
+        ) from exc
+
+
+def period(
+    start: str | dt.date | None, end: str | dt.date | None, *, tz: str = DEFAULT_TZ
+) -> Period:
+    """A period from optional bounds: no start = all history, no end = today."""
+    s = parse_date(start, field="from") or EPOCH
+    e = parse_date(end, field="to") or today(tz)
+    return Period(s, e, tz)
+
+
+def iso(value: dt.datetime | None, tz: str = DEFAULT_TZ) -> str | None:
+    """ISO 8601 with the zone's offset (``2018-04-18T09:30:00+08:00``)."""
+    return None if value is None else value.astimezone(zone(tz)).isoformat()
