@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from geogrid.db import migrate
 from geogrid.db.engine import make_engine
 
-pytest_plugins: list[str] = []  # TEMP
+pytest_plugins = ["tests.browser_support"]
 
 BACKENDS = ["spatialite", "postgis"]
 REQUIRE_ALL = os.environ.get("GEOGRID_REQUIRE_ALL") == "1"
