@@ -216,6 +216,13 @@ def import_(
     encoding: Annotated[
         str | None, typer.Option(help="Text encoding (utf-8, gb18030, gbk); default: detected.")
     ] = None,
+    source_layer: Annotated[
+        str | None,
+        typer.Option("--layer", help="GeoPackage layer or Excel sheet to read (default: LAYER)."),
+    ] = None,
+    plan_name: Annotated[
+        str | None, typer.Option("--plan-name", help="Name of the boundary plan (grids only).")
+    ] = None,
     commit: CommitOpt = False,
     as_json: JsonOpt = False,
     database: DatabaseOpt = None,
@@ -233,6 +240,8 @@ def import_(
                 crs=crs,
                 community_code=community,
                 encoding=encoding,
+                plan_name=plan_name,
+                source_layer=source_layer,
             )
         data = report.to_dict()
         if as_json:

@@ -10,6 +10,8 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 from geopandas import GeoDataFrame, GeoSeries
+from shapely.geometry import MultiLineString, MultiPolygon
+from shapely.geometry.base import BaseGeometry
 
 
 def assign_points(
@@ -54,3 +56,12 @@ def _rank(key: npt.ArrayLike | None, n: int) -> npt.NDArray[np.int64]:
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n, dtype=np.int64)
     return rank
+
+
+def multi(geom: BaseGeometry) -> BaseGeometry:
+    """Polygons and lines as their Multi* form, as the columns are declared."""
+    if geom.geom_type == "Polygon":
+        return MultiPolygon([geom])
+    if geom.geom_type == "LineString":
+        return MultiLineString([geom])
+    return geom

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from api import create_app
+from geogrid.db import migrate
 from geogrid.db.engine import make_engine
 from geogrid.settings import DatabaseSettings, Settings
 from tests.factories import add_households, make_community
@@ -30,7 +31,7 @@ def test_health_names_backend_and_schema(client: TestClient, backend: str) -> No
     body = r.json()
     assert body["status"] == "ok"
     assert body["backend"] == backend
-    assert body["schema_revision"] == "0001"
+    assert body["schema_revision"] == migrate.head_revision()
 
 
 def test_health_degraded_when_schema_is_behind(db_url: str) -> None:

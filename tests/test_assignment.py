@@ -117,3 +117,21 @@ def test_backends_give_identical_rows(engine: Engine) -> None:
     expected = {h: grid_ids[grids[i][0]] for h, i in zip(hids, idx, strict=True) if i >= 0}
     assert pairs == expected
     assert len(expected) > 250
+
+
+def test_changes_bump_the_data_versions(engine: Engine) -> None:
+    """Plans and grids bump `spatial`, households bump `gazetteer`, each only its own."""
+    with engine.connect() as conn:
+        v0 = q.data_versions(conn)
+    with engine.begin() as conn:
+        cid, _, _ = make_community(conn)
+    with engine.connect() as conn:
+        v1 = q.data_versions(conn)
+    assert v1["spatial"] > v0["spatial"]
+    assert v1["gazetteer"] == v0["gazetteer"]
+    with engine.begin() as conn:
+        add_households(conn, cid, [(114.405, 23.105)])
+    with engine.connect() as conn:
+        v2 = q.data_versions(conn)
+    assert v2["gazetteer"] > v1["gazetteer"]
+    assert v2["spatial"] == v1["spatial"]

@@ -27,9 +27,12 @@ Why the shapes differ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Connection, text
 
 from geogrid.db.engine import Backend, backend_of
@@ -105,45 +108,95 @@ def _field_join(point_table: str, point_where: str = "1 = 1") -> CoverJoin:
     )
 
 
+_ASSIGNMENT_COLUMNS = "(plan_id, household_id, grid_id, field_id)"
+
+
 def assign_households_to_grids(conn: Connection, *, plan_id: int, community_id: int) -> int:
-    """Rewrite the plan's rows of ``household_assignments`` (grid only); return the count."""
+    """Rewrite the plan's rows of ``household_assignments`` (grid only); return the count.
+
+    PostGIS, 1M households into 10,000 grids (benchmarks/README.md): finding the pairs and
+    applying the edge rule take ~1.2 s with parallel workers; writing them is what costs.
+    ``INSERT … SELECT`` into ``household_assignments`` fires three foreign-key triggers per
+    row (plan, household, grid: ~3 µs each, ~9 of the ~11 s). When the table is LIST-
+    partitioned by ``plan_id`` (proposed migration, benchmarks/README.md) the plan's rows are
+    built with ``CREATE TABLE AS`` and attached as its partition instead: the foreign keys are
+    then checked by one join each, ~2 s in all.
+    """
     backend = backend_of(conn.engine)
     params = {"plan_id": plan_id, "community_id": community_id}
-    conn.execute(text("DELETE FROM household_assignments WHERE plan_id = :plan_id"), params)
     select = cover_select(backend, _grid_join("households", "t.community_id = :community_id"))
+    rows = f"""
+        SELECT CAST(:plan_id AS integer) AS plan_id, point_id AS household_id,
+               poly_id AS grid_id, CAST(NULL AS integer) AS field_id
+        FROM ({select}) AS a
+    """
+    if backend is Backend.POSTGIS:
+        with _pg_bulk_settings(conn):
+            if _is_partitioned(conn, "household_assignments"):
+                return _replace_plan_partition(conn, plan_id=plan_id, rows=rows, params=params)
+            conn.execute(text("DELETE FROM household_assignments WHERE plan_id = :plan_id"), params)
+            result = conn.execute(
+                text(f"INSERT INTO household_assignments {_ASSIGNMENT_COLUMNS} {rows}"), params
+            )
+            return int(result.rowcount or 0)
+    conn.execute(text("DELETE FROM household_assignments WHERE plan_id = :plan_id"), params)
     result = conn.execute(
-        text(
-            f"INSERT INTO household_assignments (plan_id, household_id, grid_id) "
-            f"SELECT :plan_id, point_id, poly_id FROM ({select}) AS a"
-        ),
-        params,
+        text(f"INSERT INTO household_assignments {_ASSIGNMENT_COLUMNS} {rows}"), params
     )
     return int(result.rowcount or 0)
 
 
 def assign_households_to_fields(conn: Connection, *, plan_id: int, community_id: int) -> int:
-    """Set ``field_id`` on the plan's household assignments; return households in a field."""
+    """Set ``field_id`` on the plan's household assignments; return households in a field.
+
+    Only rows whose field changes are written (a field newly covering, no longer covering or
+    replaced). The earlier form first set every row's ``field_id`` to NULL and then set it
+    again: two full rewrites of the plan's rows, 17 s for 1M households on PostGIS; this one
+    writes each changed row once (~6 s on a first run, of which ~2.4 s is the foreign-key
+    check on ``field_id``; ~1.5 s on a re-run that changes nothing).
+    """
     backend = backend_of(conn.engine)
     select = cover_select(backend, _field_join("households", "t.community_id = :community_id"))
     params = {"plan_id": plan_id, "community_id": community_id}
-    conn.execute(
-        text("UPDATE household_assignments SET field_id = NULL WHERE plan_id = :plan_id"), params
-    )
+    # The new field of each of the plan's rows (NULL when no field covers it), then only the
+    # rows where it differs. `IS NOT` is SQLite's null-safe "is distinct from".
     if backend is Backend.POSTGIS:
         stmt = f"""
-            UPDATE household_assignments AS a SET field_id = f.poly_id
-            FROM ({select}) AS f
-            WHERE a.plan_id = :plan_id AND a.household_id = f.point_id
+            UPDATE household_assignments AS a SET field_id = n.field_id
+            FROM (
+                SELECT b.household_id, f.poly_id AS field_id
+                FROM household_assignments AS b
+                LEFT JOIN ({select}) AS f ON f.point_id = b.household_id
+                WHERE b.plan_id = :plan_id
+            ) AS n
+            WHERE a.plan_id = :plan_id AND a.household_id = n.household_id
+              AND a.field_id IS DISTINCT FROM n.field_id
         """
+        with _pg_bulk_settings(conn):
+            conn.execute(text(stmt), params)
     else:
         stmt = f"""
-            UPDATE household_assignments SET field_id = f.poly_id
-            FROM ({select}) AS f
+            UPDATE household_assignments SET field_id = n.field_id
+            FROM (
+                SELECT b.household_id, f.poly_id AS field_id
+                FROM household_assignments AS b
+                LEFT JOIN ({select}) AS f ON f.point_id = b.household_id
+                WHERE b.plan_id = :plan_id
+            ) AS n
             WHERE household_assignments.plan_id = :plan_id
-              AND household_assignments.household_id = f.point_id
+              AND household_assignments.household_id = n.household_id
+              AND household_assignments.field_id IS NOT n.field_id
         """
-    result = conn.execute(text(stmt), params)
-    return int(result.rowcount or 0)
+        conn.execute(text(stmt), params)
+    return int(
+        conn.execute(
+            text(
+                "SELECT count(*) FROM household_assignments "
+                "WHERE plan_id = :plan_id AND field_id IS NOT NULL"
+            ),
+            params,
+        ).scalar_one()
+    )
 
 
 def cover_pairs(
@@ -163,3 +216,271 @@ def cover_pairs(
     join = (_grid_join if target == "grids" else _field_join)(point_table, point_where)
     rows = conn.execute(text(cover_select(backend, join)), params).all()
     return {int(r[0]): int(r[1]) for r in rows}
+
+
+# --- PostGIS bulk writing ----------------------------------------------------------------
+#
+# Figures: 1M households, 10,000 grids, PostgreSQL 15 + PostGIS 3.3 on 2 vCPUs
+# (benchmarks/README.md has the run).
+
+#: Settings for the bulk statements, local to the transaction and restored afterwards.
+_PG_BULK_SETTINGS = {
+    # The DISTINCT ON sort of 1M (household, grid) pairs spills to disk at the default 4 MB.
+    "work_mem": "256MB",
+    # Primary-key builds and ATTACH PARTITION's foreign-key checks run with this.
+    "maintenance_work_mem": "256MB",
+    # The planner guesses ~1 % of the rows an ST_Covers join returns, so it never thinks a
+    # parallel plan worth starting; with these zero costs CREATE TABLE AS runs the join on
+    # max_parallel_workers_per_gather workers (server setting, 2 by default): 1.3 → 0.8 s.
+    # INSERT … SELECT and UPDATE never run in parallel in PostgreSQL 15.
+    "parallel_setup_cost": "0",
+    "parallel_tuple_cost": "0",
+    "min_parallel_table_scan_size": "0",
+}
+
+
+@contextmanager
+def _pg_bulk_settings(conn: Connection) -> Iterator[None]:
+    """Apply :data:`_PG_BULK_SETTINGS` for the statements in the block, then restore them.
+
+    ``set_config(…, true)`` is ``SET LOCAL``: gone at the end of the transaction in any case
+    (and on an error, which aborts it); restoring them at the end of the block keeps zero
+    parallel costs away from the caller's small queries later in the same transaction.
+    """
+    names = list(_PG_BULK_SETTINGS)
+    old = conn.execute(text("SELECT " + ", ".join(f"current_setting('{n}')" for n in names))).one()
+    for name, value in _PG_BULK_SETTINGS.items():
+        conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
+    yield
+    for name, value in zip(names, old, strict=True):
+        conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
+
+
+def _is_partitioned(conn: Connection, table: str) -> bool:
+    """Whether ``table`` is a partitioned table (PostGIS only)."""
+    return bool(
+        conn.execute(
+            text("SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table}
+        ).scalar()
+    )
+
+
+def _replace_plan_partition(
+    conn: Connection, *, plan_id: int, rows: str, params: Mapping[str, object]
+) -> int:
+    """Make the result of ``rows`` the partition of ``household_assignments`` for ``plan_id``.
+
+    ``rows`` selects (plan_id, household_id, grid_id, field_id). Why this shape (1M rows):
+
+    * ``CREATE TABLE AS`` can use parallel workers and fires no triggers (~1.2 s with the
+      edge rule's DISTINCT ON); the NOT NULL and CHECK constraints are verified in one scan
+      (0.05 s), the primary key is built from sorted input (0.2 s).
+    * ``ATTACH PARTITION`` then checks each foreign key with one join (0.6 s for the four),
+      where ``INSERT`` would run a trigger per row and key (~9 s). The CHECK spares it a
+      scan for the partition bound. It locks the parent only in SHARE UPDATE EXCLUSIVE mode:
+      readers and writers of other plans go on.
+    * Re-running a plan detaches and drops its old partition (instead of deleting 1M rows);
+      DETACH takes ACCESS EXCLUSIVE on the parent until the transaction ends.
+    """
+    pid = int(plan_id)  # goes into DDL, which takes no bind parameters
+    part, new = f"household_assignments_p{pid}", f"household_assignments_p{pid}_new"
+    conn.execute(text(f"DROP TABLE IF EXISTS {new}"))
+    count = conn.execute(text(f"CREATE TABLE {new} AS {rows}"), params).rowcount
+    conn.execute(
+        text(
+            f"ALTER TABLE {new} ALTER COLUMN plan_id SET NOT NULL, "
+            "ALTER COLUMN household_id SET NOT NULL, ALTER COLUMN grid_id SET NOT NULL, "
+            f"ADD CONSTRAINT {new}_bound CHECK (plan_id = {pid})"
+        )
+    )
+    old = conn.execute(
+        text(
+            "SELECT c.oid::regclass::text FROM pg_inherits AS i JOIN pg_class AS c "
+            "ON c.oid = i.inhrelid WHERE i.inhparent = 'household_assignments'::regclass "
+            "AND pg_get_expr(c.relpartbound, c.oid) = :bound"
+        ),
+        {"bound": f"FOR VALUES IN ({pid})"},
+    ).scalar()
+    if old is not None:
+        conn.execute(text(f"ALTER TABLE household_assignments DETACH PARTITION {old}"))
+        conn.execute(text(f"DROP TABLE {old}"))
+    conn.execute(text(f"ALTER TABLE {new} RENAME TO {part}"))
+    conn.execute(
+        text(f"ALTER TABLE {part} ADD CONSTRAINT {part}_pkey PRIMARY KEY (plan_id, household_id)")
+    )
+    conn.execute(
+        text(f"ALTER TABLE household_assignments ATTACH PARTITION {part} FOR VALUES IN ({pid})")
+    )
+    conn.execute(text(f"ALTER TABLE {part} DROP CONSTRAINT {new}_bound"))
+    return int(count or 0)
+
+
+# --- Bulk loading ------------------------------------------------------------------------
+
+#: Binary COPY framing (https://www.postgresql.org/docs/15/sql-copy.html#id-1.9.3.55.9.4).
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_PGCOPY_TRAILER = b"\xff\xff"
+#: EWKB of a 2D point with an SRID: little-endian, type 1 | 0x20000000 (has SRID).
+_EWKB_POINT_SRID = 0x20000001
+
+
+def copy_households(
+    conn: Connection,
+    *,
+    community_id: int,
+    x: npt.ArrayLike,
+    y: npt.ArrayLike,
+    address_ids: npt.ArrayLike,
+    sizes: npt.ArrayLike | None = None,
+    registered: npt.ArrayLike | None = None,
+    srid: int = 4326,
+) -> int:
+    """Append households (door points ``x``, ``y`` in ``srid``) in bulk; return the count.
+
+    PostGIS: one binary ``COPY`` whose rows are built with numpy, the point as EWKB (which
+    ``geometry``'s binary input reads) — 1M rows in ~1 s of numpy and ~5 s of COPY, of which
+    ~2 s is the foreign-key trigger on ``community_id`` and ~1.5 s the unique index on
+    ``address_id`` (``GeoDataFrame.to_postgis`` needs 16 s, PERF_NOTES). The spatial index is
+    maintained row by row: for a large load into a small table, call
+    :func:`drop_spatial_index` first and :func:`create_spatial_index` after (a sorted GiST
+    build is several times faster). SpatiaLite: ``executemany`` with ``MakePoint``.
+
+    Ids come from the table's sequence; address ids must be 1–64 characters (the column).
+    """
+    xs, ys = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n = len(xs)
+    addr = np.char.encode(np.asarray(address_ids, dtype=np.str_), "utf-8")
+    lengths = np.char.str_len(addr)
+    if len(ys) != n or len(addr) != n:
+        raise ValueError(f"x, y and address_ids differ in length: {n}, {len(ys)}, {len(addr)}")
+    if n == 0:
+        return 0
+    if lengths.min() < 1 or lengths.max() > 64:
+        raise ValueError("address ids must be 1 to 64 bytes long")
+    size = np.ones(n, np.int64) if sizes is None else np.asarray(sizes, dtype=np.int64)
+    reg = np.zeros(n, bool) if registered is None else np.asarray(registered, dtype=bool)
+    if backend_of(conn.engine) is Backend.SPATIALITE:
+        conn.exec_driver_sql(
+            "INSERT INTO households (community_id, address_id, size, registered, geom) "
+            f"VALUES (?, ?, ?, ?, MakePoint(?, ?, {int(srid)}))",
+            list(
+                zip(
+                    [int(community_id)] * n,
+                    np.char.decode(addr, "utf-8").tolist(),
+                    size.tolist(),
+                    reg.tolist(),
+                    xs.tolist(),
+                    ys.tolist(),
+                    strict=True,
+                )
+            ),
+        )
+        return n
+    # Each row: field count, then (length, value) per field, big-endian; the point is EWKB
+    # in its own (little) byte order. address_id goes last, as it is the only variable part.
+    fixed = np.dtype(
+        [
+            ("nfields", ">i2"),
+            ("l_community", ">i4"), ("community", ">i4"),
+            ("l_size", ">i4"), ("size", ">i4"),
+            ("l_registered", ">i4"), ("registered", "u1"),
+            ("l_geom", ">i4"), ("byte_order", "u1"), ("type", "<u4"), ("srid", "<i4"),
+            ("x", "<f8"), ("y", "<f8"),
+            ("l_address", ">i4"),
+        ]
+    )  # fmt: skip
+    rows = np.empty(n, fixed)
+    rows["nfields"] = 5
+    rows["l_community"], rows["community"] = 4, community_id
+    rows["l_size"], rows["size"] = 4, size
+    rows["l_registered"], rows["registered"] = 1, reg
+    rows["l_geom"], rows["byte_order"], rows["type"] = 25, 1, _EWKB_POINT_SRID
+    rows["srid"], rows["x"], rows["y"] = srid, xs, ys
+    rows["l_address"] = lengths
+    if lengths.min() == lengths.max():
+        # One width: a single structured array is the whole stream (~0.1 s for 1M).
+        whole = np.empty(n, [("fixed", fixed), ("address", f"S{lengths[0]}")])
+        whole["fixed"], whole["address"] = rows, addr
+        body = whole.tobytes()
+    else:
+        # Mixed widths: join per row. numpy's bytes strip trailing NULs, but each fixed part
+        # ends with the address length (1–64, never 0) and text holds no NUL.
+        body = b"".join(np.char.add(rows.view(f"S{fixed.itemsize}"), addr).tolist())
+    raw = conn.connection.driver_connection
+    with (
+        raw.cursor() as cur,
+        cur.copy(  # type: ignore[union-attr]
+            "COPY households (community_id, size, registered, geom, address_id) "
+            "FROM STDIN (FORMAT BINARY)"
+        ) as copy,
+    ):
+        copy.write(_PGCOPY_HEADER)
+        view = memoryview(body)
+        for start in range(0, len(body), 1 << 24):
+            copy.write(view[start : start + (1 << 24)])
+        copy.write(_PGCOPY_TRAILER)
+    return n
+
+
+def drop_spatial_index(conn: Connection, table: str, column: str = "geom") -> None:
+    """Drop ``idx_<table>_<column>`` before a bulk load (see :func:`copy_households`)."""
+    if backend_of(conn.engine) is Backend.POSTGIS:
+        conn.execute(text(f"DROP INDEX IF EXISTS idx_{table}_{column}"))
+    else:
+        conn.execute(text("SELECT DisableSpatialIndex(:t, :c)"), {"t": table, "c": column})
+        conn.execute(text(f"DROP TABLE IF EXISTS idx_{table}_{column}"))
+
+
+def create_spatial_index(conn: Connection, table: str, column: str = "geom") -> None:
+    """(Re)build ``idx_<table>_<column>`` and refresh the planner's statistics.
+
+    PostGIS builds a GiST from sorted input when the operator class supports it (PostGIS
+    ≥ 3.1 on PostgreSQL ≥ 14): ~1.5 s for 1M points. ANALYZE matters as much: with no
+    statistics the planner may not use the index for the assignment's joins.
+    """
+    if backend_of(conn.engine) is Backend.POSTGIS:
+        conn.execute(
+            text(
+                f"CREATE INDEX IF NOT EXISTS idx_{table}_{column} ON {table} USING gist ({column})"
+            )
+        )
+    else:
+        conn.execute(text("SELECT CreateSpatialIndex(:t, :c)"), {"t": table, "c": column})
+    conn.execute(text(f"ANALYZE {table}"))
+
+
+def version_trigger_ddl(backend: Backend, counter: str, table: str) -> list[str]:
+    """DDL of the triggers that bump ``data_versions[counter]`` when ``table`` changes.
+
+    PostgreSQL fires once per statement (cheap for bulk loads); SQLite has only row triggers,
+    so it bumps once per row — about a microsecond each, acceptable for imports.
+    """
+    bump = f"UPDATE data_versions SET version = version + 1 WHERE name = '{counter}'"
+    if backend is Backend.POSTGIS:
+        return [
+            f"CREATE TRIGGER trg_{table}_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE "
+            f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION geogrid_bump_version('{counter}')"
+        ]
+    return [
+        f"CREATE TRIGGER trg_{table}_{op.lower()}_version AFTER {op} ON {table} BEGIN {bump}; END"
+        for op in ("INSERT", "UPDATE", "DELETE")
+    ]
+
+
+#: PostgreSQL's trigger function (statement level; the counter name is the trigger argument).
+PG_BUMP_FUNCTION = """
+CREATE OR REPLACE FUNCTION geogrid_bump_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE data_versions SET version = version + 1 WHERE name = TG_ARGV[0];
+    RETURN NULL;
+END
+$$
+"""
+
+
+def drop_version_trigger_ddl(backend: Backend, table: str) -> list[str]:
+    if backend is Backend.POSTGIS:
+        return [f"DROP TRIGGER IF EXISTS trg_{table}_version ON {table}"]
+    return [
+        f"DROP TRIGGER IF EXISTS trg_{table}_{op}_version" for op in ("insert", "update", "delete")
+    ]

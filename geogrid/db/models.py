@@ -494,3 +494,35 @@ class Visit(Base):
     visited_on: Mapped[dt.date] = mapped_column(Date)
     kind: Mapped[str | None] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class DataVersion(Base):
+    """Change counters, bumped by triggers, polled by in-memory indexes.
+
+    ``spatial`` counts changes to plans, grids, fields, members, branches and groups (the
+    lookup index); ``gazetteer`` counts changes to households, buildings and streets (the
+    address index). A running server compares a counter instead of re-reading the data, so a
+    change made by another process (the CLI) is seen within the poll interval. Requests do
+    not bump them: filing requests must not rebuild indexes.
+    """
+
+    __tablename__ = "data_versions"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+#: Which tables bump which counter (the triggers are made by migration 0002).
+VERSIONED_TABLES: dict[str, tuple[str, ...]] = {
+    "spatial": (
+        "boundary_plans",
+        "grids",
+        "responsibility_fields",
+        "members",
+        "branches",
+        "branch_grids",
+        "party_groups",
+        "communities",
+    ),
+    "gazetteer": ("households", "buildings", "streets"),
+}

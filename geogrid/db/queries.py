@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 import shapely
 from geoalchemy2 import functions as gfunc
 from geoalchemy2.shape import from_shape
@@ -174,6 +175,14 @@ def mark_plan_active(conn: Connection, *, community_id: int, plan_id: int) -> No
     )
 
 
+def data_versions(conn: Connection) -> dict[str, int]:
+    """The change counters (``spatial``, ``gazetteer``): a cheap poll for in-memory indexes."""
+    return {
+        str(name): int(version)
+        for name, version in conn.execute(select(m.DataVersion.name, m.DataVersion.version))
+    }
+
+
 # --- frames --------------------------------------------------------------------------------
 
 
@@ -296,3 +305,119 @@ def summary_counts(
         "received": received,
         "resolved": resolved,
     }
+
+
+# --- lookup (geogrid.lookup): what the in-memory indexes are built from ----------------------
+
+
+def lookup_communities(conn: Connection) -> Sequence[Any]:
+    """Every community with its place names (the address prefixes), ordered by code."""
+    c = m.Community
+    return conn.execute(
+        select(
+            c.id, c.code, c.name, c.name_en, c.province, c.city, c.district, c.subdistrict
+        ).order_by(c.code)
+    ).all()
+
+
+def members_frame(conn: Connection, *, community_id: int) -> pd.DataFrame:
+    """The community's members: ``id, name, kind, active`` (``name`` is personal: mask it)."""
+    mb = m.Member
+    rows = conn.execute(
+        select(mb.id, mb.name, mb.kind, mb.active)
+        .where(mb.community_id == community_id)
+        .order_by(mb.id)
+    ).all()
+    return pd.DataFrame(rows, columns=["id", "name", "kind", "active"])
+
+
+def branch_grids_frame(conn: Connection, *, plan_id: int) -> pd.DataFrame:
+    """Which branch sits on which grid of a plan: ``grid_id, branch_id, branch_name``."""
+    bg, b, g = m.BranchGrid, m.Branch, m.Grid
+    rows = conn.execute(
+        select(bg.grid_id, b.id, b.name)
+        .join(b, b.id == bg.branch_id)
+        .join(g, g.id == bg.grid_id)
+        .where(g.plan_id == plan_id)
+        .order_by(bg.grid_id, b.id)
+    ).all()
+    return pd.DataFrame(rows, columns=["grid_id", "branch_id", "branch_name"])
+
+
+def party_groups_frame(conn: Connection, *, community_id: int) -> pd.DataFrame:
+    """The community's party groups: ``id, name, branch_id, building_id``."""
+    gr, b = m.Group, m.Branch
+    rows = conn.execute(
+        select(gr.id, gr.name, gr.branch_id, gr.building_id)
+        .join(b, b.id == gr.branch_id)
+        .where(b.community_id == community_id)
+        .order_by(gr.id)
+    ).all()
+    return pd.DataFrame(rows, columns=["id", "name", "branch_id", "building_id"])
+
+
+def buildings_frame(conn: Connection, *, community_id: int) -> gpd.GeoDataFrame:
+    """The community's buildings: ``id, name, compound, aliases, street_id, house_number``."""
+    b = m.Building
+    return read_frame(
+        conn,
+        select(b.id, b.name, b.compound, b.aliases, b.street_id, b.house_number, wkb(b.geom))
+        .where(b.community_id == community_id)
+        .order_by(b.id),
+    )
+
+
+def streets_frame(conn: Connection, *, community_id: int) -> gpd.GeoDataFrame:
+    """The community's streets: ``id, name, kind`` and their lines."""
+    s = m.Street
+    return read_frame(
+        conn,
+        select(s.id, s.name, s.kind, wkb(s.geom))
+        .where(s.community_id == community_id)
+        .order_by(s.id),
+    )
+
+
+def address_households_frame(conn: Connection, *, community_id: int) -> pd.DataFrame:
+    """The household addresses of the gazetteer, door point as ``lon, lat`` (WGS 84).
+
+    ``id, address_id, street_name, house_number, compound, building_name, unit, room,
+    building_id, street_id, lon, lat``. ``unit`` and ``room`` complete a personal address:
+    they may be matched on, never shown.
+    """
+    h = m.Household
+    rows = conn.execute(
+        select(
+            h.id,
+            h.address_id,
+            h.street_name,
+            h.house_number,
+            h.compound,
+            h.building_name,
+            h.unit,
+            h.room,
+            h.building_id,
+            h.street_id,
+            gfunc.ST_X(h.geom),
+            gfunc.ST_Y(h.geom),
+        )
+        .where(h.community_id == community_id)
+        .order_by(h.id)
+    ).all()
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "id",
+            "address_id",
+            "street_name",
+            "house_number",
+            "compound",
+            "building_name",
+            "unit",
+            "room",
+            "building_id",
+            "street_id",
+            "lon",
+            "lat",
+        ],
+    )

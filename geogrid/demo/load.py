@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from shapely.geometry import MultiLineString, MultiPolygon
-from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, select
 
 from geogrid.assign import AssignmentReport, assign_community
@@ -18,6 +16,7 @@ from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.demo.generate import DemoData
 from geogrid.errors import Conflict
+from geogrid.spatial import multi
 
 Progress = Callable[[str], None]
 
@@ -29,15 +28,6 @@ class DemoLoadReport:
     plan_id: int
     counts: dict[str, int]
     assignment: AssignmentReport
-
-
-def multi(geom: BaseGeometry) -> BaseGeometry:
-    """Polygons and lines as their Multi* form, as the columns are declared."""
-    if geom.geom_type == "Polygon":
-        return MultiPolygon([geom])
-    if geom.geom_type == "LineString":
-        return MultiLineString([geom])
-    return geom
 
 
 def _none(value: Any) -> Any:

@@ -1,0 +1,1288 @@
+"""Validating and writing an import file: ``import_layer`` behind ``geogrid import``.
+
+One call reads a file (``geogrid.io.readers``), checks every row, and — only when no problem
+was found — writes the rows in the caller's transaction. The CLI rolls that transaction back
+unless ``--commit``, so a dry run reports exactly what a real run would do. A refused file
+raises :class:`~geogrid.errors.ImportRefused` whose ``details["problems"]`` lists every fault
+found (up to :data:`~geogrid.io.readers.MAX_PROBLEMS`), each
+``{"file", "feature" | "line", "field", "message"}``; nothing is written.
+
+Columns per layer
+-----------------
+Column names are case-insensitive; unknown columns are ignored (and named in a warning).
+Text cells are stripped; an empty cell is a missing value. CSV/Excel files give points as
+``lon``/``lat`` and other geometries as WKT in ``wkt`` (see ``geogrid.io.readers``). Excel
+keeps 15 significant digits, so a key typed as a number from 10^15 on (an 18-digit
+``address_id``) is refused: format such columns as text.
+
+``grids`` — Polygon/MultiPolygon, stored as MultiPolygon; makes a new **draft** boundary plan
+    ``code`` (required, unique in the file; for a community with a 12-digit code: 15 digits
+    starting with it), ``name``, ``lead_member`` (or ``lead_member_id``: a member id of the
+    community). When the community has no active plan yet the new plan is activated and
+    assignment runs; otherwise it stays a draft. Overlaps and gaps are reported as warnings.
+``households`` — Point; upserted by ``address_id``
+    ``address_id`` (required, unique), ``street_name``, ``house_number``, ``compound``,
+    ``building_name``, ``unit``, ``room``, ``size`` (whole number ≥ 1, default 1),
+    ``registered`` (true/false, 1/0, yes/no, 是/否; default false); personal, kept apart:
+    ``head_name``, ``phone``, ``care_flags`` (separated by ``;`` ``|`` ``,`` ``，`` ``；`` ``、``).
+    ``street_name`` and ``building_name`` + ``compound`` link the household to a known street
+    and building when the names match.
+``buildings`` — Polygon (a single-part MultiPolygon is accepted); upserted by ``name`` +
+    ``compound``
+    ``name`` (required), ``compound``, ``aliases`` (separated by ``;``, ``；`` or ``|``),
+    ``house_number``, ``floors`` (whole number ≥ 1), ``street_name`` (links a known street).
+``streets`` — LineString/MultiLineString, stored as MultiLineString; upserted by ``name``
+    ``name`` (required, unique), ``kind`` (路/街/巷…, at most 8 characters).
+``members`` — optional Point (home or post); updated by ``id`` when given, else by ``name`` +
+    ``phone``, else inserted
+    ``id``, ``name`` (required), ``kind`` (required: ``resident``, ``registered_elsewhere``,
+    ``duty_post``, ``new_org``, ``stationed``), ``phone``, ``home_unit`` (resident unit name;
+    created when new), ``branch`` (branch name; created when new), ``active`` (default true),
+    ``lead_grid`` (code of a grid of the active plan the member leads).
+``fields`` — Polygon/MultiPolygon, stored as MultiPolygon; upserted by ``name`` when given
+    ``member_id`` or ``member`` (the member's name, which must be unambiguous; empty: vacant),
+    ``name`` (unique in the file), ``street`` (name of a known street).
+``requests`` — Point; a row equal to a stored request (category, received_at, description)
+    is left unchanged, so re-importing a file does not duplicate it
+    ``category`` (required, a catalogue code), ``received_at`` (required), ``status``
+    (default ``received``), ``description``, ``source``, ``address_id``, ``registered_at``,
+    ``dispatched_at``, ``resolved_at``, ``closed_at``, ``escalated_to`` (department code),
+    ``satisfaction``. Times are ISO 8601 (``2024-07-01T09:30+08:00``, ``2024-07-01 09:30``,
+    ``2024/07/01 09:30``) or Excel dates; a time without zone is in the community's time zone.
+
+Every geometry must be valid (``shapely.is_valid``; the reason and its location are quoted) and
+lie inside the community boundary, with a tolerance of :data:`TOLERANCE_M` (1 m): the boundary
+is buffered by 1 m expressed in degrees at the community's latitude (1 m ÷ the shorter of a
+degree of longitude, 111 320 m × cos φ, and a degree of latitude, ≥ 110 574 m), so the margin is
+at least 1 m in every direction. After households, fields or requests are written, assignment
+(``geogrid.assign.assign_community``) runs when the community has an active plan: for a
+community's first requests every status is assigned; later, closed imported requests keep no
+grid (assignment re-routes only open requests).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import shapely
+from shapely import affinity
+from shapely.geometry import MultiPoint, MultiPolygon
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Connection, bindparam, select, update
+
+from geogrid.assign import assign_community
+from geogrid.db import models as m
+from geogrid.db import queries as q
+from geogrid.errors import InvalidInput
+from geogrid.io.readers import ReadResult, read_layer
+from geogrid.spatial import multi
+
+__all__ = ["LAYERS", "TOLERANCE_M", "ImportReport", "import_layer"]
+
+Layer = Literal["grids", "households", "buildings", "streets", "members", "fields", "requests"]
+#: The layers ``geogrid import`` knows, in the order a community is usually built.
+LAYERS: tuple[str, ...] = (
+    "streets",
+    "buildings",
+    "members",
+    "grids",
+    "fields",
+    "households",
+    "requests",
+)
+#: How far (metres) a geometry may stick out of the community boundary.
+TOLERANCE_M = 1.0
+#: Overlaps and gaps between grids smaller than this (m²) are not reported.
+SLIVER_M2 = 1.0
+#: Metres per degree of latitude, lower bound (at the equator; 111 694 m at the poles).
+_M_PER_DEG_LAT = 110_574.0
+#: Metres per degree of longitude at the equator (WGS 84 semi-major axis × π/180).
+_M_PER_DEG_LON = 111_320.0
+
+GeometryKind = Literal["polygon", "building", "line", "point"]
+_EXPECTED: dict[GeometryKind, tuple[tuple[str, ...], str]] = {
+    "polygon": (("Polygon", "MultiPolygon"), "Polygon or MultiPolygon"),
+    "building": (("Polygon", "MultiPolygon"), "Polygon"),
+    "line": (("LineString", "MultiLineString"), "LineString or MultiLineString"),
+    "point": (("Point", "MultiPoint"), "Point"),
+}
+#: Floats from 10^15 on may not hold a whole number exactly (Excel keeps 15 digits).
+_EXACT_DIGITS = 1e15
+_TRUE = {"true", "t", "yes", "y", "1", "是", "对", "√"}
+_FALSE = {"false", "f", "no", "n", "0", "否", "不是", "×"}
+_LIST_SPLIT = re.compile(r"\s*[;|,\uff0c\uff1b\u3001]\s*")  # also ，；、
+_ALIAS_SPLIT = re.compile(r"\s*[;|\uff1b]\s*")  # also ；
+
+
+@dataclass
+class ImportReport:
+    """What an import did — or, rolled back as a dry run, would do."""
+
+    layer: str
+    file: str
+    format: str
+    community_code: str
+    #: CRS the coordinates were read in (canonical name), None without coordinates.
+    crs: str | None
+    encoding: str | None
+    rows_read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    #: Rows created as a side effect (``resident_units``, ``branches``, ``request_events``).
+    created: dict[str, int] = field(default_factory=dict)
+    plan_id: int | None = None
+    plan_version: int | None = None
+    plan_status: str | None = None
+    activated: bool = False
+    #: ``AssignmentReport.to_dict()`` when assignment ran.
+    assignment: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict of the report."""
+        return asdict(self)
+
+
+def import_layer(
+    conn: Connection,
+    *,
+    layer: str,
+    path: Path,
+    crs: str | None = None,
+    community_code: str | None = None,
+    encoding: str | None = None,
+    plan_name: str | None = None,
+    source_layer: str | None = None,
+) -> ImportReport:
+    """Import ``path`` as ``layer`` into the community, in the caller's transaction.
+
+    The community is ``community_code`` or the only one in the database. ``crs`` is for files
+    that declare none (CSV, Excel, a Shapefile without ``.prj``); ``encoding`` overrides the
+    detected text encoding. ``plan_name`` names the boundary plan a grids import creates.
+    ``source_layer`` picks the GeoPackage layer or Excel sheet (default: the one named like
+    ``layer``, else the only one).
+    Raises :class:`~geogrid.errors.ImportRefused` listing every problem; nothing is written
+    then. Roll the transaction back for a dry run.
+    """
+    if layer not in _PLANNERS:
+        raise InvalidInput(
+            f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}", field="layer"
+        )
+    community = q.community_row(conn, code=community_code)
+    read = read_layer(Path(path), crs=crs, encoding=encoding, layer=source_layer or layer)
+    ctx = _Context(conn, layer, read, community)
+    report = ImportReport(
+        layer=layer,
+        file=read.file,
+        format=read.format,
+        community_code=community.code,
+        crs=read.crs,
+        encoding=read.encoding,
+        rows_read=len(read.frame),
+        warnings=list(read.warnings),
+    )
+    if len(read.frame) == 0:
+        read.problem(None, "the file holds no rows", field="file")
+    write = _PLANNERS[layer](ctx, plan_name)
+    read.problems.raise_if_any(layer=layer)
+    report.warnings.extend(ctx.warnings)
+    unknown = [c for c in read.columns if c not in ctx.used]
+    if unknown:
+        report.warnings.append(f"ignored unknown columns: {', '.join(unknown)}")
+    write(report)
+    return report
+
+
+# --- context: typed access to cells, with problems recorded --------------------------------
+
+
+class _Context:
+    """One import in progress: the file read, the community, and cell accessors."""
+
+    def __init__(self, conn: Connection, layer: str, read: ReadResult, community: Any) -> None:
+        self.conn = conn
+        self.layer = layer
+        self.read = read
+        self.community = community
+        self.frame = read.frame
+        self.tz = ZoneInfo(community.timezone or "Asia/Shanghai")
+        self.used: set[str] = set()
+        self.missing: set[str] = set()
+        self.warnings: list[str] = []
+        self.boundary = q.community_boundary(conn, community_id=community.id)
+        lat = self.boundary.centroid.y if not self.boundary.is_empty else 0.0
+        # Local metres per degree (equirectangular, good to < 1 % over a community).
+        self.mx = _M_PER_DEG_LON * max(math.cos(math.radians(lat)), 0.01)
+        self.my = _M_PER_DEG_LAT
+        self.tolerance_deg = TOLERANCE_M / min(self.mx, self.my)
+        self.area = self.boundary.buffer(self.tolerance_deg)
+        shapely.prepare(self.area)
+
+    @property
+    def rows(self) -> range:
+        return range(len(self.frame))
+
+    @property
+    def tabular(self) -> bool:
+        return self.read.locator == "line"
+
+    @property
+    def has_coordinates(self) -> bool:
+        """Whether rows can carry a geometry (always for vector files)."""
+        return not self.tabular or bool(self.read.coordinate_columns)
+
+    def require_coordinates(self, column: str = "lon") -> None:
+        """A header problem when a CSV/Excel file has no coordinate column (``lon`` or ``wkt``).
+
+        Points may come as lon/lat or WKT; other geometries only as WKT (``column="wkt"``).
+        """
+        columns = self.read.coordinate_columns
+        if self.tabular and not (column in columns or (column == "lon" and "wkt" in columns)):
+            self.require(column)
+
+    def problem(self, row: int | None, message: str, field: str | None = None) -> None:
+        self.read.problem(row, message, field=field)
+
+    def has(self, column: str) -> bool:
+        self.used.add(column)
+        return column in self.frame.columns
+
+    def first_column(self, *names: str) -> str | None:
+        """The first of ``names`` present in the file (all count as used)."""
+        found = [n for n in names if self.has(n)]
+        return found[0] if found else None
+
+    def require(self, column: str) -> bool:
+        """Whether ``column`` is present; a problem on the header when it is not."""
+        if self.has(column):
+            return True
+        if column not in self.missing:
+            self.missing.add(column)
+            present = ", ".join(self.read.columns) or "none"
+            self.read.problems.add(
+                f"missing required column {column!r} (columns: {present})",
+                field=column,
+                at=1 if self.tabular else None,
+            )
+        return False
+
+    def raw(self, row: int, column: str) -> Any:
+        if not self.has(column):
+            return None
+        value = self.frame[column].iloc[row]
+        return _none(value)
+
+    def text(
+        self, row: int, column: str, *, required: bool = False, limit: Any = None
+    ) -> str | None:
+        """A cell as stripped text; ``limit`` is a model column whose length caps it."""
+        if required and not self.require(column):
+            return None
+        raw = self.raw(row, column)
+        if isinstance(raw, float) and abs(raw) >= _EXACT_DIGITS:
+            # Excel keeps 15 significant digits: an 18-digit id typed as a number is already
+            # rounded in the file, and a silently wrong key is worse than a refusal.
+            self.problem(
+                row,
+                f"{column} is stored as a number ({raw:.0f}), which keeps only 15 digits: "
+                "format the column as text",
+                column,
+            )
+            return None
+        value = _text(raw)
+        if value is None:
+            if required:
+                self.problem(row, f"{column} is required", column)
+            return None
+        length = getattr(getattr(limit, "type", None), "length", None)
+        if length is not None and len(value) > length:
+            self.problem(row, f"{column} is longer than {length} characters", column)
+            return None
+        return value
+
+    def integer(self, row: int, column: str, *, minimum: int | None = None) -> int | None:
+        value = self.raw(row, column)
+        if value is None:
+            return None
+        number = _integer(value)
+        if number is None or (minimum is not None and number < minimum):
+            at_least = f" ≥ {minimum}" if minimum is not None else ""
+            self.problem(row, f"{column} must be a whole number{at_least}, got {value!r}", column)
+            return None
+        return number
+
+    def boolean(self, row: int, column: str) -> bool | None:
+        value = self.raw(row, column)
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return value
+        key = str(_text(value)).lower()
+        if key in _TRUE:
+            return True
+        if key in _FALSE:
+            return False
+        self.problem(
+            row, f"{column} must be true or false (1/0, yes/no, 是/否), got {value!r}", column
+        )
+        return None
+
+    def timestamp(self, row: int, column: str, *, required: bool = False) -> dt.datetime | None:
+        if required and not self.require(column):
+            return None
+        value = self.raw(row, column)
+        if value is None:
+            if required:
+                self.problem(row, f"{column} is required", column)
+            return None
+        parsed = _timestamp(value, self.tz)
+        if parsed is None:
+            self.problem(row, f"{column} must be a date and time (ISO 8601), got {value!r}", column)
+        return parsed
+
+    def geometry(
+        self, row: int, kind: GeometryKind, *, required: bool = True
+    ) -> BaseGeometry | None:
+        """The row's geometry checked and in its stored form, or None (problem recorded)."""
+        read = self.read
+        if not read.geometry_usable or row in read.bad_geometry:
+            return None
+        geom = self.frame.geometry.iloc[row]
+        if geom is None:
+            if required:
+                self.problem(row, "missing geometry", "geometry")
+            return None
+        accepted, label = _EXPECTED[kind]
+        if geom.geom_type not in accepted:
+            self.problem(row, f"wrong geometry type {geom.geom_type}: expected {label}", "geometry")
+            return None
+        if geom.is_empty:
+            self.problem(row, "empty geometry", "geometry")
+            return None
+        stored = _stored_form(geom, kind)
+        if stored is None:
+            self.problem(
+                row,
+                f"wrong geometry type: {len(geom.geoms)}-part {geom.geom_type}, expected {label}",
+                "geometry",
+            )
+            return None
+        source = read.source_geometry[row]
+        if source is not None and not shapely.is_valid(source):
+            self.problem(row, f"invalid geometry: {shapely.is_valid_reason(source)}", "geometry")
+            return None
+        if not shapely.is_valid(stored):
+            reason = shapely.is_valid_reason(stored)
+            self.problem(row, f"invalid geometry after conversion to WGS 84: {reason}", "geometry")
+            return None
+        if not self.area.covers(stored):
+            self.problem(row, self._outside(stored), "geometry")
+            return None
+        return stored
+
+    def _outside(self, geom: BaseGeometry) -> str:
+        """How far ``geom`` reaches out of the community, in metres."""
+        outside = geom.difference(self.boundary)
+        points = shapely.points(shapely.get_coordinates(outside if not outside.is_empty else geom))
+        far = max(self.metres(self.boundary, p) for p in points)
+        c = self.community
+        return (
+            f"outside the boundary of community {c.code} ({c.name}) by {far:.0f} m "
+            f"(tolerance {TOLERANCE_M:g} m)"
+        )
+
+    def metres(self, a: BaseGeometry, b: BaseGeometry) -> float:
+        """Distance between two lon/lat geometries in metres (local equirectangular)."""
+        return float(self.local(a).distance(self.local(b)))
+
+    def local(self, geom: BaseGeometry) -> BaseGeometry:
+        """``geom`` scaled to local metres (areas and distances at community scale)."""
+        return affinity.scale(geom, xfact=self.mx, yfact=self.my, origin=(0, 0))
+
+    def duplicates(self, keys: Sequence[Any], field: str, what: str) -> None:
+        """A problem for every row repeating an earlier row's key (None keys ignored)."""
+        first: dict[Any, int] = {}
+        for row, key in zip(self.rows, keys, strict=True):
+            if key is None:
+                continue
+            if key in first:
+                at = self.read.locations[first[key]]
+                self.problem(
+                    row, f"duplicate {what} {_show(key)} (also at {self.read.locator} {at})", field
+                )
+            else:
+                first[key] = row
+
+
+def _none(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NaT:
+        return None
+    return value
+
+
+def _text(value: Any) -> str | None:
+    """A cell as text: integral floats lose their ``.0`` (Excel stores codes as numbers)."""
+    value = _none(value)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    out = str(value).strip()
+    return out or None
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    text = str(value).strip()
+    return int(text) if re.fullmatch(r"[+-]?\d+", text) else None
+
+
+def _timestamp(value: Any, tz: ZoneInfo) -> dt.datetime | None:
+    """An aware UTC datetime; naive values are in ``tz``."""
+    if isinstance(value, dt.datetime):
+        stamp = pd.Timestamp(value)
+    elif isinstance(value, dt.date):
+        stamp = pd.Timestamp(dt.datetime.combine(value, dt.time()))
+    elif isinstance(value, str):
+        try:
+            stamp = pd.Timestamp(value.strip())
+        except (ValueError, OverflowError):
+            return None
+    else:
+        return None
+    if stamp is pd.NaT:
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize(tz)
+    return stamp.tz_convert(dt.UTC).to_pydatetime()
+
+
+def _show(key: Any) -> str:
+    if isinstance(key, tuple):
+        return " + ".join(repr(k) for k in key)
+    return repr(key)
+
+
+def _split(value: str | None, pattern: re.Pattern[str]) -> list[str]:
+    return [] if value is None else [p for p in pattern.split(value) if p]
+
+
+def _stored_form(geom: BaseGeometry, kind: GeometryKind) -> BaseGeometry | None:
+    """The geometry as its column stores it; None for a multi-part where one part is needed."""
+    if kind in ("polygon", "line"):
+        return multi(geom)
+    if isinstance(geom, MultiPolygon | MultiPoint):
+        return geom.geoms[0] if len(geom.geoms) == 1 else None
+    return geom
+
+
+# --- writing helpers ------------------------------------------------------------------------
+
+
+def _update_rows(conn: Connection, model: Any, rows: list[dict[str, Any]]) -> None:
+    """``UPDATE model SET … WHERE id = :_id`` for rows with the same keys (executemany)."""
+    if not rows:
+        return
+    table = m.table(model)
+    columns = [k for k in rows[0] if k != "_id"]
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("_id"))
+        .values({c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns})
+    )
+    conn.execute(stmt, [{"_id": r["_id"], **{f"v_{c}": r[c] for c in columns}} for r in rows])
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether a stored value equals a new one (geometries compared exactly)."""
+    if isinstance(a, BaseGeometry) or isinstance(b, BaseGeometry):
+        return (
+            isinstance(a, BaseGeometry)
+            and isinstance(b, BaseGeometry)
+            and a.geom_type == b.geom_type
+            and bool(shapely.equals_exact(a, b, tolerance=1e-10))
+        )
+    return bool(a == b)
+
+
+def _existing(
+    conn: Connection, model: Any, columns: Iterable[str], *where: Any
+) -> list[dict[str, Any]]:
+    """Stored rows (``id`` + ``columns``) with geometries as shapely objects."""
+    cols = list(dict.fromkeys(["id", *columns]))
+    table = m.table(model)
+    selected = [q.wkb(table.c[c], c) if c in ("geom", "position") else table.c[c] for c in cols]
+    rows = conn.execute(select(*selected).where(*where)).mappings().all()
+    out = []
+    for r in rows:
+        row = dict(r)
+        for c in ("geom", "position"):
+            if c in row and row[c] is not None:
+                row[c] = shapely.from_wkb(bytes(row[c]))
+        out.append(row)
+    return out
+
+
+@dataclass
+class _Upsert:
+    """Rows to insert and to update (by id), and how many are unchanged."""
+
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    insert_rows: list[int] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    update_rows: list[int] = field(default_factory=list)
+    unchanged: int = 0
+
+    def add(self, row: int, values: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """Plan ``values`` for file row ``row``: an insert, an update of ``old``, or nothing."""
+        if old is None:
+            self.inserts.append(values)
+            self.insert_rows.append(row)
+        elif all(_same(old.get(k), v) for k, v in values.items() if k in old):
+            self.unchanged += 1
+        else:
+            self.updates.append({"_id": old["id"], **values})
+            self.update_rows.append(row)
+
+    def write(self, conn: Connection, model: Any, report: ImportReport) -> list[int]:
+        """Insert and update; return the new ids (in insert order)."""
+        ids = q.insert_returning_ids(conn, model, self.inserts)
+        _update_rows(conn, model, self.updates)
+        report.inserted, report.updated, report.unchanged = (
+            len(self.inserts),
+            len(self.updates),
+            self.unchanged,
+        )
+        return ids
+
+
+def _geom_values(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with shapely geometries as bind values."""
+    return {k: q.geom_value(v) if isinstance(v, BaseGeometry) else v for k, v in values.items()}
+
+
+def _by_name(conn: Connection, model: Any, community_id: int) -> dict[str, list[int]]:
+    """``{name: [ids]}`` of a community's named rows."""
+    table = m.table(model)
+    out: dict[str, list[int]] = defaultdict(list)
+    for rid, name in conn.execute(
+        select(table.c.id, table.c.name)
+        .where(table.c.community_id == community_id)
+        .order_by(table.c.id)
+    ).all():
+        if name is not None:
+            out[name].append(int(rid))
+    return out
+
+
+def _assign(ctx: _Context, report: ImportReport, *, all_requests: bool = False) -> None:
+    """Run assignment when the community has an active plan; warn otherwise."""
+    plan = q.active_plan(ctx.conn, community_id=ctx.community.id)
+    if plan is None:
+        report.warnings.append(
+            "the community has no active boundary plan: nothing assigned "
+            "(import grids with --commit first)"
+        )
+        return
+    result = assign_community(ctx.conn, community_id=ctx.community.id, all_requests=all_requests)
+    report.assignment = result.to_dict()
+
+
+Writer = Callable[[ImportReport], None]
+
+
+# --- grids ----------------------------------------------------------------------------------
+
+
+def _plan_grids(ctx: _Context, plan_name: str | None) -> Writer:
+    c = m.Grid
+    ctx.require_coordinates("wkt")
+    chinese = bool(re.fullmatch(r"\d{12}", ctx.community.code))
+    lead_col = ctx.first_column("lead_member", "lead_member_id")
+    members = set(
+        ctx.conn.execute(
+            select(m.Member.id).where(m.Member.community_id == ctx.community.id)
+        ).scalars()
+    )
+    has_code = ctx.require("code")
+    rows: list[dict[str, Any]] = []
+    codes: list[str | None] = []
+    for i in ctx.rows:
+        code = ctx.text(i, "code", required=True, limit=c.code) if has_code else None
+        if (
+            code is not None
+            and chinese
+            and not (re.fullmatch(r"\d{15}", code) and code.startswith(ctx.community.code))
+        ):
+            ctx.problem(
+                i,
+                f"grid code must be 15 digits starting with the community code "
+                f"{ctx.community.code} (+ a 3-digit sequence), got {code!r}",
+                "code",
+            )
+        codes.append(code)
+        lead = ctx.integer(i, lead_col, minimum=1) if lead_col else None
+        if lead is not None and lead not in members:
+            ctx.problem(i, f"unknown member id {lead} (not a member of this community)", lead_col)
+        geom = ctx.geometry(i, "polygon")
+        rows.append(
+            {
+                "code": code,
+                "name": ctx.text(i, "name", limit=c.name),
+                "lead_member_id": lead,
+                "geom": geom,
+            }
+        )
+    ctx.duplicates(codes, "code", "grid code")
+    if not ctx.read.problems:
+        ctx.warnings.extend(_tiling_warnings(ctx, rows))
+
+    def write(report: ImportReport) -> None:
+        conn, cid = ctx.conn, ctx.community.id
+        before = q.active_plan(conn, community_id=cid)
+        name = plan_name or f"import of {ctx.read.file}"
+        plan_id = q.create_plan(
+            conn,
+            community_id=cid,
+            name=name,
+            source=f"geogrid import grids {ctx.read.file} (CRS {ctx.read.crs})",
+        )
+        q.bulk_insert(conn, m.Grid, [_geom_values({"plan_id": plan_id, **r}) for r in rows])
+        report.inserted = len(rows)
+        report.plan_id = plan_id
+        report.plan_version = conn.execute(
+            select(m.BoundaryPlan.version).where(m.BoundaryPlan.id == plan_id)
+        ).scalar_one()
+        if before is None:
+            q.mark_plan_active(conn, community_id=cid, plan_id=plan_id)
+            report.activated = True
+            report.plan_status = m.PlanStatus.ACTIVE.value
+            # The community's first plan: requests of every status get their grid.
+            result = assign_community(conn, community_id=cid, plan_id=plan_id, all_requests=True)
+            report.assignment = result.to_dict()
+        else:
+            report.plan_status = m.PlanStatus.DRAFT.value
+            report.warnings.append(
+                f"plan v{report.plan_version} is a draft; the active plan v{before.version} "
+                "is unchanged (review the draft, then activate it)"
+            )
+
+    return write
+
+
+def _tiling_warnings(ctx: _Context, rows: list[dict[str, Any]]) -> list[str]:
+    """Overlaps between grids and gaps in the community's cover (grids should tile it)."""
+    geoms = [r["geom"] for r in rows]
+    codes = [r["code"] for r in rows]
+    out: list[str] = []
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    for a, b in zip(left, right, strict=True):
+        if a >= b:
+            continue
+        area = ctx.local(geoms[a].intersection(geoms[b])).area
+        if area > SLIVER_M2:
+            out.append(f"grids {codes[a]} and {codes[b]} overlap by {area:,.0f} m²")
+    if len(out) > 10:
+        out = [*out[:10], f"… and {len(out) - 10} more overlaps"]
+    gap = ctx.local(ctx.boundary.difference(shapely.union_all(geoms))).area
+    total = ctx.local(ctx.boundary).area
+    if gap > SLIVER_M2 and total > 0:
+        out.append(f"the grids leave {gap:,.0f} m² ({gap / total:.1%}) of the community uncovered")
+    return out
+
+
+# --- streets and buildings -----------------------------------------------------------------
+
+
+@dataclass
+class _Stored:
+    """Stored rows by natural key; keys held by several rows are ``ambiguous``."""
+
+    rows: dict[Any, dict[str, Any]]
+    ambiguous: dict[Any, int]
+
+    @classmethod
+    def of(cls, rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any]) -> _Stored:
+        groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            groups[key(r)].append(r)
+        return cls(
+            rows={k: g[0] for k, g in groups.items() if len(g) == 1},
+            ambiguous={k: len(g) for k, g in groups.items() if len(g) > 1},
+        )
+
+    def match(
+        self, ctx: _Context, row: int, key: Any, what: str, field: str
+    ) -> dict[str, Any] | None:
+        """The stored row with ``key``; a problem when several have it (an update would guess)."""
+        if key in self.ambiguous:
+            ctx.problem(
+                row,
+                f"{self.ambiguous[key]} stored {what}s have {_show(key)}: cannot tell which "
+                "to update",
+                field,
+            )
+            return None
+        return self.rows.get(key)
+
+
+def _plan_streets(ctx: _Context, plan_name: str | None) -> Writer:
+    c, cid = m.Street, ctx.community.id
+    ctx.require_coordinates("wkt")
+    has_name = ctx.require("name")
+    stored = _Stored.of(
+        _existing(ctx.conn, c, ["name", "kind", "geom"], c.community_id == cid),
+        lambda r: r["name"],
+    )
+    plan = _Upsert()
+    names: list[str | None] = []
+    for i in ctx.rows:
+        name = ctx.text(i, "name", required=True, limit=c.name) if has_name else None
+        names.append(name)
+        values: dict[str, Any] = {"community_id": cid, "name": name}
+        if ctx.has("kind"):
+            values["kind"] = ctx.text(i, "kind", limit=c.kind)
+        values["geom"] = ctx.geometry(i, "line")
+        old = stored.match(ctx, i, name, "street", "name") if name is not None else None
+        plan.add(i, values, old)
+    ctx.duplicates(names, "name", "street name")
+    return _plain_writer(ctx, c, plan)
+
+
+def _plan_buildings(ctx: _Context, plan_name: str | None) -> Writer:
+    c, cid = m.Building, ctx.community.id
+    ctx.require_coordinates("wkt")
+    has_name = ctx.require("name")
+    columns = ["name", "compound", "aliases", "house_number", "floors", "street_id", "geom"]
+    stored = _Stored.of(
+        _existing(ctx.conn, c, columns, c.community_id == cid),
+        lambda r: (r["name"], r["compound"]),
+    )
+    streets = _by_name(ctx.conn, m.Street, cid)
+    plan = _Upsert()
+    keys: list[tuple[str, str | None] | None] = []
+    for i in ctx.rows:
+        name = ctx.text(i, "name", required=True, limit=c.name) if has_name else None
+        compound = ctx.text(i, "compound", limit=c.compound)
+        key = (name, compound) if name is not None else None
+        keys.append(key)
+        values: dict[str, Any] = {"community_id": cid, "name": name, "compound": compound}
+        if ctx.has("aliases"):
+            values["aliases"] = _split(ctx.text(i, "aliases"), _ALIAS_SPLIT)
+        if ctx.has("house_number"):
+            values["house_number"] = ctx.text(i, "house_number", limit=c.house_number)
+        if ctx.has("floors"):
+            values["floors"] = ctx.integer(i, "floors", minimum=1)
+        if ctx.has("street_name"):
+            values["street_id"] = _unique(streets, ctx.text(i, "street_name"))
+        values["geom"] = ctx.geometry(i, "building")
+        old = stored.match(ctx, i, key, "building", "name") if key is not None else None
+        plan.add(i, values, old)
+    ctx.duplicates(keys, "name", "building name + compound")
+    return _plain_writer(ctx, c, plan)
+
+
+def _unique(ids_by_name: dict[str, list[int]], name: str | None) -> int | None:
+    """The id of the one row so named, else None (a link by name is only made when certain)."""
+    ids = ids_by_name.get(name or "", [])
+    return ids[0] if len(ids) == 1 else None
+
+
+def _plain_writer(ctx: _Context, model: Any, plan: _Upsert) -> Writer:
+    """A writer that only upserts (streets, buildings)."""
+
+    def write(report: ImportReport) -> None:
+        _write_plain(ctx, model, plan, report)
+
+    return write
+
+
+def _write_plain(ctx: _Context, model: Any, plan: _Upsert, report: ImportReport) -> list[int]:
+    """Write an upsert plan (geometries bound); return the inserted ids in order."""
+    plan.inserts = [_geom_values(v) for v in plan.inserts]
+    plan.updates = [_geom_values(v) for v in plan.updates]
+    return plan.write(ctx.conn, model, report)
+
+
+# --- households -----------------------------------------------------------------------------
+
+_HOUSEHOLD_TEXT = ("street_name", "house_number", "compound", "building_name", "unit", "room")
+_PERSONAL = ("head_name", "phone", "care_flags")
+
+
+def _plan_households(ctx: _Context, plan_name: str | None) -> Writer:
+    c, cid = m.Household, ctx.community.id
+    ctx.require_coordinates()
+    has_key = ctx.require("address_id")
+    present = [col for col in _HOUSEHOLD_TEXT if ctx.has(col)]
+    columns = [
+        "address_id",
+        "community_id",
+        *present,
+        "size",
+        "registered",
+        "street_id",
+        "building_id",
+        "geom",
+    ]
+    ids: list[str | None] = []
+    for i in ctx.rows:
+        ids.append(
+            ctx.text(i, "address_id", required=True, limit=c.address_id) if has_key else None
+        )
+    wanted = [a for a in ids if a is not None]
+    existing = {
+        r["address_id"]: r
+        for chunk in _chunks(wanted, 900)
+        for r in _existing(ctx.conn, c, columns, c.address_id.in_(chunk))
+    }
+    streets = _by_name(ctx.conn, m.Street, cid)
+    buildings: dict[tuple[str | None, str | None], list[int]] = defaultdict(list)
+    for bid, name, compound in ctx.conn.execute(
+        select(m.Building.id, m.Building.name, m.Building.compound)
+        .where(m.Building.community_id == cid)
+        .order_by(m.Building.id)
+    ).all():
+        buildings[(name, compound)].append(int(bid))
+    personal = [col for col in _PERSONAL if ctx.has(col)]
+    plan = _Upsert()
+    people: dict[int, dict[str, Any]] = {}
+    for i, address_id in zip(ctx.rows, ids, strict=True):
+        old = existing.get(address_id) if address_id is not None else None
+        if old is not None and old["community_id"] != cid:
+            ctx.problem(i, f"address_id {address_id!r} belongs to another community", "address_id")
+            old = None
+        values: dict[str, Any] = {"community_id": cid, "address_id": address_id}
+        for col in present:
+            values[col] = ctx.text(i, col, limit=getattr(c, col))
+        if ctx.has("size") or old is None:
+            values["size"] = ctx.integer(i, "size", minimum=1) or 1
+        if ctx.has("registered") or old is None:
+            values["registered"] = bool(ctx.boolean(i, "registered"))
+        if "street_name" in present:
+            values["street_id"] = _unique(streets, values["street_name"])
+        if "building_name" in present:
+            key = (values["building_name"], values.get("compound", old and old.get("compound")))
+            found = buildings.get(key, [])
+            values["building_id"] = found[0] if len(found) == 1 else None
+        values["geom"] = ctx.geometry(i, "point")
+        if personal:
+            person: dict[str, Any] = {}
+            if "head_name" in personal:
+                person["head_name"] = ctx.text(i, "head_name", limit=m.HouseholdPersonal.head_name)
+            if "phone" in personal:
+                person["phone"] = ctx.text(i, "phone", limit=m.HouseholdPersonal.phone)
+            if "care_flags" in personal:
+                person["care_flags"] = _split(ctx.text(i, "care_flags"), _LIST_SPLIT)
+            people[i] = person
+        plan.add(i, values, old)
+    ctx.duplicates(ids, "address_id", "address_id")
+
+    def write(report: ImportReport) -> None:
+        _write_plain(ctx, c, plan, report)
+        if personal:
+            _write_personal(ctx, ids, people, report)
+        _assign(ctx, report)
+
+    return write
+
+
+def _write_personal(
+    ctx: _Context,
+    address_ids: list[str | None],
+    people: dict[int, dict[str, Any]],
+    report: ImportReport,
+) -> None:
+    """Upsert ``household_personal`` for the file's households (only the columns given)."""
+    conn, p = ctx.conn, m.HouseholdPersonal
+    wanted = [a for a in address_ids if a is not None]
+    hid = {
+        a: int(h)
+        for chunk in _chunks(wanted, 900)
+        for a, h in conn.execute(
+            select(m.Household.address_id, m.Household.id).where(m.Household.address_id.in_(chunk))
+        ).all()
+    }
+    have = {
+        int(h)
+        for chunk in _chunks(list(hid.values()), 900)
+        for h in conn.execute(select(p.household_id).where(p.household_id.in_(chunk))).scalars()
+    }
+    inserts, updates = [], []
+    for row, values in people.items():
+        household = hid[address_ids[row]]  # type: ignore[index]
+        if household in have:
+            updates.append({"_hid": household, **values})
+        elif any(values.values()):  # no empty rows for households without personal data
+            inserts.append({"household_id": household, **values})
+    q.bulk_insert(conn, p, inserts)
+    if updates:
+        table = m.table(p)
+        cols = [k for k in updates[0] if k != "_hid"]
+        conn.execute(
+            update(table)
+            .where(table.c.household_id == bindparam("_hid"))
+            .values({col: bindparam(f"v_{col}", type_=table.c[col].type) for col in cols}),
+            [{"_hid": u["_hid"], **{f"v_{col}": u[col] for col in cols}} for u in updates],
+        )
+    report.created["household_personal"] = len(inserts)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[list[Any]]:
+    """``items`` in lists of ``size`` (bounded IN lists)."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+# --- members --------------------------------------------------------------------------------
+
+_MEMBER_KINDS = tuple(k.value for k in m.MemberKind)
+
+
+@dataclass(frozen=True)
+class _NewRef:
+    """A resident unit or branch to be created: replaced by its id when written."""
+
+    model: Any
+    name: str
+
+
+def _plan_members(ctx: _Context, plan_name: str | None) -> Writer:
+    c, cid = m.Member, ctx.community.id
+    has_name = ctx.require("name")
+    has_kind = ctx.require("kind")
+    columns = ["name", "phone", "kind", "home_unit_id", "branch_id", "active", "position"]
+    stored_rows = _existing(ctx.conn, c, columns, c.community_id == cid)
+    by_id = {r["id"]: r for r in stored_rows}
+    stored = _Stored.of(stored_rows, lambda r: (r["name"], r["phone"]))
+    known = {
+        m.ResidentUnit: {n: ids[0] for n, ids in _by_name(ctx.conn, m.ResidentUnit, cid).items()},
+        m.Branch: {n: ids[0] for n, ids in _by_name(ctx.conn, m.Branch, cid).items()},
+    }
+    new: dict[_NewRef, None] = {}
+
+    def ref(model: Any, name: str | None) -> int | _NewRef | None:
+        if name is None:
+            return None
+        if name in known[model]:
+            return known[model][name]
+        new[_NewRef(model, name)] = None
+        return _NewRef(model, name)
+
+    has_position = ctx.has_coordinates
+    plan = _Upsert()
+    keys: list[Any] = []
+    leads: dict[int, str] = {}
+    matched: dict[int, int] = {}
+    active = q.active_plan(ctx.conn, community_id=cid)
+    grid_codes = (
+        set(ctx.conn.execute(select(m.Grid.code).where(m.Grid.plan_id == active.id)).scalars())
+        if active
+        else set()
+    )
+    for i in ctx.rows:
+        lead = ctx.text(i, "lead_grid")
+        if lead is not None:
+            if lead in grid_codes:
+                leads[i] = lead
+            else:
+                plan_text = f"plan v{active.version}" if active else "plan (there is none)"
+                ctx.problem(i, f"unknown grid {lead!r} in the active {plan_text}", "lead_grid")
+        member_id = ctx.integer(i, "id", minimum=1) if ctx.has("id") else None
+        name = ctx.text(i, "name", required=True, limit=c.name) if has_name else None
+        phone = ctx.text(i, "phone", limit=c.phone)
+        old: dict[str, Any] | None = None
+        if member_id is not None:
+            old = by_id.get(member_id)
+            if old is None:
+                ctx.problem(i, f"unknown member id {member_id} in this community", "id")
+            keys.append(("id", member_id))
+        elif name is not None:
+            old = stored.match(ctx, i, (name, phone), "member", "name")
+            keys.append((name, phone))
+        else:
+            keys.append(None)
+        kind = ctx.text(i, "kind", required=True) if has_kind else None
+        if kind is not None and kind.lower() not in _MEMBER_KINDS:
+            ctx.problem(
+                i,
+                f"unknown member kind {kind!r}; expected one of {', '.join(_MEMBER_KINDS)}",
+                "kind",
+            )
+        values: dict[str, Any] = {"community_id": cid, "name": name, "phone": phone}
+        values["kind"] = kind.lower() if kind else None
+        if ctx.has("home_unit"):
+            values["home_unit_id"] = ref(
+                m.ResidentUnit, ctx.text(i, "home_unit", limit=m.ResidentUnit.name)
+            )
+        if ctx.has("branch"):
+            values["branch_id"] = ref(m.Branch, ctx.text(i, "branch", limit=m.Branch.name))
+        is_active = ctx.boolean(i, "active")
+        if ctx.has("active") or old is None:
+            values["active"] = True if is_active is None else is_active
+        geom = ctx.geometry(i, "point", required=False)
+        if has_position:
+            values["position"] = geom
+        if old is not None:
+            matched[i] = old["id"]
+        plan.add(i, values, old)
+    ctx.duplicates(keys, "name", "member")
+    ctx.duplicates([leads.get(i) for i in ctx.rows], "lead_grid", "lead of grid")
+    if new:
+        ctx.warnings.append(
+            "will create: " + ", ".join(f"{r.model.__tablename__} {r.name!r}" for r in new)
+        )
+
+    def write(report: ImportReport) -> None:
+        made: dict[_NewRef, int] = {}
+        for model in (m.ResidentUnit, m.Branch):
+            wanted = [r for r in new if r.model is model]
+            ids = q.insert_returning_ids(
+                ctx.conn, model, [{"community_id": cid, "name": r.name} for r in wanted]
+            )
+            made.update(zip(wanted, ids, strict=True))
+            report.created[model.__tablename__] = len(ids)
+        for values in (*plan.inserts, *plan.updates):
+            for k, v in values.items():
+                if isinstance(v, _NewRef):
+                    values[k] = made[v]
+        new_ids = _write_plain(ctx, c, plan, report)
+        # Stored members (updated or unchanged) keep their id; inserted ones get a new one.
+        member_of = {**matched, **dict(zip(plan.insert_rows, new_ids, strict=True))}
+        for row, code in leads.items():
+            assert active is not None  # leads are only accepted with an active plan
+            ctx.conn.execute(
+                update(m.Grid)
+                .where(m.Grid.plan_id == active.id, m.Grid.code == code)
+                .values(lead_member_id=member_of[row])
+            )
+        if leads:
+            report.created["grid_leads"] = len(leads)
+
+    return write
+
+
+# --- responsibility fields ------------------------------------------------------------------
+
+
+def _plan_fields(ctx: _Context, plan_name: str | None) -> Writer:
+    c, cid = m.ResponsibilityField, ctx.community.id
+    ctx.require_coordinates("wkt")
+    members: dict[int, str] = dict(
+        ctx.conn.execute(
+            select(m.Member.id, m.Member.name).where(m.Member.community_id == cid)
+        ).all()
+    )
+    by_name: dict[str, list[int]] = defaultdict(list)
+    for mid, mname in sorted(members.items()):
+        by_name[mname].append(mid)
+    streets = _by_name(ctx.conn, m.Street, cid)
+    id_col = ctx.first_column("member_id")
+    name_col = ctx.first_column("member", "member_name")
+    stored = _Stored.of(
+        [
+            r
+            for r in _existing(
+                ctx.conn, c, ["name", "member_id", "street_id", "geom"], c.community_id == cid
+            )
+            if r["name"] is not None
+        ],
+        lambda r: r["name"],
+    )
+    plan = _Upsert()
+    names: list[str | None] = []
+    for i in ctx.rows:
+        name = ctx.text(i, "name", limit=c.name)
+        names.append(name)
+        values: dict[str, Any] = {"community_id": cid, "name": name}
+        old = stored.match(ctx, i, name, "field", "name") if name is not None else None
+        if id_col or name_col or old is None:
+            values["member_id"] = _member_ref(ctx, i, id_col, name_col, members, by_name)
+        if ctx.has("street"):
+            street = ctx.text(i, "street")
+            found = streets.get(street or "", [])
+            if street is not None and len(found) != 1:
+                what = "unknown street" if not found else f"{len(found)} streets are named"
+                ctx.problem(i, f"{what} {street!r}", "street")
+            values["street_id"] = found[0] if len(found) == 1 else None
+        values["geom"] = ctx.geometry(i, "polygon")
+        plan.add(i, values, old)
+    ctx.duplicates(names, "name", "field name")
+
+    def write(report: ImportReport) -> None:
+        _write_plain(ctx, c, plan, report)
+        _assign(ctx, report)
+
+    return write
+
+
+def _member_ref(
+    ctx: _Context,
+    row: int,
+    id_col: str | None,
+    name_col: str | None,
+    members: dict[int, str],
+    by_name: dict[str, list[int]],
+) -> int | None:
+    """The member a row names by id or by (unambiguous) name; None for a vacancy."""
+    if id_col is not None and ctx.raw(row, id_col) is not None:
+        member_id = ctx.integer(row, id_col, minimum=1)
+        if member_id is not None and member_id not in members:
+            ctx.problem(row, f"unknown member id {member_id} in this community", id_col)
+            return None
+        return member_id
+    name = ctx.text(row, name_col) if name_col is not None else None
+    if name is None:
+        return None
+    found = by_name.get(name, [])
+    if not found:
+        ctx.problem(row, f"unknown member {name!r} in this community", name_col)
+        return None
+    if len(found) > 1:
+        ctx.problem(row, f"{len(found)} members are named {name!r}: give member_id", name_col)
+        return None
+    return found[0]
+
+
+# --- requests -------------------------------------------------------------------------------
+
+_STATUSES = tuple(s.value for s in m.RequestStatus)
+_LATER_TIMES = ("registered_at", "dispatched_at", "resolved_at", "closed_at")
+
+
+def _plan_requests(ctx: _Context, plan_name: str | None) -> Writer:
+    r, cid, conn = m.Request, ctx.community.id, ctx.conn
+    categories = {
+        row.code: row
+        for row in conn.execute(
+            select(m.Category.id, m.Category.code, m.Category.programme, m.Category.sla_hours)
+        ).all()
+    }
+    departments = dict(conn.execute(select(m.Department.code, m.Department.id)).all())
+    category_col = ctx.first_column("category", "category_code")
+    if category_col is None:
+        ctx.require("category")
+    ctx.require("received_at")
+    ctx.require_coordinates()
+    stored: set[tuple[Any, ...]] = set(
+        tuple(row)
+        for row in conn.execute(
+            select(r.category_id, r.received_at, r.description).where(r.community_id == cid)
+        ).all()
+    )
+    first_load = not stored
+    rows: list[dict[str, Any]] = []
+    skipped = 0
+    for i in ctx.rows:
+        category = None
+        code = ctx.text(i, category_col, required=True) if category_col else None
+        if code is not None:
+            category = categories.get(code)
+            if category is None:
+                sample = ", ".join(sorted(categories)[:8]) or "none: load the catalogue"
+                ctx.problem(i, f"unknown category {code!r} (known: {sample}…)", category_col)
+        received = ctx.timestamp(i, "received_at", required=ctx.has("received_at"))
+        status = (ctx.text(i, "status") or m.RequestStatus.RECEIVED.value).lower()
+        if status not in _STATUSES:
+            ctx.problem(
+                i, f"unknown status {status!r}; expected one of {', '.join(_STATUSES)}", "status"
+            )
+        times = {col: ctx.timestamp(i, col) for col in _LATER_TIMES}
+        for col, when in times.items():
+            if when is not None and received is not None and when < received:
+                ctx.problem(i, f"{col} is before received_at", col)
+        escalated = ctx.text(i, "escalated_to")
+        if escalated is not None and escalated not in departments:
+            ctx.problem(i, f"unknown department {escalated!r}", "escalated_to")
+        description = ctx.text(i, "description")
+        values: dict[str, Any] = {
+            "community_id": cid,
+            "category_id": category.id if category else None,
+            "programme": category.programme if category else None,
+            "description": description,
+            "source": ctx.text(i, "source", limit=r.source),
+            "address_id": ctx.text(i, "address_id", limit=r.address_id),
+            "status": status,
+            "received_at": received,
+            **times,
+            "due_at": (
+                times["dispatched_at"] + dt.timedelta(hours=int(category.sla_hours))
+                if category and times["dispatched_at"]
+                else None
+            ),
+            "escalated_to_id": departments.get(escalated) if escalated else None,
+            "satisfaction": ctx.text(i, "satisfaction", limit=r.satisfaction),
+            "version": 1,
+            "updated_at": max(
+                (t for t in (received, *times.values()) if t is not None), default=None
+            ),
+            "geom": ctx.geometry(i, "point"),
+        }
+        key = (values["category_id"], received, description)
+        if key in stored:
+            skipped += 1
+            continue
+        stored.add(key)
+        rows.append(values)
+    if skipped:
+        ctx.warnings.append(f"{skipped} rows equal stored or earlier requests: left unchanged")
+
+    def write(report: ImportReport) -> None:
+        ids = q.insert_returning_ids(conn, r, [_geom_values(v) for v in rows])
+        q.bulk_insert(
+            conn,
+            m.RequestEvent,
+            [
+                {
+                    "request_id": rid,
+                    "at": v["received_at"],
+                    "actor": "import",
+                    "from_status": None,
+                    "to_status": v["status"],
+                    "note": f"imported from {ctx.read.file}",
+                }
+                for rid, v in zip(ids, rows, strict=True)
+            ],
+        )
+        report.inserted, report.unchanged = len(ids), skipped
+        report.created["request_events"] = len(ids)
+        # A community's first requests are all assigned; later closed ones keep no grid
+        # (assign_community re-assigns only open requests once a community has history).
+        _assign(ctx, report, all_requests=first_load)
+
+    return write
+
+
+_PLANNERS: dict[str, Callable[[_Context, str | None], Writer]] = {
+    "grids": _plan_grids,
+    "households": _plan_households,
+    "buildings": _plan_buildings,
+    "streets": _plan_streets,
+    "members": _plan_members,
+    "fields": _plan_fields,
+    "requests": _plan_requests,
+}
