@@ -15,7 +15,7 @@ import datetime as dt
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from geogrid.db import migrate
 from geogrid.db.engine import make_engine
+from geogrid.demo.generate import DemoData, generate_demo
 
 pytest_plugins = ["tests.browser_support"]
 
@@ -87,7 +88,7 @@ def _template(backend: str, made: dict[str, str], tmp: pytest.TempPathFactory) -
 
 def fresh_database(
     backend: str, made: dict[str, str], tmp: pytest.TempPathFactory
-) -> tuple[str, object]:
+) -> tuple[str, Callable[[], None]]:
     """A URL of a fresh migrated database and a finaliser."""
     template = _template(backend, made, tmp)
     if backend == "spatialite":
@@ -120,7 +121,7 @@ def db_url(
     """URL of a fresh, migrated, empty database on ``backend``."""
     url, finalise = fresh_database(backend, _templates, tmp_path_factory)
     yield url
-    finalise()  # type: ignore[operator]
+    finalise()
 
 
 @pytest.fixture
@@ -131,45 +132,47 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def demo_data():  # type: ignore[no-untyped-def]
+def demo_data() -> DemoData:
     """The generated demo community (pure data), once per session."""
-    from geogrid.demo.generate import generate_demo
-
     return generate_demo(today=DEMO_TODAY)
 
 
 @pytest.fixture(scope="session")
-def _demo_urls(
-    _templates: dict[str, str], tmp_path_factory: pytest.TempPathFactory, demo_data
-) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
-    urls: dict[str, str] = {}
-    finals: list[object] = []
-    yield urls
-    for f in finals:
-        f()  # type: ignore[operator]
+def _demo_urls() -> Iterator[dict[str, tuple[str, Callable[[], None]]]]:
+    """Demo databases per backend, loaded on first use and dropped at the end."""
+    made: dict[str, tuple[str, Callable[[], None]]] = {}
+    yield made
+    for _url, drop in made.values():
+        drop()
 
 
 @pytest.fixture
 def demo_engine(
     backend: str,
-    _demo_urls: dict[str, str],
+    _demo_urls: dict[str, tuple[str, Callable[[], None]]],
     _templates: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
-    demo_data,  # type: ignore[no-untyped-def]
+    demo_data: DemoData,
 ) -> Iterator[Engine]:
     """An engine on a database holding the demo community. Shared: tests must not write."""
     if backend not in _demo_urls:
         from geogrid.demo.load import load_demo
 
-        url, _final = fresh_database(backend, _templates, tmp_path_factory)
+        url, drop = fresh_database(backend, _templates, tmp_path_factory)
         eng = make_engine(url)
         with eng.begin() as conn:
             load_demo(conn, demo_data)
         eng.dispose()
-        _demo_urls[backend] = url
-    eng = make_engine(_demo_urls[backend])
+        _demo_urls[backend] = (url, drop)
+    eng = make_engine(_demo_urls[backend][0])
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def demo_url(demo_engine: Engine) -> str:
+    """URL of the shared demo database of the current backend."""
+    return demo_engine.url.render_as_string(hide_password=False)
 
 
 @pytest.fixture
