@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 from geopandas import GeoDataFrame, GeoSeries
-from shapely.geometry import MultiLineString, MultiPolygon
+from shapely.geometry import LineString, MultiLineString, MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
 
@@ -60,8 +60,8 @@ def _rank(key: npt.ArrayLike | None, n: int) -> npt.NDArray[np.int64]:
 
 def multi(geom: BaseGeometry) -> BaseGeometry:
     """Polygons and lines as their Multi* form, as the columns are declared."""
-    if geom.geom_type == "Polygon":
+    if isinstance(geom, Polygon):
         return MultiPolygon([geom])
-    if geom.geom_type == "LineString":
+    if isinstance(geom, LineString):
         return MultiLineString([geom])
     return geom

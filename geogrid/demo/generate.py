@@ -1571,7 +1571,7 @@ class _Locator:
         # Public-space problems inside a compound are reported in front of a stair entrance.
         self.entrances = np.c_[ent["x"].to_numpy(), ent["y"].to_numpy() + 3.0]
         self.entrance_names = ent["compound"].to_numpy()
-        self.entrance_tree = shapely.STRtree(shapely.points(self.entrances))
+        self.entrance_tree = shapely.STRtree(np.asarray(shapely.points(self.entrances)))
 
     def household(self, x: FloatArray, y: FloatArray) -> IntArray:
         """The household whose door is nearest each point."""

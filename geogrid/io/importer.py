@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 import shapely
 from shapely import affinity
@@ -393,7 +394,9 @@ class _Context:
     def _outside(self, geom: BaseGeometry) -> str:
         """How far ``geom`` reaches out of the community, in metres."""
         outside = geom.difference(self.boundary)
-        points = shapely.points(shapely.get_coordinates(outside if not outside.is_empty else geom))
+        points = np.asarray(
+            shapely.points(shapely.get_coordinates(outside if not outside.is_empty else geom))
+        )
         far = max(self.metres(self.boundary, p) for p in points)
         c = self.community
         return (

@@ -711,7 +711,9 @@ def _settle_geometry(result: ReadResult, raw: _Raw, crs: str | None) -> None:
     source = _source_crs(result, raw, crs) if has_coords else None
     result.crs = source
     if tabular:
-        geoms = _table_geometries(result, data, source) if has_coords else [None] * len(data)
+        geoms: list[BaseGeometry | None] = (
+            _table_geometries(result, data, source) if has_coords else [None] * len(data)
+        )
         data = data.drop(columns=[c for c in ("lon", "lat", "wkt") if c in data.columns])
     else:
         assert raw.geometries is not None
