@@ -18,6 +18,8 @@ STATUS: dict[type[e.GeogridError], int] = {
     e.InvalidInput: 422,
     e.NotFound: 404,
     e.Conflict: 409,
+    e.NotAuthenticated: 401,
+    e.Forbidden: 403,
     e.DatabaseNotReady: 503,
     e.ConfigurationError: 500,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,9 +10,21 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 import geogrid
-from api import errors
-from api.routes import health, summary
+from api import auth, errors
+from api.routes import (
+    admin,
+    directory,
+    health,
+    kpis,
+    lookup,
+    maps,
+    open311,
+    requests,
+    summary,
+)
+from geogrid import hotspots
 from geogrid.db.engine import make_engine
+from geogrid.lookup import LookupService
 from geogrid.settings import Settings
 
 INDEX = """<!doctype html>
@@ -22,6 +35,13 @@ INDEX = """<!doctype html>
 <ul id="links">
 <li><a href="/health">/health</a> — service status</li>
 <li><a href="/v1/summary">/v1/summary</a> — headline figures per community</li>
+<li>/v1/lookup?address=… or ?lon=…&amp;lat=… — which grid and member cover a place</li>
+<li><a href="/maps/coverage">/maps/coverage</a> — coverage map</li>
+<li><a href="/maps/hotspots">/maps/hotspots</a> — unresolved hot spots</li>
+<li><a href="/v1/requests">/v1/requests</a> — requests (诉求)</li>
+<li><a href="/v1/kpis">/v1/kpis</a> — KPIs</li>
+<li><a href="/open311/v2/discovery.xml">/open311/v2/discovery.xml</a> — Open311 GeoReport v2</li>
+<li><a href="/login">/login</a> — sign in (officials, planners)</li>
 <li><a href="/openapi.json">/openapi.json</a> — the API contract (docs/api.md)</li>
 </ul></body></html>"""
 
@@ -33,9 +53,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(settings=settings.database)
+        # The lookup indexes: built now, then kept current by a poller thread (1 s); their
+        # objects are frozen out of the garbage collector (p99 latency, geogrid.lookup).
+        app.state.lookup = LookupService(app.state.engine, freeze_gc=True)
+        app.state.lookup.start()
+        # esda/libpysal take ~2 s to import: pay it off the request path.
+        threading.Thread(target=hotspots.warm_up, name="hotspots-warm-up", daemon=True).start()
         try:
             yield
         finally:
+            app.state.lookup.stop()
             app.state.engine.dispose()
 
     app = FastAPI(
@@ -46,8 +73,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
+    lookup.install(app)  # first: the hot route (api/routes/lookup.py)
     app.include_router(health.router)
     app.include_router(summary.router)
+    app.include_router(maps.router)
+    app.include_router(auth.router)
+    app.include_router(requests.router)
+    app.include_router(kpis.router)
+    app.include_router(directory.router)
+    app.include_router(admin.router)
+    app.include_router(open311.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:

@@ -7,6 +7,7 @@ Closed requests keep the grid they had, so KPIs stay comparable over time.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -64,10 +65,7 @@ def assign_community(
     report = AssignmentReport(community_code=community, plan_id=plan_id, plan_version=version)
 
     before = q.household_assignments(conn, plan_id=plan_id)
-    report.households_in_grids = dialect.assign_households_to_grids(
-        conn, plan_id=plan_id, community_id=community_id
-    )
-    report.households_in_fields = dialect.assign_households_to_fields(
+    report.households_in_grids, report.households_in_fields = dialect.assign_households(
         conn, plan_id=plan_id, community_id=community_id
     )
     after = q.household_assignments(conn, plan_id=plan_id)
@@ -134,13 +132,27 @@ def _assign_fields(conn: Connection, *, community_id: int, plan_id: int) -> int:
 
 
 def _assign_requests(
-    conn: Connection, *, community_id: int, plan_id: int, all_requests: bool
+    conn: Connection,
+    *,
+    community_id: int,
+    plan_id: int,
+    all_requests: bool,
+    request_ids: Collection[int] | None = None,
 ) -> tuple[int, int, int]:
-    """Grid → field → member for requests; returns (assigned, outside, re-routed)."""
+    """Grid → field → member for requests; returns (assigned, outside, re-routed).
+
+    ``request_ids`` limits the run to those requests (intake of one request, a field
+    changing hands); their status filter still applies unless ``all_requests``.
+    """
     r = m.Request
     where = "t.community_id = :community_id"
     if not all_requests:
         where += " AND t.status IN (" + ", ".join(f"'{s}'" for s in m.OPEN_STATUSES) + ")"
+    if request_ids is not None:
+        if not request_ids:
+            return 0, 0, 0
+        # Integers only (int() below), so the list is safe to inline.
+        where += " AND t.id IN (" + ", ".join(str(int(i)) for i in request_ids) + ")"
     params = {"plan_id": plan_id, "community_id": community_id}
     grid_of = dialect.cover_pairs(
         conn, target="grids", point_table="requests", point_where=where, params=params
@@ -163,6 +175,8 @@ def _assign_requests(
     stmt = select(r.id, r.grid_id, r.member_id).where(r.community_id == community_id)
     if not all_requests:
         stmt = stmt.where(r.status.in_(m.OPEN_STATUSES))
+    if request_ids is not None:
+        stmt = stmt.where(r.id.in_([int(i) for i in request_ids]))
     updates: list[dict[str, Any]] = []
     outside = rerouted = 0
     for rid, old_grid, old_member in conn.execute(stmt).all():

@@ -20,6 +20,15 @@ from rich.table import Table
 from sqlalchemy import Connection, Engine
 
 from geogrid.errors import GeogridError
+from geogrid.maps.cli import map_app
+from geogrid.requests.cli import (
+    catalogue_app,
+    keys_app,
+    kpi,
+    members_app,
+    requests_app,
+    webhooks_app,
+)
 from geogrid.settings import Settings
 
 app = typer.Typer(
@@ -29,6 +38,13 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Create and upgrade the database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(map_app, name="map")
+app.add_typer(keys_app, name="keys")
+app.add_typer(catalogue_app, name="catalogue")
+app.add_typer(members_app, name="members")
+app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(requests_app, name="requests")
+app.command("kpi")(kpi)
 
 out = Console()
 err = Console(stderr=True)
@@ -347,3 +363,181 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{k}"] = v
     return flat
+
+
+# --- lookup --------------------------------------------------------------------------------
+
+#: Columns ``geogrid lookup --file`` adds to each row (docs/api.md, "Lookup").
+LOOKUP_COLUMNS = (
+    "grid_code",
+    "grid_name",
+    "member_id",
+    "member_display_name",
+    "member_rule",
+    "match_level",
+    "match_confidence",
+    "error",
+)
+
+
+@app.command()
+def lookup(
+    address: Annotated[str | None, typer.Argument(help="An address to look up.")] = None,
+    lon: Annotated[
+        str | None, typer.Option(help="Longitude (x) of a point to look up, in --crs.")
+    ] = None,
+    lat: Annotated[str | None, typer.Option(help="Latitude (y) of the point, in --crs.")] = None,
+    crs: Annotated[
+        str,
+        typer.Option(
+            help="CRS of --lon/--lat and of a file's points (a file's crs column wins): "
+            "wgs84, cgcs2000, gcj02, bd09, EPSG:…"
+        ),
+    ] = "wgs84",
+    community: Annotated[
+        str | None, typer.Option("--community", help="Only this community code.")
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", help="CSV with an address column, or lon and lat columns (one lookup a row)."
+        ),
+    ] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="CSV to write (with --file): the rows + answers.")
+    ] = None,
+    encoding: Annotated[
+        str, typer.Option(help="Text encoding of --file (utf-8, gb18030, …).")
+    ] = "utf-8-sig",
+    as_json: JsonOpt = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Which grid and member cover an address or a point (as ``GET /v1/lookup``), or every
+    row of a CSV file (as ``POST /v1/lookup/batch``)."""
+    from geogrid.errors import InvalidInput
+    from geogrid.lookup import LookupService
+
+    with _errors():
+        if file is not None:
+            if out_file is None:
+                raise InvalidInput("--file needs --out (the CSV to write)", field="out")
+            rows, fieldnames, has_address = _read_lookup_csv(file, encoding)
+        elif address is None and lon is None and lat is None:
+            raise InvalidInput("give an ADDRESS, --lon and --lat, or --file", field="address")
+        engine = _engine(database)
+        wants_addresses = address is not None or (file is not None and has_address)
+        service = LookupService(engine, poll_interval=0, addresses=wants_addresses)
+        service.refresh(force=True)
+        if file is None:
+            result = service.lookup(address=address, lon=lon, lat=lat, crs=crs, community=community)
+            data = result.to_dict()
+            if as_json:
+                _print_json(data)
+            else:
+                out.print(_kv_table(f"lookup of {address or f'{lon}, {lat} ({crs})'}", _flat(data)))
+            return
+        assert out_file is not None
+        counts = _lookup_file(service, rows, fieldnames, has_address, crs, community, out_file)
+        if as_json:
+            _print_json(counts)
+        else:
+            out.print(_kv_table(f"lookup of {file} → {out_file}", counts))
+
+
+def _read_lookup_csv(path: Path, encoding: str) -> tuple[list[dict[str, str]], list[str], bool]:
+    """The rows of a lookup CSV, its columns, and whether it gives addresses (else points)."""
+    import csv
+
+    from geogrid.errors import InvalidInput
+
+    try:
+        with path.open(newline="", encoding=encoding) as fh:
+            reader = csv.DictReader(fh)
+            fieldnames = list(reader.fieldnames or [])
+            rows = list(reader)
+    except FileNotFoundError:
+        raise InvalidInput(f"no such file: {path}", field="file") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"{path} is not {encoding} text ({exc.reason}): give --encoding (e.g. gb18030)",
+            field="encoding",
+        ) from None
+    lower = {c.strip().lower() for c in fieldnames}
+    if "address" in lower:
+        return rows, fieldnames, True
+    if {"lon", "lat"} <= lower:
+        return rows, fieldnames, False
+    raise InvalidInput(
+        f"{path} needs an address column, or lon and lat columns; it has: "
+        f"{', '.join(fieldnames) or 'no header'}",
+        field="file",
+    )
+
+
+def _lookup_file(
+    service: Any,
+    rows: list[dict[str, str]],
+    fieldnames: list[str],
+    has_address: bool,
+    crs: str,
+    community: str | None,
+    out_file: Path,
+) -> dict[str, Any]:
+    """Look up every row in batches, with a progress bar; write the rows + answers."""
+    import csv
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from geogrid.lookup import result_row
+
+    key = {c.strip().lower(): c for c in fieldnames}
+
+    def item(row: dict[str, str]) -> dict[str, Any]:
+        def cell(name: str) -> str | None:
+            value = row.get(key[name]) if name in key else None
+            return value.strip() if value and value.strip() else None
+
+        it: dict[str, Any] = {
+            "crs": cell("crs") or crs,
+            "community": cell("community") or community,
+        }
+        if has_address:
+            it["address"] = row.get(key["address"]) or ""
+        else:
+            it["lon"], it["lat"] = cell("lon"), cell("lat")
+        return it
+
+    items = [item(r) for r in rows]
+    results: list[Any] = []
+    chunk = 1000
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+    ) as progress:
+        task = progress.add_task("looking up", total=len(items))
+        for start in range(0, len(items), chunk):
+            results.extend(service.lookup_many(items[start : start + chunk]))
+            progress.update(task, completed=len(results))
+    extra = [c for c in LOOKUP_COLUMNS if c not in fieldnames]
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    errors = 0
+    # UTF-8 with a byte-order mark: Excel (common for such rosters) then reads Chinese right.
+    with out_file.open("w", newline="", encoding="utf-8-sig") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fieldnames + extra, extrasaction="ignore")
+        writer.writeheader()
+        for row, result in zip(rows, results, strict=True):
+            answer = result_row(result)
+            errors += bool(answer["error"])
+            writer.writerow({**row, **answer})
+    return {"rows": len(rows), "found": len(rows) - errors, "errors": errors, "out": str(out_file)}

@@ -80,6 +80,18 @@ class Conflict(GeogridError):
     code = "conflict"
 
 
+class NotAuthenticated(GeogridError):
+    """No key, or a wrong, revoked or expired key or session."""
+
+    code = "unauthorized"
+
+
+class Forbidden(GeogridError):
+    """The key is valid but its role or scope does not allow this."""
+
+    code = "forbidden"
+
+
 class DatabaseNotReady(GeogridError):
     """The database is missing its schema or a spatial extension."""
 

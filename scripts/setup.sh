@@ -129,6 +129,9 @@ install_debian() {
         if [ -z "${GEOGRID_CHROMIUM:-}" ] || [ ! -x "${GEOGRID_CHROMIUM}" ]; then want+=(chromium); fi
     fi
     mapfile -t missing < <(missing_of "${want[@]}")
+    # npm fetches the maps' Leaflet files (below). Checked by command, not by package: a
+    # NodeSource nodejs brings its own npm and conflicts with Debian's npm package.
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
     if [ "${#missing[@]}" -gt 0 ]; then
         # Ubuntu ships Chromium only as a snap; say so rather than fail obscurely in apt.
         if printf '%s\n' "${missing[@]}" | grep -qx chromium && ! apt_has_candidate chromium; then
@@ -165,6 +168,7 @@ install_debian() {
 check_other() {
     local -a need=()
     find_python >/dev/null || need+=("Python >= 3.11 with the venv module (and its headers)")
+    command -v npm >/dev/null 2>&1 || need+=("npm (Node.js), to fetch the maps' Leaflet files")
     local pattern found=0
     for pattern in '/usr/lib*/mod_spatialite.*' '/usr/lib*/*/mod_spatialite.*' \
         '/usr/local/lib*/mod_spatialite.*' '/opt/homebrew/lib/mod_spatialite.*'; do
@@ -245,3 +249,11 @@ else
     echo "$want_hash" >"$STAMP"
     say "virtualenv ready ($VENV)"
 fi
+
+# ---------------------------------------------------------------------------------------------
+# Map assets: Leaflet and Leaflet.markercluster from the npm registry (pinned versions and
+# sha512), Leaflet.heat from folium, into geogrid/maps/vendor (or GEOGRID_MAP_ASSETS_DIR).
+# The maps never load them from a CDN. Fast no-op when they are already there.
+# ---------------------------------------------------------------------------------------------
+
+"$VENV/bin/python" -m geogrid.maps.assets >&2 || die "could not install the map assets (see above)"

@@ -135,3 +135,31 @@ def test_changes_bump_the_data_versions(engine: Engine) -> None:
         v2 = q.data_versions(conn)
     assert v2["gazetteer"] > v1["gazetteer"]
     assert v2["spatial"] == v1["spatial"]
+
+
+def test_households_leave_and_join_a_field_that_is_redrawn(engine: Engine) -> None:
+    with engine.begin() as conn:
+        cid, plan_id, _ = make_community(conn)
+        hids = add_households(conn, cid, POINTS[:2])  # one in grid 001, one in grid 004
+        whole_001 = shapely.box(X0, Y0 + D, X0 + D, Y0 + 2 * D)
+        whole_004 = shapely.box(X0 + D, Y0, X0 + 2 * D, Y0 + D)
+        (fid,) = q.insert_returning_ids(
+            conn,
+            m.ResponsibilityField,
+            [{"community_id": cid, "geom": q.geom_value(shapely.MultiPolygon([whole_001]))}],
+        )
+        assign_community(conn, community_id=cid)
+        before = q.household_assignments(conn, plan_id=plan_id)
+        conn.execute(
+            m.table(m.ResponsibilityField)
+            .update()
+            .values(geom=q.geom_value(shapely.MultiPolygon([whole_004])))
+        )
+        again = assign_community(conn, community_id=cid)
+        after = q.household_assignments(conn, plan_id=plan_id)
+    assert [before[h][1] for h in hids] == [fid, None]
+    assert [after[h][1] for h in hids] == [None, fid]
+    assert again.households_changed_field == 2
+    assert again.households_changed_grid == 0
+    assert again.households_in_fields == 1
+    assert again.fields_regridded == 1

@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -381,9 +382,12 @@ class HouseholdAssignment(Base):
 
     One row per (plan, household) covered by a grid; households outside every grid have no
     row and are reported by the assignment. Written set-based by ``geogrid.db.dialect``.
+    On PostgreSQL the table is LIST-partitioned by plan (migration 0004): a plan's rows are
+    built as a new partition and attached, far faster than row-by-row inserts.
     """
 
     __tablename__ = "household_assignments"
+    __table_args__ = ({"postgresql_partition_by": "LIST (plan_id)"},)
 
     plan_id: Mapped[int] = mapped_column(
         ForeignKey("boundary_plans.id", ondelete="CASCADE"), primary_key=True
@@ -428,13 +432,21 @@ class Category(Base):
     department_id: Mapped[int | None] = mapped_column(
         ForeignKey("departments.id", ondelete="SET NULL")
     )
+    #: Open311 service definition attributes: ``[{code, datatype, required, description,
+    #: order, values: [{key, name}]}]``; None when the service takes none.
+    attributes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    #: Retired categories stay for history but take no new requests.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
 
 
 class Request(Base):
     """A resident's request (诉求): located, categorised, assigned, tracked."""
 
     __tablename__ = "requests"
-    __table_args__ = (_enum_check("status", RequestStatus),)
+    __table_args__ = (
+        _enum_check("status", RequestStatus),
+        Index("uq_requests_token", "token", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
@@ -463,6 +475,17 @@ class Request(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     geom: Mapped[Any] = _geom("POINT")
+    #: Open311 ``token`` (random, unguessable): the reporter's handle on the request.
+    token: Mapped[str | None] = mapped_column(String(64))
+    #: Why the request needs an official's eye: ``outside_grids`` (routed to the community).
+    flag: Mapped[str | None] = mapped_column(String(32))
+    #: Open311 ``attribute[code]`` values, checked against the category's definition.
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The reporter's evaluation (评价): ``satisfaction`` above plus a comment and a time.
+    satisfaction_comment: Mapped[str | None] = mapped_column(Text)
+    evaluated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: When the ``request.overdue`` notification went out (once per SLA deadline).
+    overdue_notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class RequestEvent(Base):
@@ -479,6 +502,14 @@ class RequestEvent(Base):
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(Text)
+    #: The workflow action (``receive``, ``register``, ``dispatch``, …, ``reassign``).
+    action: Mapped[str | None] = mapped_column(String(32))
+    #: The role the actor acted in (``official``, ``member``, …): what the public may see.
+    actor_role: Mapped[str | None] = mapped_column(String(16))
+    #: The request's ``version`` after the change.
+    version: Mapped[int | None] = mapped_column(Integer)
+    #: What else changed (member, department, satisfaction …), as public ids and codes.
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Visit(Base):
@@ -526,3 +557,177 @@ VERSIONED_TABLES: dict[str, tuple[str, ...]] = {
     ),
     "gazetteer": ("households", "buildings", "streets"),
 }
+
+
+# --- requests workflow: access, media, contacts, notifications (migration 0003) -------------
+
+
+class Role(StrEnum):
+    """Roles of API keys (docs/api.md, "Access")."""
+
+    PUBLIC = "public"  # apps filing through Open311: no personal data, ever
+    MEMBER = "member"  # a grid member: own field, own households, own requests
+    DEPARTMENT = "department"  # a higher department: what is escalated to it
+    OFFICIAL = "official"  # a community's or district's officials: everything, names masked
+    PLANNER = "planner"  # boundary planners: grids and plans
+    ADMIN = "admin"  # keys, webhooks, catalogue
+
+
+class ApiKey(Base):
+    """An API key: only a SHA-256 hash of the secret is stored; the key is shown once.
+
+    ``community_id`` NULL is a district-wide key. ``personal_data`` is the right to read
+    unmasked personal data (every such read is logged in ``personal_data_reads``).
+    """
+
+    __tablename__ = "api_keys"
+    __table_args__ = (_enum_check("role", Role),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The public part of the key (``gg_<prefix>_…``), to find the row without the secret.
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    community_id: Mapped[int | None] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE")
+    )
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    department_id: Mapped[int | None] = mapped_column(
+        ForeignKey("departments.id", ondelete="SET NULL")
+    )
+    personal_data: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiSession(Base):
+    """A browser session (cookie) opened by signing in with a key; the token is hashed."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class RequestContact(Base):
+    """The reporter's contact details (Open311 optional fields): personal data, kept apart."""
+
+    __tablename__ = "request_contacts"
+
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(64))
+    device_id: Mapped[str | None] = mapped_column(String(200))
+    account_id: Mapped[str | None] = mapped_column(String(200))
+    #: The address as the reporter wrote it (may hold unit and room).
+    address_string: Mapped[str | None] = mapped_column(Text)
+
+
+class RequestMedia(Base):
+    """A photo of a request: uploaded (``data``) or linked (``url``, Open311 ``media_url``)."""
+
+    __tablename__ = "request_media"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("requests.id", ondelete="CASCADE"), index=True
+    )
+    event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("request_events.id", ondelete="SET NULL")
+    )
+    url: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    filename: Mapped[str | None] = mapped_column(String(200))
+    size: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Webhook(Base):
+    """An outbound webhook: ``events`` it wants, signed with ``secret`` (HMAC-SHA256).
+
+    The secret is stored as given: the service needs it to sign every delivery.
+    """
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(128))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    community_id: Mapped[int | None] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE")
+    )
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class WebhookDelivery(Base):
+    """One notification to one webhook (an outbox row written with the change itself)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (_enum_check("status", DeliveryStatus),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), index=True
+    )
+    event: Mapped[str] = mapped_column(String(32))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id", ondelete="SET NULL"))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookAttempt(Base):
+    """The log of every delivery attempt: when, the answer, how long it took."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class PersonalDataRead(Base):
+    """Who read whose unmasked personal data, when, and through what (never the data)."""
+
+    __tablename__ = "personal_data_reads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    actor: Mapped[str | None] = mapped_column(String(200))
+    #: ``request_contact``, ``member`` or ``household``.
+    subject: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[int] = mapped_column(Integer)
+    fields: Mapped[list[str]] = mapped_column(JSON)
+    via: Mapped[str | None] = mapped_column(String(200))

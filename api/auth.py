@@ -1,0 +1,151 @@
+"""Who is calling: API keys (``X-API-Key`` or ``Authorization: Bearer``), the browser
+session cookie of officials and planners, and the login page.
+
+Keys and sessions are checked by ``geogrid.requests.access``; here they are read from the
+HTTP request. A session cookie authorizes safe methods (GET, HEAD) only: a write always
+needs the key in a header, which a cross-site page cannot add, so the cookie needs no CSRF
+token (docs/api.md, "Access").
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from api import errors
+from api.deps import EngineDep
+from geogrid.errors import GeogridError
+from geogrid.requests.access import (
+    Actor,
+    authenticate,
+    close_session,
+    open_session,
+    session_actor,
+)
+from geogrid.requests.settings import RequestsSettings
+
+SESSION_COOKIE = "geogrid_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="An API key (`geogrid keys create`)."
+)
+_bearer = HTTPBearer(auto_error=False, description="The same key as a bearer token.")
+
+
+def requests_settings(request: Request) -> RequestsSettings:
+    settings = getattr(request.app.state, "requests_settings", None)
+    if settings is None:
+        settings = request.app.state.requests_settings = RequestsSettings()
+    return settings
+
+
+def get_actor(
+    request: Request,
+    engine: EngineDep,
+    key: Annotated[str | None, Depends(_key_header)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+) -> Actor:
+    """The caller: a key's actor, a session's (safe methods only), or anonymous."""
+    secret = key or (bearer.credentials if bearer is not None else None)
+    if secret:
+        with engine.begin() as conn:
+            return authenticate(conn, secret)
+    token = request.cookies.get(SESSION_COOKIE)
+    if token and request.method in SAFE_METHODS:
+        with engine.begin() as conn:
+            return session_actor(conn, token)
+    return Actor.anonymous()
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+RequestsSettingsDep = Annotated[RequestsSettings, Depends(requests_settings)]
+
+router = APIRouter(tags=["access"])
+
+_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>geogrid — 登录 sign in</title>
+<style>body{{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:3em auto;max-width:28em}}
+label,input,button{{display:block;width:100%;margin:.4em 0}}input{{padding:.4em}}
+.error{{color:#b00}}</style></head><body>
+<h1>geogrid 登录 · Sign in</h1>
+<p>Officials and planners sign in with their API key; maps and exports then open without a
+key in the link.</p>
+{message}
+<form method="post" action="/login">
+<label for="api_key">API key</label>
+<input id="api_key" name="api_key" type="password" autocomplete="current-password" required>
+<input type="hidden" name="next" value="{next}">
+<button type="submit">Sign in 登录</button>
+</form></body></html>"""
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a local path (no scheme, no ``//host``): no open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+@router.get("/login", response_class=HTMLResponse, summary="The sign-in page")
+def login_page(next: str | None = None) -> str:
+    return _PAGE.format(message="", next=html.escape(_safe_next(next)))
+
+
+@router.post("/login", summary="Sign in with a key: sets the session cookie")
+def login(
+    engine: EngineDep,
+    settings: RequestsSettingsDep,
+    api_key: Annotated[str, Form()],
+    next: Annotated[str | None, Form()] = None,
+) -> Response:
+    try:
+        with engine.begin() as conn:
+            token, _actor = open_session(conn, key=api_key, hours=settings.session_hours)
+    except GeogridError as exc:
+        status = errors.status_of(exc)
+        page = _PAGE.format(
+            message=f'<p class="error">{html.escape(exc.message)}</p>',
+            next=html.escape(_safe_next(next)),
+        )
+        return HTMLResponse(page, status_code=status)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.session_hours * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=settings.session_cookie_secure,
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout", summary="Sign out: ends the session")
+def logout(request: Request, engine: EngineDep) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        with engine.begin() as conn:
+            close_session(conn, token)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/v1/me", summary="Who am I: the role and scope of the key or session")
+def me(actor: ActorDep) -> dict[str, object]:
+    return {
+        "authenticated": actor.authenticated,
+        "role": actor.role.value,
+        "label": actor.label,
+        "community_id": actor.community_id,
+        "member_id": actor.member_id,
+        "department_id": actor.department_id,
+        "personal_data": actor.personal_data,
+        "via_session": actor.via_session,
+    }

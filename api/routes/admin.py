@@ -1,0 +1,137 @@
+"""``/v1/admin``: API keys, webhooks and their delivery log, the personal-data read log.
+
+Admin keys only. A created key is returned once and never again (only its hash is stored).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+
+from api.auth import ActorDep
+from api.deps import ConnDep, EngineDep
+from api.schemas import ErrorEnvelope
+from geogrid.db.models import Role
+from geogrid.requests import access, webhooks
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorEnvelope} for s in (401, 403, 404, 422)
+}
+
+
+@router.post("/keys", status_code=201, summary="Create an API key (shown once)", responses=_ERRORS)
+def create_key(
+    engine: EngineDep,
+    actor: ActorDep,
+    body: Annotated[
+        dict[str, Any],
+        Body(examples=[{"role": "official", "community": "441302011005", "name": "社区书记"}]),
+    ],
+) -> dict[str, Any]:
+    """Fields: role (public, member, department, official, planner, admin), name,
+    community (code), member_id (member keys), department (code, department keys),
+    personal_data (bool)."""
+    actor.require(Role.ADMIN, what="creating keys")
+    with engine.begin() as conn:
+        new = access.create_key(
+            conn,
+            role=str(body.get("role") or ""),
+            name=body.get("name"),
+            community_code=body.get("community"),
+            member_id=body.get("member_id"),
+            department_code=body.get("department"),
+            personal_data=bool(body.get("personal_data", False)),
+        )
+    return {"id": new.id, "key": new.key, "prefix": new.prefix, "role": new.role}
+
+
+@router.get("/keys", summary="API keys (never their secrets)", responses=_ERRORS)
+def list_keys(conn: ConnDep, actor: ActorDep, include_revoked: bool = False) -> Any:
+    actor.require(Role.ADMIN, what="listing keys")
+    return access.list_keys(conn, include_revoked=include_revoked)
+
+
+@router.delete("/keys/{prefix}", summary="Revoke a key (and its sessions)", responses=_ERRORS)
+def revoke_key(prefix: str, engine: EngineDep, actor: ActorDep) -> dict[str, Any]:
+    actor.require(Role.ADMIN, what="revoking keys")
+    with engine.begin() as conn:
+        return {"revoked": access.revoke_key(conn, key_or_prefix=prefix)}
+
+
+@router.post("/webhooks", status_code=201, summary="Register a webhook", responses=_ERRORS)
+def create_webhook(
+    engine: EngineDep,
+    actor: ActorDep,
+    body: Annotated[
+        dict[str, Any],
+        Body(
+            examples=[
+                {
+                    "url": "https://sms.example.org/geogrid",
+                    "events": ["request.dispatched", "request.overdue"],
+                }
+            ]
+        ),
+    ],
+) -> dict[str, Any]:
+    """Fields: url, events (default all), secret (default generated; shown once),
+    community (code), description."""
+    actor.require(Role.ADMIN, what="registering webhooks")
+    with engine.begin() as conn:
+        wid, secret = webhooks.create_webhook(
+            conn,
+            url=body.get("url"),  # type: ignore[arg-type]
+            events=body.get("events") or webhooks.EVENTS,
+            secret=body.get("secret"),
+            community_code=body.get("community"),
+            description=body.get("description"),
+        )
+    return {"id": wid, "secret": secret}
+
+
+@router.get("/webhooks", summary="Webhooks (without secrets)", responses=_ERRORS)
+def list_webhooks(conn: ConnDep, actor: ActorDep) -> Any:
+    actor.require(Role.ADMIN, what="listing webhooks")
+    return webhooks.list_webhooks(conn)
+
+
+@router.patch("/webhooks/{webhook_id}", summary="Switch a webhook on or off", responses=_ERRORS)
+def update_webhook(
+    webhook_id: int,
+    engine: EngineDep,
+    actor: ActorDep,
+    body: Annotated[dict[str, Any], Body(examples=[{"active": False}])],
+) -> dict[str, Any]:
+    actor.require(Role.ADMIN, what="changing webhooks")
+    with engine.begin() as conn:
+        webhooks.set_webhook_active(conn, webhook_id=webhook_id, active=bool(body.get("active")))
+    return {"id": webhook_id, "active": bool(body.get("active"))}
+
+
+@router.get(
+    "/webhooks/deliveries", summary="The delivery log with every attempt", responses=_ERRORS
+)
+def list_deliveries(
+    conn: ConnDep,
+    actor: ActorDep,
+    webhook_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    actor.require(Role.ADMIN, what="reading the delivery log")
+    return webhooks.deliveries(conn, webhook_id=webhook_id, limit=limit)
+
+
+@router.get(
+    "/personal-data-reads", summary="Who read whose personal data, and when", responses=_ERRORS
+)
+def personal_data_reads(
+    conn: ConnDep,
+    actor: ActorDep,
+    subject: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    actor.require(Role.ADMIN, what="reading the personal-data log")
+    return access.personal_reads(conn, limit=limit, subject=subject)

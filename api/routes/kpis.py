@@ -1,0 +1,63 @@
+"""``GET /v1/kpis``: the request KPIs of a period, grouped, as JSON or CSV."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from api.auth import ActorDep
+from api.deps import ConnDep, SettingsDep
+from api.schemas import ErrorEnvelope
+from api.schemas_requests import KpiTable
+from geogrid.periods import period
+from geogrid.requests.kpis import GROUPS, kpis, to_csv
+
+router = APIRouter(prefix="/v1", tags=["kpis"])
+
+
+@router.get(
+    "/kpis",
+    response_model=KpiTable,
+    summary="KPIs of requests received in a period, grouped (JSON or CSV)",
+    responses={
+        200: {"content": {"text/csv": {}}},
+        401: {"model": ErrorEnvelope},
+        403: {"model": ErrorEnvelope},
+        404: {"model": ErrorEnvelope},
+        422: {"model": ErrorEnvelope},
+    },
+)
+def get_kpis(
+    conn: ConnDep,
+    settings: SettingsDep,
+    actor: ActorDep,
+    from_: Annotated[
+        dt.date | None,
+        Query(alias="from", description="First received date (inclusive)", examples=["2017-07-01"]),
+    ] = None,
+    to: Annotated[
+        dt.date | None, Query(description="Last received date (inclusive)", examples=["2018-04-18"])
+    ] = None,
+    group_by: Annotated[
+        str | None, Query(description=f"One of {', '.join(GROUPS)}; none = totals only")
+    ] = None,
+    community: Annotated[str | None, Query(description="Community code")] = None,
+    format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
+) -> Any:
+    """received, registered, dispatched, resolved, closed, resolution_rate (resolved ÷
+    received), closure_rate (closed ÷ due), on_time_rate, median and p90 hours to resolve,
+    escalations, overdue_open, satisfaction, visit coverage (docs/api.md, "KPIs").
+    Grouping by member needs an official, planner or admin key."""
+    p = period(from_, to, tz=settings.service.timezone)
+    table = kpis(conn, period=p, group_by=group_by, community=community, actor=actor)
+    if format == "csv":
+        name = f"kpis_{p.start}_{p.end}_{group_by or 'total'}.csv"
+        return Response(
+            to_csv(table).encode("utf-8-sig"),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    return table

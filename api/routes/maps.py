@@ -1,0 +1,177 @@
+"""``GET /maps/coverage``, ``GET /maps/hotspots`` (HTML pages) and ``GET /maps/assets/…``.
+
+The pages link Leaflet & co. from ``/maps/assets/`` (relative ``assets/…``, so a path prefix
+in front of the API still works): an intranet browser needs nothing but this server. Roles
+come with API keys later; until then ``audience=official`` is only a parameter (docs/api.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse
+
+from api.deps import ConnDep, SettingsDep
+from api.schemas import ErrorEnvelope
+from geogrid.errors import InvalidInput, NotFound
+from geogrid.hotspots import DEFAULT_RESOLUTION
+from geogrid.maps.assets import asset_path
+from geogrid.maps.base import render_html
+from geogrid.maps.service import HotspotRequest, build_coverage, build_hotspots
+from geogrid.maps.tiles import MapSettings
+
+router = APIRouter(prefix="/maps", tags=["maps"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorEnvelope, "description": "unknown community, or no active plan"},
+    422: {"model": ErrorEnvelope, "description": "a parameter is malformed (invalid_input)"},
+    500: {"model": ErrorEnvelope, "description": "tiles or map assets not configured"},
+}
+#: Served pages point at the assets relative to themselves: /maps/x → /maps/assets/….
+ASSETS_URL = "assets/"
+
+Community = Annotated[
+    str | None,
+    Query(
+        description="Community code(s), comma-separated; default: every community (a district)",
+        examples=["441302011005"],
+    ),
+]
+From = Annotated[
+    dt.date | None,
+    Query(alias="from", description="First received date, inclusive; default: all history"),
+]
+To = Annotated[dt.date | None, Query(description="Last date, inclusive; default: today")]
+Audience = Annotated[
+    Literal["public", "official"],
+    Query(
+        description="public: no personal data at all; official: masked names, members' "
+        "positions, households per door. Not yet tied to an API key's role."
+    ),
+]
+Lang = Annotated[Literal["zh", "en"], Query(description="Labels in Chinese or English")]
+Tiles = Annotated[
+    Literal["none", "osm", "tianditu", "amap", "custom"] | None,
+    Query(description="Base map; default GEOGRID_MAP_TILES (none: nothing fetched elsewhere)"),
+]
+
+
+def _map_settings(request: Request) -> MapSettings:
+    settings = getattr(request.app.state, "map_settings", None)
+    if settings is None:
+        settings = request.app.state.map_settings = MapSettings()
+    return settings
+
+
+def _page(html: str) -> HTMLResponse:
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/coverage",
+    response_class=HTMLResponse,
+    summary="Coverage map: grids coloured by a measure, fields, uncovered households",
+    responses=_ERRORS,
+)
+def coverage(
+    request: Request,
+    conn: ConnDep,
+    settings: SettingsDep,
+    community: Community = None,
+    measure: Annotated[
+        Literal["households_per_member", "visit_coverage", "open_per_100"],
+        Query(description="What colours the grids"),
+    ] = "households_per_member",
+    from_: From = None,
+    to: To = None,
+    audience: Audience = "public",
+    lang: Lang = "zh",
+    tiles: Tiles = None,
+) -> HTMLResponse:
+    """An HTML page (Folium/Leaflet); visits and requests are counted in the period."""
+    m = build_coverage(
+        conn,
+        community=community,
+        measure=measure,
+        date_from=from_,
+        date_to=to,
+        audience=audience,
+        lang=lang,
+        tiles=tiles,
+        timezone=settings.service.timezone,
+        settings=_map_settings(request),
+    )
+    return _page(render_html(m, assets=ASSETS_URL))
+
+
+@router.get(
+    "/hotspots",
+    response_class=HTMLResponse,
+    summary="Hot-spot map: Gi* hot and cold spots of open (or overdue) requests",
+    responses=_ERRORS,
+)
+def hotspots(
+    request: Request,
+    conn: ConnDep,
+    settings: SettingsDep,
+    community: Community = None,
+    from_: From = None,
+    to: To = None,
+    status: Annotated[
+        Literal["open", "overdue"], Query(description="open, or open and past the SLA")
+    ] = "open",
+    category: Annotated[
+        str | None,
+        Query(description="Category code(s), comma-separated", examples=["sewer_blocked"]),
+    ] = None,
+    programme: Annotated[
+        str | None,
+        Query(description="Programme(s): convenience, integration, care, mediation, safety"),
+    ] = None,
+    unit: Annotated[
+        Literal["h3", "grids"], Query(description="Aggregate to H3 hexagons or to grids")
+    ] = "h3",
+    resolution: Annotated[
+        int, Query(ge=6, le=12, description="H3 resolution (10 ≈ 66 m edges)")
+    ] = DEFAULT_RESOLUTION,
+    normalize: Annotated[
+        Literal["households", "none"],
+        Query(description="Requests per 100 households (default) or counts"),
+    ] = "households",
+    audience: Audience = "public",
+    lang: Lang = "zh",
+    tiles: Tiles = None,
+) -> HTMLResponse:
+    """An HTML page; Getis-Ord Gi* with a Benjamini-Hochberg FDR correction, bins at 90/95/99 %."""
+    m, _ = build_hotspots(
+        conn,
+        HotspotRequest(
+            community=community,
+            date_from=from_,
+            date_to=to,
+            status=status,
+            categories=[category] if category else [],
+            programmes=[programme] if programme else [],
+            unit=unit,
+            resolution=resolution,
+            normalize=normalize,
+            audience=audience,
+            lang=lang,
+            tiles=tiles,
+        ),
+        timezone=settings.service.timezone,
+        settings=_map_settings(request),
+    )
+    return _page(render_html(m, assets=ASSETS_URL))
+
+
+@router.get("/assets/{path:path}", include_in_schema=False)
+def asset(path: str) -> FileResponse:
+    """Leaflet & co. (``geogrid.maps.assets``); every path carries its version: cached."""
+    try:
+        file = asset_path(path)
+    except InvalidInput:
+        raise NotFound(f"no map asset {path!r}", field="path") from None
+    return FileResponse(file, headers={"Cache-Control": "public, max-age=31536000, immutable"})

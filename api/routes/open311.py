@@ -1,0 +1,267 @@
+"""Open311 GeoReport v2 at ``/open311/v2/`` (http://wiki.open311.org/GeoReport_v2).
+
+Each method answers ``.xml`` (required by the spec) or ``.json``, chosen by the extension.
+Errors are the spec's list of ``{code, description}`` with 400 (bad input), 403 (missing or
+wrong ``api_key``) or 404 (unknown service, request or token) — not the ``/v1`` envelope.
+The mapping onto geogrid lives in ``geogrid.requests.open311``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import requests_settings
+from api.routes.requests import base_url, geocoder_of
+from geogrid.db import models as m
+from geogrid.errors import GeogridError, InvalidInput, NotFound
+from geogrid.requests import open311 as o
+from geogrid.requests.access import NotAuthenticated, authenticate
+from geogrid.requests.workflow import receive
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"])
+
+#: When this mapping last changed (the discovery ``changeset``).
+CHANGESET = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
+_DOC = "Extension .xml (the spec's default) or .json."
+
+
+def _split(name: str) -> tuple[str, str]:
+    stem, dot, fmt = name.rpartition(".")
+    if not dot or fmt not in o.FORMATS:
+        raise NotFound("add .xml or .json to the path", field="format")
+    return stem, fmt
+
+
+def _respond(root: str, data: Any, fmt: str, status: int = 200) -> Response:
+    return Response(o.render(root, data, fmt), status_code=status, media_type=o.FORMATS[fmt])
+
+
+def _error(exc: GeogridError, fmt: str) -> Response:
+    status, body = o.error_list(exc)
+    return _respond("errors", body, fmt, status)
+
+
+def _answer(name: str, root: str, build: Callable[[str], Any], status: int = 200) -> Response:
+    """Run ``build`` and render its answer in the path's format, or the spec's errors."""
+    fmt = name.rpartition(".")[2]
+    if "." not in name or fmt not in o.FORMATS:
+        return _error(NotFound("add .xml or .json to the path", field="format"), "json")
+    try:
+        return _respond(root, build(fmt), fmt, status)
+    except GeogridError as exc:
+        return _error(exc, fmt)
+
+
+def _stem(name: str) -> str:
+    return _split(name)[0]
+
+
+@router.get("/discovery.{fmt}", summary="Discovery: where the endpoint is, which formats")
+def discovery(fmt: str, request: Request) -> Response:
+    return _answer(
+        f"discovery.{fmt}",
+        "discovery",
+        lambda _f: o.discovery(
+            base_url=base_url(request),
+            changeset=CHANGESET,
+            contact="The community office (社区服务中心) runs this service.",
+        ),
+    )
+
+
+@router.get("/services.{fmt}", summary="Service list: the request categories", description=_DOC)
+def services(fmt: str, request: Request) -> Response:
+    engine = request.app.state.engine
+
+    def build(_f: str) -> Any:
+        with engine.connect() as conn:
+            return o.services(conn)
+
+    return _answer(f"services.{fmt}", "services", build)
+
+
+@router.get(
+    "/services/{name}",
+    summary="Service definition: the attributes of a category",
+    description="`/services/{service_code}.xml` or `.json`.",
+)
+def service_definition(name: str, request: Request) -> Response:
+    engine = request.app.state.engine
+
+    def build(_f: str) -> Any:
+        with engine.connect() as conn:
+            return o.service_definition(conn, _stem(name))
+
+    return _answer(name, "service_definition", build)
+
+
+@router.get("/requests.{fmt}", summary="Service requests: filters, last 90 days by default")
+def get_requests(fmt: str, request: Request) -> Response:
+    engine = request.app.state.engine
+    settings = requests_settings(request)
+    tz = request.app.state.settings.service.timezone
+    qp = request.query_params
+
+    def build(_f: str) -> Any:
+        ids = o.parse_ids(qp.get("service_request_id") or "")
+        codes = [c.strip() for c in (qp.get("service_code") or "").split(",") if c.strip()]
+        statuses = [s.strip() for s in (qp.get("status") or "").split(",") if s.strip()]
+        bad = [s for s in statuses if s not in ("open", "closed")]
+        if bad:
+            raise InvalidInput(f"status must be open or closed, got {bad[0]!r}", field="status")
+        days = dt.timedelta(days=settings.open311_default_days)
+        start = qp.get("start_date")
+        end = qp.get("end_date")
+        start_dt = o.parse_datetime(start, field="start_date", tz=tz) if start else None
+        end_dt = o.parse_datetime(end, field="end_date", tz=tz) if end else None
+        if end_dt is None:
+            end_dt = min(m.utcnow(), start_dt + days) if start_dt else m.utcnow()
+        if start_dt is None:
+            start_dt = end_dt - days
+        if end_dt < start_dt:
+            raise InvalidInput("end_date is before start_date", field="end_date")
+        if end_dt - start_dt > days:
+            raise InvalidInput(
+                f"start_date to end_date may not span more than {days.days} days",
+                field="end_date",
+            )
+        community = qp.get("jurisdiction_id") or None
+        with engine.connect() as conn:
+            _jurisdiction(conn, community)
+            rows = o.request_rows(
+                conn,
+                ids=ids,
+                service_codes=codes,
+                start=start_dt,
+                end=end_dt,
+                statuses=statuses,
+                community=community,
+            )
+            return o.requests_out(conn, rows, base_url=base_url(request))
+
+    return _answer(f"requests.{fmt}", "service_requests", build)
+
+
+def _jurisdiction(conn: Any, code: str | None) -> None:
+    if code is None:
+        return
+    if conn.execute(select(m.Community.id).where(m.Community.code == code)).scalar() is None:
+        raise NotFound(f"jurisdiction_id {code!r} not found", field="jurisdiction_id")
+
+
+@router.post(
+    "/requests.{fmt}",
+    summary="Create a service request (form-encoded, with api_key)",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["api_key", "service_code"],
+                        "properties": {
+                            k: {"type": "string"}
+                            for k in (
+                                "api_key",
+                                "jurisdiction_id",
+                                "service_code",
+                                "lat",
+                                "long",
+                                "address_string",
+                                "address_id",
+                                "email",
+                                "device_id",
+                                "account_id",
+                                "first_name",
+                                "last_name",
+                                "phone",
+                                "description",
+                                "media_url",
+                            )
+                        },
+                        "additionalProperties": {
+                            "type": "string",
+                            "description": "attribute[CODE]=VALUE",
+                        },
+                    }
+                }
+            }
+        }
+    },
+)
+async def post_request(fmt: str, request: Request) -> Response:
+    if fmt not in o.FORMATS:
+        return _error(NotFound("add .xml or .json to the path", field="format"), "json")
+    try:
+        form = await request.form()
+    except Exception:
+        return _error(InvalidInput("the body must be form-encoded", field="body"), fmt)
+    fields = {k: [str(v) for v in form.getlist(k)] for k in form}
+    for k, v in request.query_params.multi_items():
+        if k == "api_key":
+            fields.setdefault(k, [v])
+    engine = request.app.state.engine
+    settings = requests_settings(request)
+    geocoder = geocoder_of(request)
+
+    def create() -> Any:
+        key = (fields.get("api_key") or [""])[0]
+        if not key:
+            raise NotAuthenticated("api_key is required to create a request", field="api_key")
+        with engine.begin() as conn:
+            actor = authenticate(conn, key)
+            o.require_service(conn, (fields.get("service_code") or [""])[0])
+            intake = o.intake_from_form(fields)
+            out = receive(conn, intake, actor=actor, geocoder=geocoder, settings=settings)
+        return o.post_answer(
+            request_id=out.request_id,
+            token=out.token,
+            flag=out.flag,
+            account_id=intake.contact.account_id,
+        )
+
+    try:
+        body = await run_in_threadpool(create)
+    except GeogridError as exc:
+        return _error(exc, fmt)
+    return _respond("service_requests", body, fmt, 201)
+
+
+@router.get("/requests/{name}", summary="One service request (`{id}.xml` or `.json`)")
+def get_request(name: str, request: Request) -> Response:
+    engine = request.app.state.engine
+
+    def build(_f: str) -> Any:
+        stem = _stem(name)
+        ids = o.parse_ids(stem)
+        if len(ids) != 1:
+            raise InvalidInput("give one service_request_id", field="service_request_id")
+        with engine.connect() as conn:
+            rows = o.request_rows(conn, ids=ids)
+            if not rows:
+                raise NotFound(f"service_request_id {ids[0]} not found", field="service_request_id")
+            return o.requests_out(conn, rows, base_url=base_url(request))
+
+    return _answer(name, "service_requests", build)
+
+
+@router.get("/tokens/{name}", summary="The request id of a token (`{token}.xml` or `.json`)")
+def get_token(name: str, request: Request) -> Response:
+    engine = request.app.state.engine
+
+    def build(_f: str) -> Any:
+        token = _stem(name)
+        with engine.connect() as conn:
+            rows = o.request_rows(conn, token=token) if token else []
+        if not rows:
+            raise NotFound("token not found", field="token")
+        return [{"service_request_id": str(rows[0].id), "token": token}]
+
+    return _answer(name, "service_requests", build)

@@ -1,0 +1,311 @@
+"""``/v1/requests``: file, list, read and act on requests (docs/api.md, "Requests").
+
+Thin routes: parse, call ``geogrid.requests``, return its JSON. Each write is one
+transaction; webhook deliveries queued by it are sent after the commit (a background task),
+and the router's lifespan runs the worker that retries them and finds overdue requests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, BackgroundTasks, FastAPI, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import Engine, select
+
+from api.auth import ActorDep, RequestsSettingsDep
+from api.deps import ConnDep, EngineDep, SettingsDep
+from api.schemas import ErrorEnvelope
+from api.schemas_requests import ActionIn, RequestCreate, RequestOut, RequestPage
+from geogrid.db import models as m
+from geogrid.errors import Conflict, NotFound
+from geogrid.periods import period
+from geogrid.requests import views, webhooks
+from geogrid.requests.settings import RequestsSettings
+from geogrid.requests.workflow import (
+    TRANSITIONS,
+    ActionInput,
+    Contact,
+    Geocoded,
+    Geocoder,
+    Intake,
+    Photo,
+    act,
+    receive,
+)
+
+
+@asynccontextmanager
+async def _worker(app: FastAPI) -> AsyncIterator[None]:
+    """Retries webhooks and notices overdue requests while the app runs."""
+    settings = getattr(app.state, "requests_settings", None) or RequestsSettings()
+    app.state.requests_settings = settings
+    worker = webhooks.WebhookWorker(app.state.engine, settings)
+    worker.start()
+    try:
+        yield
+    finally:
+        worker.stop()
+
+
+router = APIRouter(prefix="/v1", tags=["requests"], lifespan=_worker)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorEnvelope, "description": "No key, or a wrong or revoked one"},
+    403: {"model": ErrorEnvelope, "description": "The key's role or scope does not allow it"},
+    404: {"model": ErrorEnvelope, "description": "No such request (or action)"},
+    409: {
+        "model": ErrorEnvelope,
+        "description": "A stale version or an action not allowed from the current status; "
+        "details.current is the request as it is now",
+    },
+    422: {"model": ErrorEnvelope, "description": "Bad input; error.field names it"},
+}
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def geocoder_of(request: Request) -> Geocoder | None:
+    """Addresses are resolved by the lookup service of the app, when it runs one."""
+    service = getattr(request.app.state, "lookup", None)
+    if service is None:
+        return None
+
+    def geocode(address: str, community: str | None) -> Geocoded:
+        result = service.lookup(address=address, community=community)
+        match = result.match
+        return Geocoded(
+            float(result.place.lon),
+            float(result.place.lat),
+            getattr(match, "address_id", None) if match is not None else None,
+        )
+
+    return geocode
+
+
+def _photos(items: list[Any], field: str) -> list[Photo]:
+    return [Photo.from_base64(p.model_dump(), field=f"{field}[{i}]") for i, p in enumerate(items)]
+
+
+def _deliver(engine: Engine, settings: RequestsSettings, ids: list[int]) -> None:
+    if ids:
+        webhooks.deliver_due(engine, settings=settings, ids=ids)
+
+
+@router.post(
+    "/requests",
+    status_code=201,
+    response_model=RequestOut,
+    response_model_exclude_none=False,
+    summary="File a request (受理); it is assigned at once: point → grid → field → member",
+    responses=_ERRORS,
+)
+def create_request(
+    body: RequestCreate,
+    request: Request,
+    engine: EngineDep,
+    actor: ActorDep,
+    settings: RequestsSettingsDep,
+) -> Any:
+    """Needs a key (any role). A location outside every grid is accepted, routed to the
+    community level and flagged ``outside_grids``."""
+    contact = Contact(**body.contact.model_dump()) if body.contact else Contact()
+    intake = Intake(
+        category=body.category,
+        description=body.description,
+        lon=body.lon,
+        lat=body.lat,
+        crs=body.crs,
+        address_id=body.address_id,
+        address=body.address,
+        community=body.community,
+        attributes=body.attributes,
+        contact=contact,
+        media_urls=body.media_urls,
+        photos=_photos(body.photos, "photos"),
+        source="api",
+    )
+    with engine.begin() as conn:
+        out = receive(conn, intake, actor=actor, geocoder=geocoder_of(request), settings=settings)
+        view = views.get_request(conn, out.request_id, actor=actor, base_url=base_url(request))
+    view["token"] = out.token
+    return view
+
+
+@router.get(
+    "/requests",
+    response_model=RequestPage,
+    summary="List requests with filters, newest received first",
+    responses=_ERRORS,
+)
+def list_requests(
+    request: Request,
+    conn: ConnDep,
+    actor: ActorDep,
+    app_settings: SettingsDep,
+    status: Annotated[
+        str | None, Query(description="Comma list of statuses, or open", examples=["open"])
+    ] = None,
+    category: Annotated[str | None, Query(description="Comma list of category codes")] = None,
+    programme: str | None = None,
+    community: str | None = None,
+    grid: Annotated[str | None, Query(description="Grid code")] = None,
+    member_id: int | None = None,
+    department: Annotated[str | None, Query(description="Escalated to (code)")] = None,
+    flag: Annotated[str | None, Query(examples=["outside_grids"])] = None,
+    overdue: bool | None = None,
+    from_: Annotated[
+        dt.date | None, Query(alias="from", description="First received date (inclusive)")
+    ] = None,
+    to: Annotated[dt.date | None, Query(description="Last received date (inclusive)")] = None,
+    limit: Annotated[int, Query(ge=1, le=views.MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    """Public fields for everyone; a member key lists its own requests, a department key
+    what is escalated to it, a community key its community."""
+    p = None
+    if from_ is not None or to is not None:
+        p = period(from_, to, tz=app_settings.service.timezone)
+    filters = views.RequestFilter(
+        status=[s.strip() for s in status.split(",") if s.strip()] if status else (),
+        category=[c.strip() for c in category.split(",") if c.strip()] if category else (),
+        programme=programme,
+        community=community,
+        grid=grid,
+        member_id=member_id,
+        department=department,
+        flag=flag,
+        overdue=overdue,
+        period=p,
+    )
+    page = views.list_requests(
+        conn, actor=actor, filters=filters, limit=limit, offset=offset, base_url=base_url(request)
+    )
+    if offset + limit < page["total"]:
+        params = dict(request.query_params)
+        params["offset"] = str(offset + limit)
+        page["next"] = f"{base_url(request)}/v1/requests?{urlencode(params)}"
+    return page
+
+
+@router.get(
+    "/requests/actions",
+    summary="The state machine: each action, the statuses it starts from, where it leads",
+)
+def list_actions() -> list[dict[str, Any]]:
+    return [
+        {
+            "action": a.value,
+            "from": sorted(t.sources),
+            "to": t.target,
+            "roles": sorted(r.value for r in t.roles),
+            "note_required": t.note_required,
+            "description": t.description,
+        }
+        for a, t in TRANSITIONS.items()
+    ]
+
+
+@router.get(
+    "/requests/{request_id}",
+    response_model=RequestOut,
+    summary="One request with its full history",
+    responses=_ERRORS,
+)
+def get_request(
+    request_id: int,
+    request: Request,
+    engine: EngineDep,
+    actor: ActorDep,
+    personal: Annotated[
+        bool,
+        Query(
+            description="Add the reporter's contact and the member's name (needs the "
+            "personal_data right; logged)"
+        ),
+    ] = False,
+) -> Any:
+    with engine.begin() as conn:  # a personal read writes its log entry
+        return views.get_request(
+            conn, request_id, actor=actor, personal=personal, base_url=base_url(request)
+        )
+
+
+@router.post(
+    "/requests/{request_id}/{action}",
+    response_model=RequestOut,
+    summary="Perform an action: register, reject, dispatch, start, escalate, send_back, "
+    "resolve, close, reopen, evaluate, reassign",
+    responses=_ERRORS,
+)
+def post_action(
+    request_id: int,
+    action: str,
+    body: ActionIn,
+    request: Request,
+    engine: EngineDep,
+    actor: ActorDep,
+    settings: RequestsSettingsDep,
+    background: BackgroundTasks,
+) -> Any:
+    """Each action carries the ``version`` you saw: a stale one answers 409 with the
+    current state (``error.details.current``) and changes nothing."""
+    params = ActionInput(
+        version=body.version,
+        note=body.note,
+        member_id=body.member_id,
+        department=body.department,
+        satisfaction=body.satisfaction,
+        comment=body.comment,
+        reopen=body.reopen,
+        token=body.token,
+        photos=_photos(body.photos, "photos"),
+        media_urls=body.media_urls,
+    )
+    try:
+        with engine.begin() as conn:
+            out = act(
+                conn,
+                request_id=request_id,
+                action=action,
+                actor=actor,
+                params=params,
+                settings=settings,
+            )
+            view = views.get_request(conn, request_id, actor=actor, base_url=base_url(request))
+    except Conflict as exc:
+        with engine.connect() as conn:
+            current = views.get_request(conn, request_id, actor=actor, base_url=base_url(request))
+        raise Conflict(
+            exc.message, field=exc.field, details={**exc.details, "current": current}
+        ) from None
+    background.add_task(_deliver, engine, settings, out.deliveries)
+    return view
+
+
+@router.get(
+    "/media/{media_id}",
+    summary="A photo of a request",
+    responses={404: {"model": ErrorEnvelope}},
+    response_class=Response,
+)
+def get_media(media_id: int, conn: ConnDep) -> Response:
+    rm = m.RequestMedia
+    row = conn.execute(
+        select(rm.url, rm.content_type, rm.data, rm.sha256).where(rm.id == media_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no media with id {media_id}", field="media_id")
+    if row.data is None:
+        return RedirectResponse(row.url, status_code=302)
+    return Response(
+        bytes(row.data),
+        media_type=row.content_type or "application/octet-stream",
+        headers={"ETag": f'"{row.sha256}"', "Cache-Control": "public, max-age=86400"},
+    )

@@ -1,0 +1,123 @@
+"""Schemas of the requests API, KPIs and the directory (names follow docs/api.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PhotoIn(BaseModel):
+    data: str = Field(description="The image, base64-encoded")
+    content_type: str = Field(default="image/jpeg", examples=["image/jpeg"])
+    filename: str | None = None
+
+
+class ContactIn(BaseModel):
+    """The reporter's contact details: personal data, never shown publicly."""
+
+    model_config = ConfigDict(extra="forbid")
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    device_id: str | None = None
+    account_id: str | None = None
+
+
+class RequestCreate(BaseModel):
+    """A new request: a category and one location (lon/lat, address_id or address)."""
+
+    model_config = ConfigDict(extra="forbid")
+    category: str = Field(examples=["sewer_blocked"])
+    description: str | None = Field(default=None, examples=["长湖街12号门口下水道堵塞"])
+    lon: float | str | None = Field(default=None, examples=[114.4025])
+    lat: float | str | None = Field(default=None, examples=[23.115])
+    crs: str = Field(default="wgs84", description="wgs84, cgcs2000, gcj02, bd09, EPSG:…")
+    address_id: str | None = None
+    address: str | None = Field(default=None, description="Resolved by the lookup")
+    community: str | None = Field(default=None, description="Community code (optional)")
+    attributes: dict[str, Any] | None = Field(
+        default=None, description="Values of the category's attributes, by code"
+    )
+    contact: ContactIn | None = None
+    media_urls: list[str] = Field(default_factory=list)
+    photos: list[PhotoIn] = Field(default_factory=list)
+
+
+class ActionIn(BaseModel):
+    """Parameters of an action; ``version`` is the version of the request you saw."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(examples=[3])
+    note: str | None = Field(default=None, description="Reason or feedback (required by some)")
+    member_id: int | None = Field(default=None, description="dispatch (optional), reassign")
+    department: str | None = Field(default=None, description="escalate: department code")
+    satisfaction: str | None = Field(default=None, description="evaluate: satisfied|unsatisfied")
+    comment: str | None = Field(default=None, description="evaluate: the reporter's comment")
+    reopen: bool = Field(default=False, description="evaluate: reopen when unsatisfied")
+    token: str | None = Field(default=None, description="evaluate by a public key: the token")
+    photos: list[PhotoIn] = Field(default_factory=list)
+    media_urls: list[str] = Field(default_factory=list)
+
+
+class AssignmentOut(BaseModel):
+    grid_code: str | None
+    grid_name: str | None
+    field_id: int | None
+    member_id: int | None
+    member_display_name: str | None = Field(examples=["张*明"])
+    rule: str | None = Field(examples=["field"], description="field, grid_lead, manual, none")
+    member_name: str | None = Field(default=None, description="personal=true only")
+
+
+class RequestOut(BaseModel):
+    """A request (public fields; officials also see notes, actors and the address id)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: int
+    status: str = Field(examples=["dispatched"])
+    open: bool
+    version: int
+    community: dict[str, Any]
+    category: dict[str, Any]
+    description: str | None
+    location: dict[str, Any]
+    assignment: AssignmentOut
+    department: dict[str, Any] | None
+    agency_responsible: str
+    flag: str | None = Field(examples=[None, "outside_grids"])
+    received_at: str | None
+    dispatched_at: str | None
+    due_at: str | None
+    resolved_at: str | None
+    closed_at: str | None
+    updated_at: str | None
+    overdue: bool
+    media: list[dict[str, Any]]
+    history: list[dict[str, Any]] | None = None
+    token: str | None = Field(default=None, description="On creation only: the reporter's token")
+
+
+class RequestPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    next: str | None = Field(default=None, description="URL of the next page")
+    items: list[RequestOut]
+
+
+class KpiRow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    key: Any = Field(description="Group key: id, code, programme or YYYY-MM; null = none")
+    label: str | None = None
+    received: int = Field(examples=[86])
+    resolved: int = Field(examples=[84])
+    resolution_rate: float | None = Field(examples=[0.977])
+
+
+class KpiTable(BaseModel):
+    period: dict[str, str]
+    group_by: str | None
+    total: dict[str, Any]
+    rows: list[KpiRow]

@@ -1,0 +1,1 @@
+"""Maps (Folium): coverage, hot-spot and plan maps; served by the API and exported."""

@@ -1,0 +1,386 @@
+"""Who may do what: API keys with roles, browser sessions, and the personal-data read log.
+
+Keys
+----
+A key reads ``gg_<prefix>_<secret>``: ``prefix`` (8 hex digits) finds the row, the whole key
+is checked against a SHA-256 hash. A fast hash is the right one here: the secret is 256 random
+bits, so there is nothing to guess a dictionary for, and a slow password hash would only
+slow down every request (OWASP, "Password Storage Cheat Sheet", applies to low-entropy
+secrets). The key is shown once, when created; only its hash is stored.
+
+Roles (docs/api.md, "Access")
+-----------------------------
+``public`` files requests (Open311 apps) and sees no personal data; ``member`` sees and acts on
+its own requests, field and households; ``department`` on what is escalated to it;
+``official`` on everything of its community (or district, with no community), names masked;
+``planner`` works on plans; ``admin`` also manages keys, webhooks and the catalogue. Reading
+unmasked personal data needs the key's ``personal_data`` right, and every such read is logged.
+
+Sessions
+--------
+Officials and planners sign in from a browser with their key; the session cookie carries a
+random token whose hash is stored. Sessions authorize reads (maps, exports, lists) only:
+writes always need the key itself in a header, which a cross-site form cannot send — so the
+cookie needs no CSRF token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import Connection, insert, select, update
+
+from geogrid.db import models as m
+from geogrid.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
+from geogrid.periods import iso
+
+Role = m.Role
+
+#: Roles that may sign in from a browser (login page + session cookie).
+SESSION_ROLES: Final = frozenset({Role.OFFICIAL, Role.PLANNER, Role.ADMIN})
+#: Roles whose keys may carry the personal-data right.
+PERSONAL_DATA_ROLES: Final = frozenset({Role.MEMBER, Role.DEPARTMENT, Role.OFFICIAL, Role.ADMIN})
+#: How long a browser session lasts.
+SESSION_HOURS: Final = 12
+KEY_PREFIX: Final = "gg_"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: the role and scope of a key (or of the CLI, ``system``)."""
+
+    role: m.Role
+    label: str
+    key_id: int | None = None
+    community_id: int | None = None
+    member_id: int | None = None
+    department_id: int | None = None
+    personal_data: bool = False
+    via_session: bool = False
+    #: False only for a caller without a key.
+    authenticated: bool = True
+
+    @classmethod
+    def anonymous(cls) -> Actor:
+        """A caller without a key: public reads only."""
+        return cls(role=Role.PUBLIC, label="anonymous", authenticated=False)
+
+    @classmethod
+    def system(cls, label: str = "cli") -> Actor:
+        """The command line: an operator on the server, acting as admin."""
+        return cls(role=Role.ADMIN, label=label, personal_data=True)
+
+    def has(self, *roles: m.Role) -> bool:
+        return self.role in roles
+
+    def require(self, *roles: m.Role, what: str) -> None:
+        """Raise :class:`Forbidden` (or :class:`NotAuthenticated`) unless the role is one of
+        ``roles``."""
+        if not self.authenticated:
+            raise NotAuthenticated(f"{what} needs an API key (X-API-Key header)", field="api_key")
+        if self.role in roles:
+            return
+        names = ", ".join(sorted(r.value for r in roles))
+        raise Forbidden(f"{what} needs the role {names}; this key is {self.role.value}")
+
+    def require_community(self, community_id: int | None, *, what: str) -> None:
+        """A key scoped to a community may act only there."""
+        if self.community_id is not None and community_id != self.community_id:
+            raise Forbidden(f"this key is limited to another community: {what} is not allowed")
+
+    def require_personal_data(self, *, what: str) -> None:
+        if not self.personal_data:
+            raise Forbidden(
+                f"{what} is personal data: this key has no personal_data right", field="personal"
+            )
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A created key: ``key`` is shown once and never stored."""
+
+    id: int
+    key: str
+    prefix: str
+    role: str
+
+
+def create_key(
+    conn: Connection,
+    *,
+    role: str,
+    name: str | None = None,
+    community_code: str | None = None,
+    member_id: int | None = None,
+    department_code: str | None = None,
+    personal_data: bool = False,
+) -> NewKey:
+    """Create a key; return it with its secret (shown once)."""
+    try:
+        r = Role(role)
+    except ValueError:
+        names = ", ".join(x.value for x in Role)
+        raise InvalidInput(f"unknown role {role!r}: use one of {names}", field="role") from None
+    community_id = None
+    if community_code is not None:
+        community_id = conn.execute(
+            select(m.Community.id).where(m.Community.code == community_code)
+        ).scalar()
+        if community_id is None:
+            raise NotFound(f"no community with code {community_code!r}", field="community")
+    department_id = None
+    if r is Role.DEPARTMENT:
+        if department_code is None:
+            raise InvalidInput("a department key needs --department CODE", field="department")
+        department_id = conn.execute(
+            select(m.Department.id).where(m.Department.code == department_code)
+        ).scalar()
+        if department_id is None:
+            raise NotFound(f"no department with code {department_code!r}", field="department")
+    elif department_code is not None:
+        raise InvalidInput("--department is for department keys only", field="department")
+    if r is Role.MEMBER:
+        if member_id is None:
+            raise InvalidInput("a member key needs --member ID", field="member")
+        member = conn.execute(
+            select(m.Member.id, m.Member.community_id).where(m.Member.id == member_id)
+        ).one_or_none()
+        if member is None:
+            raise NotFound(f"no member with id {member_id}", field="member")
+        community_id = community_id or member.community_id
+        if community_id != member.community_id:
+            raise InvalidInput("the member belongs to another community", field="member")
+    elif member_id is not None:
+        raise InvalidInput("--member is for member keys only", field="member")
+    if personal_data and r not in PERSONAL_DATA_ROLES:
+        raise InvalidInput(
+            f"a {r.value} key cannot carry the personal_data right", field="personal_data"
+        )
+    prefix = secrets.token_hex(4)
+    while conn.execute(select(m.ApiKey.id).where(m.ApiKey.prefix == prefix)).first():
+        prefix = secrets.token_hex(4)  # pragma: no cover - 1 in 4 billion
+    key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    key_id = conn.execute(
+        insert(m.ApiKey)
+        .values(
+            prefix=prefix,
+            key_hash=_hash(key),
+            name=name,
+            role=r.value,
+            community_id=community_id,
+            member_id=member_id,
+            department_id=department_id,
+            personal_data=personal_data,
+            created_at=m.utcnow(),
+        )
+        .returning(m.ApiKey.id)
+    ).scalar_one()
+    return NewKey(id=int(key_id), key=key, prefix=prefix, role=r.value)
+
+
+def _prefix_of(key: str) -> str | None:
+    if not key.startswith(KEY_PREFIX):
+        return None
+    prefix, sep, _ = key[len(KEY_PREFIX) :].partition("_")
+    return prefix if sep and len(prefix) == 8 else None
+
+
+def revoke_key(conn: Connection, *, key_or_prefix: str) -> str:
+    """Revoke a key given in full or by its prefix; return the prefix."""
+    prefix = _prefix_of(key_or_prefix) or key_or_prefix
+    row = conn.execute(
+        select(m.ApiKey.id, m.ApiKey.revoked_at).where(m.ApiKey.prefix == prefix)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no key with prefix {prefix!r}", field="key")
+    now = m.utcnow()
+    if row.revoked_at is None:
+        conn.execute(update(m.ApiKey).where(m.ApiKey.id == row.id).values(revoked_at=now))
+    conn.execute(
+        update(m.ApiSession)
+        .where(m.ApiSession.api_key_id == row.id, m.ApiSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return prefix
+
+
+def list_keys(conn: Connection, *, include_revoked: bool = False) -> list[dict[str, Any]]:
+    """Every key's public facts (never a hash or secret)."""
+    k = m.ApiKey
+    stmt = (
+        select(
+            k.id,
+            k.prefix,
+            k.name,
+            k.role,
+            m.Community.code.label("community"),
+            k.member_id,
+            m.Department.code.label("department"),
+            k.personal_data,
+            k.created_at,
+            k.revoked_at,
+            k.last_used_at,
+        )
+        .outerjoin(m.Community, m.Community.id == k.community_id)
+        .outerjoin(m.Department, m.Department.id == k.department_id)
+        .order_by(k.id)
+    )
+    if not include_revoked:
+        stmt = stmt.where(k.revoked_at.is_(None))
+    out = []
+    for r in conn.execute(stmt):
+        d = dict(r._mapping)
+        for c in ("created_at", "revoked_at", "last_used_at"):
+            d[c] = iso(d[c])
+        out.append(d)
+    return out
+
+
+def _actor_of(row: Any, *, via_session: bool = False) -> Actor:
+    name = f" {row.name}" if row.name else ""
+    return Actor(
+        role=Role(row.role),
+        label=f"key {row.prefix}{name} ({row.role})",
+        key_id=int(row.id),
+        community_id=row.community_id,
+        member_id=row.member_id,
+        department_id=row.department_id,
+        personal_data=bool(row.personal_data),
+        via_session=via_session,
+    )
+
+
+_KEY_COLUMNS = (
+    m.ApiKey.id,
+    m.ApiKey.prefix,
+    m.ApiKey.key_hash,
+    m.ApiKey.name,
+    m.ApiKey.role,
+    m.ApiKey.community_id,
+    m.ApiKey.member_id,
+    m.ApiKey.department_id,
+    m.ApiKey.personal_data,
+    m.ApiKey.revoked_at,
+    m.ApiKey.last_used_at,
+)
+
+
+def authenticate(conn: Connection, key: str, *, field: str = "api_key") -> Actor:
+    """The actor of a key; :class:`NotAuthenticated` for a wrong or revoked one."""
+    prefix = _prefix_of(key.strip())
+    row = None
+    if prefix is not None:
+        row = conn.execute(select(*_KEY_COLUMNS).where(m.ApiKey.prefix == prefix)).one_or_none()
+    # compare_digest even for an unknown prefix: the answer takes the same time.
+    expected = row.key_hash if row is not None else _hash("")
+    if not hmac.compare_digest(expected, _hash(key.strip())) or row is None:
+        raise NotAuthenticated("the API key is not valid", field=field)
+    if row.revoked_at is not None:
+        raise NotAuthenticated("the API key has been revoked", field=field)
+    now = m.utcnow()
+    # last_used_at to the minute: one write a minute per key at most, not one per request.
+    if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):
+        conn.execute(update(m.ApiKey).where(m.ApiKey.id == row.id).values(last_used_at=now))
+    return _actor_of(row)
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+
+def open_session(conn: Connection, *, key: str, hours: int = SESSION_HOURS) -> tuple[str, Actor]:
+    """Sign in with a key: return a new session token (for the cookie) and the actor."""
+    actor = authenticate(conn, key)
+    if actor.role not in SESSION_ROLES:
+        names = ", ".join(sorted(r.value for r in SESSION_ROLES))
+        raise Forbidden(f"browser sign-in is for {names} keys; this key is {actor.role.value}")
+    token = secrets.token_urlsafe(32)
+    now = m.utcnow()
+    conn.execute(
+        insert(m.ApiSession).values(
+            token_hash=_hash(token),
+            api_key_id=actor.key_id,
+            created_at=now,
+            expires_at=now + dt.timedelta(hours=hours),
+        )
+    )
+    return token, actor
+
+
+def session_actor(conn: Connection, token: str) -> Actor:
+    """The actor of a session token; :class:`NotAuthenticated` when unknown or expired."""
+    s = m.ApiSession
+    row = conn.execute(
+        select(*_KEY_COLUMNS, s.expires_at, s.revoked_at.label("session_revoked_at"))
+        .join(m.ApiKey, m.ApiKey.id == s.api_key_id)
+        .where(s.token_hash == _hash(token))
+    ).one_or_none()
+    if row is None or row.session_revoked_at is not None or row.revoked_at is not None:
+        raise NotAuthenticated("the session is not valid: sign in again", field="session")
+    if row.expires_at <= m.utcnow():
+        raise NotAuthenticated("the session has expired: sign in again", field="session")
+    return _actor_of(row, via_session=True)
+
+
+def close_session(conn: Connection, token: str) -> None:
+    conn.execute(
+        update(m.ApiSession)
+        .where(m.ApiSession.token_hash == _hash(token), m.ApiSession.revoked_at.is_(None))
+        .values(revoked_at=m.utcnow())
+    )
+
+
+# --- personal data ---------------------------------------------------------------------------
+
+
+def log_personal_read(
+    conn: Connection,
+    *,
+    actor: Actor,
+    subject: str,
+    subject_ids: Iterable[int],
+    fields: Iterable[str],
+    via: str,
+) -> int:
+    """Record who read which person's unmasked data (never the data itself)."""
+    now = m.utcnow()
+    names = sorted(set(fields))
+    rows = [
+        {
+            "at": now,
+            "api_key_id": actor.key_id,
+            "actor": actor.label,
+            "subject": subject,
+            "subject_id": int(i),
+            "fields": names,
+            "via": via[:200],
+        }
+        for i in subject_ids
+    ]
+    if rows:
+        conn.execute(insert(m.PersonalDataRead), rows)
+    return len(rows)
+
+
+def personal_reads(
+    conn: Connection, *, limit: int = 100, subject: str | None = None
+) -> list[dict[str, Any]]:
+    """The latest entries of the personal-data read log."""
+    p = m.PersonalDataRead
+    stmt = select(p.id, p.at, p.api_key_id, p.actor, p.subject, p.subject_id, p.fields, p.via)
+    if subject is not None:
+        stmt = stmt.where(p.subject == subject)
+    rows = conn.execute(stmt.order_by(p.id.desc()).limit(limit)).all()
+    return [{**dict(r._mapping), "at": iso(r.at)} for r in rows]

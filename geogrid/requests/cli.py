@@ -1,0 +1,610 @@
+"""Command-line parts of the requests workflow, registered by ``geogrid/cli.py``:
+
+``geogrid keys create|revoke|list``, ``geogrid kpi``, ``geogrid catalogue …``,
+``geogrid members …``, ``geogrid webhooks …``, ``geogrid requests …``.
+
+Keys act at once (a revocation must not wait). Edits of the catalogue and the directory are
+dry runs unless given ``--commit`` (docs/api.md, "Command line"). The shared helpers of
+``geogrid.cli`` are imported when a command runs, so either module may be imported first.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Connection, Engine
+
+from geogrid.requests.access import Actor
+
+out = Console()
+err = Console(stderr=True)
+
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        envvar="GEOGRID_DATABASE_URL",
+        help="SQLAlchemy URL (default var/geogrid.sqlite).",
+        show_default=False,
+    ),
+]
+CommitOpt = Annotated[
+    bool, typer.Option("--commit", help="Write the changes (without it: a dry run).")
+]
+CommunityOpt = Annotated[str | None, typer.Option("--community", help="Community code.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+@contextmanager
+def _session(database: str | None, *, commit: bool = True) -> Iterator[Connection]:
+    """Errors printed as ``error: …`` (exit 1); one transaction, rolled back unless commit."""
+    from geogrid import cli as base
+
+    with base._errors():
+        engine: Engine = base._engine(database)
+        with base._transaction(engine, commit=commit) as conn:
+            yield conn
+        engine.dispose()
+
+
+def _dry_run_note(commit: bool) -> None:
+    if not commit:
+        err.print("[yellow]dry run:[/] nothing was written; run again with --commit to apply.")
+
+
+def _json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in columns])
+    return table
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+keys_app = typer.Typer(
+    help="API keys with roles (stored hashed; shown once).", no_args_is_help=True
+)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[
+        str,
+        typer.Option("--role", help="public, member, department, official, planner or admin."),
+    ],
+    community: CommunityOpt = None,
+    name: Annotated[str | None, typer.Option(help="Who or what holds the key.")] = None,
+    member: Annotated[int | None, typer.Option(help="Member id (member keys).")] = None,
+    department: Annotated[
+        str | None, typer.Option(help="Department code (department keys).")
+    ] = None,
+    personal_data: Annotated[
+        bool,
+        typer.Option("--personal-data", help="May read unmasked personal data (logged)."),
+    ] = False,
+    as_json: JsonOpt = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Create a key and print it once: it cannot be shown again."""
+    from geogrid.requests.access import create_key
+
+    with _session(database) as conn:
+        new = create_key(
+            conn,
+            role=role,
+            name=name,
+            community_code=community,
+            member_id=member,
+            department_code=department,
+            personal_data=personal_data,
+        )
+    if as_json:
+        _json({"id": new.id, "key": new.key, "prefix": new.prefix, "role": new.role})
+        return
+    out.print(new.key, highlight=False, soft_wrap=True)
+    err.print(
+        f"[yellow]key {new.prefix} ({new.role}) created: this is the only time it is shown; "
+        "store it now.[/]"
+    )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key, or its 8-character prefix.")],
+    database: DatabaseOpt = None,
+) -> None:
+    """Revoke a key at once (and end its browser sessions)."""
+    from geogrid.requests.access import revoke_key
+
+    with _session(database) as conn:
+        prefix = revoke_key(conn, key_or_prefix=key)
+    out.print(f"key {prefix} revoked")
+
+
+@keys_app.command("list")
+def keys_list(
+    include_revoked: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+    as_json: JsonOpt = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """The keys (prefix, role, scope; never a secret)."""
+    from geogrid.requests.access import list_keys
+
+    with _session(database) as conn:
+        rows = list_keys(conn, include_revoked=include_revoked)
+    if as_json:
+        _json(rows)
+        return
+    cols = ["prefix", "role", "name", "community", "member_id", "department", "personal_data",
+            "created_at", "revoked_at", "last_used_at"]  # fmt: skip
+    out.print(_table("API keys", rows, cols))
+
+
+# --- KPIs ------------------------------------------------------------------------------------
+
+
+def kpi(
+    from_: Annotated[
+        str | None, typer.Option("--from", help="First received date (inclusive).")
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last received date (inclusive).")] = None,
+    group_by: Annotated[
+        str | None,
+        typer.Option(
+            "--group-by", help="community, grid, branch, member, category, programme or month."
+        ),
+    ] = None,
+    community: CommunityOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of the screen.")
+    ] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Request KPIs of a period (as ``GET /v1/kpis``): received, resolved, resolution rate,
+    结案率, on-time rate, time to resolve, escalations, overdue, satisfaction, visits."""
+    from geogrid.errors import InvalidInput
+    from geogrid.periods import period
+    from geogrid.rates import percent
+    from geogrid.requests.kpis import METRICS, kpis, to_csv
+    from geogrid.settings import Settings
+
+    with _session(database, commit=False) as conn:
+        if fmt not in ("table", "json", "csv"):
+            raise InvalidInput("--format must be table, json or csv", field="format")
+        p = period(from_, to, tz=Settings().service.timezone)
+        table = kpis(conn, period=p, group_by=group_by, community=community, actor=Actor.system())
+    if fmt == "json":
+        text = json.dumps(table, ensure_ascii=False, indent=2, default=str) + "\n"
+    elif fmt == "csv":
+        text = to_csv(table)
+    else:
+        rows = [*table["rows"], {"key": "total", "label": "", **table["total"]}]
+        shown = []
+        for r in rows:
+            r = {**r, "key": r.get("code") or r["key"]}  # grid and community codes
+            for k in METRICS:
+                if k.endswith("_rate") or k == "visit_coverage":
+                    r[k] = percent(r.get(k))
+            shown.append(r)
+        cols = ["key", "label", "received", "resolved", "resolution_rate", "closed", "due",
+                "closure_rate", "on_time_rate", "median_hours_to_resolve",
+                "p90_hours_to_resolve", "escalations", "overdue_open", "satisfaction_rate",
+                "visit_coverage"]  # fmt: skip
+        title = f"KPIs {p.start} … {p.end}" + (f" by {group_by}" if group_by else "")
+        if out_file is None:
+            out.print(_table(title, shown, cols))
+            return
+        text = to_csv(table)
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(text, encoding="utf-8-sig" if fmt != "json" else "utf-8")
+        err.print(f"written to {out_file}")
+
+
+# --- catalogue -------------------------------------------------------------------------------
+
+catalogue_app = typer.Typer(
+    help="The request catalogue: categories and departments.", no_args_is_help=True
+)
+
+
+@catalogue_app.command("list")
+def catalogue_list(
+    include_inactive: Annotated[bool, typer.Option("--all", help="Include retired ones.")] = False,
+    as_json: JsonOpt = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Categories with programme, class, SLA hours and default department."""
+    from geogrid.requests.directory import list_categories
+
+    with _session(database, commit=False) as conn:
+        rows = list_categories(conn, include_inactive=include_inactive)
+    if as_json:
+        _json(rows)
+        return
+    cols = ["code", "name", "programme", "class", "subclass", "sla_hours", "department", "active"]
+    out.print(_table("categories", rows, cols))
+
+
+@catalogue_app.command("set")
+def catalogue_set(
+    code: Annotated[str, typer.Argument(help="Category code.")],
+    create: Annotated[bool, typer.Option("--create", help="Add a new category.")] = False,
+    name: Annotated[str | None, typer.Option(help="Name (Chinese).")] = None,
+    name_en: Annotated[str | None, typer.Option("--name-en", help="English name.")] = None,
+    programme: Annotated[
+        str | None,
+        typer.Option(help="convenience, integration, care, mediation or safety."),
+    ] = None,
+    category_class: Annotated[
+        str | None, typer.Option("--class", help="component (部件) or event (事件).")
+    ] = None,
+    subclass: Annotated[str | None, typer.Option(help="Subclass (公用设施, 街面秩序, …).")] = None,
+    sla_hours: Annotated[int | None, typer.Option("--sla-hours", help="SLA in hours.")] = None,
+    department: Annotated[
+        str | None, typer.Option(help="Default escalation department code ('' for none).")
+    ] = None,
+    attributes: Annotated[
+        Path | None,
+        typer.Option(help="JSON file with the Open311 attribute definitions ([] for none)."),
+    ] = None,
+    active: Annotated[
+        bool | None, typer.Option("--active/--retire", help="Take requests, or retire it.")
+    ] = None,
+    commit: CommitOpt = False,
+    as_json: JsonOpt = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Add (--create) or change a category; only the options given change."""
+    from geogrid.errors import InvalidInput
+    from geogrid.requests.directory import save_category
+
+    values: dict[str, Any] = {}
+    for key, value in (
+        ("name", name),
+        ("name_en", name_en),
+        ("programme", programme),
+        ("class", category_class),
+        ("subclass", subclass),
+        ("sla_hours", sla_hours),
+        ("active", active),
+    ):
+        if value is not None:
+            values[key] = value
+    if department is not None:
+        values["department"] = department or None
+    with _session(database, commit=commit) as conn:
+        if attributes is not None:
+            try:
+                values["attributes"] = json.loads(attributes.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise InvalidInput(f"cannot read {attributes}: {exc}", field="attributes") from exc
+        row = save_category(conn, code=code, values=values, create=create)
+    if as_json:
+        _json(row)
+    else:
+        out.print(_table(f"category {code}", [row], list(row)))
+    _dry_run_note(commit)
+
+
+@catalogue_app.command("department")
+def catalogue_department(
+    code: Annotated[str, typer.Argument(help="Department code.")],
+    name: Annotated[str | None, typer.Option(help="Name (Chinese).")] = None,
+    name_en: Annotated[str | None, typer.Option("--name-en", help="English name.")] = None,
+    commit: CommitOpt = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Add or rename a department (upsert by code)."""
+    from geogrid.requests.directory import save_department
+
+    with _session(database, commit=commit) as conn:
+        row = save_department(conn, code=code, name=name, name_en=name_en)
+    out.print(_table("department", [row], list(row)))
+    _dry_run_note(commit)
+
+
+# --- members, fields, grid leads -------------------------------------------------------------
+
+members_app = typer.Typer(
+    help="Members, responsibility fields and grid leads.", no_args_is_help=True
+)
+
+
+@members_app.command("list")
+def members_list(
+    community: CommunityOpt = None,
+    personal: Annotated[
+        bool, typer.Option("--personal", help="Show names and phones (logged).")
+    ] = False,
+    as_json: JsonOpt = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Members with masked names (``--personal`` shows names and phones; logged)."""
+    from geogrid.requests.directory import list_members
+
+    with _session(database) as conn:
+        rows = list_members(
+            conn,
+            actor=Actor.system(),
+            community=community,
+            personal=personal,
+            via="geogrid members list",
+        )
+    if as_json:
+        _json(rows)
+        return
+    cols = ["id", "display_name", "kind", "branch", "active", "fields", "leads_grids"]
+    out.print(_table("members", rows, (["name", "phone"] if personal else []) + cols))
+
+
+@members_app.command("add")
+def members_add(
+    name: Annotated[str, typer.Option(help="Full name (personal data).")],
+    kind: Annotated[
+        str,
+        typer.Option(help="resident, registered_elsewhere, duty_post, new_org or stationed."),
+    ],
+    community: CommunityOpt = None,
+    phone: Annotated[str | None, typer.Option(help="Phone (personal data).")] = None,
+    branch: Annotated[str | None, typer.Option(help="Branch name.")] = None,
+    commit: CommitOpt = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Add a member."""
+    from geogrid.requests.directory import save_member
+
+    values: dict[str, Any] = {"name": name, "kind": kind}
+    if phone is not None:
+        values["phone"] = phone
+    if branch is not None:
+        values["branch"] = branch
+    with _session(database, commit=commit) as conn:
+        member_id = save_member(conn, member_id=None, values=values, community=community)
+    out.print(f"member {member_id} added")
+    _dry_run_note(commit)
+
+
+@members_app.command("set")
+def members_set(
+    member_id: Annotated[int, typer.Argument(help="Member id.")],
+    name: Annotated[str | None, typer.Option()] = None,
+    phone: Annotated[str | None, typer.Option()] = None,
+    kind: Annotated[str | None, typer.Option()] = None,
+    branch: Annotated[str | None, typer.Option()] = None,
+    active: Annotated[
+        bool | None,
+        typer.Option("--active/--inactive", help="Deactivating vacates the member's fields."),
+    ] = None,
+    commit: CommitOpt = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Change a member; only the options given change."""
+    from geogrid.requests.directory import save_member
+
+    values = {
+        k: v
+        for k, v in (
+            ("name", name), ("phone", phone), ("kind", kind), ("branch", branch),
+            ("active", active),
+        )
+        if v is not None
+    }  # fmt: skip
+    with _session(database, commit=commit) as conn:
+        save_member(conn, member_id=member_id, values=values)
+    out.print(f"member {member_id} updated")
+    _dry_run_note(commit)
+
+
+@members_app.command("field")
+def members_field(
+    field_id: Annotated[int, typer.Argument(help="Responsibility field id.")],
+    member: Annotated[int | None, typer.Option(help="The member who takes the field.")] = None,
+    vacant: Annotated[bool, typer.Option("--vacant", help="Leave the field vacant.")] = False,
+    commit: CommitOpt = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Give a field to a member (or vacate it); open requests are routed again."""
+    from geogrid.errors import InvalidInput
+    from geogrid.requests.directory import set_field_member
+
+    with _session(database, commit=commit) as conn:
+        if (member is None) == (not vacant):
+            raise InvalidInput("give --member ID or --vacant", field="member")
+        report = set_field_member(conn, field_id=field_id, member_id=member)
+    out.print(report)
+    _dry_run_note(commit)
+
+
+@members_app.command("lead")
+def members_lead(
+    grid: Annotated[str, typer.Argument(help="Grid code (active plan).")],
+    member: Annotated[int | None, typer.Option(help="The lead member.")] = None,
+    none: Annotated[bool, typer.Option("--none", help="The grid has no lead.")] = False,
+    community: CommunityOpt = None,
+    commit: CommitOpt = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Set the lead member of a grid; open requests are routed again."""
+    from geogrid.errors import InvalidInput
+    from geogrid.requests.directory import set_grid_lead
+
+    with _session(database, commit=commit) as conn:
+        if (member is None) == (not none):
+            raise InvalidInput("give --member ID or --none", field="member")
+        report = set_grid_lead(conn, grid_code=grid, member_id=member, community=community)
+    out.print(report)
+    _dry_run_note(commit)
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+webhooks_app = typer.Typer(
+    help="Outbound webhooks (signed, retried, logged).", no_args_is_help=True
+)
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    url: Annotated[str, typer.Argument(help="Receiver URL.")],
+    event: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event",
+            help="request.dispatched, request.escalated, request.overdue, request.resolved "
+            "(repeat; default all).",
+        ),
+    ] = None,
+    secret: Annotated[str | None, typer.Option(help="Signing secret (default generated).")] = None,
+    community: CommunityOpt = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Register a webhook; prints its signing secret once."""
+    from geogrid.requests.webhooks import EVENTS, create_webhook
+
+    with _session(database) as conn:
+        wid, key = create_webhook(
+            conn,
+            url=url,
+            events=event or EVENTS,
+            secret=secret,
+            community_code=community,
+            description=description,
+        )
+    out.print(f"webhook {wid} registered; signing secret (shown once): {key}", highlight=False)
+
+
+@webhooks_app.command("list")
+def webhooks_list(as_json: JsonOpt = False, database: DatabaseOpt = None) -> None:
+    from geogrid.requests.webhooks import list_webhooks
+
+    with _session(database, commit=False) as conn:
+        rows = list_webhooks(conn)
+    if as_json:
+        _json(rows)
+    else:
+        out.print(_table("webhooks", rows, ["id", "url", "events", "community", "active"]))
+
+
+@webhooks_app.command("disable")
+def webhooks_disable(
+    webhook_id: Annotated[int, typer.Argument()],
+    enable: Annotated[bool, typer.Option("--enable", help="Switch it back on.")] = False,
+    database: DatabaseOpt = None,
+) -> None:
+    from geogrid.requests.webhooks import set_webhook_active
+
+    with _session(database) as conn:
+        set_webhook_active(conn, webhook_id=webhook_id, active=enable)
+    out.print(f"webhook {webhook_id} {'enabled' if enable else 'disabled'}")
+
+
+@webhooks_app.command("deliver")
+def webhooks_deliver(as_json: JsonOpt = False, database: DatabaseOpt = None) -> None:
+    """Find overdue requests and send every due delivery (for cron, when the server's
+    worker is off)."""
+    from geogrid import cli as base
+    from geogrid.requests.webhooks import deliver_due, sweep_overdue
+
+    with base._errors():
+        engine = base._engine(database)
+        with engine.begin() as conn:
+            overdue = sweep_overdue(conn)
+        report = deliver_due(engine).to_dict()
+    report["overdue_found"] = len(overdue)
+    if as_json:
+        _json(report)
+    else:
+        out.print(report)
+
+
+@webhooks_app.command("log")
+def webhooks_log(
+    webhook_id: Annotated[int | None, typer.Option("--webhook")] = None,
+    limit: Annotated[int, typer.Option()] = 20,
+    as_json: JsonOpt = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """The delivery log, newest first, with every attempt."""
+    from geogrid.requests.webhooks import deliveries
+
+    with _session(database, commit=False) as conn:
+        rows = deliveries(conn, webhook_id=webhook_id, limit=limit)
+    if as_json:
+        _json(rows)
+    else:
+        cols = ["id", "webhook_id", "event", "request_id", "status", "attempts",
+                "last_status_code", "last_error", "next_attempt_at"]  # fmt: skip
+        out.print(_table("webhook deliveries", rows, cols))
+
+
+# --- requests --------------------------------------------------------------------------------
+
+requests_app = typer.Typer(help="Requests: read and act on them.", no_args_is_help=True)
+
+
+@requests_app.command("show")
+def requests_show(
+    request_id: Annotated[int, typer.Argument()],
+    database: DatabaseOpt = None,
+) -> None:
+    """One request with its full history (JSON)."""
+    from geogrid.requests.views import get_request
+
+    with _session(database, commit=False) as conn:
+        _json(get_request(conn, request_id, actor=Actor.system()))
+
+
+@requests_app.command("act")
+def requests_act(
+    request_id: Annotated[int, typer.Argument()],
+    action: Annotated[
+        str,
+        typer.Argument(
+            help="register, reject, dispatch, start, escalate, "
+            "send_back, resolve, close, reopen, reassign"
+        ),
+    ],
+    version: Annotated[int, typer.Option(help="The version you saw (requests show).")],
+    note: Annotated[str | None, typer.Option()] = None,
+    member: Annotated[int | None, typer.Option(help="dispatch/reassign: member id.")] = None,
+    department: Annotated[str | None, typer.Option(help="escalate: department code.")] = None,
+    actor_name: Annotated[str, typer.Option("--as", help="Recorded as the actor.")] = "cli",
+    database: DatabaseOpt = None,
+) -> None:
+    """Perform an action as an operator on the server (recorded with --as)."""
+    from geogrid import cli as base
+    from geogrid.requests.webhooks import deliver_due
+    from geogrid.requests.workflow import ActionInput, act
+
+    with _session(database) as conn:
+        outcome = act(
+            conn,
+            request_id=request_id,
+            action=action,
+            actor=Actor.system(f"cli {actor_name}"),
+            params=ActionInput(version=version, note=note, member_id=member, department=department),
+        )
+    out.print(f"request {request_id}: {outcome.status}, version {outcome.version}")
+    if outcome.deliveries:
+        with base._errors():
+            report = deliver_due(base._engine(database), ids=outcome.deliveries)
+        out.print(f"webhooks: {report.to_dict()}")

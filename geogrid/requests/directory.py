@@ -1,0 +1,505 @@
+"""Editing the people and the catalogue: categories, departments, members, responsibility
+fields and grid leads (docs/api.md, "Catalogue and directory").
+
+The catalogue is data: each category has a programme (五大工程), a class (部件/事件, GB/T
+30428), an SLA in hours, a default escalation department and optional Open311 attributes.
+A category is never deleted (requests refer to it): ``active = false`` retires it.
+
+When a field changes hands, a grid gets another lead or a member leaves, the open requests
+of the community are routed again (grid → field → member; a vacant field falls back to the
+grid's lead). Requests an official assigned by hand (rule ``manual``) keep their member.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from sqlalchemy import Connection, insert, select, update
+
+from geogrid.assign import _assign_requests
+from geogrid.db import models as m
+from geogrid.db import queries as q
+from geogrid.errors import InvalidInput, NotFound
+from geogrid.lookup import mask_name
+from geogrid.requests.access import Actor, log_personal_read
+from geogrid.requests.workflow import ATTRIBUTE_TYPES
+
+_CODE_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+CATEGORY_FIELDS: Final = (
+    "name",
+    "name_en",
+    "programme",
+    "class",
+    "subclass",
+    "sla_hours",
+    "department",
+    "attributes",
+    "active",
+)
+
+
+def _code(code: Any, field: str = "code") -> str:
+    if not isinstance(code, str) or not _CODE_RE.match(code):
+        raise InvalidInput(
+            f"{field} must be 1–64 lower-case letters, digits, '_' or '-', got {code!r}",
+            field=field,
+        )
+    return code
+
+
+def _str(value: Any, field: str, *, limit: int = 200, required: bool = False) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise InvalidInput(f"{field} is required", field=field)
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidInput(f"{field} must be text of at most {limit} characters", field=field)
+    return value.strip()
+
+
+# --- categories ------------------------------------------------------------------------------
+
+
+def check_attribute_definitions(defs: Any) -> list[dict[str, Any]] | None:
+    """Validate Open311 attribute definitions; errors name ``attributes[i].<key>``."""
+    if defs is None or defs == []:
+        return None
+    if not isinstance(defs, list):
+        raise InvalidInput("attributes must be a list of definitions", field="attributes")
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, d in enumerate(defs):
+        f = f"attributes[{i}]"
+        if not isinstance(d, Mapping):
+            raise InvalidInput(f"{f} must be an object", field=f)
+        code = _code(d.get("code"), f"{f}.code")
+        if code in seen:
+            raise InvalidInput(f"{f}.code {code!r} is given twice", field=f"{f}.code")
+        seen.add(code)
+        kind = d.get("datatype", "string")
+        if kind not in ATTRIBUTE_TYPES:
+            raise InvalidInput(
+                f"{f}.datatype must be one of {', '.join(ATTRIBUTE_TYPES)}", field=f"{f}.datatype"
+            )
+        values = d.get("values") or []
+        if kind.endswith("valuelist"):
+            if not isinstance(values, list) or not values:
+                raise InvalidInput(f"{f}.values: a {kind} needs values", field=f"{f}.values")
+            for j, v in enumerate(values):
+                if not isinstance(v, Mapping) or not str(v.get("key", "")).strip():
+                    raise InvalidInput(
+                        f"{f}.values[{j}] needs a key and a name", field=f"{f}.values[{j}]"
+                    )
+            values = [
+                {"key": str(v["key"]), "name": str(v.get("name") or v["key"])} for v in values
+            ]
+        elif values:
+            raise InvalidInput(f"{f}.values are for list datatypes only", field=f"{f}.values")
+        out.append(
+            {
+                "code": code,
+                "datatype": kind,
+                "required": bool(d.get("required", False)),
+                "variable": bool(d.get("variable", True)),
+                "description": _str(d.get("description"), f"{f}.description", limit=500) or code,
+                "datatype_description": _str(
+                    d.get("datatype_description"), f"{f}.datatype_description", limit=500
+                ),
+                "order": int(d.get("order", i + 1)),
+                "values": values,
+            }
+        )
+    return out
+
+
+def list_categories(conn: Connection, *, include_inactive: bool = False) -> list[dict[str, Any]]:
+    c, d = m.Category, m.Department
+    stmt = (
+        select(
+            c.code,
+            c.name,
+            c.name_en,
+            c.programme,
+            c.category_class,
+            c.subclass,
+            c.sla_hours,
+            d.code.label("department"),
+            d.name.label("department_name"),
+            c.attributes,
+            c.active,
+        )
+        .outerjoin(d, d.id == c.department_id)
+        .order_by(c.code)
+    )
+    if not include_inactive:
+        stmt = stmt.where(c.active.is_(True))
+    out = []
+    for r in conn.execute(stmt):
+        row = dict(r._mapping)
+        row["class"] = row.pop("category_class")
+        out.append(row)
+    return out
+
+
+def get_category(conn: Connection, code: str) -> dict[str, Any]:
+    for row in list_categories(conn, include_inactive=True):
+        if row["code"] == code:
+            return row
+    raise NotFound(f"no category {code!r}", field="category")
+
+
+def save_category(
+    conn: Connection, *, code: str, values: Mapping[str, Any], create: bool
+) -> dict[str, Any]:
+    """Create (``create``) or update a category; only the keys given change."""
+    _code(code)
+    unknown = set(values) - set(CATEGORY_FIELDS)
+    if unknown:
+        raise InvalidInput(
+            f"unknown field {sorted(unknown)[0]!r}: one of {', '.join(CATEGORY_FIELDS)}",
+            field=sorted(unknown)[0],
+        )
+    exists = conn.execute(select(m.Category.id).where(m.Category.code == code)).scalar()
+    if create and exists:
+        from geogrid.errors import Conflict
+
+        raise Conflict(f"category {code!r} exists already", field="code")
+    if not create and not exists:
+        raise NotFound(f"no category {code!r}", field="category")
+    row: dict[str, Any] = {}
+    if "name" in values or create:
+        row["name"] = _str(values.get("name"), "name", required=True)
+    if "name_en" in values:
+        row["name_en"] = _str(values.get("name_en"), "name_en")
+    if "programme" in values or create:
+        p = values.get("programme")
+        if p not in {x.value for x in m.Programme}:
+            names = ", ".join(x.value for x in m.Programme)
+            raise InvalidInput(f"programme must be one of {names}, got {p!r}", field="programme")
+        row["programme"] = p
+    if "class" in values or create:
+        k = values.get("class")
+        if k not in {x.value for x in m.CategoryClass}:
+            raise InvalidInput(f"class must be component or event, got {k!r}", field="class")
+        row["category_class"] = k
+    if "subclass" in values:
+        row["subclass"] = _str(values.get("subclass"), "subclass", limit=64)
+    if "sla_hours" in values or create:
+        h = values.get("sla_hours", 72)
+        if isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= 24 * 366:
+            raise InvalidInput(
+                f"sla_hours must be a whole number of hours, 1 to 8784, got {h!r}",
+                field="sla_hours",
+            )
+        row["sla_hours"] = h
+    if "department" in values:
+        dcode = values.get("department")
+        if dcode is None:
+            row["department_id"] = None
+        else:
+            did = conn.execute(select(m.Department.id).where(m.Department.code == dcode)).scalar()
+            if did is None:
+                raise InvalidInput(f"unknown department {dcode!r}", field="department")
+            row["department_id"] = did
+    if "attributes" in values:
+        row["attributes"] = check_attribute_definitions(values.get("attributes"))
+    if "active" in values:
+        if not isinstance(values["active"], bool):
+            raise InvalidInput("active must be true or false", field="active")
+        row["active"] = values["active"]
+    if create:
+        row.setdefault("active", True)
+        conn.execute(insert(m.Category).values(code=code, **row))
+    elif row:
+        conn.execute(update(m.Category).where(m.Category.code == code).values(**row))
+    return get_category(conn, code)
+
+
+# --- departments -----------------------------------------------------------------------------
+
+
+def list_departments(conn: Connection) -> list[dict[str, Any]]:
+    d = m.Department
+    return [
+        dict(r._mapping) for r in conn.execute(select(d.code, d.name, d.name_en).order_by(d.code))
+    ]
+
+
+def save_department(
+    conn: Connection, *, code: str, name: str | None, name_en: str | None = None
+) -> dict[str, Any]:
+    """Create or rename a department (upsert by code)."""
+    _code(code)
+    exists = conn.execute(select(m.Department.id).where(m.Department.code == code)).scalar()
+    if exists:
+        values: dict[str, Any] = {}
+        if name is not None:
+            values["name"] = _str(name, "name", required=True)
+        if name_en is not None:
+            values["name_en"] = _str(name_en, "name_en")
+        if values:
+            conn.execute(update(m.Department).where(m.Department.id == exists).values(**values))
+    else:
+        conn.execute(
+            insert(m.Department).values(
+                code=code, name=_str(name, "name", required=True), name_en=_str(name_en, "name_en")
+            )
+        )
+    return next(d for d in list_departments(conn) if d["code"] == code)
+
+
+# --- members ---------------------------------------------------------------------------------
+
+
+def _member_dict(
+    row: Any, fields: list[int], leads: list[str], *, personal: bool
+) -> dict[str, Any]:
+    out = {
+        "id": int(row.id),
+        "community": row.community_code,
+        "display_name": mask_name(row.name),
+        "kind": row.kind,
+        "branch": row.branch,
+        "active": bool(row.active),
+        "fields": fields,
+        "leads_grids": leads,
+    }
+    if personal:
+        out["name"] = row.name
+        out["phone"] = row.phone
+    return out
+
+
+def list_members(
+    conn: Connection,
+    *,
+    actor: Actor,
+    community: str | None = None,
+    ids: Sequence[int] = (),
+    personal: bool = False,
+    via: str = "GET /v1/members",
+) -> list[dict[str, Any]]:
+    """Members with masked names, their fields and the grids they lead; ``personal`` adds
+    name and phone (needs the right; every read logged)."""
+    if personal:
+        actor.require_personal_data(what="members' names and phones")
+    mb, cm = m.Member, m.Community
+    stmt = (
+        select(
+            mb.id,
+            cm.code.label("community_code"),
+            mb.community_id,
+            mb.name,
+            mb.phone,
+            mb.kind,
+            m.Branch.name.label("branch"),
+            mb.active,
+        )
+        .join(cm, cm.id == mb.community_id)
+        .outerjoin(m.Branch, m.Branch.id == mb.branch_id)
+        .order_by(mb.id)
+    )
+    if community is not None:
+        stmt = stmt.where(cm.code == community)
+    if actor.community_id is not None:
+        stmt = stmt.where(mb.community_id == actor.community_id)
+    if ids:
+        stmt = stmt.where(mb.id.in_([int(i) for i in ids]))
+    rows = conn.execute(stmt).all()
+    member_ids = [int(r.id) for r in rows]
+    fields: dict[int, list[int]] = {i: [] for i in member_ids}
+    leads: dict[int, list[str]] = {i: [] for i in member_ids}
+    if member_ids:
+        f = m.ResponsibilityField
+        for fid, mid in conn.execute(
+            select(f.id, f.member_id).where(f.member_id.in_(member_ids)).order_by(f.id)
+        ):
+            fields[int(mid or 0)].append(int(fid))
+        g, p = m.Grid, m.BoundaryPlan
+        for code, mid in conn.execute(
+            select(g.code, g.lead_member_id)
+            .join(p, p.id == g.plan_id)
+            .where(g.lead_member_id.in_(member_ids), p.status == m.PlanStatus.ACTIVE.value)
+            .order_by(g.code)
+        ):
+            leads[int(mid or 0)].append(str(code))
+    out = [_member_dict(r, fields[int(r.id)], leads[int(r.id)], personal=personal) for r in rows]
+    if personal and member_ids:
+        log_personal_read(
+            conn,
+            actor=actor,
+            subject="member",
+            subject_ids=member_ids,
+            fields=["name", "phone"],
+            via=via,
+        )
+    return out
+
+
+def save_member(
+    conn: Connection,
+    *,
+    member_id: int | None,
+    values: Mapping[str, Any],
+    community: str | None = None,
+) -> int:
+    """Create (``member_id`` None) or update a member; return its id. Deactivating a
+    member vacates its fields (their requests go to the grid lead)."""
+    allowed = {"name", "phone", "kind", "branch", "active"}
+    unknown = set(values) - allowed
+    if unknown:
+        raise InvalidInput(f"unknown field {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
+    row: dict[str, Any] = {}
+    if member_id is None:
+        cid = q.community_row(conn, code=community).id
+    else:
+        cur = conn.execute(
+            select(m.Member.community_id).where(m.Member.id == member_id)
+        ).one_or_none()
+        if cur is None:
+            raise NotFound(f"no member with id {member_id}", field="id")
+        cid = cur.community_id
+    if "name" in values or member_id is None:
+        row["name"] = _str(values.get("name"), "name", required=True)
+    if "phone" in values:
+        row["phone"] = _str(values.get("phone"), "phone", limit=64)
+    if "kind" in values or member_id is None:
+        kind = values.get("kind")
+        if kind not in {k.value for k in m.MemberKind}:
+            names = ", ".join(k.value for k in m.MemberKind)
+            raise InvalidInput(f"kind must be one of {names}, got {kind!r}", field="kind")
+        row["kind"] = kind
+    if "branch" in values:
+        name = values.get("branch")
+        if name is None:
+            row["branch_id"] = None
+        else:
+            bid = conn.execute(
+                select(m.Branch.id).where(m.Branch.community_id == cid, m.Branch.name == name)
+            ).scalar()
+            if bid is None:
+                raise InvalidInput(f"no branch named {name!r} in the community", field="branch")
+            row["branch_id"] = bid
+    if "active" in values:
+        if not isinstance(values["active"], bool):
+            raise InvalidInput("active must be true or false", field="active")
+        row["active"] = values["active"]
+    if member_id is None:
+        row.setdefault("active", True)
+        member_id = int(
+            conn.execute(
+                insert(m.Member).values(community_id=cid, **row).returning(m.Member.id)
+            ).scalar_one()
+        )
+    elif row:
+        conn.execute(update(m.Member).where(m.Member.id == member_id).values(**row))
+    if row.get("active") is False:
+        f = m.ResponsibilityField
+        conn.execute(update(f).where(f.member_id == member_id).values(member_id=None))
+        reroute_open_requests(conn, community_id=cid)
+    return member_id
+
+
+# --- fields and grid leads -------------------------------------------------------------------
+
+
+def list_fields(conn: Connection, *, community: str | None = None) -> list[dict[str, Any]]:
+    f, g, mb = m.ResponsibilityField, m.Grid, m.Member
+    stmt = (
+        select(
+            f.id,
+            f.name,
+            f.member_id,
+            mb.name.label("member_name"),
+            g.code.label("grid_code"),
+            f.needs_review,
+        )
+        .outerjoin(mb, mb.id == f.member_id)
+        .outerjoin(g, g.id == f.grid_id)
+        .order_by(f.id)
+    )
+    if community is not None:
+        cid = q.community_row(conn, code=community).id
+        stmt = stmt.where(f.community_id == cid)
+    return [
+        {
+            "id": int(r.id),
+            "name": r.name,
+            "grid_code": r.grid_code,
+            "member_id": r.member_id,
+            "member_display_name": mask_name(r.member_name) if r.member_name else None,
+            "vacant": r.member_id is None,
+            "needs_review": bool(r.needs_review),
+        }
+        for r in conn.execute(stmt)
+    ]
+
+
+def _active_member(conn: Connection, member_id: int, community_id: int, field: str) -> None:
+    row = conn.execute(
+        select(m.Member.community_id, m.Member.active).where(m.Member.id == member_id)
+    ).one_or_none()
+    if row is None or row.community_id != community_id:
+        raise InvalidInput(f"no member {member_id} in the community", field=field)
+    if not row.active:
+        raise InvalidInput(f"member {member_id} is not active", field=field)
+
+
+def set_field_member(conn: Connection, *, field_id: int, member_id: int | None) -> dict[str, Any]:
+    """Give a field to a member, or vacate it (``None``); re-route open requests."""
+    f = m.ResponsibilityField
+    row = conn.execute(select(f.community_id).where(f.id == field_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"no responsibility field with id {field_id}", field="id")
+    if member_id is not None:
+        _active_member(conn, member_id, row.community_id, "member_id")
+    conn.execute(update(f).where(f.id == field_id).values(member_id=member_id))
+    rerouted = reroute_open_requests(conn, community_id=row.community_id)
+    return {"field_id": field_id, "member_id": member_id, "requests_rerouted": rerouted}
+
+
+def set_grid_lead(
+    conn: Connection, *, grid_code: str, member_id: int | None, community: str | None = None
+) -> dict[str, Any]:
+    """Set (or clear) the lead member of a grid of the active plan; re-route open requests."""
+    c = q.community_row(conn, code=community) if community else None
+    g, p = m.Grid, m.BoundaryPlan
+    stmt = (
+        select(g.id, p.community_id)
+        .join(p, p.id == g.plan_id)
+        .where(g.code == grid_code, p.status == m.PlanStatus.ACTIVE.value)
+    )
+    if c is not None:
+        stmt = stmt.where(p.community_id == c.id)
+    row = conn.execute(stmt).one_or_none()
+    if row is None:
+        raise NotFound(f"no grid {grid_code!r} in an active plan", field="grid")
+    if member_id is not None:
+        _active_member(conn, member_id, row.community_id, "member_id")
+    conn.execute(update(g).where(g.id == row.id).values(lead_member_id=member_id))
+    rerouted = reroute_open_requests(conn, community_id=row.community_id)
+    return {"grid_code": grid_code, "lead_member_id": member_id, "requests_rerouted": rerouted}
+
+
+def reroute_open_requests(conn: Connection, *, community_id: int) -> int:
+    """Route the community's open requests again, except those assigned by hand."""
+    plan = q.active_plan(conn, community_id=community_id)
+    if plan is None:
+        return 0
+    r = m.Request
+    ids = [
+        int(i)
+        for i in conn.execute(
+            select(r.id).where(
+                r.community_id == community_id,
+                r.status.in_(m.OPEN_STATUSES),
+                (r.assignment_rule != "manual") | r.assignment_rule.is_(None),
+            )
+        ).scalars()
+    ]
+    _, _, rerouted = _assign_requests(
+        conn, community_id=community_id, plan_id=plan.id, all_requests=False, request_ids=ids
+    )
+    return rerouted

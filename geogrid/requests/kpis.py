@@ -1,0 +1,354 @@
+"""KPIs of the request workflow for a period, grouped (docs/api.md, "KPIs").
+
+Periods select requests by **received** date (inclusive local dates). For each group:
+
+* ``received`` (受理) — requests received in the period;
+* ``registered`` (立案), ``dispatched`` (派遣) — of those, how many reached that step;
+* ``resolved`` — status ``resolved`` or ``closed`` (as ``/v1/summary``); ``closed`` (结案);
+* ``resolution_rate`` = resolved ÷ received (the article's 84 ÷ 86 = 0.977);
+* ``due`` — requests whose SLA deadline falls inside the period (and has passed);
+  ``closure_rate`` (结案率) = closed ÷ due and ``on_time_rate`` (按期结案率) = closed by the
+  deadline ÷ due (GB/T 30428), counting the due requests only so a rate never exceeds 1;
+* ``median_hours_to_resolve``, ``p90_hours_to_resolve`` — received → resolved, in hours, of
+  the resolved requests (linear interpolation between ranks, numpy's default);
+* ``escalations`` — requests escalated at least once; ``overdue_open`` — still open past
+  their deadline now;
+* ``evaluated``, ``satisfied``, ``satisfaction_rate`` = satisfied ÷ evaluated;
+* ``households``, ``households_visited``, ``visit_coverage`` — for community, grid, branch
+  and member groups (visits in the period, :mod:`geogrid.requests.visits`); month groups
+  use the community's households and the month's visits; null for category and programme.
+
+Every rate is :func:`geogrid.rates.rate` (fractions 0–1, half-up to 3 decimals, null when
+the denominator is 0). A request's grid, member and branch are its assignment (the member's
+branch); requests outside every grid form a group with a null key.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Sequence
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, exists, select
+
+from geogrid.db import models as m
+from geogrid.errors import InvalidInput
+from geogrid.lookup import mask_name
+from geogrid.periods import Period, zone
+from geogrid.rates import rate
+from geogrid.requests.access import Actor
+from geogrid.requests.visits import community_ids, households_frame, visited_households
+
+GROUPS: Final = ("community", "grid", "branch", "member", "category", "programme", "month")
+#: Group keys that need an official's key (per-member figures are about people).
+RESTRICTED_GROUPS: Final = ("member",)
+METRICS: Final = (
+    "received",
+    "registered",
+    "dispatched",
+    "resolved",
+    "closed",
+    "rejected",
+    "resolution_rate",
+    "due",
+    "closed_on_time",
+    "closure_rate",
+    "on_time_rate",
+    "median_hours_to_resolve",
+    "p90_hours_to_resolve",
+    "escalations",
+    "overdue_open",
+    "evaluated",
+    "satisfied",
+    "satisfaction_rate",
+    "households",
+    "households_visited",
+    "visit_coverage",
+)
+_REGISTERED: Final = ("registered", "dispatched", "in_progress", "escalated", "resolved", "closed")
+_DISPATCHED: Final = ("dispatched", "in_progress", "escalated", "resolved", "closed")
+
+
+def _frame(conn: Connection, cids: Sequence[int], period: Period) -> pd.DataFrame:
+    r, c, g, mb, b, cm = m.Request, m.Category, m.Grid, m.Member, m.Branch, m.Community
+    e = m.RequestEvent
+    escalated = exists(
+        select(e.id).where(e.request_id == r.id, e.to_status == m.RequestStatus.ESCALATED.value)
+    )
+    rows = conn.execute(
+        select(
+            r.id,
+            r.community_id,
+            cm.code.label("community_code"),
+            cm.name.label("community_name"),
+            cm.timezone,
+            r.grid_id,
+            g.code.label("grid_code"),
+            g.name.label("grid_name"),
+            r.member_id,
+            mb.name.label("member_name"),
+            mb.branch_id,
+            b.name.label("branch_name"),
+            c.code.label("category_code"),
+            c.name.label("category_name"),
+            r.programme,
+            r.status,
+            r.received_at,
+            r.registered_at,
+            r.dispatched_at,
+            r.due_at,
+            r.resolved_at,
+            r.closed_at,
+            r.satisfaction,
+            (escalated | r.escalated_to_id.is_not(None)).label("escalated"),
+        )
+        .join(c, c.id == r.category_id)
+        .join(cm, cm.id == r.community_id)
+        .outerjoin(g, g.id == r.grid_id)
+        .outerjoin(mb, mb.id == r.member_id)
+        .outerjoin(b, b.id == mb.branch_id)
+        .where(
+            r.community_id.in_(list(cids)),
+            r.received_at >= period.lower,
+            r.received_at < period.upper,
+        )
+    ).all()
+    frame = pd.DataFrame([dict(x._mapping) for x in rows], columns=list(_COLUMNS))
+    for col in (
+        "received_at",
+        "registered_at",
+        "dispatched_at",
+        "due_at",
+        "resolved_at",
+        "closed_at",
+    ):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    return frame
+
+
+_COLUMNS: Final = (
+    "id", "community_id", "community_code", "community_name", "timezone", "grid_id", "grid_code",
+    "grid_name", "member_id", "member_name", "branch_id", "branch_name", "category_code",
+    "category_name", "programme", "status", "received_at", "registered_at", "dispatched_at",
+    "due_at", "resolved_at", "closed_at", "satisfaction", "escalated",
+)  # fmt: skip
+
+
+def _metrics(f: pd.DataFrame, *, period: Period, now: dt.datetime) -> dict[str, Any]:
+    n = len(f)
+    if n == 0:
+        out: dict[str, Any] = dict.fromkeys(METRICS, 0)
+        for k in METRICS:
+            if k.endswith(("_rate", "_resolve")) or k == "visit_coverage":
+                out[k] = None
+        return out
+    status = f["status"]
+    resolved = status.isin(m.RESOLVED_STATUSES)
+    closed = status == m.RequestStatus.CLOSED.value
+    registered = f["registered_at"].notna() | status.isin(_REGISTERED)
+    dispatched = f["dispatched_at"].notna() | status.isin(_DISPATCHED)
+    deadline_end = min(period.upper, now)
+    due_at = f["due_at"]
+    due = due_at.notna() & (due_at >= period.lower) & (due_at < deadline_end)
+    closed_due = due & closed
+    on_time = closed_due & (f["closed_at"] <= due_at)
+    is_open = status.isin(m.OPEN_STATUSES)
+    overdue = is_open & due_at.notna() & (due_at < now)
+    took = [
+        (b - a).total_seconds() / 3600.0
+        for a, b, ok in zip(f["received_at"], f["resolved_at"], resolved, strict=True)
+        if ok and not pd.isna(b)
+    ]
+    evaluated = f["satisfaction"].notna()
+    satisfied = f["satisfaction"] == "satisfied"
+    return {
+        "received": n,
+        "registered": int(registered.sum()),
+        "dispatched": int(dispatched.sum()),
+        "resolved": int(resolved.sum()),
+        "closed": int(closed.sum()),
+        "rejected": int((status == m.RequestStatus.REJECTED.value).sum()),
+        "resolution_rate": rate(int(resolved.sum()), n),
+        "due": int(due.sum()),
+        "closed_on_time": int(on_time.sum()),
+        "closure_rate": rate(int(closed_due.sum()), int(due.sum())),
+        "on_time_rate": rate(int(on_time.sum()), int(due.sum())),
+        "median_hours_to_resolve": round(float(np.median(took)), 1) if took else None,
+        "p90_hours_to_resolve": round(float(np.percentile(took, 90)), 1) if took else None,
+        "escalations": int(f["escalated"].astype(bool).sum()),
+        "overdue_open": int(overdue.sum()),
+        "evaluated": int(evaluated.sum()),
+        "satisfied": int(satisfied.sum()),
+        "satisfaction_rate": rate(int(satisfied.sum()), int(evaluated.sum())),
+    }
+
+
+def _coverage(households: int, visited: int) -> dict[str, Any]:
+    return {
+        "households": households,
+        "households_visited": visited,
+        "visit_coverage": rate(visited, households),
+    }
+
+
+_NO_COVERAGE: Final = {"households": None, "households_visited": None, "visit_coverage": None}
+
+
+def kpis(
+    conn: Connection,
+    *,
+    period: Period,
+    group_by: str | None = None,
+    community: str | None = None,
+    actor: Actor | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The KPI table: ``{period, group_by, total, rows}`` (docs/api.md, "KPIs")."""
+    if group_by is not None and group_by not in GROUPS:
+        raise InvalidInput(f"group_by must be one of {', '.join(GROUPS)}", field="group_by")
+    actor = actor or Actor.anonymous()
+    if group_by in RESTRICTED_GROUPS:
+        actor.require(m.Role.OFFICIAL, m.Role.PLANNER, m.Role.ADMIN, what=f"KPIs by {group_by}")
+    now = now or m.utcnow()
+    cids = community_ids(conn, community=community, actor=actor)
+    frame = _frame(conn, cids, period)
+    homes = households_frame(conn, community_ids=cids)
+    visited = visited_households(conn, community_ids=cids, start=period.start, end=period.end)
+    homes["visited"] = homes["household_id"].isin(visited)
+    total = {
+        **_metrics(frame, period=period, now=now),
+        **_coverage(len(homes), int(homes["visited"].sum())),
+    }
+    out: dict[str, Any] = {
+        "period": period.to_dict(),
+        "group_by": group_by,
+        "total": total,
+        "rows": [],
+    }
+    if group_by is None:
+        return out
+    out["rows"] = _grouped(conn, frame, homes, group_by, period, cids, now)
+    return out
+
+
+def _grouped(
+    conn: Connection,
+    frame: pd.DataFrame,
+    homes: pd.DataFrame,
+    group_by: str,
+    period: Period,
+    cids: Sequence[int],
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    tz = period.tz
+    if not frame.empty:
+        frame = frame.copy()
+        frame["month"] = [t.astimezone(zone(tz)).strftime("%Y-%m") for t in frame["received_at"]]
+    key_col = {
+        "community": "community_id",
+        "grid": "grid_id",
+        "branch": "branch_id",
+        "member": "member_id",
+        "category": "category_code",
+        "programme": "programme",
+        "month": "month",
+    }[group_by]
+    keys: dict[Any, dict[str, Any]] = {}
+    if not frame.empty:
+        for k, g in frame.groupby(key_col, dropna=False, sort=False):
+            keys[_norm(k)] = {"frame": g}
+    # Groups with households but no requests still have a visit coverage.
+    home_col = {
+        "community": "community_id",
+        "grid": "grid_id",
+        "branch": "branch_id",
+        "member": "member_id",
+    }.get(group_by)
+    home_counts: dict[Any, tuple[int, int]] = {}
+    if home_col is not None:
+        for k, g in homes.dropna(subset=[home_col]).groupby(home_col):
+            home_counts[_norm(k)] = (len(g), int(g["visited"].sum()))
+            keys.setdefault(_norm(k), {"frame": frame.iloc[0:0]})
+    if group_by == "month":
+        months = pd.period_range(period.start, period.end, freq="M").strftime("%Y-%m")
+        for k in months:
+            keys.setdefault(str(k), {"frame": frame.iloc[0:0]})
+    labels = _labels(conn, group_by, [k for k in keys if k is not None], cids)
+    rows = []
+    for k, item in keys.items():
+        metrics = _metrics(item["frame"], period=period, now=now)
+        if home_col is not None:
+            cov = _coverage(*home_counts.get(k, (0, 0)))
+        elif group_by == "month":
+            cov = _month_coverage(conn, homes, cids, str(k), period)
+        else:
+            cov = dict(_NO_COVERAGE)
+        rows.append({"key": k, **labels.get(k, {"label": None}), **metrics, **cov})
+    rows.sort(key=lambda r: (r["key"] is None, str(r.get("sort") or r["key"])))
+    for r in rows:
+        r.pop("sort", None)
+    return rows
+
+
+def _norm(k: Any) -> Any:
+    if k is None or (isinstance(k, float) and np.isnan(k)) or k is pd.NA:
+        return None
+    if isinstance(k, np.integer | float):
+        return int(k)
+    return k
+
+
+def _labels(
+    conn: Connection, group_by: str, keys: list[Any], cids: Sequence[int]
+) -> dict[Any, dict[str, Any]]:
+    """Names for group keys (masked for members), and a sort key."""
+    if not keys:
+        return {}
+    rows: Sequence[Any]
+    if group_by == "community":
+        c = m.Community
+        rows = conn.execute(select(c.id, c.code, c.name).where(c.id.in_(keys))).all()
+        return {r.id: {"label": r.name, "code": r.code, "sort": r.code} for r in rows}
+    if group_by == "grid":
+        g = m.Grid
+        rows = conn.execute(select(g.id, g.code, g.name).where(g.id.in_(keys))).all()
+        return {r.id: {"label": r.name, "code": r.code, "sort": r.code} for r in rows}
+    if group_by == "branch":
+        b = m.Branch
+        rows = conn.execute(select(b.id, b.name).where(b.id.in_(keys))).all()
+        return {r.id: {"label": r.name, "sort": f"{r.id:09d}"} for r in rows}
+    if group_by == "member":
+        mb = m.Member
+        rows = conn.execute(select(mb.id, mb.name).where(mb.id.in_(keys))).all()
+        return {r.id: {"label": mask_name(r.name), "sort": f"{r.id:09d}"} for r in rows}
+    if group_by == "category":
+        c2 = m.Category
+        rows = conn.execute(select(c2.code, c2.name).where(c2.code.in_(keys))).all()
+        return {r.code: {"label": r.name} for r in rows}
+    return {k: {"label": k} for k in keys}
+
+
+def _month_coverage(
+    conn: Connection, homes: pd.DataFrame, cids: Sequence[int], month: str, period: Period
+) -> dict[str, Any]:
+    first = dt.date.fromisoformat(f"{month}-01")
+    last = (pd.Timestamp(first) + pd.offsets.MonthEnd(0)).date()
+    start, end = max(first, period.start), min(last, period.end)
+    seen = visited_households(conn, community_ids=cids, start=start, end=end)
+    return _coverage(len(homes), int(homes["household_id"].isin(seen).sum()))
+
+
+def to_csv(table: dict[str, Any]) -> str:
+    """The KPI table as CSV: one line per group (then ``total``), rates as fractions."""
+    buf = io.StringIO()
+    cols = ["group_by", "key", "code", "label", *METRICS]
+    writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in table["rows"]:
+        writer.writerow({"group_by": table["group_by"], **r})
+    writer.writerow({"group_by": table["group_by"] or "total", "key": "total", **table["total"]})
+    return buf.getvalue()

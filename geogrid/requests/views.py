@@ -1,0 +1,422 @@
+"""Requests as JSON: the public view, the official view, and personal data on request.
+
+* **public** (no key, ``public`` keys, anyone outside a request's scope): status, category,
+  times, the building-level address, grid and the member's masked name and role; no
+  reporter contact, no address id, no notes except the public status notes, no actor names.
+* **scoped** (officials of the community, its member, the department it is escalated to):
+  also notes, actors, the address id, the reporter's evaluation comment.
+* **personal** — the reporter's contact details and a member's full name — only for a key
+  with the ``personal_data`` right that asks for it (``personal=true``); each read is logged
+  (:func:`geogrid.requests.access.log_personal_read`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from geoalchemy2 import functions as gfunc
+from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy.orm import aliased
+
+from geogrid.db import models as m
+from geogrid.errors import InvalidInput, NotFound
+from geogrid.lookup import mask_name
+from geogrid.periods import Period, iso
+from geogrid.requests.access import Actor, Forbidden, log_personal_read
+from geogrid.requests.workflow import can_read
+
+R = m.Role
+#: Actions whose notes are addressed to the reporter (Open311 ``status_notes``).
+PUBLIC_NOTE_ACTIONS: Final = ("resolve", "reject", "close", "reopen", "send_back")
+MAX_PAGE: Final = 500
+
+_r = m.Request
+_c = m.Category
+_cm = m.Community
+_g = m.Grid
+_mb = m.Member
+_d = m.Department
+_h = m.Household
+_cd = aliased(m.Department, name="category_department")
+
+
+def request_select() -> Any:
+    """Every column a view needs, one row per request."""
+    stmt = (
+        select(
+            _r.id,
+            _r.community_id,
+            _cm.code.label("community_code"),
+            _cm.name.label("community_name"),
+            _cm.timezone,
+            _r.status,
+            _r.version,
+            _r.programme,
+            _c.code.label("category_code"),
+            _c.name.label("category_name"),
+            _c.name_en.label("category_name_en"),
+            _c.category_class,
+            _r.description,
+            _r.source,
+            _r.address_id,
+            _h.street_name,
+            _h.house_number,
+            _h.compound,
+            _h.building_name,
+            _r.received_at,
+            _r.registered_at,
+            _r.dispatched_at,
+            _r.due_at,
+            _r.resolved_at,
+            _r.closed_at,
+            _r.updated_at,
+            _r.escalated_to_id,
+            _d.code.label("department_code"),
+            _d.name.label("department_name"),
+            _cd.code.label("category_department_code"),
+            _cd.name.label("category_department_name"),
+            _r.satisfaction,
+            _r.satisfaction_comment,
+            _r.evaluated_at,
+            _r.grid_id,
+            _g.code.label("grid_code"),
+            _g.name.label("grid_name"),
+            _r.field_id,
+            _r.member_id,
+            _mb.name.label("member_name"),
+            _r.assignment_rule,
+            _r.flag,
+            _r.token,
+            _r.attributes,
+            gfunc.ST_X(_r.geom).label("lon"),
+            gfunc.ST_Y(_r.geom).label("lat"),
+        )
+        .join(_c, _c.id == _r.category_id)
+        .join(_cm, _cm.id == _r.community_id)
+        .outerjoin(_g, _g.id == _r.grid_id)
+        .outerjoin(_mb, _mb.id == _r.member_id)
+        .outerjoin(_d, _d.id == _r.escalated_to_id)
+        .outerjoin(_cd, _cd.id == _c.department_id)
+        .outerjoin(_h, _h.address_id == _r.address_id)
+    )
+    return stmt
+
+
+def public_address(row: Any) -> str | None:
+    """The building-level address of a household (no unit or room: those are personal)."""
+    parts = [
+        row.street_name and f"{row.street_name}{row.house_number or ''}",
+        row.compound,
+        row.building_name,
+    ]
+    text = " ".join(p for p in parts if p)
+    return text or None
+
+
+def is_overdue(row: Any, now: dt.datetime | None = None) -> bool:
+    now = now or m.utcnow()
+    return bool(row.status in m.OPEN_STATUSES and row.due_at is not None and row.due_at < now)
+
+
+def agency_responsible(row: Any) -> str:
+    """Who holds the request now: the department it is escalated to, else the grid (or the
+    community, outside every grid)."""
+    if row.department_name:
+        return str(row.department_name)
+    if row.grid_code:
+        return f"{row.community_name} {row.grid_name or row.grid_code}"
+    return str(row.community_name)
+
+
+def request_view(
+    row: Any,
+    *,
+    scoped: bool,
+    media: Sequence[dict[str, Any]] = (),
+    history: Sequence[dict[str, Any]] | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The JSON of a request (docs/api.md, "Requests"); ``scoped`` adds the official parts."""
+    tz = row.timezone
+    out: dict[str, Any] = {
+        "id": int(row.id),
+        "status": row.status,
+        "open": row.status in m.OPEN_STATUSES,
+        "version": int(row.version),
+        "community": {"code": row.community_code, "name": row.community_name},
+        "category": {
+            "code": row.category_code,
+            "name": row.category_name,
+            "name_en": row.category_name_en,
+            "programme": row.programme,
+            "class": row.category_class,
+        },
+        "description": row.description,
+        "source": row.source,
+        "location": {
+            "lon": round(float(row.lon), 7),
+            "lat": round(float(row.lat), 7),
+            "address": public_address(row),
+        },
+        "assignment": {
+            "grid_code": row.grid_code,
+            "grid_name": row.grid_name,
+            "field_id": row.field_id,
+            "member_id": row.member_id,
+            "member_display_name": mask_name(row.member_name) if row.member_name else None,
+            "rule": row.assignment_rule,
+        },
+        "department": None
+        if row.department_code is None
+        else {"code": row.department_code, "name": row.department_name},
+        "agency_responsible": agency_responsible(row),
+        "flag": row.flag,
+        "attributes": row.attributes,
+        "received_at": iso(row.received_at, tz),
+        "registered_at": iso(row.registered_at, tz),
+        "dispatched_at": iso(row.dispatched_at, tz),
+        "due_at": iso(row.due_at, tz),
+        "resolved_at": iso(row.resolved_at, tz),
+        "closed_at": iso(row.closed_at, tz),
+        "updated_at": iso(row.updated_at, tz),
+        "overdue": is_overdue(row, now),
+        "evaluation": None
+        if row.satisfaction is None
+        else {
+            "satisfaction": row.satisfaction,
+            "comment": row.satisfaction_comment if scoped else None,
+            "evaluated_at": iso(row.evaluated_at, tz),
+        },
+        "media": list(media),
+    }
+    if scoped:
+        out["location"]["address_id"] = row.address_id
+    if history is not None:
+        out["history"] = list(history)
+    return out
+
+
+def media_of(
+    conn: Connection, request_ids: Sequence[int], *, base_url: str = ""
+) -> dict[int, list[dict[str, Any]]]:
+    """``{request_id: [{id, url, content_type}]}``; uploads are served at ``/v1/media/{id}``."""
+    out: dict[int, list[dict[str, Any]]] = {int(i): [] for i in request_ids}
+    if not request_ids:
+        return out
+    rm = m.RequestMedia
+    rows = conn.execute(
+        select(rm.id, rm.request_id, rm.url, rm.content_type, rm.event_id)
+        .where(rm.request_id.in_(list(request_ids)))
+        .order_by(rm.id)
+    ).all()
+    for r in rows:
+        out[int(r.request_id)].append(
+            {
+                "id": int(r.id),
+                "url": r.url or f"{base_url}/v1/media/{r.id}",
+                "content_type": r.content_type,
+                "event_id": r.event_id,
+            }
+        )
+    return out
+
+
+def history_of(conn: Connection, request_id: int, *, scoped: bool, tz: str) -> list[dict[str, Any]]:
+    """Every transition, oldest first. The public sees roles, not names, and only notes
+    addressed to the reporter."""
+    e = m.RequestEvent
+    rows = conn.execute(
+        select(
+            e.id,
+            e.at,
+            e.actor,
+            e.actor_role,
+            e.from_status,
+            e.to_status,
+            e.note,
+            e.action,
+            e.version,
+            e.details,
+        )
+        .where(e.request_id == request_id)
+        .order_by(e.at, e.id)
+    ).all()
+    out = []
+    for r in rows:
+        public_note = r.action in PUBLIC_NOTE_ACTIONS or r.action is None
+        out.append(
+            {
+                "id": int(r.id),
+                "at": iso(r.at, tz),
+                "action": r.action,
+                "from": r.from_status,
+                "to": r.to_status,
+                "actor": r.actor if scoped else None,
+                "actor_role": r.actor_role,
+                "note": r.note if (scoped or public_note) else None,
+                "version": r.version,
+                "details": r.details if scoped else None,
+            }
+        )
+    return out
+
+
+def get_request(
+    conn: Connection,
+    request_id: int,
+    *,
+    actor: Actor,
+    personal: bool = False,
+    base_url: str = "",
+    via: str = "GET /v1/requests/{id}",
+) -> dict[str, Any]:
+    """One request with its history; ``personal`` adds the reporter's contact and the
+    member's name (needs the right; logged)."""
+    row = conn.execute(request_select().where(_r.id == request_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"no request with id {request_id}", field="id")
+    scoped = can_read(actor, row)
+    out = request_view(
+        row,
+        scoped=scoped,
+        media=media_of(conn, [request_id], base_url=base_url)[request_id],
+        history=history_of(conn, request_id, scoped=scoped, tz=row.timezone),
+    )
+    if personal:
+        actor.require_personal_data(what="the reporter's contact details")
+        if not scoped:
+            raise Forbidden(f"request {request_id} is outside this key's scope")
+        contact = conn.execute(
+            select(m.table(m.RequestContact)).where(m.RequestContact.request_id == request_id)
+        ).one_or_none()
+        out["contact"] = None
+        fields: list[str] = []
+        if contact is not None:
+            c = contact
+            out["contact"] = {
+                "first_name": c.first_name,
+                "last_name": c.last_name,
+                "email": c.email,
+                "phone": c.phone,
+                "device_id": c.device_id,
+                "account_id": c.account_id,
+                "address_string": c.address_string,
+            }
+            fields = [k for k, v in out["contact"].items() if v]
+            log_personal_read(
+                conn,
+                actor=actor,
+                subject="request_contact",
+                subject_ids=[request_id],
+                fields=fields,
+                via=via,
+            )
+        if row.member_id is not None:
+            out["assignment"]["member_name"] = row.member_name
+            log_personal_read(
+                conn,
+                actor=actor,
+                subject="member",
+                subject_ids=[row.member_id],
+                fields=["name"],
+                via=via,
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    """Filters of ``GET /v1/requests`` (all optional; ``status`` and ``category`` take lists)."""
+
+    status: Sequence[str] = ()
+    category: Sequence[str] = ()
+    programme: str | None = None
+    community: str | None = None
+    grid: str | None = None
+    member_id: int | None = None
+    department: str | None = None
+    flag: str | None = None
+    overdue: bool | None = None
+    period: Period | None = None
+    ids: Sequence[int] = ()
+
+
+def _where(conn: Connection, f: RequestFilter, actor: Actor) -> list[Any]:
+    where: list[Any] = []
+    bad = [s for s in f.status if s not in {x.value for x in m.RequestStatus} | {"open"}]
+    if bad:
+        names = ", ".join(x.value for x in m.RequestStatus)
+        raise InvalidInput(f"unknown status {bad[0]!r}: one of open, {names}", field="status")
+    if f.status:
+        statuses = {s for s in f.status if s != "open"}
+        if "open" in f.status:
+            statuses |= set(m.OPEN_STATUSES)
+        where.append(_r.status.in_(sorted(statuses)))
+    if f.category:
+        where.append(_c.code.in_(list(f.category)))
+    if f.programme:
+        if f.programme not in {p.value for p in m.Programme}:
+            names = ", ".join(p.value for p in m.Programme)
+            raise InvalidInput(f"unknown programme {f.programme!r}: {names}", field="programme")
+        where.append(_r.programme == f.programme)
+    if f.community:
+        where.append(_cm.code == f.community)
+    if f.grid:
+        where.append(_g.code == f.grid)
+    if f.member_id is not None:
+        where.append(_r.member_id == f.member_id)
+    if f.department:
+        where.append(_d.code == f.department)
+    if f.flag:
+        where.append(_r.flag == f.flag)
+    if f.overdue is not None:
+        late = and_(_r.status.in_(m.OPEN_STATUSES), _r.due_at < m.utcnow())
+        where.append(
+            late
+            if f.overdue
+            else or_(~_r.status.in_(m.OPEN_STATUSES), _r.due_at.is_(None), _r.due_at >= m.utcnow())
+        )
+    if f.period is not None:
+        where += [_r.received_at >= f.period.lower, _r.received_at < f.period.upper]
+    if f.ids:
+        where.append(_r.id.in_([int(i) for i in f.ids]))
+    # Scope: a member's list is its own requests, a department's what is escalated to it,
+    # a community key's its community.
+    if actor.community_id is not None:
+        where.append(_r.community_id == actor.community_id)
+    if actor.role is R.MEMBER:
+        where.append(_r.member_id == actor.member_id)
+    elif actor.role is R.DEPARTMENT:
+        where.append(_r.escalated_to_id == actor.department_id)
+    return where
+
+
+def list_requests(
+    conn: Connection,
+    *,
+    actor: Actor,
+    filters: RequestFilter,
+    limit: int = 50,
+    offset: int = 0,
+    base_url: str = "",
+    newest_first: bool = True,
+) -> dict[str, Any]:
+    """A page of requests, newest received first, and the total matching the filters."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+    if offset < 0:
+        raise InvalidInput("offset cannot be negative", field="offset")
+    where = _where(conn, filters, actor)
+    base = request_select().where(*where)
+    total = conn.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+    order = (_r.received_at.desc(), _r.id.desc()) if newest_first else (_r.received_at, _r.id)
+    rows = conn.execute(base.order_by(*order).limit(limit).offset(offset)).all()
+    media = media_of(conn, [int(r.id) for r in rows], base_url=base_url)
+    now = m.utcnow()
+    items = [
+        request_view(r, scoped=can_read(actor, r), media=media[int(r.id)], now=now) for r in rows
+    ]
+    return {"total": int(total), "limit": limit, "offset": offset, "items": items}

@@ -1,0 +1,464 @@
+"""Outbound webhooks: signed, retried with back-off, every attempt logged.
+
+Events: ``request.dispatched`` (also when sent back or reopened: the member has it again),
+``request.escalated``, ``request.overdue`` (once per SLA deadline, found by
+:func:`sweep_overdue`) and ``request.resolved``.
+
+Delivery is an outbox: the workflow writes one ``webhook_deliveries`` row per interested
+webhook in the transaction of the change itself, so a notification exists if and only if the
+change was committed. :func:`deliver_due` then sends what is due — the API right after the
+commit and from its worker thread (:class:`WebhookWorker`), or ``geogrid webhooks deliver``
+from cron — outside any database transaction (no lock is held while a receiver is slow).
+
+Each delivery is a JSON ``POST`` with the headers ``X-Geogrid-Event``,
+``X-Geogrid-Delivery`` (the delivery id: receivers de-duplicate on it, since a retry after a
+lost answer sends it again), ``X-Geogrid-Timestamp`` (Unix seconds) and
+``X-Geogrid-Signature: sha256=<hex>``, the HMAC-SHA256 of ``"<timestamp>.<body>"`` under the
+webhook's secret (the scheme of Stripe's and GitHub's webhooks: the timestamp in the signed
+text lets receivers refuse replays older than a few minutes). A 2xx answer is success;
+anything else, or no answer within the timeout, is retried after 30 s, 1, 2, 4, 8 min …
+(doubling, ``GEOGRID_WEBHOOK_BACKOFF_SECONDS``) until ``GEOGRID_WEBHOOK_MAX_ATTEMPTS``, then
+the delivery is marked ``failed``. Every attempt is a row of ``webhook_attempts``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import httpx
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from geogrid.db import models as m
+from geogrid.errors import InvalidInput, NotFound
+from geogrid.lookup import mask_name
+from geogrid.periods import iso
+from geogrid.requests.settings import RequestsSettings
+
+log = logging.getLogger("geogrid.webhooks")
+
+EVENT_DISPATCHED: Final = "request.dispatched"
+EVENT_ESCALATED: Final = "request.escalated"
+EVENT_OVERDUE: Final = "request.overdue"
+EVENT_RESOLVED: Final = "request.resolved"
+EVENTS: Final = (EVENT_DISPATCHED, EVENT_ESCALATED, EVENT_OVERDUE, EVENT_RESOLVED)
+SIGNATURE_HEADER: Final = "X-Geogrid-Signature"
+D = m.DeliveryStatus
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """``sha256=<hex>``: HMAC-SHA256 of ``"<timestamp>.<body>"`` under ``secret``."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(secret: str, timestamp: int, body: bytes, signature: str) -> bool:
+    """What a receiver does (shown here for its tests and docs)."""
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+# --- registration ----------------------------------------------------------------------------
+
+
+def create_webhook(
+    conn: Connection,
+    *,
+    url: str,
+    events: Sequence[str] = EVENTS,
+    secret: str | None = None,
+    community_code: str | None = None,
+    description: str | None = None,
+) -> tuple[int, str]:
+    """Register a webhook; return its id and secret (generated when not given)."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise InvalidInput("url must be an http(s) URL", field="url")
+    bad = [e for e in events if e not in EVENTS]
+    if bad or not events:
+        raise InvalidInput(
+            f"events must be among {', '.join(EVENTS)}, got {', '.join(bad) or 'none'}",
+            field="events",
+        )
+    if secret is not None and len(secret) < 16:
+        raise InvalidInput("a webhook secret needs at least 16 characters", field="secret")
+    community_id = None
+    if community_code is not None:
+        community_id = conn.execute(
+            select(m.Community.id).where(m.Community.code == community_code)
+        ).scalar()
+        if community_id is None:
+            raise NotFound(f"no community with code {community_code!r}", field="community")
+    secret = secret or secrets.token_urlsafe(32)
+    wid = conn.execute(
+        insert(m.Webhook)
+        .values(
+            url=url,
+            secret=secret,
+            events=sorted(set(events)),
+            community_id=community_id,
+            active=True,
+            description=description,
+            created_at=m.utcnow(),
+        )
+        .returning(m.Webhook.id)
+    ).scalar_one()
+    return int(wid), secret
+
+
+def set_webhook_active(conn: Connection, *, webhook_id: int, active: bool) -> None:
+    done = conn.execute(
+        update(m.Webhook).where(m.Webhook.id == webhook_id).values(active=active)
+    ).rowcount
+    if not done:
+        raise NotFound(f"no webhook with id {webhook_id}", field="id")
+
+
+def list_webhooks(conn: Connection) -> list[dict[str, Any]]:
+    """Webhooks without their secrets."""
+    w = m.Webhook
+    rows = conn.execute(
+        select(
+            w.id,
+            w.url,
+            w.events,
+            m.Community.code.label("community"),
+            w.active,
+            w.description,
+            w.created_at,
+        )
+        .outerjoin(m.Community, m.Community.id == w.community_id)
+        .order_by(w.id)
+    ).all()
+    return [{**dict(r._mapping), "created_at": iso(r.created_at)} for r in rows]
+
+
+def deliveries(
+    conn: Connection, *, webhook_id: int | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The delivery log, newest first, each with its attempts."""
+    d, a = m.WebhookDelivery, m.WebhookAttempt
+    stmt = select(
+        d.id,
+        d.webhook_id,
+        d.event,
+        d.request_id,
+        d.status,
+        d.attempts,
+        d.next_attempt_at,
+        d.last_status_code,
+        d.last_error,
+        d.created_at,
+        d.delivered_at,
+    )
+    if webhook_id is not None:
+        stmt = stmt.where(d.webhook_id == webhook_id)
+    rows = conn.execute(stmt.order_by(d.id.desc()).limit(limit)).all()
+    ids = [int(r.id) for r in rows]
+    tries: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    if ids:
+        for t in conn.execute(
+            select(a.delivery_id, a.at, a.status_code, a.error, a.duration_ms)
+            .where(a.delivery_id.in_(ids))
+            .order_by(a.id)
+        ):
+            tries[int(t.delivery_id)].append(
+                {
+                    "at": iso(t.at),
+                    "status_code": t.status_code,
+                    "error": t.error,
+                    "duration_ms": t.duration_ms,
+                }
+            )
+    out = []
+    for r in rows:
+        row = dict(r._mapping)
+        for c in ("next_attempt_at", "created_at", "delivered_at"):
+            row[c] = iso(row[c])
+        row["attempt_log"] = tries[int(r.id)]
+        out.append(row)
+    return out
+
+
+# --- the outbox ------------------------------------------------------------------------------
+
+
+def _payload(conn: Connection, *, event: str, request_id: int, now: dt.datetime) -> dict[str, Any]:
+    """What a receiver needs to act (a member's app, an SMS gateway): no reporter data."""
+    from geogrid.requests.views import public_address, request_select
+
+    row = conn.execute(request_select().where(m.Request.id == request_id)).one()
+    tz = row.timezone
+    return {
+        "event": event,
+        "occurred_at": iso(now, tz),
+        "request": {
+            "id": int(row.id),
+            "status": row.status,
+            "version": int(row.version),
+            "community_code": row.community_code,
+            "category": row.category_code,
+            "category_name": row.category_name,
+            "programme": row.programme,
+            "description": row.description,
+            "lon": round(float(row.lon), 7),
+            "lat": round(float(row.lat), 7),
+            "address": public_address(row),
+            "grid_code": row.grid_code,
+            "member_id": row.member_id,
+            "member_display_name": mask_name(row.member_name) if row.member_name else None,
+            "department": row.department_code,
+            "received_at": iso(row.received_at, tz),
+            "dispatched_at": iso(row.dispatched_at, tz),
+            "due_at": iso(row.due_at, tz),
+            "resolved_at": iso(row.resolved_at, tz),
+        },
+    }
+
+
+def enqueue(
+    conn: Connection, *, event: str, request_id: int, now: dt.datetime | None = None
+) -> list[int]:
+    """Queue ``event`` about a request for every active webhook that wants it."""
+    now = now or m.utcnow()
+    community_id = conn.execute(
+        select(m.Request.community_id).where(m.Request.id == request_id)
+    ).scalar_one()
+    w = m.Webhook
+    hooks = [
+        h
+        for h in conn.execute(select(w.id, w.events, w.community_id).where(w.active.is_(True)))
+        if event in (h.events or []) and h.community_id in (None, community_id)
+    ]
+    if not hooks:
+        return []
+    body = json.dumps(
+        _payload(conn, event=event, request_id=request_id, now=now),
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    ids = []
+    for h in hooks:
+        ids.append(
+            int(
+                conn.execute(
+                    insert(m.WebhookDelivery)
+                    .values(
+                        webhook_id=h.id,
+                        event=event,
+                        request_id=request_id,
+                        payload=body,
+                        status=D.PENDING.value,
+                        attempts=0,
+                        next_attempt_at=now,
+                        created_at=now,
+                    )
+                    .returning(m.WebhookDelivery.id)
+                ).scalar_one()
+            )
+        )
+    return ids
+
+
+def sweep_overdue(conn: Connection, *, now: dt.datetime | None = None) -> list[int]:
+    """Mark open requests past their SLA deadline and queue ``request.overdue`` for each
+    (once per deadline: a reopened request gets a new one). Returns the request ids."""
+    now = now or m.utcnow()
+    r = m.Request
+    ids = [
+        int(i)
+        for i in conn.execute(
+            select(r.id).where(
+                r.status.in_(m.OPEN_STATUSES),
+                r.due_at.is_not(None),
+                r.due_at < now,
+                r.overdue_notified_at.is_(None),
+            )
+        ).scalars()
+    ]
+    if ids:
+        conn.execute(update(r).where(r.id.in_(ids)).values(overdue_notified_at=now))
+        for rid in ids:
+            enqueue(conn, event=EVENT_OVERDUE, request_id=rid, now=now)
+    return ids
+
+
+# --- delivery --------------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryReport:
+    attempted: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+    ids: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "attempted": self.attempted,
+            "delivered": self.delivered,
+            "retrying": self.retrying,
+            "failed": self.failed,
+        }
+
+
+def _claim(
+    engine: Engine, ids: Sequence[int] | None, now: dt.datetime, lease: float, limit: int
+) -> list[Any]:
+    """Due deliveries, each leased (``next_attempt_at`` moved past the attempt) so that two
+    workers never send the same one at once."""
+    d, w = m.WebhookDelivery, m.Webhook
+    with engine.begin() as conn:
+        stmt = (
+            select(d.id, d.event, d.payload, d.attempts, d.next_attempt_at, w.url, w.secret)
+            .join(w, w.id == d.webhook_id)
+            .where(d.status == D.PENDING.value, w.active.is_(True))
+        )
+        stmt = (
+            stmt.where(d.id.in_(list(ids)))
+            if ids is not None
+            else stmt.where(d.next_attempt_at <= now)
+        )
+        rows = conn.execute(stmt.order_by(d.next_attempt_at, d.id).limit(limit)).all()
+        claimed = []
+        until = now + dt.timedelta(seconds=lease)
+        for row in rows:
+            got = conn.execute(
+                update(d)
+                .where(
+                    d.id == row.id,
+                    d.status == D.PENDING.value,
+                    d.next_attempt_at == row.next_attempt_at,
+                )
+                .values(next_attempt_at=until)
+            ).rowcount
+            if got:
+                claimed.append(row)
+        return claimed
+
+
+def deliver_due(
+    engine: Engine,
+    *,
+    settings: RequestsSettings | None = None,
+    ids: Sequence[int] | None = None,
+    client: httpx.Client | None = None,
+    now: dt.datetime | None = None,
+    limit: int = 100,
+) -> DeliveryReport:
+    """Send the deliveries that are due (or exactly ``ids``); record each attempt."""
+    settings = settings or RequestsSettings()
+    clock = now  # a given time (tests, replays) also dates the attempts
+    now = now or m.utcnow()
+    report = DeliveryReport()
+    rows = _claim(engine, ids, now, settings.webhook_timeout_seconds * 2 + 5, limit)
+    if not rows:
+        return report
+    own = client is None
+    http = client or httpx.Client(timeout=settings.webhook_timeout_seconds)
+    try:
+        for row in rows:
+            _attempt(engine, http, row, settings, report, clock)
+    finally:
+        if own:
+            http.close()
+    return report
+
+
+def _attempt(
+    engine: Engine,
+    http: httpx.Client,
+    row: Any,
+    settings: RequestsSettings,
+    report: DeliveryReport,
+    clock: dt.datetime | None,
+) -> None:
+    body = row.payload.encode()
+    ts = int(time.time())
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": "geogrid-webhooks",
+        "X-Geogrid-Event": row.event,
+        "X-Geogrid-Delivery": str(row.id),
+        "X-Geogrid-Timestamp": str(ts),
+        SIGNATURE_HEADER: sign(row.secret, ts, body),
+    }
+    started = time.perf_counter()
+    status: int | None = None
+    error: str | None = None
+    try:
+        response = http.post(row.url, content=body, headers=headers)
+        status = response.status_code
+        if not 200 <= status < 300:
+            error = f"HTTP {status}"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    took = int((time.perf_counter() - started) * 1000)
+    at = clock or m.utcnow()
+    attempts = int(row.attempts) + 1
+    d = m.WebhookDelivery
+    values: dict[str, Any] = {"attempts": attempts, "last_status_code": status, "last_error": error}
+    report.attempted += 1
+    report.ids.append(int(row.id))
+    if error is None:
+        values.update(status=D.DELIVERED.value, delivered_at=at, next_attempt_at=None)
+        report.delivered += 1
+    elif attempts >= settings.webhook_max_attempts:
+        values.update(status=D.FAILED.value, next_attempt_at=None)
+        report.failed += 1
+        log.warning("webhook delivery %s failed after %s attempts: %s", row.id, attempts, error)
+    else:
+        wait = settings.webhook_backoff_seconds * 2 ** (attempts - 1)
+        values["next_attempt_at"] = at + dt.timedelta(seconds=wait)
+        report.retrying += 1
+    with engine.begin() as conn:
+        conn.execute(
+            insert(m.WebhookAttempt).values(
+                delivery_id=row.id, at=at, status_code=status, error=error, duration_ms=took
+            )
+        )
+        conn.execute(update(d).where(d.id == row.id).values(**values))
+
+
+class WebhookWorker:
+    """A daemon thread that finds overdue requests and delivers due webhooks every
+    ``settings.webhook_poll_seconds`` (the API starts one in its lifespan)."""
+
+    def __init__(self, engine: Engine, settings: RequestsSettings | None = None) -> None:
+        self.engine = engine
+        self.settings = settings or RequestsSettings()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.settings.webhook_poll_seconds <= 0 or self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="geogrid-webhooks", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def run_once(self) -> DeliveryReport:
+        with self.engine.begin() as conn:
+            sweep_overdue(conn)
+        return deliver_due(self.engine, settings=self.settings)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.webhook_poll_seconds):
+            try:
+                self.run_once()
+            except Exception as exc:  # keep the worker alive; the next round retries
+                log.warning("webhook worker round failed: %s", exc)
