@@ -167,6 +167,7 @@ def load_page(
     allow_external: bool = False,
     timeout_ms: float = 30_000,
     viewport: tuple[int, int] = (1280, 800),
+    headers: dict[str, str] | None = None,
 ) -> Iterator[PageReport]:
     """Open ``url`` in a fresh browser context and yield a :class:`PageReport`.
 
@@ -174,6 +175,7 @@ def load_page(
     ``screenshot``: a name (or path) under ``artifacts/screenshots``; taken after loading.
     ``wait_until``: Playwright's ``load``, ``domcontentloaded``, ``networkidle`` or ``commit``.
     ``allow_external``: let non-loopback requests through (they are recorded either way).
+    ``headers``: extra HTTP headers on every request (e.g. ``X-API-Key``).
     The page and its context are closed when the ``with`` block ends.
     """
     context = browser.new_context(
@@ -181,6 +183,7 @@ def load_page(
         locale="zh-CN",
         timezone_id="Asia/Shanghai",
         service_workers="block",
+        extra_http_headers=headers,
     )
     context.set_default_timeout(timeout_ms)
     try:

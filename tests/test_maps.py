@@ -19,11 +19,12 @@ import pyproj
 import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import Point, box
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from api import create_app
 from geogrid.crs import wgs84_to_gcj02
+from geogrid.db import models as m
 from geogrid.errors import ConfigurationError, InvalidInput, NotFound
 from geogrid.io.export import mask_name
 from geogrid.maps import assets
@@ -595,3 +596,27 @@ def test_cli_writes_standalone_maps(demo_engine: Engine, tmp_path: Path) -> None
     assert r.exit_code == 1 and "measure" in r.output
     r = runner.invoke(map_app, ["coverage", "--database", url])
     assert r.exit_code == 1 and "--out" in r.output
+
+
+def test_official_maps_need_an_official_key(client: TestClient, demo_engine: Engine) -> None:
+    from tests.requests_factories import new_key
+
+    for path in ("/maps/coverage", "/maps/hotspots"):
+        anonymous = client.get(path, params={"audience": "official"})
+        assert anonymous.status_code == 401, path
+        assert anonymous.json()["error"]["code"] == "unauthorized"
+        public_key = new_key(demo_engine, "public")
+        r = client.get(path, params={"audience": "official"}, headers={"X-API-Key": public_key})
+        assert r.status_code == 403, path
+    official = new_key(demo_engine, "official")
+    r = client.get(
+        "/maps/coverage", params={"audience": "official"}, headers={"X-API-Key": official}
+    )
+    assert r.status_code == 200
+    with demo_engine.connect() as conn:
+        lead = conn.execute(
+            select(m.Member.name).join(m.Grid, m.Grid.lead_member_id == m.Member.id).limit(1)
+        ).scalar_one()
+    masked = mask_name(lead)
+    assert masked and masked != lead
+    assert masked in r.text and lead not in r.text

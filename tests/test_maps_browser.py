@@ -28,6 +28,7 @@ from geogrid.maps.cli import map_app
 from geogrid.maps.plan import plan_map
 from geogrid.settings import DatabaseSettings, Settings
 from tests.browser_support import PageReport, load_page, serve_directory
+from tests.requests_factories import new_key
 
 pytestmark = pytest.mark.browser
 
@@ -133,12 +134,14 @@ def test_coverage_map_served(browser: Browser, live_url: str, backend: str) -> N
 
 
 def test_official_english_coverage_map_served(
-    browser: Browser, live_url: str, backend: str
+    browser: Browser, live_url: str, backend: str, demo_engine: Engine
 ) -> None:
     url = f"{live_url}/maps/coverage?audience=official&lang=en&measure=visit_coverage"
+    key = new_key(demo_engine, "official")
     with load_page(
         browser,
         url,
+        headers={"X-API-Key": key},
         wait_for="path.geogrid-grid",
         screenshot=f"maps_coverage_official_en_{backend}",
     ) as report:

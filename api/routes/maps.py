@@ -2,7 +2,8 @@
 
 The pages link Leaflet & co. from ``/maps/assets/`` (relative ``assets/…``, so a path prefix
 in front of the API still works): an intranet browser needs nothing but this server. Roles
-come with API keys later; until then ``audience=official`` is only a parameter (docs/api.md).
+``audience=official`` (members' positions, masked names) needs an official, planner or admin
+key or session; public maps need none.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
+from api.auth import ActorDep
 from api.deps import ConnDep, SettingsDep
 from api.schemas import ErrorEnvelope
+from geogrid.db.models import Role
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.hotspots import DEFAULT_RESOLUTION
 from geogrid.maps.assets import asset_path
 from geogrid.maps.base import render_html
 from geogrid.maps.service import HotspotRequest, build_coverage, build_hotspots
 from geogrid.maps.tiles import MapSettings
+from geogrid.requests.access import Actor
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 
@@ -78,6 +82,7 @@ def _page(html: str) -> HTMLResponse:
 def coverage(
     request: Request,
     conn: ConnDep,
+    actor: ActorDep,
     settings: SettingsDep,
     community: Community = None,
     measure: Annotated[
@@ -91,6 +96,7 @@ def coverage(
     tiles: Tiles = None,
 ) -> HTMLResponse:
     """An HTML page (Folium/Leaflet); visits and requests are counted in the period."""
+    _check_audience(actor, audience)
     m = build_coverage(
         conn,
         community=community,
@@ -115,6 +121,7 @@ def coverage(
 def hotspots(
     request: Request,
     conn: ConnDep,
+    actor: ActorDep,
     settings: SettingsDep,
     community: Community = None,
     from_: From = None,
@@ -145,6 +152,7 @@ def hotspots(
     tiles: Tiles = None,
 ) -> HTMLResponse:
     """An HTML page; Getis-Ord Gi* with a Benjamini-Hochberg FDR correction, bins at 90/95/99 %."""
+    _check_audience(actor, audience)
     m, _ = build_hotspots(
         conn,
         HotspotRequest(
@@ -165,6 +173,12 @@ def hotspots(
         settings=_map_settings(request),
     )
     return _page(render_html(m, assets=ASSETS_URL))
+
+
+def _check_audience(actor: Actor, audience: str) -> None:
+    """Officials' maps show members' positions and masked names: officials and planners only."""
+    if audience == "official":
+        actor.require(Role.OFFICIAL, Role.PLANNER, Role.ADMIN, what="an official map")
 
 
 @router.get("/assets/{path:path}", include_in_schema=False)

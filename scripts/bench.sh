@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The benchmarks, one command:
+#
+#   bash scripts/bench.sh              # assignment, lookup and maps (≈ 30 min on 2 cores)
+#   bash scripts/bench.sh assignment   # or lookup, or maps; extra arguments go to that one
+#
+# Installs what is missing (scripts/setup.sh), starts a throwaway PostgreSQL + PostGIS cluster
+# (stopped and deleted on exit) unless GEOGRID_BENCH_POSTGRES_URL is set, and writes JSON
+# results under benchmarks/results/. See benchmarks/README.md for what is measured.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/setup.sh
+
+if [ -z "${GEOGRID_BENCH_POSTGRES_URL:-}" ]; then
+    PG_DIR="$(mktemp -d /tmp/geogrid-pg.XXXXXX)"
+    trap 'bash scripts/pg.sh stop "$PG_DIR" || true' EXIT
+    eval "$(bash scripts/pg.sh start "$PG_DIR")"
+    export GEOGRID_BENCH_POSTGRES_URL="$GEOGRID_TEST_POSTGRES_URL"
+fi
+export PATH="$ROOT/.venv/bin:$PATH"
+
+which="${1:-all}"
+[ $# -gt 0 ] && shift
+case "$which" in
+    all)
+        python -m benchmarks.assignment
+        python -m benchmarks.lookup
+        python -m benchmarks.maps
+        ;;
+    assignment | lookup | maps) python -m "benchmarks.$which" "$@" ;;
+    *)
+        echo "usage: bash scripts/bench.sh [all|assignment|lookup|maps] [ARGS…]" >&2
+        exit 2
+        ;;
+esac
