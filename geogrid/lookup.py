@@ -898,18 +898,23 @@ class LookupResult:
     candidate_grids: tuple[GridInfo | None, ...] = ()
 
     def to_json(self) -> str:
-        """:meth:`to_dict` as compact JSON; a point answer reuses its place's cached JSON.
+        """:meth:`to_dict` as compact JSON, reusing the place's cached JSON.
 
         Same text as ``json.dumps(to_dict(), ensure_ascii=False, separators=(",", ":"))``
-        (floats are written by ``repr`` in both), about 4× faster for the hot path.
+        (floats are written by ``repr`` in both; tested), several times faster.
         """
-        if self.match is not None or not self.place.place_json:
-            return _dumps(self.to_dict())
         p = self.place
+        if not p.place_json:
+            return _dumps(self.to_dict())
+        match = (
+            "null"
+            if self.match is None
+            else _dumps(_match_dict(self.match, self.street_grids, self.candidate_grids))
+        )
         return (
             f'{p.place_json},"point":{{"wgs84":{{"lon":{_coord(p.lon)!r},"lat":{_coord(p.lat)!r}}},'
             f'"requested":{{"crs":{_dumps(self.crs)},"lon":{_coord(self.requested_lon)!r},'
-            f'"lat":{_coord(self.requested_lat)!r}}}}},"match":null}}'
+            f'"lat":{_coord(self.requested_lat)!r}}}}},"match":{match}}}'
         )
 
     def to_dict(self) -> dict[str, Any]:

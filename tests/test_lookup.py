@@ -935,3 +935,14 @@ def test_demo_the_retirees_street(demo_engine: Engine) -> None:
     assert body["member"]["display_name"].count("*") == 1
     prefixed = svc.lookup(address="广东省惠州市惠城区小金口街道金源社区长湖街").to_dict()
     assert prefixed["grid"] == body["grid"] and prefixed["match"]["level"] == "street"
+
+
+def test_to_json_is_the_json_of_to_dict(service: LookupService) -> None:
+    """The fast serialisation (cached place part) writes exactly what json.dumps would."""
+    results = [service.lookup(lon=p[0], lat=p[1]) for p, *_ in EXPECTED.values()]
+    gx, gy = gcrs.from_wgs84(X0 + 0.002, Y0 + 0.005, "gcj02")
+    results.append(service.lookup(lon=gx, lat=gy, crs="gcj02"))
+    for text in ("长湖街5号", "金源花园", "长湖街", "金源花园1号楼", "长糊街5号"):
+        results.append(service.lookup(address=text, crs="bd09"))
+    for r in results:
+        assert r.to_json() == json.dumps(r.to_dict(), ensure_ascii=False, separators=(",", ":"))

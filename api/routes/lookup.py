@@ -2,9 +2,10 @@
 
 Answered from the in-memory indexes of ``geogrid.lookup.LookupService`` (built in the app's
 lifespan, refreshed by its poller): no database round trip per request. The single lookup is
-an ``async`` handler — a few tens of microseconds of CPU, cheaper on the event loop than a
-hop to the thread pool — and returns its JSON directly (the response model documents it).
-The batch, up to seconds of CPU, runs in the thread pool so the loop keeps serving.
+an ``async`` handler — a few microseconds of CPU, cheaper on the event loop than a hop to the
+thread pool — and returns its JSON directly (the response model documents it); see
+:func:`install` for how it is mounted. The batch, up to a second of CPU, runs in the thread
+pool so the loop keeps serving.
 """
 
 from __future__ import annotations
@@ -43,12 +44,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _json(body: Any, status_code: int = 200) -> Response:
-    return Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
-        status_code=status_code,
-        media_type="application/json",
-    )
+def _dumps(body: Any) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
 def _service(request: Request) -> LookupService:
@@ -56,8 +53,8 @@ def _service(request: Request) -> LookupService:
 
 
 #: The parameters of ``GET /v1/lookup``, documented here and read from the query string by
-#: the handler itself: FastAPI's per-parameter validation costs ~65 µs a request, more than
-#: the lookup (benchmarks/README.md), and the library checks every value anyway — with
+#: the handler itself: FastAPI's per-parameter validation costs ~40 µs a request, several
+#: times the lookup (benchmarks/README.md), and the library checks every value anyway — with
 #: messages that name the parameter (lon, lat, crs, address) as the contract asks.
 LOOKUP_PARAMETERS: list[dict[str, Any]] = [
     {
@@ -140,7 +137,8 @@ def lookup_batch(request: Request, body: LookupBatchIn) -> Any:
     error (the status it would have had is in ``error.status``); the batch itself answers
     200 whatever its items hold."""
     results = _service(request).lookup_many(body.items)
-    return _json({"results": [_result(r) for r in results]})
+    body_json = '{"results":[' + ",".join(_result_json(r) for r in results) + "]}"
+    return Response(body_json.encode(), media_type="application/json")
 
 
 def install(app: FastAPI) -> None:
@@ -169,7 +167,7 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
 
 
-def _result(r: Any) -> dict[str, Any]:
+def _result_json(r: Any) -> str:
     if isinstance(r, GeogridError):
-        return {"error": {**r.to_dict(), "status": status_of(r)}}
-    return r.to_dict()
+        return _dumps({"error": {**r.to_dict(), "status": status_of(r)}})
+    return r.to_json()
