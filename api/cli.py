@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from geogrid.cli import DatabaseOpt, _engine, _errors, _settings, app
+from geogrid.cli import app
+from geogrid.clikit import DatabaseOpt, errors, open_engine, settings_for
 
 
 @app.command()
@@ -23,9 +24,9 @@ def serve(
 
     from api.main import create_app
 
-    with _errors():
-        settings = _settings(database)
-        _engine(database).dispose()  # fail early and clearly when the schema is missing
+    with errors():
+        settings = settings_for(database)
+        open_engine(database).dispose()  # fail early and clearly when the schema is missing
         uvicorn.run(
             create_app(settings),
             host=host or settings.service.host,

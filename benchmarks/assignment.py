@@ -16,7 +16,7 @@ For each size, in one run and on the same synthetic city (``benchmarks.synth``):
   ``dialect.assign_households_to_grids`` and ``dialect.assign_households_to_fields`` as the
   application calls them (one transaction each, commit included), results in
   ``household_assignments``. PostGIS runs twice: on the schema of migration 0001 and on the
-  proposed one (``benchmarks.proposed_schema``: the table partitioned by plan).
+  current one (migration 0004: the table partitioned by plan).
 
 Each step is repeated (medians reported) from the same starting state: a plan with no rows
 yet (first assignment) and, as extra lines, re-running both on a plan that has them.
@@ -185,7 +185,7 @@ class Database:
     def label(self) -> str:
         if self.backend == "spatialite":
             return "SpatiaLite"
-        return "PostGIS" + (" (partitioned, proposed)" if self.schema == "partitioned" else "")
+        return "PostGIS" + (" (partitioned, 0004)" if self.schema == "partitioned" else "")
 
 
 def postgres_url(arg: str | None) -> tuple[str, Callable[[], None] | None]:
@@ -262,17 +262,17 @@ class Ids:
 
 
 def prepare(engine: Engine, db: Database, city: City) -> Ids:
-    """Schema (migrations, then the proposal if asked), community, active plan, grids, fields."""
+    """Schema, community, active plan, grids, fields.
+
+    ``0001``: the plain ``household_assignments`` of migrations 0001–0003; ``partitioned``: the
+    head, where migration 0004 partitions it by plan (PostgreSQL only).
+    """
     from geogrid.db import migrate
     from geogrid.db import models as m
     from geogrid.db import queries as q
 
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0003" if db.schema == "0001" else "head")
     with engine.begin() as conn:
-        if db.schema == "partitioned":
-            from benchmarks.proposed_schema import partition_household_assignments
-
-            partition_household_assignments(conn)
         cid = q.insert_returning_ids(
             conn,
             m.Community,
@@ -579,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--schemas",
         default="0001,partitioned",
-        help="PostGIS schemas: 0001 (migrations as they are), partitioned (proposal)",
+        help="PostGIS schemas: 0001 (plain table, migrations up to 0003), partitioned (head)",
     )
     p.add_argument("--spatialite-max", type=int, default=1_000_000,
                    help="largest size run on SpatiaLite")  # fmt: skip

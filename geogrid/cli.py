@@ -7,18 +7,26 @@ Commands that change existing data are dry runs unless given ``--commit``; ``db 
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Connection, Engine
 
+from geogrid.clikit import (
+    CommitOpt,
+    CommunityOpt,
+    DatabaseOpt,
+    JsonOpt,
+    dry_run_note,
+    err,
+    errors,
+    open_engine,
+    out,
+    print_json,
+    settings_for,
+    transaction,
+)
 from geogrid.errors import GeogridError
 from geogrid.maps.cli import map_app
 from geogrid.requests.cli import (
@@ -29,7 +37,6 @@ from geogrid.requests.cli import (
     requests_app,
     webhooks_app,
 )
-from geogrid.settings import Settings
 
 app = typer.Typer(
     help="geogrid: community grid governance (网格化服务管理).",
@@ -45,87 +52,6 @@ app.add_typer(members_app, name="members")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(requests_app, name="requests")
 app.command("kpi")(kpi)
-
-out = Console()
-err = Console(stderr=True)
-
-DatabaseOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--database",
-        envvar="GEOGRID_DATABASE_URL",
-        help="SQLAlchemy URL: sqlite:///FILE (SpatiaLite, default var/geogrid.sqlite) or "
-        "postgresql+psycopg://… (PostGIS).",
-        show_default=False,
-    ),
-]
-CommitOpt = Annotated[
-    bool, typer.Option("--commit", help="Write the changes (without it: a dry run).")
-]
-CommunityOpt = Annotated[
-    str | None,
-    typer.Option("--community", help="Community code (default: the only one in the database)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-
-
-def _settings(database: str | None) -> Settings:
-    settings = Settings()
-    if database:
-        settings.database.database_url = database
-    return settings
-
-
-def _engine(database: str | None, *, require_schema: bool = True) -> Engine:
-    from geogrid.db.engine import make_engine
-    from geogrid.db.engine import require_schema as check
-
-    engine = make_engine(settings=_settings(database).database)
-    if require_schema:
-        check(engine)
-    return engine
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Print geogrid errors as a clear message (and every problem) and exit 1."""
-    try:
-        yield
-    except GeogridError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        if exc.field:
-            err.print(f"  field: {exc.field}", highlight=False)
-        for p in exc.details.get("problems", []):
-            where = ", ".join(
-                f"{k} {p[k]}" for k in ("file", "feature", "line", "field") if p.get(k) is not None
-            )
-            err.print(f"  - {where}: {p.get('message')}", highlight=False)
-        raise typer.Exit(1) from None
-
-
-@contextmanager
-def _transaction(engine: Engine, *, commit: bool) -> Iterator[Connection]:
-    """One transaction; rolled back unless ``commit`` (a dry run)."""
-    with engine.connect() as conn:
-        trans = conn.begin()
-        try:
-            yield conn
-        except BaseException:
-            trans.rollback()
-            raise
-        if commit:
-            trans.commit()
-        else:
-            trans.rollback()
-
-
-def _dry_run_note(commit: bool) -> None:
-    if not commit:
-        err.print("[yellow]dry run:[/] nothing was written; run again with --commit to apply.")
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def _kv_table(title: str, data: dict[str, Any]) -> Table:
@@ -146,8 +72,8 @@ def db_init(database: DatabaseOpt = None) -> None:
     from geogrid.catalogue import ensure_default_catalogue
     from geogrid.db import migrate
 
-    with _errors():
-        engine = _engine(database, require_schema=False)
+    with errors():
+        engine = open_engine(database, require_schema=False)
         migrate.upgrade(engine)
         with engine.begin() as conn:
             added = ensure_default_catalogue(conn)
@@ -182,8 +108,8 @@ def demo(
     from geogrid.demo.load import load_demo
     from geogrid.periods import parse_date
 
-    with _errors():
-        engine = _engine(database)
+    with errors():
+        engine = open_engine(database)
         with engine.connect() as conn:
             existing = q.count(conn, m.Community)
         if existing:
@@ -246,9 +172,9 @@ def import_(
     """Import a layer from a file; refused whole, with every problem listed, on bad input."""
     from geogrid.io.importer import import_layer
 
-    with _errors():
-        engine = _engine(database)
-        with _transaction(engine, commit=commit) as conn:
+    with errors():
+        engine = open_engine(database)
+        with transaction(engine, commit=commit) as conn:
             report = import_layer(
                 conn,
                 layer=layer,
@@ -261,10 +187,10 @@ def import_(
             )
         data = report.to_dict()
         if as_json:
-            _print_json(data)
+            print_json(data)
         else:
             out.print(_kv_table(f"import {layer} from {file}", _flat(data)))
-        _dry_run_note(commit)
+        dry_run_note(commit)
 
 
 @app.command()
@@ -283,8 +209,8 @@ def export(
     """Write every layer to one GeoPackage (QGIS opens it)."""
     from geogrid.io.export import export_geopackage
 
-    with _errors():
-        engine = _engine(database)
+    with errors():
+        engine = open_engine(database)
         with engine.connect() as conn:
             counts = export_geopackage(
                 conn, out=out_file, community_code=community, include_personal=include_personal
@@ -305,16 +231,16 @@ def assign(
     from geogrid.assign import assign_community
     from geogrid.db import queries as q
 
-    with _errors():
-        engine = _engine(database)
-        with _transaction(engine, commit=commit) as conn:
+    with errors():
+        engine = open_engine(database)
+        with transaction(engine, commit=commit) as conn:
             row = q.community_row(conn, code=community)
             report = assign_community(conn, community_id=row.id)
         if as_json:
-            _print_json(report.to_dict())
+            print_json(report.to_dict())
         else:
             out.print(_kv_table(f"assignment of {report.community_code}", report.to_dict()))
-        _dry_run_note(commit)
+        dry_run_note(commit)
 
 
 # --- summary -----------------------------------------------------------------------
@@ -335,9 +261,9 @@ def summary(
     from geogrid.rates import percent
     from geogrid.summary import summary as build
 
-    with _errors():
-        settings = _settings(database)
-        engine = _engine(database)
+    with errors():
+        settings = settings_for(database)
+        engine = open_engine(database)
         with engine.connect() as conn:
             data = build(
                 conn,
@@ -345,7 +271,7 @@ def summary(
                 community_code=community,
             )
         if as_json:
-            _print_json(data)
+            print_json(data)
             return
         for c in data["communities"]:
             flat = _flat(c)
@@ -417,14 +343,14 @@ def lookup(
     from geogrid.errors import InvalidInput
     from geogrid.lookup import LookupService
 
-    with _errors():
+    with errors():
         if file is not None:
             if out_file is None:
                 raise InvalidInput("--file needs --out (the CSV to write)", field="out")
             rows, fieldnames, has_address = _read_lookup_csv(file, encoding)
         elif address is None and lon is None and lat is None:
             raise InvalidInput("give an ADDRESS, --lon and --lat, or --file", field="address")
-        engine = _engine(database)
+        engine = open_engine(database)
         wants_addresses = address is not None or (file is not None and has_address)
         service = LookupService(engine, poll_interval=0, addresses=wants_addresses)
         service.refresh(force=True)
@@ -432,14 +358,14 @@ def lookup(
             result = service.lookup(address=address, lon=lon, lat=lat, crs=crs, community=community)
             data = result.to_dict()
             if as_json:
-                _print_json(data)
+                print_json(data)
             else:
                 out.print(_kv_table(f"lookup of {address or f'{lon}, {lat} ({crs})'}", _flat(data)))
             return
         assert out_file is not None
         counts = _lookup_file(service, rows, fieldnames, has_address, crs, community, out_file)
         if as_json:
-            _print_json(counts)
+            print_json(counts)
         else:
             out.print(_kv_table(f"lookup of {file} → {out_file}", counts))
 

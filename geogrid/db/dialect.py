@@ -126,7 +126,7 @@ def assign_households_to_grids(conn: Connection, *, plan_id: int, community_id: 
     applying the edge rule take ~1.2 s with parallel workers; writing them is what costs.
     ``INSERT … SELECT`` into ``household_assignments`` fires three foreign-key triggers per
     row (plan, household, grid: ~3 µs each, ~9 of the ~11 s). When the table is LIST-
-    partitioned by ``plan_id`` (proposed migration, benchmarks/README.md) the plan's rows are
+    partitioned by ``plan_id`` (migration 0004, benchmarks/README.md) the plan's rows are
     built with ``CREATE TABLE AS`` and attached as its partition instead: the foreign keys are
     then checked by one join each, ~2 s in all.
     """
@@ -240,7 +240,7 @@ def assign_households(conn: Connection, *, plan_id: int, community_id: int) -> t
 
     The same rows as :func:`assign_households_to_grids` then
     :func:`assign_households_to_fields`. When ``household_assignments`` is partitioned by
-    plan (PostGIS, proposed migration) the plan's partition is built once with both columns
+    plan (PostGIS, migration 0004) the plan's partition is built once with both columns
     — 1M households: ~3 s, against ~2 s + ~7 s for the two steps, whose second step rewrites
     800,000 rows with a foreign-key check each. Otherwise it is exactly those two calls.
     """

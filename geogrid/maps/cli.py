@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from geogrid.errors import GeogridError, InvalidInput
+from geogrid.clikit import err as _err
+from geogrid.clikit import errors, open_engine
+from geogrid.clikit import out as _out
+from geogrid.errors import InvalidInput
 
 map_app = typer.Typer(
     help="Interactive maps (Folium/Leaflet) as standalone HTML files that work offline.",
     no_args_is_help=True,
 )
 
-_out = Console()
-_err = Console(stderr=True)
 
 DatabaseOpt = Annotated[
     str | None,
@@ -63,29 +61,6 @@ TilesOpt = Annotated[
         "--tiles", help="none, osm, tianditu (GEOGRID_TIANDITU_KEY), amap (GCJ-02) or custom."
     ),
 ]
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except GeogridError as exc:
-        _err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        if exc.field:
-            _err.print(f"  field: {exc.field}", highlight=False)
-        raise typer.Exit(1) from None
-
-
-def _engine(database: str | None) -> Any:
-    from geogrid.db.engine import make_engine, require_schema
-    from geogrid.settings import Settings
-
-    settings = Settings()
-    if database:
-        settings.database.database_url = database
-    engine = make_engine(settings=settings.database)
-    require_schema(engine)
-    return engine
 
 
 def _timezone() -> str:
@@ -131,8 +106,8 @@ def coverage(
     /maps/coverage)."""
     from geogrid.maps.service import build_coverage
 
-    with _errors():
-        engine = _engine(database)
+    with errors():
+        engine = open_engine(database)
         with engine.connect() as conn:
             m = build_coverage(
                 conn,
@@ -181,7 +156,7 @@ def hotspots(
     """Gi* hot and cold spots of open (or overdue) requests (as GET /maps/hotspots)."""
     from geogrid.maps.service import HotspotRequest, build_hotspots
 
-    with _errors():
+    with errors():
         floor: float | str | None = min_households
         if min_households not in (None, "median"):
             try:
@@ -191,7 +166,7 @@ def hotspots(
                     f"--min-households must be a number or 'median', got {min_households!r}",
                     field="min_households",
                 ) from None
-        engine = _engine(database)
+        engine = open_engine(database)
         with engine.connect() as conn:
             m, result = build_hotspots(
                 conn,
@@ -236,7 +211,7 @@ def assets(
     """Install Leaflet & co. from the npm registry (needs npm; scripts/setup.sh runs it)."""
     from geogrid.maps.assets import assets_dir, install_assets
 
-    with _errors():
+    with errors():
         target = directory or assets_dir()
         versions = install_assets(target, force=force)
         listed = ", ".join(f"{k} {v}" for k, v in versions.items())

@@ -4,8 +4,8 @@
 ``geogrid members …``, ``geogrid webhooks …``, ``geogrid requests …``.
 
 Keys act at once (a revocation must not wait). Edits of the catalogue and the directory are
-dry runs unless given ``--commit`` (docs/api.md, "Command line"). The shared helpers of
-``geogrid.cli`` are imported when a command runs, so either module may be imported first.
+dry runs unless given ``--commit`` (docs/api.md, "Command line"). Shared helpers come from
+``geogrid.clikit``.
 """
 
 from __future__ import annotations
@@ -18,50 +18,33 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Connection, Engine
 
+from geogrid.clikit import (
+    CommitOpt,
+    CommunityOpt,
+    DatabaseOpt,
+    JsonOpt,
+    dry_run_note,
+    err,
+    errors,
+    open_engine,
+    out,
+    print_json,
+    transaction,
+)
 from geogrid.requests.access import Actor
-
-out = Console()
-err = Console(stderr=True)
-
-DatabaseOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--database",
-        envvar="GEOGRID_DATABASE_URL",
-        help="SQLAlchemy URL (default var/geogrid.sqlite).",
-        show_default=False,
-    ),
-]
-CommitOpt = Annotated[
-    bool, typer.Option("--commit", help="Write the changes (without it: a dry run).")
-]
-CommunityOpt = Annotated[str | None, typer.Option("--community", help="Community code.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 @contextmanager
 def _session(database: str | None, *, commit: bool = True) -> Iterator[Connection]:
     """Errors printed as ``error: …`` (exit 1); one transaction, rolled back unless commit."""
-    from geogrid import cli as base
-
-    with base._errors():
-        engine: Engine = base._engine(database)
-        with base._transaction(engine, commit=commit) as conn:
+    with errors():
+        engine: Engine = open_engine(database)
+        with transaction(engine, commit=commit) as conn:
             yield conn
         engine.dispose()
-
-
-def _dry_run_note(commit: bool) -> None:
-    if not commit:
-        err.print("[yellow]dry run:[/] nothing was written; run again with --commit to apply.")
-
-
-def _json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
@@ -113,7 +96,7 @@ def keys_create(
             personal_data=personal_data,
         )
     if as_json:
-        _json({"id": new.id, "key": new.key, "prefix": new.prefix, "role": new.role})
+        print_json({"id": new.id, "key": new.key, "prefix": new.prefix, "role": new.role})
         return
     out.print(new.key, highlight=False, soft_wrap=True)
     err.print(
@@ -147,7 +130,7 @@ def keys_list(
     with _session(database) as conn:
         rows = list_keys(conn, include_revoked=include_revoked)
     if as_json:
-        _json(rows)
+        print_json(rows)
         return
     cols = ["prefix", "role", "name", "community", "member_id", "department", "personal_data",
             "created_at", "revoked_at", "last_used_at"]  # fmt: skip
@@ -237,7 +220,7 @@ def catalogue_list(
     with _session(database, commit=False) as conn:
         rows = list_categories(conn, include_inactive=include_inactive)
     if as_json:
-        _json(rows)
+        print_json(rows)
         return
     cols = ["code", "name", "programme", "class", "subclass", "sla_hours", "department", "active"]
     out.print(_table("categories", rows, cols))
@@ -298,10 +281,10 @@ def catalogue_set(
                 raise InvalidInput(f"cannot read {attributes}: {exc}", field="attributes") from exc
         row = save_category(conn, code=code, values=values, create=create)
     if as_json:
-        _json(row)
+        print_json(row)
     else:
         out.print(_table(f"category {code}", [row], list(row)))
-    _dry_run_note(commit)
+    dry_run_note(commit)
 
 
 @catalogue_app.command("department")
@@ -318,7 +301,7 @@ def catalogue_department(
     with _session(database, commit=commit) as conn:
         row = save_department(conn, code=code, name=name, name_en=name_en)
     out.print(_table("department", [row], list(row)))
-    _dry_run_note(commit)
+    dry_run_note(commit)
 
 
 # --- members, fields, grid leads -------------------------------------------------------------
@@ -349,7 +332,7 @@ def members_list(
             via="geogrid members list",
         )
     if as_json:
-        _json(rows)
+        print_json(rows)
         return
     cols = ["id", "display_name", "kind", "branch", "active", "fields", "leads_grids"]
     out.print(_table("members", rows, (["name", "phone"] if personal else []) + cols))
@@ -379,7 +362,7 @@ def members_add(
     with _session(database, commit=commit) as conn:
         member_id = save_member(conn, member_id=None, values=values, community=community)
     out.print(f"member {member_id} added")
-    _dry_run_note(commit)
+    dry_run_note(commit)
 
 
 @members_app.command("set")
@@ -410,7 +393,7 @@ def members_set(
     with _session(database, commit=commit) as conn:
         save_member(conn, member_id=member_id, values=values)
     out.print(f"member {member_id} updated")
-    _dry_run_note(commit)
+    dry_run_note(commit)
 
 
 @members_app.command("field")
@@ -430,7 +413,7 @@ def members_field(
             raise InvalidInput("give --member ID or --vacant", field="member")
         report = set_field_member(conn, field_id=field_id, member_id=member)
     out.print(report)
-    _dry_run_note(commit)
+    dry_run_note(commit)
 
 
 @members_app.command("lead")
@@ -451,7 +434,7 @@ def members_lead(
             raise InvalidInput("give --member ID or --none", field="member")
         report = set_grid_lead(conn, grid_code=grid, member_id=member, community=community)
     out.print(report)
-    _dry_run_note(commit)
+    dry_run_note(commit)
 
 
 # --- webhooks --------------------------------------------------------------------------------
@@ -499,7 +482,7 @@ def webhooks_list(as_json: JsonOpt = False, database: DatabaseOpt = None) -> Non
     with _session(database, commit=False) as conn:
         rows = list_webhooks(conn)
     if as_json:
-        _json(rows)
+        print_json(rows)
     else:
         out.print(_table("webhooks", rows, ["id", "url", "events", "community", "active"]))
 
@@ -521,17 +504,16 @@ def webhooks_disable(
 def webhooks_deliver(as_json: JsonOpt = False, database: DatabaseOpt = None) -> None:
     """Find overdue requests and send every due delivery (for cron, when the server's
     worker is off)."""
-    from geogrid import cli as base
     from geogrid.requests.webhooks import deliver_due, sweep_overdue
 
-    with base._errors():
-        engine = base._engine(database)
+    with errors():
+        engine = open_engine(database)
         with engine.begin() as conn:
             overdue = sweep_overdue(conn)
         report = deliver_due(engine).to_dict()
     report["overdue_found"] = len(overdue)
     if as_json:
-        _json(report)
+        print_json(report)
     else:
         out.print(report)
 
@@ -549,7 +531,7 @@ def webhooks_log(
     with _session(database, commit=False) as conn:
         rows = deliveries(conn, webhook_id=webhook_id, limit=limit)
     if as_json:
-        _json(rows)
+        print_json(rows)
     else:
         cols = ["id", "webhook_id", "event", "request_id", "status", "attempts",
                 "last_status_code", "last_error", "next_attempt_at"]  # fmt: skip
@@ -570,7 +552,7 @@ def requests_show(
     from geogrid.requests.views import get_request
 
     with _session(database, commit=False) as conn:
-        _json(get_request(conn, request_id, actor=Actor.system()))
+        print_json(get_request(conn, request_id, actor=Actor.system()))
 
 
 @requests_app.command("act")
@@ -591,7 +573,6 @@ def requests_act(
     database: DatabaseOpt = None,
 ) -> None:
     """Perform an action as an operator on the server (recorded with --as)."""
-    from geogrid import cli as base
     from geogrid.requests.webhooks import deliver_due
     from geogrid.requests.workflow import ActionInput, act
 
@@ -605,6 +586,6 @@ def requests_act(
         )
     out.print(f"request {request_id}: {outcome.status}, version {outcome.version}")
     if outcome.deliveries:
-        with base._errors():
-            report = deliver_due(base._engine(database), ids=outcome.deliveries)
+        with errors():
+            report = deliver_due(open_engine(database), ids=outcome.deliveries)
         out.print(f"webhooks: {report.to_dict()}")
