@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from fastapi_offline import FastAPIOffline
 
 import geogrid
 from api import auth, errors
@@ -65,7 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.lookup.stop()
             app.state.engine.dispose()
 
-    app = FastAPI(
+    # FastAPIOffline serves Swagger UI and ReDoc from the package, not from a CDN: the docs
+    # pages must work on an intranet too.
+    app = FastAPIOffline(
         title="geogrid",
         version=geogrid.__version__,
         description="Community grid governance (网格化服务管理): grids, members, requests, maps.",

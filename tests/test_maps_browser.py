@@ -282,3 +282,17 @@ def test_plan_map_in_the_browser(browser: Browser, tmp_path: Path) -> None:
         s = state(report)
         assert s["paths"]["draft"] == 2 and s["paths"]["active"] == 2
         assert s["layers"]["moved_households"] == 5
+
+
+def test_openapi_page_works_offline(browser: Browser, live_url: str, backend: str) -> None:
+    """The API's docs page (Swagger UI) loads from the server itself and shows the lookup."""
+    with load_page(
+        browser,
+        f"{live_url}/docs",
+        wait_for=".swagger-ui .opblock",
+        screenshot=f"openapi_docs_{backend}",
+    ) as report:
+        assert_offline(report)
+        paths = report.page.locator(".swagger-ui .opblock-summary-path").all_inner_texts()
+        assert any(p.startswith("/v1/lookup") for p in paths)
+        assert any(p.startswith("/open311/v2/") for p in paths)
