@@ -65,6 +65,7 @@ from sqlalchemy.orm import aliased
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.io.readers import gdal_without_spatialite
+from geogrid.privacy import mask_name
 
 __all__ = ["LAYERS", "PERSONAL_COLUMNS", "export_geopackage", "mask_name"]
 
@@ -95,22 +96,6 @@ _TIMES = (
     "closed_at",
     "plan_activated_at",
 )
-
-
-def mask_name(name: str | None) -> str | None:
-    """A name masked for display: 张三明 → 张*明, 李四 → 李*, 欧阳小明 → 欧**明.
-
-    First and last characters stay (a two-character name keeps only the first); everything
-    between becomes ``*``. Blank stays None.
-    """
-    if name is None or not name.strip():
-        return None
-    name = name.strip()
-    if len(name) == 1:
-        return "*"
-    if len(name) == 2:
-        return name[0] + "*"
-    return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
 def export_geopackage(
@@ -421,7 +406,7 @@ def _finish(
     """Mask names, format times, drop personal columns, give every column a stable type."""
     for col in frame.columns:
         if col.endswith("_masked"):
-            frame[col] = [mask_name(v) for v in frame[col]]
+            frame[col] = [mask_name(v) or None for v in frame[col]]
     for col in _TIMES:
         if col in frame.columns:
             frame[col] = [

@@ -2,7 +2,7 @@
 
 Every function takes keyword-only arguments and returns plain frames in WGS 84 (EPSG:4326);
 the builders (``geogrid.maps.coverage`` …) never touch the database. Personal data stays here:
-member names leave only masked (:func:`geogrid.io.export.mask_name`) and only when asked for
+member names leave only masked (:func:`geogrid.privacy.mask_name`) and only when asked for
 (officials' maps); household heads, phones, care flags, units and rooms are never read.
 
 Request figures per grid are taken by *location* under the active plan (the edge rule of
@@ -27,8 +27,8 @@ from sqlalchemy import Connection, and_, func, select
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.errors import InvalidInput, NotFound
-from geogrid.io.export import mask_name
 from geogrid.periods import Period
+from geogrid.privacy import mask_name
 from geogrid.spatial import assign_points
 
 __all__ = [
@@ -147,7 +147,7 @@ def coverage_frames(
         .order_by(g.code, g.id),
     )
     # The only personal datum read here: masked at once, the raw name dropped.
-    grids["lead_member_masked"] = [mask_name(v) for v in grids.pop("lead_member")]
+    grids["lead_member_masked"] = [mask_name(v) or None for v in grids.pop("lead_member")]
     gid = grids["grid_id"]
 
     def per_grid(series: pd.Series) -> np.ndarray:
@@ -260,7 +260,7 @@ def coverage_frames(
         .where(f.community_id.in_(ids))
         .order_by(f.id),
     )
-    fields["member_masked"] = [mask_name(v) for v in fields.pop("member")]
+    fields["member_masked"] = [mask_name(v) or None for v in fields.pop("member")]
     fields["grid_code"] = fields["grid_id"].map(dict(zip(gid, grids["code"], strict=True)))
     fields["households"] = (
         _grouped(
@@ -310,7 +310,7 @@ def coverage_frames(
             .order_by(mb.id)
         ).all()
         members = pd.DataFrame(
-            [(r[0], mask_name(r[1]), r[2], r[3], r[4], r[5]) for r in rows],
+            [(r[0], mask_name(r[1]) or None, r[2], r[3], r[4], r[5]) for r in rows],
             columns=["id", "name_masked", "kind", "branch", "lon", "lat"],
         )
     return CoverageFrames(

@@ -22,7 +22,7 @@ from geogrid.assign import _assign_requests
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.errors import InvalidInput, NotFound
-from geogrid.lookup import mask_name
+from geogrid.privacy import mask_name
 from geogrid.requests.access import Actor, log_personal_read
 from geogrid.requests.workflow import ATTRIBUTE_TYPES
 

@@ -37,8 +37,8 @@ from sqlalchemy import Connection, exists, select
 
 from geogrid.db import models as m
 from geogrid.errors import InvalidInput
-from geogrid.lookup import mask_name
 from geogrid.periods import Period, zone
+from geogrid.privacy import mask_name
 from geogrid.rates import rate
 from geogrid.requests.access import Actor
 from geogrid.requests.visits import community_ids, households_frame, visited_households

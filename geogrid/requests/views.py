@@ -23,8 +23,8 @@ from sqlalchemy.orm import aliased
 
 from geogrid.db import models as m
 from geogrid.errors import InvalidInput, NotFound
-from geogrid.lookup import mask_name
 from geogrid.periods import Period, iso
+from geogrid.privacy import mask_name
 from geogrid.requests.access import Actor, Forbidden, log_personal_read
 from geogrid.requests.workflow import can_read
 

@@ -40,8 +40,8 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from geogrid.db import models as m
 from geogrid.errors import InvalidInput, NotFound
-from geogrid.lookup import mask_name
 from geogrid.periods import iso
+from geogrid.privacy import mask_name
 from geogrid.requests.settings import RequestsSettings
 
 log = logging.getLogger("geogrid.webhooks")

@@ -42,6 +42,7 @@ import pyproj
 import shapely
 from geoalchemy2 import functions as gfunc
 from shapely.geometry import Point
+from shapely.ops import nearest_points
 from sqlalchemy import Connection, insert, select, update
 
 from geogrid import crs as gcrs
@@ -521,7 +522,7 @@ def _community_for_point(
         boundary = shapely.from_wkb(bytes(row[3]))
         if boundary.covers(point):
             return int(row.id), str(row.timezone)
-        near = shapely.ops.nearest_points(boundary, point)[0]
+        near = nearest_points(boundary, point)[0]
         _, _, dist = _GEOD.inv(lon, lat, near.x, near.y)
         if best is None or dist < best[0]:
             best = (float(dist), row)
