@@ -43,6 +43,7 @@ INDEX = """<!doctype html>
 <li><a href="/v1/kpis">/v1/kpis</a> — KPIs</li>
 <li><a href="/open311/v2/discovery.xml">/open311/v2/discovery.xml</a> — Open311 GeoReport v2</li>
 <li><a href="/login">/login</a> — sign in (officials, planners)</li>
+<li><a href="/docs">/docs</a> — the API, every parameter with examples (works offline)</li>
 <li><a href="/openapi.json">/openapi.json</a> — the API contract (docs/api.md)</li>
 </ul></body></html>"""
 
