@@ -68,6 +68,18 @@ class ImportRefused(InvalidInput):
     code = "import_refused"
 
 
+class InfeasiblePlan(InvalidInput):
+    """A redraw cannot meet its constraints; the message says which and why."""
+
+    code = "infeasible_plan"
+
+
+class InvalidPlan(InvalidInput):
+    """A boundary plan failed validation; ``details['problems']`` lists every problem."""
+
+    code = "invalid_plan"
+
+
 class NotFound(GeogridError):
     """The thing asked for does not exist."""
 

@@ -227,6 +227,52 @@ class Grid(Base):
     plan: Mapped[BoundaryPlan] = relationship(back_populates="grids")
 
 
+class PlanAction(StrEnum):
+    ACTIVATE = "activate"
+    ROLLBACK = "rollback"
+
+
+class PlanEvent(Base):
+    """One activation or rollback of a boundary plan, with what it did (history kept).
+
+    ``report`` is the activation report (counts, clipped fields with their cut-off
+    households, branches re-mapped); ``previous_plan_id`` is the plan it replaced, which a
+    rollback re-activates.
+    """
+
+    __tablename__ = "plan_events"
+    __table_args__ = (_enum_check("action", PlanAction),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    plan_id: Mapped[int] = mapped_column(ForeignKey("boundary_plans.id", ondelete="CASCADE"))
+    previous_plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("boundary_plans.id", ondelete="SET NULL")
+    )
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class FieldRevision(Base):
+    """A responsibility field as it was before an activation clipped it (for rollback)."""
+
+    __tablename__ = "field_revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("plan_events.id", ondelete="CASCADE"), index=True
+    )
+    field_id: Mapped[int] = mapped_column(
+        ForeignKey("responsibility_fields.id", ondelete="CASCADE")
+    )
+    #: The previous geometry as WKB (EPSG:4326): history, never queried spatially.
+    geom_wkb: Mapped[bytes] = mapped_column(LargeBinary)
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    review_note: Mapped[str | None] = mapped_column(Text)
+
+
 class Branch(Base):
     """A party branch (党支部); sits on zero or more grids."""
 

@@ -51,6 +51,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geogrid.demo import names as nm
 from geogrid.errors import InvalidInput
+from geogrid.planning.common import grid_order
 
 __all__ = [
     "ARTICLE_END",
@@ -318,26 +319,6 @@ def generate_demo(*, seed: int = 20170701, today: dt.date | None = None) -> Demo
 def _rng(seed: int, stage: int) -> np.random.Generator:
     """An independent generator for one stage: same seed and stage, same stream."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stage,)))
-
-
-def grid_order(x: Sequence[float], y: Sequence[float], heights: Sequence[float]) -> list[int]:
-    """Positions of grids in code order: rows north→south, then west→east within a row.
-
-    ``x``/``y`` are the grids' representative points (any CRS where y grows northwards),
-    ``heights`` their typical north–south extent (e.g. √area). A grid opens a new row when its
-    point lies more than half the median height south of the first (northernmost) point of
-    the current row: a latitude band. Within a row, grids are ordered by x (longitude).
-    """
-    xs, ys = np.asarray(x, float), np.asarray(y, float)
-    band = 0.5 * float(np.median(np.asarray(heights, float)))
-    rows: list[list[int]] = []
-    top = np.inf
-    for i in np.argsort(-ys, kind="stable"):
-        if not rows or ys[i] < top - band:
-            rows.append([])
-            top = ys[i]
-        rows[-1].append(int(i))
-    return [i for row in rows for i in sorted(row, key=lambda j: (xs[j], -ys[j]))]
 
 
 # --------------------------------------------------------------------------------------------
