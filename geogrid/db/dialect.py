@@ -569,3 +569,31 @@ def drop_version_trigger_ddl(backend: Backend, table: str) -> list[str]:
     return [
         f"DROP TRIGGER IF EXISTS trg_{table}_{op}_version" for op in ("insert", "update", "delete")
     ]
+
+
+def lock_community(conn: Connection, *, community_id: int) -> None:
+    """Serialise plan changes of one community within the caller's transaction.
+
+    PostgreSQL: a row lock on the community (``SELECT … FOR UPDATE``): a second activation
+    waits, then reads the plan the first made active. SQLite (WAL) has one writer at a time:
+    a no-op write takes the write lock now (waiting up to ``busy_timeout``); a transaction whose
+    snapshot another writer has overtaken cannot write at all (``SQLITE_BUSY_SNAPSHOT``), which
+    becomes a :class:`~geogrid.errors.Conflict` asking to run again.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    from geogrid.errors import Conflict
+
+    if backend_of(conn.engine) is Backend.POSTGIS:
+        conn.execute(
+            text("SELECT id FROM communities WHERE id = :id FOR UPDATE"), {"id": community_id}
+        )
+        return
+    try:
+        conn.execute(text("UPDATE communities SET id = id WHERE id = :id"), {"id": community_id})
+    except OperationalError as exc:
+        raise Conflict(
+            "another change to this community's plans was being written at the same time; "
+            "nothing was changed: run the command again",
+            field="plan",
+        ) from exc

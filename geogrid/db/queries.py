@@ -16,7 +16,7 @@ import shapely
 from geoalchemy2 import functions as gfunc
 from geoalchemy2.shape import from_shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Connection, Select, func, insert, select, update
+from sqlalchemy import Connection, Select, delete, func, insert, select, update
 
 from geogrid.db import models as m
 from geogrid.errors import Conflict, NotFound
@@ -421,3 +421,231 @@ def address_households_frame(conn: Connection, *, community_id: int) -> pd.DataF
             "lat",
         ],
     )
+
+
+# --- boundary planning ---------------------------------------------------------------------
+
+
+def plan_row(conn: Connection, *, plan_id: int) -> Any:
+    """A boundary plan's row; :class:`NotFound` when there is none."""
+    p = m.BoundaryPlan
+    row = conn.execute(
+        select(
+            p.id,
+            p.community_id,
+            p.version,
+            p.name,
+            p.status,
+            p.source,
+            p.description,
+            p.base_plan_id,
+            p.created_at,
+            p.activated_at,
+            p.retired_at,
+        ).where(p.id == plan_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no boundary plan with id {plan_id}", field="plan")
+    return row
+
+
+def plans(conn: Connection, *, community_id: int) -> Sequence[Any]:
+    """The community's plans, newest first, with their grid counts."""
+    p, g = m.BoundaryPlan, m.Grid
+    grids = select(func.count()).where(g.plan_id == p.id).scalar_subquery()
+    return conn.execute(
+        select(
+            p.id,
+            p.version,
+            p.name,
+            p.status,
+            p.base_plan_id,
+            p.source,
+            p.created_at,
+            p.activated_at,
+            p.retired_at,
+            grids.label("grids"),
+        )
+        .where(p.community_id == community_id)
+        .order_by(p.version.desc())
+    ).all()
+
+
+def planning_households_frame(
+    conn: Connection, *, community_id: int, plan_id: int | None
+) -> gpd.GeoDataFrame:
+    """Households for planning: ``id, address_id, size, building_id, grid_id, field_id``
+    (the assignment under ``plan_id``; null without one) and door points."""
+    h, a = m.Household, m.HouseholdAssignment
+    on = (a.household_id == h.id) & (a.plan_id == (plan_id if plan_id is not None else -1))
+    return read_frame(
+        conn,
+        select(h.id, h.address_id, h.size, h.building_id, a.grid_id, a.field_id, wkb(h.geom))
+        .outerjoin(a, on)
+        .where(h.community_id == community_id)
+        .order_by(h.id),
+    )
+
+
+def open_requests_frame(conn: Connection, *, community_id: int) -> gpd.GeoDataFrame:
+    """The community's open requests with a location: ``id, grid_id, member_id`` and points."""
+    r = m.Request
+    return read_frame(
+        conn,
+        select(r.id, r.grid_id, r.member_id, wkb(r.geom))
+        .where(
+            r.community_id == community_id,
+            r.status.in_(m.OPEN_STATUSES),
+            r.geom.is_not(None),
+        )
+        .order_by(r.id),
+    )
+
+
+def plan_branches_frame(conn: Connection, *, plan_id: int) -> pd.DataFrame:
+    """Branches on a plan's grids: ``branch_id, branch_name, grid_id, code, needs_review``."""
+    bg, b, g = m.BranchGrid, m.Branch, m.Grid
+    rows = conn.execute(
+        select(b.id, b.name, g.id, g.code, bg.needs_review)
+        .join(b, b.id == bg.branch_id)
+        .join(g, g.id == bg.grid_id)
+        .where(g.plan_id == plan_id)
+        .order_by(g.code, b.id)
+    ).all()
+    return pd.DataFrame(
+        rows, columns=["branch_id", "branch_name", "grid_id", "code", "needs_review"]
+    )
+
+
+def insert_plan_event(
+    conn: Connection,
+    *,
+    community_id: int,
+    plan_id: int,
+    previous_plan_id: int | None,
+    action: str,
+    actor: str | None,
+) -> int:
+    return int(
+        conn.execute(
+            insert(m.PlanEvent)
+            .values(
+                community_id=community_id,
+                plan_id=plan_id,
+                previous_plan_id=previous_plan_id,
+                action=action,
+                actor=actor,
+                at=m.utcnow(),
+                report={},
+            )
+            .returning(m.PlanEvent.id)
+        ).scalar_one()
+    )
+
+
+def set_plan_event_report(conn: Connection, *, event_id: int, report: dict[str, Any]) -> None:
+    conn.execute(update(m.PlanEvent).where(m.PlanEvent.id == event_id).values(report=report))
+
+
+def last_plan_event(conn: Connection, *, community_id: int, plan_id: int) -> Any | None:
+    """The latest activation or rollback that made ``plan_id`` active."""
+    e = m.PlanEvent
+    return conn.execute(
+        select(e.id, e.action, e.previous_plan_id, e.at, e.report)
+        .where(e.community_id == community_id, e.plan_id == plan_id)
+        .order_by(e.id.desc())
+        .limit(1)
+    ).first()
+
+
+def plan_events(conn: Connection, *, community_id: int) -> Sequence[Any]:
+    e = m.PlanEvent
+    return conn.execute(
+        select(e.id, e.plan_id, e.previous_plan_id, e.action, e.actor, e.at)
+        .where(e.community_id == community_id)
+        .order_by(e.id.desc())
+    ).all()
+
+
+def save_field_revisions(conn: Connection, *, event_id: int, field_ids: Sequence[int]) -> int:
+    """Keep the fields' current geometry and review flags under ``event_id`` (for rollback)."""
+    if not field_ids:
+        return 0
+    f = m.ResponsibilityField
+    rows = conn.execute(
+        select(f.id, wkb(f.geom, "wkb"), f.needs_review, f.review_note).where(
+            f.id.in_([int(i) for i in field_ids])
+        )
+    ).all()
+    return bulk_insert(
+        conn,
+        m.FieldRevision,
+        (
+            {
+                "event_id": event_id,
+                "field_id": r.id,
+                "geom_wkb": bytes(r.wkb),
+                "needs_review": bool(r.needs_review),
+                "review_note": r.review_note,
+            }
+            for r in rows
+        ),
+    )
+
+
+def field_revisions(conn: Connection, *, event_id: int) -> Sequence[Any]:
+    fr = m.FieldRevision
+    return conn.execute(
+        select(fr.field_id, fr.geom_wkb, fr.needs_review, fr.review_note)
+        .where(fr.event_id == event_id)
+        .order_by(fr.id)
+    ).all()
+
+
+def update_field(
+    conn: Connection,
+    *,
+    field_id: int,
+    geom: BaseGeometry,
+    needs_review: bool,
+    review_note: str | None,
+) -> None:
+    f = m.ResponsibilityField
+    conn.execute(
+        update(f)
+        .where(f.id == field_id)
+        .values(geom=geom_value(geom), needs_review=needs_review, review_note=review_note)
+    )
+
+
+def set_grid_leads(conn: Connection, *, leads: dict[int, int]) -> None:
+    """``{grid_id: member_id}``."""
+    g = m.Grid
+    for grid_id, member_id in leads.items():
+        conn.execute(update(g).where(g.id == grid_id).values(lead_member_id=member_id))
+
+
+def insert_branch_grids(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """``{branch_id, grid_id, needs_review}`` rows."""
+    return bulk_insert(conn, m.BranchGrid, rows)
+
+
+def set_plan_status(
+    conn: Connection,
+    *,
+    plan_id: int,
+    status: str,
+    activated_at: dt.datetime | None = None,
+    retired_at: dt.datetime | None = None,
+) -> None:
+    conn.execute(
+        update(m.BoundaryPlan)
+        .where(m.BoundaryPlan.id == plan_id)
+        .values(status=status, activated_at=activated_at, retired_at=retired_at)
+    )
+
+
+def delete_plan(conn: Connection, *, plan_id: int) -> None:
+    """Delete a plan and its grids (drafts only: callers check)."""
+    conn.execute(delete(m.Grid).where(m.Grid.plan_id == plan_id))
+    conn.execute(delete(m.BoundaryPlan).where(m.BoundaryPlan.id == plan_id))

@@ -1,0 +1,615 @@
+"""Boundary plans in the database: load drafts, gather frames, activate and roll back.
+
+Activation is one transaction (the caller's): the draft is validated, the active plan retired
+with its date, responsibility fields that new boundaries cut are clipped to the grid holding
+most of them and flagged for review (their previous shape kept in ``field_revisions``),
+branches and grid leads follow each new grid's parent (largest overlap), then every household,
+field and open request is re-assigned (:func:`geogrid.assign.assign_community`; closed
+requests keep their grid). The ``boundary_plans`` change bumps the ``spatial`` data version,
+so running servers' lookup indexes follow within their poll interval.
+
+Two planners who drafted from the same active plan cannot both activate: a draft records its
+base plan, and activation under a row lock refuses a draft whose base is no longer active.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Connection
+
+from geogrid.assign import assign_community
+from geogrid.db import dialect
+from geogrid.db import models as m
+from geogrid.db import queries as q
+from geogrid.errors import Conflict, InvalidInput, InvalidPlan, NotFound
+from geogrid.io.readers import read_layer
+from geogrid.planning.diff import PlanDiff, diff_plans
+from geogrid.planning.metrics import PlanMetrics, measure_plan
+from geogrid.planning.validate import PlanProblem, ValidationReport, validate_plan
+from geogrid.spatial import multi
+
+__all__ = [
+    "ActivationReport",
+    "PlanFrames",
+    "activate_plan",
+    "diff_in_db",
+    "load_plan",
+    "measure_in_db",
+    "read_plan_file",
+    "rollback_plan",
+    "validate_in_db",
+]
+
+#: How many cut-off households a field's review note names (the report lists them all).
+NOTE_LIMIT = 20
+
+
+@dataclass
+class PlanFile:
+    """A plan read from a file: its grids (WGS 84) and what could not be read."""
+
+    path: Path
+    grids: gpd.GeoDataFrame
+    problems: list[PlanProblem]
+    crs: str | None
+    locations: list[int]
+
+
+def read_plan_file(path: Path, *, crs: str | None = None) -> PlanFile:
+    """Read a boundary-plan file (GeoJSON, GeoPackage layer ``grids``, Shapefile …).
+
+    Faults of the file itself (unclosed rings, unreadable geometries, a contradictory CRS)
+    become problems of check ``unreadable`` with the feature index; the rest of the file is
+    still validated. Columns: ``code``, ``name``, ``lead_member`` (member id), geometry.
+    """
+    result = read_layer(Path(path), crs=crs, layer="grids")
+    frame = result.frame
+    problems = [
+        PlanProblem(
+            check="unreadable",
+            severity="error",
+            message=str(p),
+            codes=[],
+            feature=p.at,
+            lon=None,
+            lat=None,
+            size=None,
+            unit=None,
+        )
+        for p in result.problems.items
+    ]
+    cols: dict[str, Any] = {
+        "code": [None if pd.isna(v) else str(v).strip() for v in frame["code"]]
+        if "code" in frame.columns
+        else [None] * len(frame),
+        "name": frame["name"].tolist() if "name" in frame.columns else [None] * len(frame),
+    }
+    lead = next((c for c in ("lead_member", "lead_member_id") if c in frame.columns), None)
+    cols["lead_member_id"] = (
+        [None if pd.isna(v) else int(v) for v in frame[lead]] if lead else [None] * len(frame)
+    )
+    grids = gpd.GeoDataFrame(cols, geometry=list(frame.geometry.values), crs="EPSG:4326")
+    return PlanFile(
+        path=Path(path), grids=grids, problems=problems, crs=result.crs, locations=result.locations
+    )
+
+
+def _with_file_problems(report: ValidationReport, plan_file: PlanFile) -> ValidationReport:
+    """Feature numbers as the file counts them, and the file's own faults first."""
+    for p in report.problems:
+        if p.feature is not None and 0 <= p.feature < len(plan_file.locations):
+            p.feature = plan_file.locations[p.feature]
+    if plan_file.problems:
+        report.problems = [*plan_file.problems, *report.problems]
+        report.valid = False
+    return report
+
+
+# --- frames --------------------------------------------------------------------------------
+
+
+@dataclass
+class PlanFrames:
+    """What the planning algorithms need of one community, read in one transaction."""
+
+    community_id: int
+    community_code: str
+    community_name: str | None
+    boundary: BaseGeometry
+    active_plan: Any | None
+    active: gpd.GeoDataFrame  # the active plan's grids (empty without one)
+    households: gpd.GeoDataFrame
+    fields: gpd.GeoDataFrame
+    branches: pd.DataFrame  # branch_id, branch_name, code (active grids)
+    open_requests: gpd.GeoDataFrame
+
+
+def read_frames(conn: Connection, *, community_id: int) -> PlanFrames:
+    community = q.community_by_id(conn, community_id=community_id)
+    active = q.active_plan(conn, community_id=community_id)
+    plan_id = active.id if active is not None else None
+    grids = (
+        q.grids_frame(conn, plan_id=plan_id)
+        if plan_id is not None
+        else gpd.GeoDataFrame({"code": []}, geometry=[], crs="EPSG:4326")
+    )
+    branches = (
+        q.plan_branches_frame(conn, plan_id=plan_id)
+        if plan_id is not None
+        else pd.DataFrame(columns=["branch_id", "branch_name", "grid_id", "code"])
+    )
+    return PlanFrames(
+        community_id=community_id,
+        community_code=str(community.code),
+        community_name=community.name,
+        boundary=q.community_boundary(conn, community_id=community_id),
+        active_plan=active,
+        active=grids,
+        households=q.planning_households_frame(conn, community_id=community_id, plan_id=plan_id),
+        fields=q.fields_frame(conn, community_id=community_id),
+        branches=branches,
+        open_requests=q.open_requests_frame(conn, community_id=community_id),
+    )
+
+
+def plan_grids(conn: Connection, *, community_id: int, plan_id: int) -> gpd.GeoDataFrame:
+    """A stored plan's grids; :class:`NotFound` when the plan is another community's."""
+    row = q.plan_row(conn, plan_id=plan_id)
+    if row.community_id != community_id:
+        raise NotFound(f"boundary plan {plan_id} belongs to another community", field="plan")
+    return q.grids_frame(conn, plan_id=plan_id)
+
+
+# --- validate, measure, diff -------------------------------------------------------------------
+
+
+def validate_in_db(
+    conn: Connection,
+    *,
+    community_id: int,
+    grids: gpd.GeoDataFrame,
+    tolerance_m2: float = 1.0,
+) -> ValidationReport:
+    community = q.community_by_id(conn, community_id=community_id)
+    return validate_plan(
+        grids,
+        q.community_boundary(conn, community_id=community_id),
+        community_code=str(community.code),
+        tolerance_m2=tolerance_m2,
+    )
+
+
+def measure_in_db(
+    conn: Connection,
+    *,
+    community_id: int,
+    grids: gpd.GeoDataFrame,
+    target: tuple[int, int],
+) -> PlanMetrics:
+    f = read_frames(conn, community_id=community_id)
+    return measure_plan(
+        grids,
+        households=f.households,
+        fields=f.fields,
+        open_requests=f.open_requests,
+        target=target,
+    )
+
+
+def diff_in_db(
+    conn: Connection,
+    *,
+    community_id: int,
+    draft: gpd.GeoDataFrame,
+    against: gpd.GeoDataFrame | None = None,
+    frames: PlanFrames | None = None,
+) -> PlanDiff:
+    """The draft against ``against`` (default: the active plan), with the stored data."""
+    f = frames or read_frames(conn, community_id=community_id)
+    households = f.households.copy()
+    households["address_id"] = households["address_id"].astype(str)
+    return diff_plans(
+        f.active if against is None else against,
+        draft,
+        households=households,
+        fields=f.fields,
+        branches=f.branches,
+        open_requests=f.open_requests,
+    )
+
+
+# --- load ----------------------------------------------------------------------------------
+
+
+def load_plan(
+    conn: Connection,
+    *,
+    community_id: int,
+    plan_file: PlanFile,
+    name: str | None = None,
+    description: str | None = None,
+) -> tuple[int, ValidationReport]:
+    """Store a plan file as a draft (based on the active plan); refuse an invalid plan.
+
+    Returns the new plan's id and the validation report (warnings included).
+    """
+    report = _with_file_problems(
+        validate_in_db(conn, community_id=community_id, grids=plan_file.grids), plan_file
+    )
+    members = set(q.members_frame(conn, community_id=community_id)["id"].astype(int))
+    for i, lead in enumerate(plan_file.grids["lead_member_id"]):
+        if lead is not None and not pd.isna(lead) and int(lead) not in members:
+            report.problems.append(
+                PlanProblem(
+                    check="unknown_member",
+                    severity="error",
+                    message=f"feature {plan_file.locations[i]}: lead_member {int(lead)} is not "
+                    "a member of this community",
+                    codes=[str(plan_file.grids["code"].iloc[i])],
+                    feature=plan_file.locations[i],
+                    lon=None,
+                    lat=None,
+                    size=None,
+                    unit=None,
+                )
+            )
+            report.valid = False
+    if not report.valid:
+        raise invalid_plan_error(report, what=str(plan_file.path.name))
+    plan_id = q.create_plan(
+        conn,
+        community_id=community_id,
+        name=name or plan_file.path.stem,
+        source=f"geogrid plan load {plan_file.path.name} (CRS {plan_file.crs})",
+        description=description,
+    )
+    g = plan_file.grids
+    q.bulk_insert(
+        conn,
+        m.Grid,
+        [
+            {
+                "plan_id": plan_id,
+                "code": str(code),
+                "name": None if name_ is None or pd.isna(name_) else str(name_),
+                "lead_member_id": None if lead is None or pd.isna(lead) else int(lead),
+                "geom": q.geom_value(multi(geom)),
+            }
+            for code, name_, lead, geom in zip(
+                g["code"], g["name"], g["lead_member_id"], g.geometry, strict=True
+            )
+        ],
+    )
+    return plan_id, report
+
+
+def invalid_plan_error(report: ValidationReport, *, what: str) -> InvalidPlan:
+    errors = [p for p in report.problems if p.severity == "error"]
+    lines = [f"  {p.check}: {p.message}" for p in errors[:20]]
+    if len(errors) > 20:
+        lines.append(f"  … and {len(errors) - 20} more")
+    first = errors[0] if errors else None
+    return InvalidPlan(
+        f"{what}: the plan is not valid ({len(errors)} problem"
+        f"{'' if len(errors) == 1 else 's'}), nothing written:\n" + "\n".join(lines),
+        field="plan",
+        details={
+            "problems": [p.to_dict() for p in report.problems],
+            "first": first.to_dict() if first else None,
+        },
+    )
+
+
+# --- activate and roll back ------------------------------------------------------------------
+
+
+@dataclass
+class ActivationReport:
+    """What an activation (or rollback) did — or, in a dry run, would do."""
+
+    action: str
+    community_code: str
+    plan_id: int
+    plan_version: int
+    previous_plan_id: int | None
+    previous_plan_version: int | None
+    activated_at: dt.datetime
+    event_id: int
+    counts: dict[str, int] = field(default_factory=dict)
+    fields_clipped: list[dict[str, Any]] = field(default_factory=list)
+    fields_restored: int = 0
+    branches_mapped: list[dict[str, Any]] = field(default_factory=list)
+    leads_assigned: dict[str, int] = field(default_factory=dict)
+    grids_without_lead: list[str] = field(default_factory=list)
+    assignment: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["activated_at"] = self.activated_at.isoformat()
+        return out
+
+
+def activate_plan(
+    conn: Connection,
+    *,
+    community_id: int,
+    plan_id: int,
+    actor: str | None = None,
+) -> ActivationReport:
+    """Make a draft (or retired) plan active; see the module docstring. Caller's transaction.
+
+    Raises :class:`Conflict` when the plan is already active or was drafted from a plan that
+    is no longer active (another planner activated first), :class:`InvalidPlan` when it does
+    not validate.
+    """
+    dialect.lock_community(conn, community_id=community_id)
+    plan = q.plan_row(conn, plan_id=plan_id)
+    if plan.community_id != community_id:
+        raise NotFound(f"boundary plan {plan_id} belongs to another community", field="plan")
+    active = _active_row(conn, community_id)
+    if plan.status == m.PlanStatus.ACTIVE.value:
+        raise Conflict(f"plan v{plan.version} (id {plan_id}) is already active", field="plan")
+    active_id = active.id if active is not None else None
+    if plan.base_plan_id != active_id:
+        base = (
+            f"v{q.plan_row(conn, plan_id=plan.base_plan_id).version}"
+            if plan.base_plan_id is not None
+            else "no plan"
+        )
+        since = (
+            f" since {active.activated_at:%Y-%m-%d %H:%M} UTC"
+            if active is not None and active.activated_at
+            else ""
+        )
+        now = f"v{active.version}" if active is not None else "no plan"
+        raise Conflict(
+            f"plan v{plan.version} was drafted from {base}, but {now} has been active{since} "
+            f"(another planner activated it): review `geogrid plan diff {plan_id}` against "
+            f"{now}, then load the file again to draft from {now} and activate that",
+            field="plan",
+            details={"base_plan_id": plan.base_plan_id, "active_plan_id": active_id},
+        )
+    return _activate(
+        conn,
+        community_id=community_id,
+        plan=plan,
+        active=active,
+        actor=actor,
+        action=m.PlanAction.ACTIVATE.value,
+    )
+
+
+def rollback_plan(
+    conn: Connection, *, community_id: int, actor: str | None = None
+) -> ActivationReport:
+    """Re-activate the plan the active one replaced; fields clipped by that activation get
+    their previous shape and review flags back."""
+    dialect.lock_community(conn, community_id=community_id)
+    active = q.plan_row(conn, plan_id=q.require_active_plan(conn, community_id=community_id).id)
+    event = q.last_plan_event(conn, community_id=community_id, plan_id=active.id)
+    if event is None or event.previous_plan_id is None:
+        raise Conflict(
+            f"nothing to roll back: plan v{active.version} did not replace another plan "
+            "(it was the community's first)",
+            field="plan",
+        )
+    previous = q.plan_row(conn, plan_id=event.previous_plan_id)
+    restored = 0
+    if event.action == m.PlanAction.ACTIVATE.value:
+        for r in q.field_revisions(conn, event_id=event.id):
+            q.update_field(
+                conn,
+                field_id=r.field_id,
+                geom=shapely.from_wkb(bytes(r.geom_wkb)),
+                needs_review=bool(r.needs_review),
+                review_note=r.review_note,
+            )
+            restored += 1
+    report = _activate(
+        conn,
+        community_id=community_id,
+        plan=previous,
+        active=active,
+        actor=actor,
+        action=m.PlanAction.ROLLBACK.value,
+    )
+    report.fields_restored = restored
+    q.set_plan_event_report(conn, event_id=report.event_id, report=_json(report.to_dict()))
+    return report
+
+
+def _active_row(conn: Connection, community_id: int) -> Any | None:
+    active = q.active_plan(conn, community_id=community_id)
+    return None if active is None else q.plan_row(conn, plan_id=active.id)
+
+
+def _activate(
+    conn: Connection,
+    *,
+    community_id: int,
+    plan: Any,
+    active: Any | None,
+    actor: str | None,
+    action: str,
+) -> ActivationReport:
+    frames = read_frames(conn, community_id=community_id)
+    draft = q.grids_frame(conn, plan_id=plan.id)
+    validation = validate_plan(draft, frames.boundary, community_code=frames.community_code)
+    if not validation.valid:
+        raise invalid_plan_error(validation, what=f"plan v{plan.version}")
+    diff = diff_in_db(conn, community_id=community_id, draft=draft, frames=frames)
+    now = m.utcnow()
+    event_id = q.insert_plan_event(
+        conn,
+        community_id=community_id,
+        plan_id=plan.id,
+        previous_plan_id=active.id if active is not None else None,
+        action=action,
+        actor=actor,
+    )
+    report = ActivationReport(
+        action=action,
+        community_code=frames.community_code,
+        plan_id=plan.id,
+        plan_version=plan.version,
+        previous_plan_id=active.id if active is not None else None,
+        previous_plan_version=active.version if active is not None else None,
+        activated_at=now,
+        event_id=event_id,
+        counts=diff.counts,
+        warnings=[p.message for p in validation.problems if p.severity == "warning"],
+    )
+
+    # Fields cut by the new boundaries: keep the part in the grid holding most of the field.
+    grid_geom = dict(zip(draft["code"].astype(str), draft.geometry, strict=True))
+    q.save_field_revisions(
+        conn, event_id=event_id, field_ids=[int(c.field_id) for c in diff.fields_cut]
+    )
+    field_geom = dict(zip(frames.fields["id"].astype(int), frames.fields.geometry, strict=True))
+    for cut in diff.fields_cut:
+        keep = grid_geom.get(str(cut.grid_code))
+        old = field_geom[int(cut.field_id)]
+        clipped = _polygonal(old.intersection(keep)) if keep is not None else None
+        if clipped is None:
+            continue
+        shown = ", ".join(str(h) for h in cut.cut_households[:NOTE_LIMIT])
+        more = len(cut.cut_households) - NOTE_LIMIT
+        note = (
+            f"cut by plan v{plan.version} on {now:%Y-%m-%d}: kept the {1 - cut.cut_share:.1%} "
+            f"in grid {cut.grid_code}, {cut.cut_area_m2:,.0f} m² cut off"
+            + (
+                f"; {cut.households_cut} households cut off: {shown}"
+                + (f" … and {more} more" if more > 0 else "")
+                if cut.households_cut
+                else ""
+            )
+        )
+        q.update_field(
+            conn, field_id=int(cut.field_id), geom=clipped, needs_review=True, review_note=note
+        )
+        report.fields_clipped.append({**asdict(cut), "review_note": note})
+
+    # Grid leads and branches follow each new grid's parent (largest overlap).
+    ids = dict(zip(draft["code"].astype(str), draft["id"].astype(int), strict=True))
+    own = {
+        str(c): v
+        for c, v in zip(draft["code"], draft["lead_member_id"], strict=True)
+        if v is not None and not pd.isna(v)
+    }
+    new_leads = {
+        code: lead for code, lead in diff.leads.items() if lead is not None and code not in own
+    }
+    q.set_grid_leads(conn, leads={ids[c]: int(v) for c, v in new_leads.items()})
+    report.leads_assigned = new_leads
+    report.grids_without_lead = sorted(c for c, v in diff.leads.items() if v is None)
+    if q.plan_branches_frame(conn, plan_id=plan.id).empty:
+        rows = [
+            {"branch_id": b, "grid_id": ids[code], "needs_review": True}
+            for code, bids in diff.branches.items()
+            for b in bids
+        ]
+        q.insert_branch_grids(conn, rows)
+        report.branches_mapped = [
+            {"branch_id": r["branch_id"], "code": code}
+            for code, bids in diff.branches.items()
+            for r in ({"branch_id": b} for b in bids)
+        ]
+
+    # Retire the active plan with its date, then re-assign under the new one.
+    if active is not None:
+        q.set_plan_status(
+            conn,
+            plan_id=active.id,
+            status=m.PlanStatus.RETIRED.value,
+            activated_at=active.activated_at,
+            retired_at=now,
+        )
+    q.set_plan_status(conn, plan_id=plan.id, status=m.PlanStatus.ACTIVE.value, activated_at=now)
+    report.assignment = assign_community(conn, community_id=community_id, plan_id=plan.id).to_dict()
+    q.set_plan_event_report(conn, event_id=event_id, report=_json(report.to_dict()))
+    return report
+
+
+def _polygonal(geom: BaseGeometry) -> BaseGeometry | None:
+    """The polygonal part of an intersection as a MultiPolygon (lines and points dropped)."""
+    parts = [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]
+    if not parts:
+        return None
+    return multi(shapely.union_all(parts))
+
+
+def _json(value: Any) -> Any:
+    """Plain JSON types for the event report (numpy scalars, dates)."""
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+# --- references: "a draft id or a file" -------------------------------------------------------
+
+
+@dataclass
+class PlanRef:
+    """A plan named on the command line or in a request: stored (id) or a file."""
+
+    label: str
+    grids: gpd.GeoDataFrame
+    plan_id: int | None = None
+    plan_file: PlanFile | None = None
+
+
+def resolve_plan(
+    conn: Connection,
+    *,
+    community_id: int,
+    ref: str | None,
+    crs: str | None = None,
+    files: bool = True,
+) -> PlanRef:
+    """``None``/``active`` → the active plan; ``12`` → plan id 12; ``v3`` → version 3 of the
+    community; anything else → a plan file (an existing file wins over an id). ``files=False``
+    (the API) never reads a file."""
+    text = (ref or "active").strip()
+    if text == "active":
+        plan = q.require_active_plan(conn, community_id=community_id)
+        return _stored(conn, community_id, int(plan.id))
+    if not files or not Path(text).exists():
+        if text.isdigit():
+            return _stored(conn, community_id, int(text))
+        if text[:1] in "vV" and text[1:].isdigit():
+            for row in q.plans(conn, community_id=community_id):
+                if int(row.version) == int(text[1:]):
+                    return _stored(conn, community_id, int(row.id))
+            raise NotFound(f"the community has no plan version {text[1:]}", field="plan")
+        if not files:
+            raise InvalidInput(f"plan must be an id, vN or 'active', got {text!r}", field="plan")
+    plan_file = read_plan_file(Path(text), crs=crs)
+    return PlanRef(label=Path(text).name, grids=plan_file.grids, plan_file=plan_file)
+
+
+def _stored(conn: Connection, community_id: int, plan_id: int) -> PlanRef:
+    grids = plan_grids(conn, community_id=community_id, plan_id=plan_id)
+    row = q.plan_row(conn, plan_id=plan_id)
+    return PlanRef(
+        label=f"plan v{row.version} (id {plan_id}, {row.status})", grids=grids, plan_id=plan_id
+    )
+
+
+def validate_ref(
+    conn: Connection, *, community_id: int, ref: PlanRef, tolerance_m2: float = 1.0
+) -> ValidationReport:
+    report = validate_in_db(
+        conn, community_id=community_id, grids=ref.grids, tolerance_m2=tolerance_m2
+    )
+    if ref.plan_file is not None:
+        report = _with_file_problems(report, ref.plan_file)
+    return report
