@@ -20,6 +20,7 @@ from api.routes import (
     lookup,
     maps,
     open311,
+    plans,
     requests,
     summary,
 )
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(directory.router)
     app.include_router(admin.router)
     app.include_router(open311.router)
+    app.include_router(plans.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:

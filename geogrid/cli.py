@@ -29,6 +29,7 @@ from geogrid.clikit import (
 )
 from geogrid.errors import GeogridError
 from geogrid.maps.cli import map_app
+from geogrid.planning.cli import plan_app
 from geogrid.requests.cli import (
     catalogue_app,
     keys_app,
@@ -46,6 +47,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Create and upgrade the database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(map_app, name="map")
+app.add_typer(plan_app, name="plan")
 app.add_typer(keys_app, name="keys")
 app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(members_app, name="members")

@@ -1,0 +1,295 @@
+"""``/v1/plans``: boundary plans for planners — validate, measure, diff, load, activate, roll
+back, propose, export; ``/maps/plan`` draws a draft over the active plan.
+
+Reads need a planner, official or admin key (or session); writes (load, activate, rollback,
+propose) a planner or admin key. Plans travel as GeoJSON FeatureCollections (RFC 7946, WGS 84)
+of grids with ``code``, ``name`` and optionally ``lead_member``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from api.auth import ActorDep
+from api.deps import ConnDep, EngineDep
+from api.routes.maps import ASSETS_URL
+from api.schemas import ErrorEnvelope
+from geogrid.db import queries as q
+from geogrid.db.models import Role
+from geogrid.errors import InvalidInput
+from geogrid.maps.base import render_html
+from geogrid.planning import store
+from geogrid.planning.common import parse_target
+from geogrid.planning.files import write_plan_geojson
+from geogrid.planning.service import plan_map_in_db, propose_in_db
+from geogrid.requests.access import Actor
+
+router = APIRouter(tags=["plans"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorEnvelope} for s in (401, 403, 404, 409, 422)
+}
+_READ = (Role.PLANNER, Role.OFFICIAL, Role.ADMIN)
+_WRITE = (Role.PLANNER, Role.ADMIN)
+
+Community = Annotated[
+    str | None, Query(description="Community code (default: the only one in the database)")
+]
+Target = Annotated[
+    str | None,
+    Query(description="Households per grid, LOW:HIGH (default 300:500)", examples=["300:500"]),
+]
+FeatureCollection = Annotated[
+    dict[str, Any],
+    Body(
+        description="GeoJSON FeatureCollection of grids (code, name, lead_member)",
+        examples=[
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"code": "441302011005001", "name": "第1网格"},
+                        "geometry": {"type": "Polygon", "coordinates": [[[114.39, 23.15]]]},
+                    }
+                ],
+            }
+        ],
+    ),
+]
+
+
+def _community(conn: Any, actor: Actor, code: str | None, *, what: str) -> Any:
+    row = q.community_row(conn, code=code)
+    actor.require_community(row.id, what=what)
+    return row
+
+
+def _plan_file(body: dict[str, Any], tmp: Path) -> store.PlanFile:
+    """The body read exactly as a plan file is (same parser, same problems)."""
+    if not isinstance(body, dict) or body.get("type") != "FeatureCollection":
+        raise InvalidInput("the body must be a GeoJSON FeatureCollection of grids", field="body")
+    path = tmp / "plan.geojson"
+    path.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+    return store.read_plan_file(path)
+
+
+@router.get(
+    "/v1/plans", summary="The community's boundary plans and activations", responses=_ERRORS
+)
+def list_plans(conn: ConnDep, actor: ActorDep, community: Community = None) -> dict[str, Any]:
+    actor.require(*_READ, what="reading plans")
+    row = _community(conn, actor, community, what="reading plans")
+    return {
+        "community": row.code,
+        "plans": [dict(r._mapping) for r in q.plans(conn, community_id=row.id)],
+        "events": [dict(r._mapping) for r in q.plan_events(conn, community_id=row.id)],
+    }
+
+
+@router.post("/v1/plans/validate", summary="Validate a plan (GeoJSON body)", responses=_ERRORS)
+def validate_body(
+    conn: ConnDep,
+    actor: ActorDep,
+    body: FeatureCollection,
+    community: Community = None,
+    tolerance_m2: Annotated[float, Query(ge=0)] = 1.0,
+) -> dict[str, Any]:
+    """Always 200: ``valid`` says whether the plan passes; ``problems`` say where it fails."""
+    actor.require(*_READ, what="validating plans")
+    row = _community(conn, actor, community, what="validating plans")
+    with tempfile.TemporaryDirectory() as tmp:
+        pf = _plan_file(body, Path(tmp))
+        ref = store.PlanRef(label="request body", grids=pf.grids, plan_file=pf)
+        return store.validate_ref(
+            conn, community_id=row.id, ref=ref, tolerance_m2=tolerance_m2
+        ).to_dict()
+
+
+@router.post(
+    "/v1/plans", status_code=201, summary="Load a plan as a draft (GeoJSON body)", responses=_ERRORS
+)
+def load(
+    engine: EngineDep,
+    actor: ActorDep,
+    body: FeatureCollection,
+    community: Community = None,
+    name: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """422 ``invalid_plan`` with every problem when the plan is not valid; nothing written."""
+    actor.require(*_WRITE, what="loading plans")
+    with tempfile.TemporaryDirectory() as tmp, engine.begin() as conn:
+        row = _community(conn, actor, community, what="loading plans")
+        pf = _plan_file(body, Path(tmp))
+        plan_id, report = store.load_plan(
+            conn, community_id=row.id, plan_file=pf, name=name or "loaded through the API"
+        )
+        plan = q.plan_row(conn, plan_id=plan_id)
+    return {
+        "plan_id": plan_id,
+        "version": plan.version,
+        "status": plan.status,
+        "base_plan_id": plan.base_plan_id,
+        "grids": report.grids,
+        "warnings": [p.to_dict() for p in report.problems if p.severity == "warning"],
+    }
+
+
+@router.get("/v1/plans/{plan}/validation", summary="Validate a stored plan", responses=_ERRORS)
+def validate_stored(
+    plan: str, conn: ConnDep, actor: ActorDep, community: Community = None
+) -> dict[str, Any]:
+    """``plan``: an id, vN or ``active``."""
+    actor.require(*_READ, what="validating plans")
+    row = _community(conn, actor, community, what="validating plans")
+    ref = _stored(conn, row.id, plan)
+    return {"plan": ref.label, **store.validate_ref(conn, community_id=row.id, ref=ref).to_dict()}
+
+
+@router.get(
+    "/v1/plans/{plan}/metrics",
+    summary="Balance and compactness, worst grids first",
+    responses=_ERRORS,
+)
+def metrics(
+    plan: str,
+    conn: ConnDep,
+    actor: ActorDep,
+    community: Community = None,
+    households_per_grid: Target = None,
+) -> dict[str, Any]:
+    actor.require(*_READ, what="reading plan metrics")
+    row = _community(conn, actor, community, what="reading plan metrics")
+    ref = _stored(conn, row.id, plan)
+    result = store.measure_in_db(
+        conn, community_id=row.id, grids=ref.grids, target=parse_target(households_per_grid)
+    )
+    return {"plan": ref.label, **result.to_dict()}
+
+
+@router.get(
+    "/v1/plans/{plan}/diff", summary="What a plan changes against another", responses=_ERRORS
+)
+def diff(
+    plan: str,
+    conn: ConnDep,
+    actor: ActorDep,
+    community: Community = None,
+    against: Annotated[str, Query(description="id, vN or active")] = "active",
+    limit: Annotated[
+        int | None, Query(ge=0, description="Cap each list (counts are whole)")
+    ] = None,
+) -> dict[str, Any]:
+    actor.require(*_READ, what="reading plan diffs")
+    row = _community(conn, actor, community, what="reading plan diffs")
+    d, a = _stored(conn, row.id, plan), _stored(conn, row.id, against)
+    result = store.diff_in_db(conn, community_id=row.id, draft=d.grids, against=a.grids)
+    return {"draft": d.label, "against": a.label, **result.to_dict(limit=limit)}
+
+
+@router.post(
+    "/v1/plans/{plan}/activate", summary="Activate a draft (one transaction)", responses=_ERRORS
+)
+def activate(
+    plan: str, engine: EngineDep, actor: ActorDep, community: Community = None
+) -> dict[str, Any]:
+    """409 when another planner activated a plan since this draft was made, or when the
+    plan is already active; 422 when it does not validate. Nothing changes on failure."""
+    actor.require(*_WRITE, what="activating plans")
+    with engine.begin() as conn:
+        row = _community(conn, actor, community, what="activating plans")
+        ref = _stored(conn, row.id, plan)
+        assert ref.plan_id is not None
+        report = store.activate_plan(
+            conn, community_id=row.id, plan_id=ref.plan_id, actor=actor.label
+        )
+    return report.to_dict()
+
+
+@router.post("/v1/plans/rollback", summary="Re-activate the previous plan", responses=_ERRORS)
+def rollback(engine: EngineDep, actor: ActorDep, community: Community = None) -> dict[str, Any]:
+    actor.require(*_WRITE, what="rolling back plans")
+    with engine.begin() as conn:
+        row = _community(conn, actor, community, what="rolling back plans")
+        report = store.rollback_plan(conn, community_id=row.id, actor=actor.label)
+    return report.to_dict()
+
+
+@router.post("/v1/plans/propose", summary="Draw a balanced redraw automatically", responses=_ERRORS)
+def propose(
+    conn: ConnDep,
+    actor: ActorDep,
+    community: Community = None,
+    households_per_grid: Target = None,
+    grids: Annotated[
+        int | None, Query(ge=1, description="Exactly K grids instead of a range")
+    ] = None,
+    seed: int = 0,
+    steps: Annotated[int | None, Query(ge=0, le=5000)] = None,
+) -> dict[str, Any]:
+    """The proposal as a GeoJSON FeatureCollection (``plan``), with its metrics against the
+    active plan. Nothing is stored: POST the ``plan`` to ``/v1/plans`` to load it as a draft."""
+    actor.require(*_WRITE, what="proposing plans")
+    row = _community(conn, actor, community, what="proposing plans")
+    if households_per_grid is not None and grids is not None:
+        raise InvalidInput(
+            "give households_per_grid or grids, not both", field="households_per_grid"
+        )
+    rng = parse_target(households_per_grid) if grids is None else None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "proposal.geojson"
+        result = propose_in_db(
+            conn, community_id=row.id, target=rng, grids=grids, seed=seed, steps=steps, out=path
+        )
+        result["plan"] = json.loads(path.read_text(encoding="utf-8"))
+    result.pop("file", None)
+    return result
+
+
+@router.get("/v1/plans/{plan}/geojson", summary="A stored plan as GeoJSON", responses=_ERRORS)
+def export(plan: str, conn: ConnDep, actor: ActorDep, community: Community = None) -> JSONResponse:
+    actor.require(*_READ, what="reading plans")
+    row = _community(conn, actor, community, what="reading plans")
+    ref = _stored(conn, row.id, plan)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_plan_geojson(
+            Path(tmp) / "plan.geojson",
+            ref.grids.rename(columns={"lead_member_id": "lead_member"}),
+            name=f"{row.code} {ref.label}",
+            provenance={"community_code": row.code, "exported_from": ref.label},
+        )
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    return JSONResponse(doc, media_type="application/geo+json")
+
+
+@router.get(
+    "/maps/plan",
+    response_class=HTMLResponse,
+    summary="Plan map: a draft over the active plan, what would move",
+    responses=_ERRORS,
+)
+def plan_map(
+    conn: ConnDep,
+    actor: ActorDep,
+    draft: Annotated[str, Query(description="id or vN of the draft")],
+    against: Annotated[str, Query(description="id, vN or active")] = "active",
+    community: Community = None,
+    lang: Annotated[str, Query(pattern="^(zh|en)$")] = "zh",
+) -> HTMLResponse:
+    actor.require(*_READ, what="the plan map")
+    row = _community(conn, actor, community, what="the plan map")
+    m = plan_map_in_db(
+        conn, community_id=row.id, draft=draft, against=against, lang=lang, files=False
+    )
+    return HTMLResponse(render_html(m, assets=ASSETS_URL), headers={"Cache-Control": "no-store"})
+
+
+def _stored(conn: Any, community_id: int, ref: str) -> store.PlanRef:
+    """Only stored plans (id, vN, active) through the API: never a server-side file path."""
+    return store.resolve_plan(conn, community_id=community_id, ref=ref, files=False)
