@@ -120,6 +120,8 @@ def test_moved_boundary_moves_households_fields_members_and_requests() -> None:
     assert d.branches == {f"{C}001": [], f"{C}002": [3], f"{C}003": [], f"{C}004": []}
     assert d.branches_changed == []
     assert d.counts["households_moved"] == 2 and d.counts["fields_cut"] == 1
+    # Both moved households now sit in a grid descending from 001: handed over.
+    assert d.households_rehomed == 2
     json.dumps(d.to_dict())
 
 
@@ -145,6 +147,8 @@ def test_split_grid_added_lead_and_branch_follow_the_larger_child() -> None:
         }
     ]
     assert d.households_moved == [{"household": "E", "from_code": f"{C}004", "to_code": f"{C}005"}]
+    # …but 005 descends from 004: the household changes code, not hands.
+    assert d.households_rehomed == 0
 
 
 def test_removed_grid_and_its_lead() -> None:

@@ -58,6 +58,10 @@ class PlanDiff:
     grids_unchanged: int = 0
     households: int = 0
     households_moved: list[dict[str, Any]] = field(default_factory=list)
+    #: Households whose new grid descends (largest overlap) from another active grid than
+    #: theirs: the handovers between the people of the active plan's grids. A redraw that
+    #: renumbers every grid moves most households *by code* but may rehome none.
+    households_rehomed: int = 0
     fields_cut: list[FieldCut] = field(default_factory=list)
     fields_moved: list[dict[str, Any]] = field(default_factory=list)
     members_changed: list[dict[str, Any]] = field(default_factory=list)
@@ -79,6 +83,7 @@ class PlanDiff:
             "grids_unchanged": self.grids_unchanged,
             "households": self.households,
             "households_moved": len(self.households_moved),
+            "households_rehomed": self.households_rehomed,
             "fields_cut": len(self.fields_cut),
             "households_cut_from_fields": sum(f.households_cut for f in self.fields_cut),
             "fields_moved": len(self.fields_moved),
@@ -262,6 +267,9 @@ def diff_plans(
         str(d_codes[i]): (str(a_codes[best[i][1]]) if i in best else None)
         for i in range(len(d_codes))
     }
+    if len(hh_after):
+        parent_of = np.array([out.parents.get(c) if c is not None else None for c in hh_after])
+        out.households_rehomed = int(np.sum(parent_of != hh_before))
     out.leads = _leads(active, draft, best, a_codes, d_codes)
     branch_of_grid: dict[str, list[int]] = defaultdict(list)
     branch_names: dict[int, Any] = {}

@@ -535,6 +535,9 @@ def _activate(
         )
     q.set_plan_status(conn, plan_id=plan.id, status=m.PlanStatus.ACTIVE.value, activated_at=now)
     report.assignment = assign_community(conn, community_id=community_id, plan_id=plan.id).to_dict()
+    # assign_community compares a plan's rows with its own earlier rows; a plan activated for
+    # the first time has none, so the change of grid is the diff's (by grid code).
+    report.assignment["households_changed_grid"] = len(diff.households_moved)
     q.set_plan_event_report(conn, event_id=event_id, report=_json(report.to_dict()))
     return report
 
