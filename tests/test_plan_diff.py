@@ -133,9 +133,11 @@ def test_split_grid_added_lead_and_branch_follow_the_larger_child() -> None:
     assert d.grids_added[0]["households"] == 1
     assert [g["code"] for g in d.grids_reshaped] == [f"{C}004"]
     assert d.parents[f"{C}005"] == f"{C}004"
-    # The lead of 004 goes to the child overlapping it most (the western 60 %); 005 is vacant.
-    assert d.leads[f"{C}004"] == 14 and d.leads[f"{C}005"] is None
-    assert d.counts["grids_without_lead"] == 2  # 003 had none, 005 is new
+    # The lead of 004 goes to the child overlapping it most (the western 60 %) and acts for
+    # the other child until a lead is named; 003 had no lead and its child has none.
+    assert d.leads[f"{C}004"] == 14 and d.leads[f"{C}005"] == 14
+    assert d.acting_leads == {f"{C}005": 14}
+    assert d.counts["grids_without_lead"] == 1 and d.counts["grids_with_acting_lead"] == 1
     # The branch on 004 now sits on both children, and says so.
     assert d.branches[f"{C}004"] == [5] and d.branches[f"{C}005"] == [5]
     assert d.branches_changed == [

@@ -435,6 +435,14 @@ def _print_activation(data: dict[str, Any], as_json: bool) -> None:
     )
     for f in data["fields_clipped"]:
         out.print(f"  field {f['field_id']} {f['name'] or ''}: {f['review_note']}", highlight=False)
+    if data["acting_leads"]:
+        out.print(
+            f"  {len(data['acting_leads'])} grids are led for now by their parent grid's lead "
+            "(confirm or name new leads): "
+            + ", ".join(sorted(data["acting_leads"])[:10])
+            + (" …" if len(data["acting_leads"]) > 10 else ""),
+            highlight=False,
+        )
     if data["grids_without_lead"]:
         out.print(
             f"  {len(data['grids_without_lead'])} grids have no lead yet: "
@@ -540,13 +548,36 @@ def export(
         with engine.connect() as conn:
             row = _community(conn, community)
             ref = resolve_plan(conn, community_id=row.id, ref=plan)
-            meta = dict(q.plan_row(conn, plan_id=ref.plan_id)._mapping) if ref.plan_id else {}
+            row_ = q.plan_row(conn, plan_id=ref.plan_id) if ref.plan_id else None
+            meta = (
+                {
+                    "plan": {
+                        k: getattr(row_, k)
+                        for k in (
+                            "version",
+                            "name",
+                            "status",
+                            "source",
+                            "created_at",
+                            "activated_at",
+                            "retired_at",
+                        )
+                    }
+                }
+                if row_ is not None
+                else {}
+            )
         grids = ref.grids.rename(columns={"lead_member_id": "lead_member"})
         write_plan_geojson(
             out_file,
             grids,
             name=f"{row.code} {ref.label}",
-            provenance={"community_code": row.code, "exported_from": ref.label, **meta},
+            provenance={
+                "community_code": row.code,
+                "exported_from": ref.label,
+                "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                **meta,
+            },
         )
         err.print(f"wrote {out_file} ({len(grids)} grids)", highlight=False)
 

@@ -71,6 +71,8 @@ class PlanDiff:
     parents: dict[str, str | None] = field(default_factory=dict)
     #: Draft grid code → lead member id after activation (the draft's own, else inherited).
     leads: dict[str, int | None] = field(default_factory=dict)
+    #: Draft grid code → the parent's lead acting for a grid its parent's lead does not lead.
+    acting_leads: dict[str, int] = field(default_factory=dict)
     #: Draft grid code → branch ids after activation (inherited from the parent grid).
     branches: dict[str, list[int]] = field(default_factory=dict)
 
@@ -91,6 +93,7 @@ class PlanDiff:
             "branches_changed": len(self.branches_changed),
             "requests_rerouted": len(self.requests_rerouted),
             "grids_without_lead": sum(1 for v in self.leads.values() if v is None),
+            "grids_with_acting_lead": len(self.acting_leads),
         }
 
     def to_dict(self, *, limit: int | None = None) -> dict[str, Any]:
@@ -112,6 +115,7 @@ class PlanDiff:
             "requests_rerouted": cap(self.requests_rerouted),
             "parents": self.parents,
             "leads": self.leads,
+            "acting_leads": self.acting_leads,
             "branches": self.branches,
         }
 
@@ -270,7 +274,7 @@ def diff_plans(
     if len(hh_after):
         parent_of = np.array([out.parents.get(c) if c is not None else None for c in hh_after])
         out.households_rehomed = int(np.sum(parent_of != hh_before))
-    out.leads = _leads(active, draft, best, a_codes, d_codes)
+    out.leads, out.acting_leads = _leads(active, draft, best, a_codes, d_codes)
     branch_of_grid: dict[str, list[int]] = defaultdict(list)
     branch_names: dict[int, Any] = {}
     if branches is not None and len(branches):
@@ -353,12 +357,14 @@ def _leads(
     best: dict[int, tuple[float, int]],
     a_codes: npt.NDArray[np.object_],
     d_codes: npt.NDArray[np.object_],
-) -> dict[str, int | None]:
-    """Lead member per draft grid: the draft's own, else the lead of its parent grid.
+) -> tuple[dict[str, int | None], dict[str, int]]:
+    """Lead member per draft grid (the draft's own, else inherited) and the acting leads.
 
-    A member leads one grid: an active grid's lead goes to the one child (draft grid whose
-    parent it is) that overlaps it most; the other children start without a lead (vacant:
-    requests there go to field holders, then to the community) and are listed as such.
+    An active grid's lead goes to the child (draft grid whose parent it is) that overlaps it
+    most. Its other children get the same member as *acting* lead, so every household and
+    request still reaches a person until the branch names new leads; they are listed for
+    review. Children of a grid without a lead stay vacant (requests go to field holders, then
+    to the community).
     """
     own = _column(draft, "lead_member_id", len(draft))
     a_leads = _column(active, "lead_member_id", len(active))
@@ -376,7 +382,13 @@ def _leads(
         if lead is not None and leads[code] is None and int(lead) not in taken:
             leads[code] = int(lead)
             taken.add(int(lead))
-    return leads
+    acting: dict[str, int] = {}
+    for i, (_ar, j) in sorted(best.items()):
+        lead = a_leads[j]
+        code = str(d_codes[i])
+        if lead is not None and leads[code] is None:
+            leads[code] = acting[code] = int(lead)
+    return leads, acting
 
 
 def _fields(

@@ -328,6 +328,8 @@ class ActivationReport:
     fields_restored: int = 0
     branches_mapped: list[dict[str, Any]] = field(default_factory=list)
     leads_assigned: dict[str, int] = field(default_factory=dict)
+    #: Grids led for now by their parent grid's lead (to confirm or replace).
+    acting_leads: dict[str, int] = field(default_factory=dict)
     grids_without_lead: list[str] = field(default_factory=list)
     assignment: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -510,6 +512,7 @@ def _activate(
     }
     q.set_grid_leads(conn, leads={ids[c]: int(v) for c, v in new_leads.items()})
     report.leads_assigned = new_leads
+    report.acting_leads = {c: v for c, v in diff.acting_leads.items() if c not in own}
     report.grids_without_lead = sorted(c for c, v in diff.leads.items() if v is None)
     if q.plan_branches_frame(conn, plan_id=plan.id).empty:
         rows = [
