@@ -140,3 +140,27 @@ def test_load_diff_activate_conflict_rollback_export_and_map(
     assert back.json()["fields_restored"] == 1
     # A path is never read through the API.
     assert client.get("/v1/plans/etc%2Fpasswd/diff", headers=planner).status_code in (404, 422)
+
+
+def test_running_lookup_follows_an_activation(
+    client: TestClient, keys: dict[str, dict[str, str]]
+) -> None:
+    """The server's in-memory lookup index answers from the new plan within seconds."""
+    import time
+
+    point = {"lon": X0 + 1.5 * D, "lat": Y0 + 1.5 * D}  # in 002 now, in 001 under the draft
+
+    def grid() -> str:
+        return client.get("/v1/lookup", params=point).json()["grid"]["code"]
+
+    assert grid() == f"{C}002"
+    loaded = client.post(
+        "/v1/plans", json=_collection(_shifted(X0 + 1.6 * D)), headers=keys["planner"]
+    )
+    assert grid() == f"{C}002"  # a draft changes no answer
+    done = client.post(f"/v1/plans/{loaded.json()['plan_id']}/activate", headers=keys["planner"])
+    assert done.status_code == 200
+    start = time.monotonic()
+    while grid() != f"{C}001":
+        assert time.monotonic() - start < 5, "the lookup did not follow the activation in 5 s"
+        time.sleep(0.2)

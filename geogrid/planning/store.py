@@ -15,6 +15,7 @@ base plan, and activation under a row lock refuses a draft whose base is no long
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -522,9 +523,7 @@ def _activate(
         ]
         q.insert_branch_grids(conn, rows)
         report.branches_mapped = [
-            {"branch_id": r["branch_id"], "code": code}
-            for code, bids in diff.branches.items()
-            for r in ({"branch_id": b} for b in bids)
+            {"branch_id": b, "code": code} for code, bids in diff.branches.items() for b in bids
         ]
 
     # Retire the active plan with its date, then re-assign under the new one.
@@ -555,8 +554,6 @@ def _polygonal(geom: BaseGeometry) -> BaseGeometry | None:
 
 def _json(value: Any) -> Any:
     """Plain JSON types for the event report (numpy scalars, dates)."""
-    import json
-
     return json.loads(json.dumps(value, default=str))
 
 
