@@ -1,7 +1,8 @@
 """propose_plan: an automatic balanced redraw (pure; no database).
 
 A hand-drawn 4 × 4 town whose right answer is obvious, then the demo community, then every
-infeasible case with the constraint its message must name.
+infeasible case with the constraint its message must name. Responsibility fields are measured
+as the product measures them: :func:`geogrid.planning.diff.diff_plans`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from shapely.geometry import LineString, MultiPolygon, Polygon, box
 from geogrid.demo.generate import DemoData
 from geogrid.errors import InfeasiblePlan, InvalidInput
 from geogrid.planning.common import local_crs, number_grids, to_local
+from geogrid.planning.diff import diff_plans
 from geogrid.planning.propose import GRIDS_TOLERANCE, Proposal, propose_plan
 from geogrid.planning.validate import validate_plan
 
@@ -128,6 +130,78 @@ def test_town_splits_along_streets_into_equal_nested_grids() -> None:
     assert p.target == (30, 50)
 
 
+def _west_field() -> gpd.GeoDataFrame:
+    """One field over blocks (0, 1) and (0, 2): 20 households across the street at y = 200."""
+    return gpd.GeoDataFrame(
+        {"id": [7], "name": ["样板街责任田"], "member_id": [21]},
+        geometry=_to_wgs84([box(X0, Y0 + 100, X0 + 100, Y0 + 300)]),
+        crs="EPSG:4326",
+    )
+
+
+def test_town_keeps_a_field_that_straddles_the_obvious_split() -> None:
+    town = _town()
+    field = _west_field()
+    args = (town["community"], town["buildings"], town["households"])
+    kwargs: dict[str, Any] = {
+        "community_code": CODE,
+        "streets": town["streets"],
+        "current": town["current"],
+        "target": (30, 50),
+        "seed": 1,
+        "steps": 30,
+    }
+    # Without fields: each half of the current plan splits into two 2 × 2 squares, along the
+    # street at y = 200, which cuts the field in two.
+    plain = propose_plan(*args, **kwargs)
+    cut = diff_plans(town["current"], plain.grids, households=town["households"], fields=field)
+    assert cut.counts["fields_cut"] == 1 and cut.counts["households_cut_from_fields"] == 10
+    assert plain.report["fields"] == 0 and plain.report["fields_cut_after"] is None
+
+    # With it: the west half splits 50 | 30 around the field instead (still nested).
+    p = propose_plan(*args, **kwargs, fields=field)
+    d = diff_plans(town["current"], p.grids, households=town["households"], fields=field)
+    assert d.counts["fields_cut"] == 0 and d.counts["households_cut_from_fields"] == 0
+    crs = local_crs(town["community"])
+    inside = shapely.area(
+        shapely.intersection(
+            np.asarray(to_local(p.grids, crs).geometry.values),
+            to_local(field, crs).geometry.iloc[0],
+        )
+    )
+    assert np.count_nonzero(inside > 1.0) == 1  # the whole field lies in one grid (± 1 m²)
+    assert p.grids["households"].between(30, 50).all() and p.grids["households"].sum() == 160
+    assert p.kept_households == 160
+    r = p.report
+    assert (r["fields"], r["households_in_fields"]) == (1, 20)
+    assert (r["fields_cut_after"], r["households_cut_from_fields_after"]) == (0, 0)
+    assert r["fields_still_cut"] == []
+    assert r["surcharge"]["field"] > 0 and r["field_weight"] > 0
+    assert "responsibility fields" in p.method
+
+    # A stored assignment (``field_id``, as the database gives it) counts like the door points.
+    stored = town["households"].assign(
+        field_id=pd_int([7 if b in (5, 9) else None for b in town["households"]["building_id"]])
+    )
+    again = propose_plan(town["community"], town["buildings"], stored, **kwargs, fields=field)
+    assert again.report["households_in_fields"] == 20
+    assert [g.wkb for g in again.grids.geometry] == [g.wkb for g in p.grids.geometry]
+
+
+def test_fields_need_an_id() -> None:
+    town = _town()
+    with pytest.raises(InvalidInput, match="'id'") as info:
+        propose_plan(
+            town["community"],
+            town["buildings"],
+            town["households"],
+            community_code=CODE,
+            target=(30, 50),
+            fields=_west_field().drop(columns="id"),
+        )
+    assert info.value.field == "fields"
+
+
 def test_town_households_without_a_building_are_units_of_their_own() -> None:
     town = _town(loose_block=16)
     p = propose_plan(
@@ -198,6 +272,7 @@ def demo(demo_data: DemoData) -> dict[str, Any]:
         "households": demo_data.households.rename(columns={"building_key": "building_id"}),
         "streets": demo_data.streets,
         "current": demo_data.grids,
+        "fields": demo_data.fields.rename(columns={"field_key": "id", "member_key": "member_id"}),
     }
 
 
@@ -298,6 +373,63 @@ def test_demo_same_seed_same_plan_other_seed_other_plan(
     assert [g.wkb for g in again.grids.geometry] == [g.wkb for g in proposal.grids.geometry]
     other = _propose(demo, seed=1)
     assert [g.wkb for g in other.grids.geometry] != [g.wkb for g in proposal.grids.geometry]
+
+
+@pytest.fixture(scope="module")
+def fielded(demo: dict[str, Any]) -> Proposal:
+    return _propose(demo, seed=0, fields=demo["fields"])
+
+
+def _field_counts(demo: dict[str, Any], p: Proposal) -> dict[str, int]:
+    d = diff_plans(demo["current"], p.grids, households=demo["households"], fields=demo["fields"])
+    return d.counts
+
+
+def test_demo_keeps_responsibility_fields_whole(
+    demo: dict[str, Any], proposal: Proposal, fielded: Proposal
+) -> None:
+    # Measured as the product does (the impact diff against the active plan).
+    without = _field_counts(demo, proposal)
+    with_fields = _field_counts(demo, fielded)
+    assert without["fields_cut"] >= 40  # most grid lines of a plain redraw cross some field
+    assert with_fields["fields_cut"] * 2 <= without["fields_cut"]
+    assert with_fields["fields_cut"] <= 10
+    hh_cut = with_fields["households_cut_from_fields"]
+    assert hh_cut * 2 <= without["households_cut_from_fields"]
+    # The report agrees with the diff, and the chain did not make the start worse.
+    r = fielded.report
+    assert r["fields"] == len(demo["fields"]) == 138
+    assert (r["fields_cut_after"], r["households_cut_from_fields_after"]) == (
+        with_fields["fields_cut"],
+        hh_cut,
+    )
+    assert len(r["fields_still_cut"]) == r["fields_cut_after"]
+    assert r["fields_cut_after"] <= r["fields_cut_before"]
+    assert r["households_cut_from_fields_after"] <= r["households_cut_from_fields_before"]
+    assert r["field_weight"] > 0 and r["field_cut_penalty"] > 0 and "field" in r["surcharge"]
+    assert "138 responsibility fields" in fielded.method
+
+
+def test_demo_with_fields_stays_valid_nested_and_in_range(
+    demo: dict[str, Any], fielded: Proposal
+) -> None:
+    counts = fielded.grids["households"]
+    assert fielded.k == len(fielded.grids) == 31
+    assert counts.between(300, 500).all() and counts.sum() == 12_500
+    joined = gpd.sjoin(demo["households"], fielded.grids[["code", "geometry"]], predicate="within")
+    assert joined.groupby("code").size().reindex(fielded.grids["code"]).tolist() == list(counts)
+    report = validate_plan(fielded.grids, demo["community"], community_code=demo["code"])
+    assert report.valid, report.problems
+    assert fielded.report["start"] == "nested"
+    assert fielded.kept_households == fielded.households
+    assert fielded.report["grids_with_holes_after"] == 0
+
+
+def test_demo_with_fields_same_seed_same_plan(demo: dict[str, Any], fielded: Proposal) -> None:
+    again = _propose(demo, seed=0, fields=demo["fields"])
+    assert [g.wkb for g in again.grids.geometry] == [g.wkb for g in fielded.grids.geometry]
+    assert again.grids["households"].tolist() == fielded.grids["households"].tolist()
+    assert again.report["fields_still_cut"] == fielded.report["fields_still_cut"]
 
 
 def test_demo_grid_count(demo: dict[str, Any]) -> None:

@@ -528,6 +528,13 @@ def _print_comparison(result: dict[str, Any]) -> None:
         table.add_row(k, _fmt(cur.get(k)), _fmt(new.get(k)))
     p = result["proposal"]
     table.add_row("households kept in their grid", "", f"{p['kept_share']:.1%}")
+    report = p.get("report", {})
+    if report.get("fields_cut_after") is not None:
+        table.add_row(
+            "responsibility fields cut (households cut off)",
+            "",
+            f"{report['fields_cut_after']} ({report['households_cut_from_fields_after']})",
+        )
     out.print(table)
 
 

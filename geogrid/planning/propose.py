@@ -3,7 +3,8 @@
 :func:`propose_plan` draws a new boundary plan whose grids are contiguous, follow streets or the
 gaps between buildings (never split a building), each hold a number of households inside the
 target range (DESIGN.md: about 300–500 households per grid, Haikou practice), are as compact as
-it can make them and keep as many households as it can in their current grid.
+it can make them, keep as many households as it can in their current grid and, given the
+responsibility fields (责任田), keep each field whole where the bounds allow.
 
 Method — a regionalisation over small units, with a hard upper *and* lower bound:
 
@@ -13,7 +14,10 @@ Method — a regionalisation over small units, with a hard upper *and* lower bou
    households' doors (a discrete approximation of its zone of influence), clipped to the block.
    A grid boundary inside a block therefore runs midway between buildings. Households without a
    building are units of their own; blocks without anyone are units too. A unit's population is
-   its households.
+   its households. With fields, the blocks are cut further along the fields' outlines: inside a
+   field the cells are drawn among that field's buildings only (open ground outside every field
+   still goes to the nearest buildings of the block), so a cell never carries a sliver of one
+   field into another's grid. Each unit belongs to the field of most of its households.
 2. **Graph.** Units sharing more than :data:`MIN_SHARED_M` of boundary are neighbours (rook
    adjacency); GerryChain's :class:`~gerrychain.Graph` carries it.
 3. **Count.** ``K`` grids of ``lo..hi`` households need ``N/hi ≤ K ≤ N/lo``; the midpoint of
@@ -23,21 +27,29 @@ Method — a regionalisation over small units, with a hard upper *and* lower bou
    each cut is bounded by ``[lo, hi]`` rather than a percentage of the ideal), so every household
    starts in a grid derived from its current one. A current grid whose households no whole
    number of grids can hold (520 at 300–500) is split together with a neighbour; when nesting
-   cannot give the count asked for, the whole community is split instead.
+   cannot give the count asked for, the whole community is split instead. With fields, the
+   spanning trees of these cuts carry the field surcharge (below), so the start already cuts
+   few fields.
 5. **Improve.** ReCom — merge two adjacent grids and split them again along a cut edge of a
    random spanning tree (DeFord, Duchin & Solomon 2021, "Recombination: A family of Markov
    chains for redistricting", Harvard Data Science Review 3(1),
    https://doi.org/10.1162/99608f92.eb30390f) — with the cut bounded so that both halves stay
    inside ``[lo, hi]``. The spanning trees carry GerryChain's region surcharge on edges that
-   cross a current grid's line or a street, so new lines prefer old lines and streets. The
-   chain is run as *short bursts* (Cannon, Goldbloom-Helzner, Gupta, Matthews & Suwal 2023,
-   "Voting Rights, Markov Chains, and Optimization by Short Bursts", Methodology and Computing
-   in Applied Probability 25:36): each burst restarts from the best plan so far, minimising
-   Σ 1/Polsby–Popper over the grids (Polsby & Popper 1991; GerryChain's
+   cross a current grid's line, a street or a field's outline (:data:`SURCHARGE`,
+   :data:`FIELD_SURCHARGE`), so new lines prefer old lines, streets and the lines between
+   fields. The chain is run as *short bursts* (Cannon, Goldbloom-Helzner, Gupta, Matthews &
+   Suwal 2023, "Voting Rights, Markov Chains, and Optimization by Short Bursts", Methodology and
+   Computing in Applied Probability 25:36): each burst restarts from the best plan so far,
+   minimising Σ 1/Polsby–Popper over the grids (Polsby & Popper 1991; GerryChain's
    ``L1_reciprocal_polsby_popper``) + :data:`KEEP_WEIGHT` × households moved out of the grid
-   they derive from + :data:`HOLE_PENALTY` × grids surrounding another grid.
+   they derive from + :data:`HOLE_PENALTY` × grids surrounding another grid, and with fields
+   + :data:`FIELD_WEIGHT` × households cut off from their field + :data:`FIELD_CUT_PENALTY` ×
+   fields cut, by the rule of the impact diff (:func:`.diff.diff_plans`): a field keeps its
+   largest piece and loses the households outside it. The household bounds stay hard: no
+   weight buys a grid out of range.
 6. **Geometry.** Each grid is the union of its units' cells; every building then goes whole to
-   the grid of its cell (the plan still tiles the community); grids are numbered by
+   the grid of its cell (the plan still tiles the community) and specks of gap under 1 m² that
+   the union leaves between cells are filled; grids are numbered by
    :func:`.common.number_grids` and every constraint is checked once more on the polygons.
 
 Randomness comes from one ``random.Random(seed)`` handed to every GerryChain call, so a seed
@@ -68,6 +80,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geogrid.errors import InfeasiblePlan, InvalidInput
 from geogrid.planning.common import DEFAULT_TARGET, local_crs, number_grids, to_local
+from geogrid.planning.diff import CUT_SHARE
 from geogrid.spatial import assign_points
 
 if TYPE_CHECKING:
@@ -91,6 +104,12 @@ OUTLINE_SPACING_M: Final = 2.0
 KEEP_WEIGHT: Final = 0.05
 #: Score of a grid that surrounds another grid (a doughnut), as much as 100 households moved.
 HOLE_PENALTY: Final = 5.0
+#: Score of one household cut off from its responsibility field (a field's households outside
+#: the grid that keeps the field's largest piece), in units of 1/Polsby–Popper.
+FIELD_WEIGHT: Final = 0.05
+#: Score of one responsibility field cut at all (by :data:`.diff.CUT_SHARE`), whether or not it
+#: loses households: activation clips it, and its holder must be told.
+FIELD_CUT_PENALTY: Final = 1.0
 
 #: ReCom steps per burst (Cannon et al. 2023 study bursts of a handful to a few dozen steps).
 BURST_LENGTH: Final = 10
@@ -98,9 +117,15 @@ BURST_LENGTH: Final = 10
 DEFAULT_STEPS: Final = 1000
 #: Spanning-tree surcharges (GerryChain ``region_surcharge``; random weights are in [0, 1)).
 SURCHARGE: Final = {"current": 1.0, "block": 0.5}
+#: Surcharge on spanning-tree edges between units of different responsibility fields, as on a
+#: current grid's line: it outweighs the random weights, so a tree joins each field inside
+#: itself first and a ReCom cut falls between fields. (2.0, above the other two together, drew
+#: the same fields whole on the demo and grids a little less compact.)
+FIELD_SURCHARGE: Final = 1.0
 
 _SNAP_M: Final = 0.05  # distance under which two units touch (coordinate noise)
 _GRID_M: Final = 1e-4  # precision grid of the output polygons (snap-rounding overlay)
+_CUT_M2: Final = 1.0  # a field cut by less than this (m²) is not cut (diff_plans' tolerance)
 _SPLIT_ATTEMPTS: Final = 5  # full restarts of a recursive split before giving up
 _TREE_ATTEMPTS: Final = 200  # spanning trees per cut in the start
 _RECOM_TREES: Final = 20  # spanning trees per merged pair in a ReCom step
@@ -160,11 +185,15 @@ def propose_plan(
     grids: int | None = None,
     seed: int = 0,
     steps: int | None = None,
+    fields: gpd.GeoDataFrame | None = None,
 ) -> Proposal:
     """Draw a new plan of contiguous, balanced grids for ``community`` (all inputs WGS 84).
 
     ``buildings`` have ``id`` and a polygon; ``households`` a door point and ``building_id``
-    (nullable); ``streets`` lines; ``current`` the active plan's grids (``code``, polygon).
+    (nullable); ``streets`` lines; ``current`` the active plan's grids (``code``, polygon);
+    ``fields`` the responsibility fields (``id``, polygon), kept whole where the bounds allow.
+    A household's field is its ``field_id`` when ``households`` has that column, else the
+    field covering its door (as :func:`.diff.diff_plans` finds it).
     Give ``target`` (households per grid, inclusive) or ``grids`` (an exact count, balanced
     within ±:data:`GRIDS_TOLERANCE` of the mean), not both; neither means
     :data:`.common.DEFAULT_TARGET`. ``steps``: ReCom steps (default :data:`DEFAULT_STEPS`),
@@ -197,6 +226,12 @@ def propose_plan(
     com = _local_community(community, crs)
     bld = _local_buildings(buildings, crs)
     hh_points, hh_building = _local_households(households, crs)
+    fld = _local_fields(fields, crs)
+    hh_field = (
+        _household_fields(households, hh_points, fld)
+        if fld is not None
+        else np.full(len(hh_points), -1, dtype=np.int64)
+    )
     street_geoms = (
         np.asarray(to_local(streets, crs).geometry.values)
         if streets is not None and len(streets)
@@ -207,10 +242,15 @@ def propose_plan(
     inside = assign_points(hh_points, gpd.GeoSeries([com])) == 0
     if (~inside).any():
         notes.append(f"{int((~inside).sum()):,} households lie outside the community: left out")
-    hh_points, hh_building = hh_points[inside], hh_building[inside]
+    hh_points, hh_building, hh_field = hh_points[inside], hh_building[inside], hh_field[inside]
 
     blocks = _blocks(com, street_geoms)
-    units = _units(blocks, bld, hh_points, hh_building)
+    faces, face_block, ground = (
+        _field_faces(blocks, com, street_geoms, fld)
+        if fld is not None
+        else (blocks, np.arange(len(blocks)), np.ones(len(blocks), dtype=bool))
+    )
+    units = _units(faces, face_block, ground, bld, hh_points, hh_building)
     total = int(units.pop.sum())
     if total == 0:
         raise InfeasiblePlan(
@@ -229,8 +269,12 @@ def propose_plan(
         else np.full(len(hh_points), -1, dtype=np.int64)
     )
     unit_current = _unit_current(units, hh_current, cur_frame)
+    field_data = _field_data(units, fld, hh_field) if fld is not None else None
+    surcharge = dict(SURCHARGE) | ({"field": FIELD_SURCHARGE} if field_data else {})
 
-    graph = _graph(units, edges, lengths, unit_current)
+    graph = _graph(
+        units, edges, lengths, unit_current, None if field_data is None else field_data.unit_field
+    )
     rng = random.Random(seed)
     current_codes = [] if cur_frame is None else cur_frame["code"].tolist()
     start_parts, k, start_kind, start_notes = _start(
@@ -243,6 +287,7 @@ def propose_plan(
         k_target,
         exact=grids is not None,
         rng=rng,
+        surcharge={"field": FIELD_SURCHARGE} if field_data else None,
     )
     notes += start_notes
     if grids is None and k != k_target:
@@ -267,6 +312,8 @@ def propose_plan(
         hi=hi,
         steps=n_steps,
         rng=rng,
+        surcharge=surcharge,
+        fields=field_data,
     )
 
     frame_local = _grid_polygons(com, units, chain.parts, bld)
@@ -287,6 +334,34 @@ def propose_plan(
     kept = _kept(new_of_hh, hh_current, len(out), 0 if cur_frame is None else len(cur_frame))
     if cur_frame is None:
         notes.append("no current plan given: no household can be kept in its grid")
+    field_report: dict[str, Any] = {
+        "fields": 0,
+        "households_in_fields": None,
+        "fields_cut_before": None,
+        "fields_cut_after": None,
+        "households_cut_from_fields_before": None,
+        "households_cut_from_fields_after": None,
+        "fields_still_cut": None,
+    }
+    if fld is not None and field_data is not None:
+        # On the drawn polygons, by the rule the impact diff applies (so the figures agree).
+        cut_after, hh_cut_after, still_cut = _field_cuts(
+            fld, np.asarray(frame_local.geometry.values), hh_field, new_of_hh
+        )
+        field_report = {
+            "fields": int(field_data.inside.sum()),
+            "households_in_fields": int((hh_field >= 0).sum()),
+            "fields_cut_before": chain.fields_cut_before,
+            "fields_cut_after": cut_after,
+            "households_cut_from_fields_before": chain.hh_cut_before,
+            "households_cut_from_fields_after": hh_cut_after,
+            "fields_still_cut": [_json(fld["id"].iloc[f]) for f in still_cut],
+        }
+        outside = np.flatnonzero(field_data.inside & (field_data.outside_m2 > 1.0))
+        if len(outside):
+            notes.append(
+                f"{len(outside):,} fields reach outside the community: clipped by any plan"
+            )
 
     seconds = round(time.perf_counter() - started, 2)
     counts = out["households"].to_numpy()
@@ -318,7 +393,11 @@ def propose_plan(
         "moved_after": chain.moved_after,
         "grids_with_holes_before": chain.holes_before,
         "grids_with_holes_after": chain.holes_after,
+        **field_report,
         "keep_weight": KEEP_WEIGHT,
+        "field_weight": FIELD_WEIGHT if field_data else None,
+        "field_cut_penalty": FIELD_CUT_PENALTY if field_data else None,
+        "surcharge": surcharge,
         "polsby_popper_after": _mean_polsby_popper(np.asarray(frame_local.geometry.values)),
         "polsby_popper_current": (
             _mean_polsby_popper(np.asarray(cur_frame.geometry.values))
@@ -334,7 +413,14 @@ def propose_plan(
         f"ReCom (GerryChain {version('gerrychain')}, DeFord–Duchin–Solomon 2021) bounded to "
         f"{lo:,}–{hi:,} households, in short bursts (Cannon et al. 2023) minimising "
         f"Σ 1/Polsby–Popper, over {units.n_buildings:,} building cells in {len(blocks):,} "
-        f"street blocks; {start_kind} start; {chain.steps:,} steps"
+        f"street blocks"
+        + (
+            f", keeping {int(field_data.inside.sum()):,} responsibility fields whole "
+            "(cells cut along their outlines, spanning trees and score)"
+            if field_data
+            else ""
+        )
+        + f"; {start_kind} start; {chain.steps:,} steps"
     )
     frame = gpd.GeoDataFrame(
         {"code": out["code"], "name": out["name"], "households": out["households"]},
@@ -396,12 +482,49 @@ def _local_current(current: gpd.GeoDataFrame | None, crs: pyproj.CRS) -> gpd.Geo
     return frame
 
 
+def _local_fields(fields: gpd.GeoDataFrame | None, crs: pyproj.CRS) -> gpd.GeoDataFrame | None:
+    """Responsibility fields in the local CRS, in the given order (``id``, valid polygons)."""
+    if fields is None or not len(fields):
+        return None
+    if "id" not in fields.columns:
+        raise InvalidInput("responsibility fields need an 'id' column", field="fields")
+    frame = to_local(fields[["id", "geometry"]], crs).reset_index(drop=True)
+    frame["geometry"] = _polygonal(shapely.make_valid(np.asarray(frame.geometry.values)))
+    return frame
+
+
+def _polygonal(geoms: Array) -> Array:
+    """The polygons of each geometry (lines and points of a collection dropped; None empty)."""
+    return np.asarray(
+        [
+            shapely.union_all([p for p in shapely.get_parts(g) if isinstance(p, Polygon)])
+            if g is not None
+            else Polygon()
+            for g in geoms
+        ],
+        dtype=object,
+    )
+
+
+def _household_fields(households: gpd.GeoDataFrame, points: Array, fld: gpd.GeoDataFrame) -> Array:
+    """Each household's field (position in ``fld``, −1 for none), as :func:`.diff.diff_plans`
+    finds it: the stored ``field_id`` when the frame has one, else the field covering the door."""
+    if "field_id" not in households.columns:
+        return assign_points(points, fld)
+    pos = {_id(v): i for i, v in enumerate(fld["id"].tolist())}
+    col = households["field_id"].astype(object)
+    return np.array(
+        [-1 if v is None else pos.get(_id(v), -1) for v in col.where(col.notna(), None)],
+        dtype=np.int64,
+    )
+
+
 # ------------------------------------------------------------------------------------------
 # Units: blocks cut by streets, building cells inside blocks
 # ------------------------------------------------------------------------------------------
 
 
-def _blocks(com: BaseGeometry, streets: Array) -> list[BaseGeometry]:
+def _blocks(com: BaseGeometry, streets: Array, outlines: Array | None = None) -> list[BaseGeometry]:
     """The faces of the street network inside the community; together they tile it exactly.
 
     Streets are noded with the boundary (``union_all``) and polygonised; dangling streets
@@ -409,11 +532,13 @@ def _blocks(com: BaseGeometry, streets: Array) -> list[BaseGeometry]:
     street drawn to stop a few centimetres short of the boundary or of a cross street (or
     moved off it by reprojection) still closes its blocks. Faces outside the community are
     dropped; whatever of the community no face covers (no street closes it) is added as blocks
-    of its own.
+    of its own. ``outlines`` (fields' outlines) are noded with the streets, not extended.
     """
-    if not len(streets):
+    extra = np.empty(0, dtype=object) if outlines is None else outlines
+    if not len(streets) and not len(extra):
         return list(shapely.get_parts(com))
-    lines = shapely.union_all(np.concatenate([_extend_ends(streets), [com.boundary]]))
+    ends = _extend_ends(streets) if len(streets) else np.empty(0, dtype=object)
+    lines = shapely.union_all(np.concatenate([ends, [com.boundary], extra]))
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
     keep = shapely.within(shapely.point_on_surface(faces), com)
     out: list[BaseGeometry] = []
@@ -441,6 +566,61 @@ def _extend_ends(streets: Array) -> Array:
     return np.asarray(out, dtype=object)
 
 
+def _field_faces(
+    blocks: list[BaseGeometry], com: BaseGeometry, streets: Array, fld: gpd.GeoDataFrame
+) -> tuple[list[BaseGeometry], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """The street blocks cut further along the fields' outlines: (faces, street block of each
+    face, faces outside every field).
+
+    The outlines are noded with the streets and the boundary (:func:`_blocks`), so faces share
+    their vertices exactly; the hair-thin faces between an outline drawn along a street and the
+    street (coordinate noise) join the neighbour they share most boundary with. Cells are drawn
+    inside faces, so a building's cell ends where its field ends and a plan that keeps a field's
+    units together keeps the whole field (a cell reaching across a field's outline would carry a
+    sliver of the field into another grid).
+    """
+    outlines = shapely.boundary(
+        _polygonal(shapely.intersection(np.asarray(fld.geometry.values), com))
+    )
+    faces = _merge_slivers(_blocks(com, streets, outlines[~shapely.is_empty(outlines)]))
+    reps = shapely.point_on_surface(np.asarray(faces, dtype=object))
+    block_geoms = np.asarray(blocks, dtype=object)
+    face_block = assign_points(reps, block_geoms)
+    for i in np.flatnonzero(face_block < 0).tolist():
+        face_block[i] = int(np.argmax(shapely.area(shapely.intersection(block_geoms, faces[i]))))
+    ground = assign_points(reps, fld) < 0
+    return faces, face_block, ground
+
+
+def _merge_slivers(faces: list[BaseGeometry]) -> list[BaseGeometry]:
+    """``faces`` with those thinner than :data:`_SNAP_M` (2·area/perimeter) joined to the
+    neighbour they share most boundary with (coordinate noise, not ground to draw on)."""
+    arr = np.asarray(faces, dtype=object)
+    thin = 2 * shapely.area(arr) / shapely.length(arr) < _SNAP_M
+    if not thin.any() or thin.all():
+        return faces
+    tree = shapely.STRtree(arr)
+    gone = np.zeros(len(arr), dtype=bool)
+    for i in np.flatnonzero(thin).tolist():
+        near = [
+            int(j)
+            for j in tree.query(arr[i], predicate="dwithin", distance=_SNAP_M)
+            if not thin[j] and not gone[j]
+        ]
+        if not near:
+            continue
+        shared = shapely.length(
+            shapely.intersection(arr[i].boundary, shapely.buffer(arr[near], _SNAP_M))
+        )
+        j = near[int(np.argmax(shared))]
+        merged = [
+            p for p in shapely.get_parts(shapely.union(arr[j], arr[i])) if isinstance(p, Polygon)
+        ]
+        arr[j] = max(merged, key=lambda p: p.area)
+        gone[i] = True
+    return [f for f, g in zip(arr.tolist(), gone.tolist(), strict=True) if not g]
+
+
 @dataclass
 class _Units:
     geoms: Array  # unit polygons (local CRS)
@@ -454,6 +634,8 @@ class _Units:
 
 def _units(
     blocks: list[BaseGeometry],
+    face_block: npt.NDArray[np.int64],
+    ground: npt.NDArray[np.bool_],
     bld: gpd.GeoDataFrame,
     hh_points: Array,
     hh_building: Array,
@@ -464,6 +646,11 @@ def _units(
     :data:`OUTLINE_SPACING_M` along its outline and of its households' doors, clipped to each
     block: the cell holds the whole building (up to the spacing) and its doors, so grid lines
     drawn between cells pass between buildings and count every household with its building.
+    ``blocks`` may be faces of the street blocks cut along the fields' outlines; ``face_block``
+    gives the street block of each (the unit's ``block``). A face inside a field is shared out
+    among the seeds inside it; a *ground* face (outside every field, or every face without
+    fields) among all the seeds of its street block, so open ground goes with the nearest
+    buildings as it does without fields.
     """
     block_geoms = np.asarray(blocks, dtype=object)
     # Buildings inside the community (by a point on their surface) become units 0..B-1.
@@ -503,13 +690,14 @@ def _units(
     _, uniq = np.unique(np.round(all_xy, 3), axis=0, return_index=True)
     uniq = np.sort(uniq)
     all_xy, all_unit = all_xy[uniq], all_unit[uniq]
-    seed_block = assign_points(shapely.points(all_xy), block_geoms)
+    seed_face = assign_points(shapely.points(all_xy), block_geoms)
+    seed_block = np.where(seed_face >= 0, face_block[seed_face], -1)
 
     pieces: dict[int, list[BaseGeometry]] = {}
     piece_area: dict[int, dict[int, float]] = {}
     n_units = n_b + n_p
     for j, block in enumerate(block_geoms):
-        mine = np.flatnonzero(seed_block == j)
+        mine = np.flatnonzero(seed_block == face_block[j] if ground[j] else seed_face == j)
         labels = np.unique(all_unit[mine])
         if len(labels) == 0:
             cells = [(n_units, block)]
@@ -534,7 +722,7 @@ def _units(
             geoms[u] = Polygon()
             continue
         geoms[u] = parts[0] if len(parts) == 1 else shapely.union_all(parts)
-        block_of[u] = max(piece_area[u].items(), key=lambda kv: (kv[1], -kv[0]))[0]
+        block_of[u] = face_block[max(piece_area[u].items(), key=lambda kv: (kv[1], -kv[0]))[0]]
     pop = np.bincount(hh_unit[hh_unit >= 0], minlength=n_units).astype(np.int64)
     building: list[Any] = [*b_ids.tolist(), *([None] * (n_units - n_b))]
 
@@ -679,22 +867,90 @@ def _unit_current(units: _Units, hh_current: Array, cur: gpd.GeoDataFrame | None
     return out
 
 
+@dataclass
+class _FieldData:
+    """Responsibility fields seen from the units (positions as in the fields frame)."""
+
+    unit_field: Array  # per unit: the field of most of its households (else of its area), −1
+    pair_unit: Array  # unit × field overlaps: unit, field, m²
+    pair_field: Array
+    pair_area: Array
+    area: Array  # each field's whole area (m²), inside the community or not
+    outside_m2: Array  # each field's area outside the community
+    inside: Array  # fields with area inside the community
+    hh_field: Array  # per household: its field, −1
+
+
+def _field_data(units: _Units, fld: gpd.GeoDataFrame, hh_field: Array) -> _FieldData:
+    """Each unit's field and the area each unit holds of each field.
+
+    A unit goes with the field of most of its households (households in no field count as a
+    field of their own); a unit without households with the field covering more than half of
+    its cell.
+    """
+    f_geoms = np.asarray(fld.geometry.values)
+    n, n_f = len(units.pop), len(f_geoms)
+    area = shapely.area(f_geoms)
+    u, f = shapely.STRtree(f_geoms).query(units.geoms, predicate="intersects")
+    a = shapely.area(shapely.intersection(units.geoms[u], f_geoms[f]))
+    keep = a > 0
+    u, f, a = u[keep].astype(np.int64), f[keep].astype(np.int64), a[keep]
+    inside_m2 = np.bincount(f, weights=a, minlength=n_f)
+
+    unit_field = np.full(n, -1, dtype=np.int64)
+    ok = units.hh_unit >= 0
+    if ok.any():
+        keys, votes = np.unique(
+            units.hh_unit[ok] * (n_f + 1) + hh_field[ok] + 1, return_counts=True
+        )
+        ku, kf = keys // (n_f + 1), keys % (n_f + 1) - 1
+        order = np.lexsort((kf, -votes, ku))  # per unit: most votes, then the lowest field
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = ku[order][1:] != ku[order][:-1]
+        unit_field[ku[order][first]] = kf[order][first]
+    unit_area = shapely.area(units.geoms)
+    for i in np.argsort(-a, kind="stable").tolist():
+        if units.pop[u[i]] == 0 and unit_field[u[i]] < 0 and a[i] > unit_area[u[i]] / 2:
+            unit_field[u[i]] = f[i]
+    return _FieldData(
+        unit_field=unit_field,
+        pair_unit=u,
+        pair_field=f,
+        pair_area=a,
+        area=area,
+        outside_m2=area - inside_m2,
+        inside=inside_m2 > 0,
+        hh_field=hh_field,
+    )
+
+
 def _graph(
     units: _Units,
     edges: npt.NDArray[np.int64],
     lengths: npt.NDArray[np.float64],
     unit_current: Array,
+    unit_field: Array | None = None,
 ) -> Graph:
-    """The unit adjacency as a GerryChain graph (nodes 0..n-1, populations, regions)."""
+    """The unit adjacency as a GerryChain graph (nodes 0..n-1, populations, regions).
+
+    With fields, ``field`` is the unit's field, or a region of its own (a negative number) for
+    a unit in none: two units outside every field are not "in the same field".
+    """
     from gerrychain import Graph
 
     g: nx.Graph[int] = nx.Graph()
     for u in range(len(units.pop)):
+        extra = (
+            {}
+            if unit_field is None
+            else {"field": int(unit_field[u]) if unit_field[u] >= 0 else -1 - u}
+        )
         g.add_node(
             u,
             population=int(units.pop[u]),
             current=int(unit_current[u]),
             block=int(units.block[u]),
+            **extra,
         )
     for (a, b), w in zip(edges.tolist(), lengths.tolist(), strict=True):
         g.add_edge(a, b, length=float(w))
@@ -755,8 +1011,12 @@ def _start(
     *,
     exact: bool,
     rng: random.Random,
+    surcharge: dict[str, float] | None = None,
 ) -> tuple[Array, int, str, list[str]]:
-    """The first plan: (part of each unit, K, kind of start, notes on what was not nested)."""
+    """The first plan: (part of each unit, K, kind of start, notes on what was not nested).
+
+    ``surcharge``: spanning-tree surcharges for the cuts (fields: cut between them).
+    """
     regions, counts, notes = _nested_regions(
         graph, units, unit_current, current_codes, lo, hi, k, exact=exact
     )
@@ -766,7 +1026,9 @@ def _start(
             label = 0
             for (nodes, members), k_i in zip(regions, counts, strict=True):
                 what = _region_name(members, current_codes)
-                for piece in _tree_split(graph, nodes, k_i, lo, hi, rng, what=what):
+                for piece in _tree_split(
+                    graph, nodes, k_i, lo, hi, rng, what=what, surcharge=surcharge
+                ):
                     parts[list(piece)] = label
                     label += 1
         except InfeasiblePlan as exc:
@@ -775,7 +1037,16 @@ def _start(
             kind = "nested" if all(len(m) == 1 for _, m in regions) else "partly nested"
             return parts, int(sum(counts)), kind, notes
     for label, piece in enumerate(
-        _tree_split(graph, list(range(len(units.pop))), k, lo, hi, rng, what="the community")
+        _tree_split(
+            graph,
+            list(range(len(units.pop))),
+            k,
+            lo,
+            hi,
+            rng,
+            what="the community",
+            surcharge=surcharge,
+        )
     ):
         parts[list(piece)] = label
     return parts, k, "whole-community", notes
@@ -888,6 +1159,7 @@ def _tree_split(
     rng: random.Random,
     *,
     what: str,
+    surcharge: dict[str, float] | None = None,
 ) -> list[set[int]]:
     """Split connected ``nodes`` into ``k`` connected parts of ``lo..hi`` households each.
 
@@ -916,6 +1188,7 @@ def _tree_split(
                     pop_target=mid,
                     epsilon=(high - mid) / mid + 1e-9,
                     single_district_cut=True,
+                    region_surcharge=surcharge,
                     max_attempts=_TREE_ATTEMPTS,
                     warn_attempts=_TREE_ATTEMPTS + 1,
                     rng=rng,
@@ -958,6 +1231,10 @@ class _ChainResult:
     moved_after: int
     holes_before: int
     holes_after: int
+    fields_cut_before: int | None = None
+    fields_cut_after: int | None = None
+    hh_cut_before: int | None = None
+    hh_cut_after: int | None = None
 
 
 class _BoundedReCom:
@@ -971,8 +1248,8 @@ class _BoundedReCom:
     drawn uniformly (GerryChain's ``pair_selection="cut_edges"``).
     """
 
-    def __init__(self, lo: int, hi: int) -> None:
-        self.lo, self.hi = lo, hi
+    def __init__(self, lo: int, hi: int, surcharge: dict[str, float]) -> None:
+        self.lo, self.hi, self.surcharge = lo, hi, surcharge
 
     def __call__(self, partition: Partition, *, rng: random.Random) -> Partition:
         from gerrychain.tree import ReselectException, bipartition_tree
@@ -998,7 +1275,7 @@ class _BoundedReCom:
                     pop_col="population",
                     pop_target=mid,
                     epsilon=(high - mid) / mid + 1e-9,
-                    region_surcharge=SURCHARGE,
+                    region_surcharge=self.surcharge,
                     max_attempts=_RECOM_TREES,
                     allow_pair_reselection=True,
                     rng=rng,
@@ -1024,6 +1301,8 @@ def _improve(
     hi: int,
     steps: int,
     rng: random.Random,
+    surcharge: dict[str, float],
+    fields: _FieldData | None = None,
 ) -> _ChainResult:
     """Short bursts of bounded ReCom minimising the score (see :func:`_Score`)."""
     from gerrychain import Partition
@@ -1067,6 +1346,14 @@ def _improve(
     )
     scorer.area[to_internal] = unit_area
     scorer.rim[to_internal] = unit_rim
+    if fields is not None:
+        in_field = (hh_unit >= 0) & (fields.hh_field >= 0)
+        scorer.f_unit = to_internal[fields.pair_unit]
+        scorer.f_field = fields.pair_field
+        scorer.f_area = fields.pair_area
+        scorer.f_whole = np.where(fields.inside, fields.area, 0.0)
+        scorer.hh_f_internal = to_internal[hh_unit[in_field]]
+        scorer.hh_f = fields.hh_field[in_field]
     partition.updaters["holes"] = scorer.holes
     partition.updaters["score"] = scorer.score
 
@@ -1076,11 +1363,12 @@ def _improve(
     length_before, moved_before = scorer.boundary(partition), scorer.moved(partition)
     holes_before = len(partition["holes"])
     cut_before = len(partition["cut_edges"])
+    fields_before = scorer.fields_cut(partition)
     accepted = improvements = 0
     best = partition
     if steps > 0:
         optimizer = SingleMetricOptimizer(
-            _BoundedReCom(lo, hi),
+            _BoundedReCom(lo, hi, surcharge),
             [contiguous, Bounds(lambda p: p["population"].values(), (lo, hi))],
             partition,
             score,
@@ -1100,6 +1388,7 @@ def _improve(
                 best_score = s
         best = optimizer.best_part or partition
     vec = np.asarray(best.assignment_vector, dtype=np.int64)
+    fields_after = scorer.fields_cut(best)
     return _ChainResult(
         parts=vec[to_internal],
         steps=math.ceil(steps / BURST_LENGTH) * BURST_LENGTH,
@@ -1113,12 +1402,21 @@ def _improve(
         moved_after=scorer.moved(best),
         holes_before=holes_before,
         holes_after=len(best["holes"]),
+        fields_cut_before=None if fields is None else fields_before[0],
+        fields_cut_after=None if fields is None else fields_after[0],
+        hh_cut_before=None if fields is None else fields_before[1],
+        hh_cut_after=None if fields is None else fields_after[1],
     )
+
+
+def _no_ints() -> Array:
+    return np.empty(0, dtype=np.int64)
 
 
 @dataclass
 class _Score:
-    """The chain's score: ``Σ 1/PP + KEEP_WEIGHT × moved + HOLE_PENALTY × holes`` (lower wins).
+    """The chain's score: ``Σ 1/PP + KEEP_WEIGHT × moved + HOLE_PENALTY × holes`` (lower wins),
+    plus ``FIELD_WEIGHT × households cut off + FIELD_CUT_PENALTY × fields cut`` with fields.
 
     * Σ 1/PP: perimeter² / (4π·area) summed over the grids, from the units' areas, their
       share of the community's edge and the lengths of the cut edges. The total length of the
@@ -1127,7 +1425,12 @@ class _Score:
       land; the Polsby–Popper score keeps territories whole and square;
     * moved: households whose new grid does not derive from their current grid;
     * holes: grids that surround another grid (a doughnut). Grids within grids are hard to
-      walk and to explain.
+      walk and to explain;
+    * fields cut and households cut off, by the impact diff's rule (:func:`.diff.diff_plans`,
+      which is what activation does): a field keeps its largest piece (by area) and is cut
+      when more than :data:`.diff.CUT_SHARE` of its area (and over 1 m²) lies outside it; its
+      households outside that piece's grid are cut off. Cells end at field outlines, so the
+      areas summed over units are the areas of the grids' polygons.
 
     Node ids are GerryChain's internal ones.
     """
@@ -1140,6 +1443,14 @@ class _Score:
     adjacency: csr_array
     area: Array
     rim: Array
+    #: Fields: (internal unit, field, m²) overlaps, each field's whole area (0 for one outside
+    #: the community), and the internal unit and field of each household in a field.
+    f_unit: Array = field(default_factory=_no_ints)
+    f_field: Array = field(default_factory=_no_ints)
+    f_area: Array = field(default_factory=lambda: np.empty(0))
+    f_whole: Array = field(default_factory=lambda: np.empty(0))
+    hh_f_internal: Array = field(default_factory=_no_ints)
+    hh_f: Array = field(default_factory=_no_ints)
 
     def boundary(self, p: Partition) -> float:
         return float(sum(self.edge_len[e] for e in p["cut_edges"]))
@@ -1180,8 +1491,27 @@ class _Score:
             perim[vec[e[1]]] += w
         return float(np.sum(perim**2 / (4 * math.pi * area)))
 
+    def fields_cut(self, p: Partition) -> tuple[int, int]:
+        """(fields cut, households cut off from their field)."""
+        n_f = len(self.f_whole)
+        if not n_f:
+            return 0, 0
+        vec = np.asarray(p.assignment_vector, dtype=np.int64)
+        pieces = np.bincount(
+            vec[self.f_unit] * n_f + self.f_field, weights=self.f_area, minlength=self.k * n_f
+        ).reshape(self.k, n_f)
+        keep = pieces.argmax(axis=0)
+        off = self.f_whole - pieces.max(axis=0)
+        cut = (off > _CUT_M2) & (off > CUT_SHARE * self.f_whole)
+        lost = cut[self.hh_f] & (vec[self.hh_f_internal] != keep[self.hh_f])
+        return int(cut.sum()), int(lost.sum())
+
     def score(self, p: Partition) -> float:
-        return self.inverse_pp(p) + KEEP_WEIGHT * self.moved(p) + HOLE_PENALTY * len(p["holes"])
+        s = self.inverse_pp(p) + KEEP_WEIGHT * self.moved(p) + HOLE_PENALTY * len(p["holes"])
+        if len(self.f_whole):
+            n_cut, lost = self.fields_cut(p)
+            s += FIELD_WEIGHT * lost + FIELD_CUT_PENALTY * n_cut
+        return s
 
 
 # ------------------------------------------------------------------------------------------
@@ -1220,8 +1550,34 @@ def _grid_polygons(
             if other != g and shapely.intersects(grid_arr[other], b):
                 grid_arr[other] = shapely.difference(grid_arr[other], b, grid_size=_GRID_M)
         grid_arr[g] = shapely.union(grid_arr[g], b, grid_size=_GRID_M)
-    grid_arr = _one_piece(grid_arr)
+    grid_arr = _fill_specks(_one_piece(grid_arr))
     return gpd.GeoDataFrame(geometry=list(grid_arr), crs=bld.crs)
+
+
+def _fill_specks(grids: Array) -> Array:
+    """Grids without specks of gap: holes under 1 m² that no other grid fills.
+
+    Cells clipped to neighbouring faces meet along edges whose vertices differ; where their
+    union leaves a hair-thin gap, its outline would count in the grid's perimeter.
+    """
+    tree = shapely.STRtree(grids)
+    for g in range(len(grids)):
+        geom = grids[g]
+        if not isinstance(geom, Polygon) or not geom.interiors:
+            continue
+        rings = []
+        for ring in geom.interiors:
+            hole = Polygon(ring)
+            others = [o for o in tree.query(hole, predicate="intersects").tolist() if o != g]
+            filled = (
+                bool(others)
+                and float(shapely.area(shapely.intersection(grids[others], hole)).sum()) > 0
+            )
+            if hole.area >= 1.0 or filled:
+                rings.append(ring)
+        if len(rings) < len(geom.interiors):
+            grids[g] = Polygon(geom.exterior, rings)
+    return grids
 
 
 def _one_piece(grids: Array) -> Array:
@@ -1305,6 +1661,30 @@ def _final_checks(
             details={"constraint": "final_check", "problems": problems},
         )
     return out
+
+
+def _field_cuts(
+    fld: gpd.GeoDataFrame, grids: Array, hh_field: Array, hh_grid: Array
+) -> tuple[int, int, list[int]]:
+    """(fields cut, households cut off, positions of the cut fields) on the drawn grids.
+
+    The impact diff's rule (:func:`.diff.diff_plans`): a field keeps its largest piece; it is
+    cut when more than :data:`.diff.CUT_SHARE` of its area, and over 1 m², lies outside that
+    piece; its households whose grid is not that piece's are cut off.
+    """
+    f_geoms = np.asarray(fld.geometry.values)
+    area = shapely.area(f_geoms)
+    fi, gj = shapely.STRtree(grids).query(f_geoms, predicate="intersects")
+    pieces = np.zeros((len(f_geoms), len(grids)))
+    np.add.at(pieces, (fi, gj), shapely.area(shapely.intersection(f_geoms[fi], grids[gj])))
+    keep = pieces.argmax(axis=1)
+    largest = pieces.max(axis=1)
+    off = np.where(largest > 0, area - largest, 0.0)
+    cut = (off > _CUT_M2) & (off > CUT_SHARE * area)
+    has = hh_field >= 0
+    f_of = np.where(has, hh_field, 0)
+    lost = has & cut[f_of] & (hh_grid != keep[f_of])
+    return int(cut.sum()), int(lost.sum()), np.flatnonzero(cut).tolist()
 
 
 def _kept(new_of_hh: Array, hh_current: Array, k: int, n_cur: int) -> int:

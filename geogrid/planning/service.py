@@ -55,6 +55,7 @@ def propose_in_db(
         community_name=f.community_name,
         streets=streets,
         current=f.active if len(f.active) else None,
+        fields=f.fields if len(f.fields) else None,
         target=target,
         grids=grids,
         seed=seed,
