@@ -28,10 +28,11 @@ case "$which" in
         python -m benchmarks.assignment
         python -m benchmarks.lookup
         python -m benchmarks.maps
+        python -m benchmarks.planning
         ;;
-    assignment | lookup | maps) python -m "benchmarks.$which" "$@" ;;
+    assignment | lookup | maps | planning) python -m "benchmarks.$which" "$@" ;;
     *)
-        echo "usage: bash scripts/bench.sh [all|assignment|lookup|maps] [ARGS…]" >&2
+        echo "usage: bash scripts/bench.sh [all|assignment|lookup|maps|planning] [ARGS…]" >&2
         exit 2
         ;;
 esac
