@@ -164,3 +164,13 @@ def test_running_lookup_follows_an_activation(
     while grid() != f"{C}001":
         assert time.monotonic() - start < 5, "the lookup did not follow the activation in 5 s"
         time.sleep(0.2)
+
+
+def test_propose_through_the_api_names_an_infeasible_range(
+    client: TestClient, keys: dict[str, dict[str, str]]
+) -> None:
+    r = client.post("/v1/plans/propose?households_per_grid=5:6", headers=keys["planner"])
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["code"] == "infeasible_plan" and "5" in error["message"]
+    assert client.post("/v1/plans/propose", headers=keys["official"]).status_code == 403

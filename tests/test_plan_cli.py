@@ -146,3 +146,27 @@ def test_bad_plans_are_refused_with_precise_reasons(
     assert r.exit_code == 1
     with engine.connect() as conn:
         assert len(q.plans(conn, community_id=cid)) == plans_before
+
+
+def test_infeasible_redraws_say_why_and_the_plan_map_is_written(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """On the small requests community (three households): no whole number of grids of 5–6
+    households holds 3; the plan map of a stored plan is one standalone page."""
+    from tests.requests_factories import build_world
+
+    build_world(engine)
+    out = tmp_path / "never.geojson"
+    r = _run(db_url, "propose", "--out", str(out), "--households-per-grid", "5:6")
+    assert r.exit_code == 1 and not out.exists()
+    assert "5" in r.output and "6" in r.output and "grids" in r.output
+    both = _run(
+        db_url, "propose", "--out", str(out), "--households-per-grid", "1:2", "--grids", "2"
+    )
+    assert both.exit_code == 1 and "not both" in both.output
+
+    page = tmp_path / "plan.html"
+    drawn = _run(db_url, "map", "active", "--out", str(page))
+    assert drawn.exit_code == 0, drawn.output
+    html = page.read_text(encoding="utf-8")
+    assert "geogrid-draft" in html and "<script" in html and "unpkg.com" not in html
