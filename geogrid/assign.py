@@ -178,6 +178,13 @@ def _assign_requests(
             )
         ).all()
     )
+    code_of = dict(
+        conn.execute(
+            select(m.Grid.id, m.Grid.code)
+            .join(m.BoundaryPlan, m.BoundaryPlan.id == m.Grid.plan_id)
+            .where(m.BoundaryPlan.community_id == community_id)
+        ).all()
+    )
     stmt = select(r.id, r.grid_id, r.member_id).where(r.community_id == community_id)
     if not all_requests:
         stmt = stmt.where(r.status.in_(m.OPEN_STATUSES))
@@ -197,7 +204,10 @@ def _assign_requests(
         else:
             # A vacancy or no field here: the grid's lead member answers.
             rule, member_id = "grid_lead", leads.get(grid_id)
-        if old_grid is not None and (old_grid != grid_id or old_member != member_id):
+        # Compared by grid code: under a newly activated plan every grid id is new.
+        if old_grid is not None and (
+            code_of.get(old_grid) != code_of.get(grid_id) or old_member != member_id
+        ):
             rerouted += 1
         updates.append(
             {

@@ -196,6 +196,8 @@ def test_activate_reassigns_clips_remaps_and_rollback_restores(
             == world.plan_id
         )
     assert _grid_code(engine, m.Request, quiet_rid) == f"{C}001"
+    # Counted by code and member: only the request in the strip is re-routed.
+    assert report.assignment["requests_rerouted"] == 1 == report.counts["requests_rerouted"]
     # F2 (all of old 002) is cut: it keeps the 80 % left in 002, is flagged, and names the
     # household cut off (address T-STRIP is the one in the strip).
     (clip,) = report.fields_clipped
