@@ -123,17 +123,11 @@ def _assign_fields(conn: Connection, *, community_id: int, plan_id: int) -> int:
     idx = assign_points(fields.representative_point(), grids, key=grids["code"].to_numpy())
     new_ids = [int(grids["id"].iloc[i]) if i >= 0 else None for i in idx]
     changes = [
-        {"fid": int(fid), "gid": gid}
+        (int(fid), gid)
         for fid, old, gid in zip(fields["id"], fields["grid_id"], new_ids, strict=True)
         if (None if old is None or (isinstance(old, float) and np.isnan(old)) else int(old)) != gid
     ]
-    if changes:
-        conn.execute(
-            update(m.table(m.ResponsibilityField))
-            .where(m.table(m.ResponsibilityField).c.id == bindparam("fid"))
-            .values(grid_id=bindparam("gid")),
-            changes,
-        )
+    q.update_ids(conn, m.ResponsibilityField, "grid_id", changes)
     return len(changes)
 
 

@@ -16,7 +16,7 @@ import shapely
 from geoalchemy2 import functions as gfunc
 from geoalchemy2.shape import from_shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Connection, Select, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, delete, func, insert, select, text, update
 
 from geogrid.db import models as m
 from geogrid.errors import Conflict, NotFound
@@ -620,9 +620,7 @@ def update_field(
 
 def set_grid_leads(conn: Connection, *, leads: dict[int, int]) -> None:
     """``{grid_id: member_id}``."""
-    g = m.Grid
-    for grid_id, member_id in leads.items():
-        conn.execute(update(g).where(g.id == grid_id).values(lead_member_id=member_id))
+    update_ids(conn, m.Grid, "lead_member_id", list(leads.items()))
 
 
 def insert_branch_grids(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
@@ -649,3 +647,40 @@ def delete_plan(conn: Connection, *, plan_id: int) -> None:
     """Delete a plan and its grids (drafts only: callers check)."""
     conn.execute(delete(m.Grid).where(m.Grid.plan_id == plan_id))
     conn.execute(delete(m.BoundaryPlan).where(m.BoundaryPlan.id == plan_id))
+
+
+def update_ids(
+    conn: Connection,
+    model: Any,
+    column: str,
+    values: Sequence[tuple[int, int | None]],
+    *,
+    chunk: int = 5000,
+) -> int:
+    """Set integer ``column`` of ``model``'s rows: ``[(id, value), …]``; returns the count.
+
+    One ``UPDATE … FROM (VALUES …)`` per chunk rather than one statement per row: each
+    statement fires the tables' data-version trigger, and 30,000 one-row updates in one
+    PostgreSQL transaction grew from 40 to 180 µs each as the counter row's versions piled up
+    (benchmarks/README.md, planning). ``column1``/``column2`` are the names both PostgreSQL
+    and SQLite give the columns of a ``VALUES`` list; SQLite caps a statement's parameters
+    (32,766), hence the chunks.
+    """
+    table = m.table(model).name
+    n = 0
+    for start in range(0, len(values), chunk):
+        part = values[start : start + chunk]
+        params: dict[str, Any] = {}
+        rows = []
+        for k, (key, value) in enumerate(part):
+            params[f"k{k}"], params[f"v{k}"] = int(key), None if value is None else int(value)
+            rows.append(f"(CAST(:k{k} AS INTEGER), CAST(:v{k} AS INTEGER))")
+        result = conn.execute(
+            text(
+                f"UPDATE {table} SET {column} = v.column2 FROM (VALUES {', '.join(rows)}) AS v "
+                f"WHERE {table}.id = v.column1"
+            ),
+            params,
+        )
+        n += int(result.rowcount or 0)
+    return n
