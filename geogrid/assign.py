@@ -199,9 +199,8 @@ def _assign_requests(
             # A vacancy or no field here: the grid's lead member answers.
             rule, member_id = "grid_lead", leads.get(grid_id)
         # Compared by grid code: under a newly activated plan every grid id is new.
-        if old_grid is not None and (
-            code_of.get(old_grid) != code_of.get(grid_id) or old_member != member_id
-        ):
+        new_code = code_of.get(grid_id) if grid_id is not None else None
+        if old_grid is not None and (code_of.get(old_grid) != new_code or old_member != member_id):
             rerouted += 1
         updates.append(
             {
