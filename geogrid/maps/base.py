@@ -22,7 +22,6 @@ import folium
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import shapely
 from branca.element import Element, Figure, MacroElement
 from folium.elements import JSCSSMixin
@@ -35,6 +34,7 @@ from geogrid.errors import ConfigurationError
 from geogrid.maps import assets as a
 from geogrid.maps.labels import Lang
 from geogrid.maps.tiles import TileSource
+from geogrid.values import plain
 
 __all__ = [
     "LabelLayer",
@@ -294,7 +294,7 @@ def geojson_data(gdf: gpd.GeoDataFrame, properties: Sequence[str]) -> dict[str, 
     geoms = shapely.to_geojson(np.asarray(gdf.geometry.values))
     records = gdf[list(properties)].to_dict("records")
     for i, (geom, props) in enumerate(zip(geoms, records, strict=True)):
-        clean = {k: _plain(v) for k, v in props.items()}
+        clean = {k: plain(v) for k, v in props.items()}
         features.append(
             {"type": "Feature", "id": i, "properties": clean, "geometry": json.loads(geom)}
         )
@@ -303,23 +303,8 @@ def geojson_data(gdf: gpd.GeoDataFrame, properties: Sequence[str]) -> dict[str, 
 
 def text(value: Any, default: str = "–") -> str:
     """A value for a label: missing (None, NaN, "") → ``default``."""
-    value = _plain(value)
+    value = plain(value)
     return default if value is None or value == "" else str(value)
-
-
-def _plain(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return value
 
 
 def simplify_tolerance(bounds: Sequence[float]) -> float:

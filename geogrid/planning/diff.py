@@ -24,6 +24,7 @@ import shapely
 
 from geogrid.planning.common import local_crs, to_local
 from geogrid.spatial import assign_points
+from geogrid.values import plain
 
 __all__ = ["FieldCut", "PlanDiff", "diff_plans", "grid_overlaps"]
 
@@ -127,23 +128,7 @@ def _codes(frame: gpd.GeoDataFrame) -> npt.NDArray[np.object_]:
 def _column(frame: pd.DataFrame | None, name: str, n: int) -> list[Any]:
     if frame is None or name not in frame.columns:
         return [None] * n
-    return [_plain(v) for v in frame[name].tolist()]
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars and NaN/NA → plain Python (JSON-ready)."""
-    if value is None:
-        return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    return value
+    return [plain(v) for v in frame[name].tolist()]
 
 
 def _assign(points: Any, grids: gpd.GeoDataFrame) -> npt.NDArray[np.object_]:
@@ -282,7 +267,7 @@ def diff_plans(
             branches["branch_id"], branches["branch_name"], branches["code"], strict=True
         ):
             branch_of_grid[str(code)].append(int(bid))
-            branch_names[int(bid)] = _plain(bname)
+            branch_names[int(bid)] = plain(bname)
     out.branches = {
         code: sorted(branch_of_grid.get(parent, [])) if parent else []
         for code, parent in out.parents.items()

@@ -13,23 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import pandas as pd
 import shapely
 
+from geogrid.values import plain
+
 __all__ = ["write_plan_geojson"]
-
-
-def _plain(value: Any) -> Any:
-    if value is None:
-        return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    if hasattr(value, "item"):
-        return value.item()
-    return value
 
 
 def write_plan_geojson(
@@ -48,7 +36,7 @@ def write_plan_geojson(
         # Coordinates at full precision: rounding them would make thin parts of a grid
         # invalid, and a written plan must read back exactly as validated.
         geom = row.geometry
-        props = {c: _plain(row[c]) for c in columns if c in frame.columns}
+        props = {c: plain(row[c]) for c in columns if c in frame.columns}
         features.append(
             {"type": "Feature", "properties": props, "geometry": shapely.geometry.mapping(geom)}
         )

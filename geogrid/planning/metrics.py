@@ -51,6 +51,7 @@ import shapely
 from geogrid.errors import InvalidInput
 from geogrid.planning.common import DEFAULT_TARGET, local_crs, parse_target, to_local
 from geogrid.spatial import assign_points
+from geogrid.values import plain
 
 __all__ = ["GRID_COLUMNS", "PlanMetrics", "measure_plan"]
 
@@ -90,12 +91,12 @@ class PlanMetrics:
     def to_dict(self) -> dict[str, Any]:
         """``{"target": [lo, hi], "plan": {...}, "grids": [records]}``, JSON-ready."""
         records = [
-            {column: _plain(value) for column, value in zip(self.grids.columns, row, strict=True)}
+            {column: plain(value) for column, value in zip(self.grids.columns, row, strict=True)}
             for row in self.grids.itertuples(index=False, name=None)
         ]
         return {
             "target": [int(self.target[0]), int(self.target[1])],
-            "plan": {key: _plain(value) for key, value in self.plan.items()},
+            "plan": {key: plain(value) for key, value in self.plan.items()},
             "grids": records,
         }
 
@@ -119,7 +120,7 @@ def measure_plan(
     if "code" not in grids.columns:
         raise InvalidInput("grids need a 'code' column", field="grids")
     n = len(grids)
-    codes = ["" if _plain(c) is None else str(c) for c in grids["code"].tolist()]
+    codes = ["" if plain(c) is None else str(c) for c in grids["code"].tolist()]
     names = grids["name"].tolist() if "name" in grids.columns else [None] * n
 
     # Households and residents.
@@ -210,7 +211,7 @@ def measure_plan(
     plan: dict[str, Any] = {
         "grids": n,
         "households": homes_in,
-        "residents": _plain(residents.sum()),
+        "residents": plain(residents.sum()),
         "members": all_members,
         "households_outside": int((~inside).sum()),
         "mean_households": _stat(homes, np.mean),
@@ -260,7 +261,7 @@ def _pairs(grid: IntArray, member_ids: list[Any]) -> list[tuple[int, Any]]:
     """(grid row, member id) for every row in a grid with a member."""
     out = []
     for g, member in zip(grid.tolist(), member_ids, strict=True):
-        member = _plain(member)
+        member = plain(member)
         if g >= 0 and member is not None:
             out.append((g, member))
     return out
@@ -271,14 +272,3 @@ def _stat(values: npt.NDArray[Any], how: Any) -> float | None:
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
     return float(how(finite)) if len(finite) else None
-
-
-def _plain(value: Any) -> Any:
-    """A plain Python value for JSON: numpy scalars unwrapped, NaN and NA as None."""
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
