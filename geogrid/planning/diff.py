@@ -204,28 +204,27 @@ def diff_plans(
     count_after = pd.Series(hh_after).value_counts().to_dict() if len(hh_after) else {}
     a_names, d_names = _column(active, "name", len(active)), _column(draft, "name", len(draft))
 
-    for code in d_codes:
-        if code not in a_pos:
-            j = d_pos[code]
-            out.grids_added.append(
-                {
-                    "code": code,
-                    "name": d_names[j],
-                    "area_m2": round(float(d_local[j].area), 1),
-                    "households": int(count_after.get(code, 0)),
-                }
-            )
-    for code in a_codes:
-        if code not in d_pos:
-            i = a_pos[code]
-            out.grids_removed.append(
-                {
-                    "code": code,
-                    "name": a_names[i],
-                    "area_m2": round(float(a_local[i].area), 1),
-                    "households": int(count_before.get(code, 0)),
-                }
-            )
+    def only_in(
+        codes: npt.NDArray[np.object_],
+        other: dict[Any, int],
+        names: list[Any],
+        local: npt.NDArray[np.object_],
+        counts: dict[Any, int],
+    ) -> list[dict[str, Any]]:
+        """Grids of one plan whose code the other plan lacks."""
+        return [
+            {
+                "code": code,
+                "name": names[k],
+                "area_m2": round(float(local[k].area), 1),
+                "households": int(counts.get(code, 0)),
+            }
+            for k, code in enumerate(codes)
+            if code not in other
+        ]
+
+    out.grids_added = only_in(d_codes, a_pos, d_names, d_local, count_after)
+    out.grids_removed = only_in(a_codes, d_pos, a_names, a_local, count_before)
     common = [c for c in d_codes if c in a_pos]
     if common:
         ia = np.array([a_pos[c] for c in common])
