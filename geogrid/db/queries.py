@@ -602,20 +602,39 @@ def field_revisions(conn: Connection, *, event_id: int) -> Sequence[Any]:
     ).all()
 
 
-def update_field(
+def update_fields(
     conn: Connection,
+    rows: Sequence[tuple[int, BaseGeometry, bool, str | None]],
     *,
-    field_id: int,
-    geom: BaseGeometry,
-    needs_review: bool,
-    review_note: str | None,
-) -> None:
-    f = m.ResponsibilityField
-    conn.execute(
-        update(f)
-        .where(f.id == field_id)
-        .values(geom=geom_value(geom), needs_review=needs_review, review_note=review_note)
-    )
+    chunk: int = 2000,
+) -> int:
+    """Set fields' geometry and review flags: ``[(id, geom, needs_review, review_note), …]``.
+
+    Set-based like :func:`update_ids` (one statement per chunk, not per field: each statement
+    fires the version trigger). ``ST_GeomFromWKB`` has this name in PostGIS and SpatiaLite.
+    """
+    table = m.table(m.ResponsibilityField).name
+    n = 0
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        params: dict[str, Any] = {}
+        values = []
+        for k, (fid, geom, review, note) in enumerate(part):
+            params |= {f"i{k}": int(fid), f"g{k}": shapely.to_wkb(geom), f"r{k}": bool(review)}
+            params[f"n{k}"] = note
+            values.append(
+                f"(CAST(:i{k} AS INTEGER), :g{k}, CAST(:r{k} AS BOOLEAN), CAST(:n{k} AS TEXT))"
+            )
+        result = conn.execute(
+            text(
+                f"UPDATE {table} SET geom = ST_GeomFromWKB(v.column2, {m.SRID}), "
+                "needs_review = v.column3, review_note = v.column4 "
+                f"FROM (VALUES {', '.join(values)}) AS v WHERE {table}.id = v.column1"
+            ),
+            params,
+        )
+        n += int(result.rowcount or 0)
+    return n
 
 
 def set_grid_leads(conn: Connection, *, leads: dict[int, int]) -> None:

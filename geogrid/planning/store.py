@@ -408,15 +408,20 @@ def rollback_plan(
     previous = q.plan_row(conn, plan_id=event.previous_plan_id)
     restored = 0
     if event.action == m.PlanAction.ACTIVATE.value:
-        for r in q.field_revisions(conn, event_id=event.id):
-            q.update_field(
-                conn,
-                field_id=r.field_id,
-                geom=shapely.from_wkb(bytes(r.geom_wkb)),
-                needs_review=bool(r.needs_review),
-                review_note=r.review_note,
-            )
-            restored += 1
+        revisions = q.field_revisions(conn, event_id=event.id)
+        q.update_fields(
+            conn,
+            [
+                (
+                    r.field_id,
+                    shapely.from_wkb(bytes(r.geom_wkb)),
+                    bool(r.needs_review),
+                    r.review_note,
+                )
+                for r in revisions
+            ],
+        )
+        restored = len(revisions)
     report = _activate(
         conn,
         community_id=community_id,
@@ -478,6 +483,7 @@ def _activate(
         conn, event_id=event_id, field_ids=[int(c.field_id) for c in diff.fields_cut]
     )
     field_geom = dict(zip(frames.fields["id"].astype(int), frames.fields.geometry, strict=True))
+    clips: list[tuple[int, BaseGeometry, bool, str | None]] = []
     for cut in diff.fields_cut:
         keep = grid_geom.get(str(cut.grid_code))
         old = field_geom[int(cut.field_id)]
@@ -496,10 +502,9 @@ def _activate(
                 else ""
             )
         )
-        q.update_field(
-            conn, field_id=int(cut.field_id), geom=clipped, needs_review=True, review_note=note
-        )
+        clips.append((int(cut.field_id), clipped, True, note))
         report.fields_clipped.append({**asdict(cut), "review_note": note})
+    q.update_fields(conn, clips)
 
     # Grid leads and branches follow each new grid's parent (largest overlap).
     ids = dict(zip(draft["code"].astype(str), draft["id"].astype(int), strict=True))
