@@ -135,6 +135,10 @@ def test_load_diff_activate_conflict_rollback_export_and_map(
     ]
     json.dumps(doc)
 
+    assert client.delete(f"/v1/plans/{a}", headers=planner).status_code == 409  # active
+    assert client.delete(f"/v1/plans/{b}", headers=keys["official"]).status_code == 403
+    assert client.delete(f"/v1/plans/{b}", headers=planner).json() == {"deleted": b, "version": 3}
+    assert client.get(f"/v1/plans/{b}/diff", headers=planner).status_code == 404
     back = client.post("/v1/plans/rollback", headers=planner)
     assert back.status_code == 200 and back.json()["plan_id"] == world.plan_id
     assert back.json()["fields_restored"] == 1

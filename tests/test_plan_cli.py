@@ -170,3 +170,24 @@ def test_infeasible_redraws_say_why_and_the_plan_map_is_written(
     assert drawn.exit_code == 0, drawn.output
     html = page.read_text(encoding="utf-8")
     assert "geogrid-draft" in html and "<script" in html and "unpkg.com" not in html
+
+
+def test_delete_a_draft_is_a_dry_run_without_commit(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    from tests.requests_factories import build_world
+
+    world = build_world(engine)
+    exported = tmp_path / "copy.geojson"
+    assert _run(db_url, "export", "active", "--out", str(exported)).exit_code == 0
+    loaded = _run(db_url, "load", str(exported), "--commit")
+    draft = int(loaded.stdout.strip().splitlines()[-1])
+    dry = _run(db_url, "delete", str(draft))
+    assert dry.exit_code == 0 and "would delete" in dry.stdout
+    with engine.connect() as conn:
+        assert len(q.plans(conn, community_id=world.community_id)) == 2
+    assert _run(db_url, "delete", str(draft), "--commit").exit_code == 0
+    refused = _run(db_url, "delete", str(world.plan_id), "--commit")
+    assert refused.exit_code == 1 and "only drafts" in refused.output
+    with engine.connect() as conn:
+        assert [p.id for p in q.plans(conn, community_id=world.community_id)] == [world.plan_id]

@@ -343,3 +343,15 @@ def test_two_planners_at_the_same_moment(engine: Engine, world: World, tmp_path:
     status = _status(engine)
     assert status[first][0] == "active" and status[second][0] == "draft"
     assert status[world.plan_id][0] == "retired"
+
+
+def test_only_drafts_are_deleted(engine: Engine, world: World, tmp_path: Path) -> None:
+    draft = _load(engine, world, _file(tmp_path, _shifted()))
+    with pytest.raises(Conflict, match="only drafts"), engine.begin() as conn:
+        store.delete_draft(conn, community_id=world.community_id, plan_id=world.plan_id)
+    with engine.begin() as conn:
+        store.delete_draft(conn, community_id=world.community_id, plan_id=draft)
+    with engine.connect() as conn:
+        assert [p.id for p in q.plans(conn, community_id=world.community_id)] == [world.plan_id]
+        assert len(q.grids_frame(conn, plan_id=draft)) == 0
+        assert len(q.grids_frame(conn, plan_id=world.plan_id)) == 4

@@ -212,6 +212,20 @@ def activate(
     return report.to_dict()
 
 
+@router.delete("/v1/plans/{plan}", summary="Delete a draft", responses=_ERRORS)
+def delete(
+    plan: str, engine: EngineDep, actor: ActorDep, community: Community = None
+) -> dict[str, Any]:
+    """Drafts only: 409 for an active or retired plan (history is kept)."""
+    actor.require(*_WRITE, what="deleting drafts")
+    with engine.begin() as conn:
+        row = _community(conn, actor, community, what="deleting drafts")
+        ref = _stored(conn, row.id, plan)
+        assert ref.plan_id is not None
+        gone = store.delete_draft(conn, community_id=row.id, plan_id=ref.plan_id)
+    return {"deleted": ref.plan_id, "version": gone.version}
+
+
 @router.post("/v1/plans/rollback", summary="Re-activate the previous plan", responses=_ERRORS)
 def rollback(engine: EngineDep, actor: ActorDep, community: Community = None) -> dict[str, Any]:
     actor.require(*_WRITE, what="rolling back plans")

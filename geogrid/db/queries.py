@@ -663,7 +663,7 @@ def set_plan_status(
 
 
 def delete_plan(conn: Connection, *, plan_id: int) -> None:
-    """Delete a plan and its grids (drafts only: callers check)."""
+    """Delete a plan and its grids (drafts only: ``planning.store.delete_draft`` checks)."""
     conn.execute(delete(m.Grid).where(m.Grid.plan_id == plan_id))
     conn.execute(delete(m.BoundaryPlan).where(m.BoundaryPlan.id == plan_id))
 

@@ -30,7 +30,7 @@ from geogrid.clikit import (
 from geogrid.errors import InvalidInput
 
 plan_app = typer.Typer(
-    help="Boundary plans: validate, measure, diff, load, activate, roll back, propose.",
+    help="Boundary plans: validate, measure, diff, load, activate, roll back, propose, delete.",
     no_args_is_help=True,
 )
 
@@ -450,6 +450,26 @@ def _print_activation(data: dict[str, Any], as_json: bool) -> None:
             + (" …" if len(data["grids_without_lead"]) > 10 else ""),
             highlight=False,
         )
+
+
+@plan_app.command("delete")
+def delete(
+    draft: Annotated[int, typer.Argument(help="Id of the draft to delete.")],
+    community: CommunityOpt = None,
+    commit: CommitOpt = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Delete an abandoned draft and its grids (active and retired plans are kept)."""
+    from geogrid.planning.store import delete_draft
+
+    with errors():
+        engine = open_engine(database)
+        with transaction(engine, commit=commit) as conn:
+            row = _community(conn, community)
+            plan = delete_draft(conn, community_id=row.id, plan_id=draft)
+        verb = "deleted" if commit else "would delete"
+        out.print(f"{verb} draft v{plan.version} (id {draft}, {plan.name})", highlight=False)
+        dry_run_note(commit)
 
 
 # --- propose, export, map -------------------------------------------------------------------

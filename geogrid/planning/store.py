@@ -309,6 +309,24 @@ def invalid_plan_error(report: ValidationReport, *, what: str) -> InvalidPlan:
     )
 
 
+def delete_draft(conn: Connection, *, community_id: int, plan_id: int) -> Any:
+    """Delete a draft and its grids (a planner's abandoned draft); returns its row.
+
+    Active and retired plans are history and are never deleted (:class:`Conflict`).
+    """
+    plan = q.plan_row(conn, plan_id=plan_id)
+    if plan.community_id != community_id:
+        raise NotFound(f"boundary plan {plan_id} belongs to another community", field="plan")
+    if plan.status != m.PlanStatus.DRAFT.value:
+        raise Conflict(
+            f"plan v{plan.version} (id {plan_id}) is {plan.status}: only drafts are deleted "
+            "(active and retired plans are the community's history)",
+            field="plan",
+        )
+    q.delete_plan(conn, plan_id=plan_id)
+    return plan
+
+
 # --- activate and roll back ------------------------------------------------------------------
 
 
