@@ -127,6 +127,14 @@ def test_load_diff_activate_conflict_rollback_export_and_map(
     with engine.connect() as conn:
         assert q.active_plan(conn, community_id=world.community_id).id == a
 
+    todo = client.get("/v1/plans/review", headers=keys["official"]).json()
+    assert len(todo["fields"]) == 1 and todo["plan"]["id"] == a
+    assert client.get("/v1/plans/review", headers=keys["public"]).status_code == 403
+    bad = client.post("/v1/plans/review", json={"fields": "all"}, headers=planner)
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "fields"
+    done = client.post("/v1/plans/review", json={"all": True}, headers=keys["official"]).json()
+    assert done["cleared"]["fields"] == 1 and done["fields"] == []
+
     exported = client.get("/v1/plans/active/geojson", headers=keys["official"])
     assert exported.headers["content-type"].startswith("application/geo+json")
     doc = exported.json()

@@ -109,6 +109,13 @@ def test_from_the_current_plan_to_an_adopted_redraw_and_back(
     assert after["plan"]["in_target"] == after["plan"]["grids"]
     assert after["plan"]["households"] == 12_500
 
+    todo = _json(url, "review")
+    assert todo["acting_leads"] and len(todo["branches"]) >= 4
+    assert len(todo["fields"]) == done["counts"]["fields_cut"]
+    marked = _run(url, "review", "--all")
+    assert marked.exit_code == 0 and "dry run" in marked.output
+    assert _json(url, "review", "--all", "--commit")["branches"] == []
+
     listed = _json(url, "list")
     assert [p["status"] for p in listed["plans"]] == ["active", "retired"]
 

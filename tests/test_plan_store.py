@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select, update
 from geogrid.assign import assign_community
 from geogrid.db import models as m
 from geogrid.db import queries as q
-from geogrid.errors import Conflict, InvalidPlan
+from geogrid.errors import Conflict, InvalidInput, InvalidPlan
 from geogrid.planning import store
 from geogrid.planning.files import write_plan_geojson
 from geogrid.requests.access import Actor
@@ -230,6 +230,26 @@ def test_activate_reassigns_clips_remaps_and_rollback_restores(
         assert event.action == "activate" and event.previous_plan_id == world.plan_id
         assert event.report["fields_clipped"][0]["field_id"] == f2
         json.dumps(event.report)
+
+    # The review queue lists the clipped field and the re-mapped branch until marked done.
+    with engine.connect() as conn:
+        todo = store.review(conn, community_id=world.community_id)
+    assert [f["id"] for f in todo["fields"]] == [f2] and "T-STRIP" in todo["fields"][0][
+        "review_note"
+    ]
+    assert [b["code"] for b in todo["branches"]] == [f"{C}002"] and todo["acting_leads"] == {}
+    with pytest.raises(InvalidInput), engine.begin() as conn:
+        store.clear_review(conn, community_id=world.community_id)
+    with engine.begin() as conn:
+        done = store.clear_review(conn, community_id=world.community_id, fields=[f2])
+    assert done == {"fields": 1, "branches": 0}
+    with engine.begin() as conn:
+        assert store.clear_review(conn, community_id=world.community_id, everything=True) == {
+            "fields": 0,
+            "branches": 1,
+        }
+        left = store.review(conn, community_id=world.community_id)
+    assert left["fields"] == [] and left["branches"] == []
 
     with engine.begin() as conn:
         back = store.rollback_plan(conn, community_id=world.community_id, actor="t")

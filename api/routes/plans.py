@@ -212,6 +212,49 @@ def activate(
     return report.to_dict()
 
 
+@router.get(
+    "/v1/plans/review", summary="What the last activation left to review", responses=_ERRORS
+)
+def review(conn: ConnDep, actor: ActorDep, community: Community = None) -> dict[str, Any]:
+    """Clipped fields (notes name the cut-off households), branch mappings, acting leads."""
+    actor.require(*_READ, what="reading the plan review")
+    row = _community(conn, actor, community, what="reading the plan review")
+    return store.review(conn, community_id=row.id)
+
+
+@router.post("/v1/plans/review", summary="Mark review items done", responses=_ERRORS)
+def clear_review(
+    engine: EngineDep,
+    actor: ActorDep,
+    body: Annotated[
+        dict[str, Any], Body(examples=[{"fields": [135]}, {"branches": [3]}, {"all": True}])
+    ],
+    community: Community = None,
+) -> dict[str, Any]:
+    """Body: ``fields`` (ids), ``branches`` (ids) or ``all``: true. Returns what was cleared
+    and what is left."""
+    actor.require(Role.PLANNER, Role.OFFICIAL, Role.ADMIN, what="marking review items done")
+
+    def ids(name: str) -> list[int] | None:
+        value = body.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
+            raise InvalidInput(f"{name} must be a list of ids", field=name)
+        return value
+
+    with engine.begin() as conn:
+        row = _community(conn, actor, community, what="marking review items done")
+        cleared = store.clear_review(
+            conn,
+            community_id=row.id,
+            fields=ids("fields"),
+            branches=ids("branches"),
+            everything=body.get("all") is True,
+        )
+        return {"cleared": cleared, **store.review(conn, community_id=row.id)}
+
+
 @router.delete("/v1/plans/{plan}", summary="Delete a draft", responses=_ERRORS)
 def delete(
     plan: str, engine: EngineDep, actor: ActorDep, community: Community = None

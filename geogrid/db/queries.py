@@ -703,3 +703,38 @@ def update_ids(
         )
         n += int(result.rowcount or 0)
     return n
+
+
+def review_fields(conn: Connection, *, community_id: int) -> Sequence[Any]:
+    """The community's fields flagged ``needs_review``: id, name, member_id, grid code, note."""
+    f, g = m.ResponsibilityField, m.Grid
+    return conn.execute(
+        select(f.id, f.name, f.member_id, g.code.label("grid_code"), f.review_note)
+        .outerjoin(g, g.id == f.grid_id)
+        .where(f.community_id == community_id, f.needs_review.is_(True))
+        .order_by(f.id)
+    ).all()
+
+
+def clear_field_reviews(
+    conn: Connection, *, community_id: int, field_ids: Sequence[int] | None
+) -> int:
+    """Clear ``needs_review`` (and the note) of the given fields, or of all when None."""
+    f = m.ResponsibilityField
+    stmt = update(f).where(f.community_id == community_id, f.needs_review.is_(True))
+    if field_ids is not None:
+        stmt = stmt.where(f.id.in_([int(i) for i in field_ids]))
+    return int(conn.execute(stmt.values(needs_review=False, review_note=None)).rowcount or 0)
+
+
+def clear_branch_reviews(
+    conn: Connection, *, plan_id: int, branch_ids: Sequence[int] | None
+) -> int:
+    """Clear ``needs_review`` of a plan's branch–grid mappings (given branches, or all)."""
+    bg, g = m.BranchGrid, m.Grid
+    stmt = update(bg).where(
+        bg.grid_id.in_(select(g.id).where(g.plan_id == plan_id)), bg.needs_review.is_(True)
+    )
+    if branch_ids is not None:
+        stmt = stmt.where(bg.branch_id.in_([int(i) for i in branch_ids]))
+    return int(conn.execute(stmt.values(needs_review=False)).rowcount or 0)

@@ -452,6 +452,69 @@ def _print_activation(data: dict[str, Any], as_json: bool) -> None:
         )
 
 
+@plan_app.command("review")
+def review(
+    community: CommunityOpt = None,
+    field: Annotated[
+        list[int] | None, typer.Option("--field", help="Mark this field reviewed (repeatable).")
+    ] = None,
+    branch: Annotated[
+        list[int] | None,
+        typer.Option("--branch", help="Mark this branch's new grids reviewed (repeatable)."),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Mark everything reviewed.")] = False,
+    commit: CommitOpt = False,
+    as_json: JsonOpt = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """What the last activation left to review (clipped fields, branch mappings, acting
+    leads); with --field/--branch/--all, mark them reviewed."""
+    from geogrid.planning.store import clear_review
+    from geogrid.planning.store import review as review_items
+
+    with errors():
+        engine = open_engine(database)
+        marking = bool(field or branch or all_)
+        with transaction(engine, commit=commit and marking) as conn:
+            row = _community(conn, community)
+            cleared = (
+                clear_review(
+                    conn, community_id=row.id, fields=field, branches=branch, everything=all_
+                )
+                if marking
+                else None
+            )
+            items = review_items(conn, community_id=row.id)
+        if as_json:
+            print_json({**items, "cleared": cleared})
+        else:
+            out.print(
+                f"plan v{items['plan']['version']}: {len(items['fields'])} fields, "
+                f"{len(items['branches'])} branch mappings and {len(items['acting_leads'])} "
+                "acting leads to review",
+                highlight=False,
+            )
+            for f in items["fields"]:
+                out.print(
+                    f"  field {f['id']} {f['name'] or ''}: {f['review_note']}", highlight=False
+                )
+            for b in items["branches"]:
+                out.print(
+                    f"  branch {b['branch_id']} {b['branch_name']} → grid {b['code']}",
+                    highlight=False,
+                )
+            for code, member in sorted(items["acting_leads"].items()):
+                out.print(f"  grid {code}: acting lead member {member}", highlight=False)
+            if cleared is not None:
+                out.print(
+                    f"marked reviewed: {cleared['fields']} fields, {cleared['branches']} "
+                    "branch mappings",
+                    highlight=False,
+                )
+        if marking:
+            dry_run_note(commit)
+
+
 @plan_app.command("delete")
 def delete(
     draft: Annotated[int, typer.Argument(help="Id of the draft to delete.")],

@@ -327,6 +327,62 @@ def delete_draft(conn: Connection, *, community_id: int, plan_id: int) -> Any:
     return plan
 
 
+def review(conn: Connection, *, community_id: int) -> dict[str, Any]:
+    """What the last activation left to review under the active plan.
+
+    ``fields``: clipped fields still flagged (with their notes, naming the cut-off households);
+    ``branches``: branch–grid mappings made by the activation and not yet confirmed;
+    ``acting_leads``: grids whose lead is, since the activation, their parent grid's lead and
+    still is (a lead changed since is not listed).
+    """
+    active = q.require_active_plan(conn, community_id=community_id)
+    branches = q.plan_branches_frame(conn, plan_id=active.id)
+    event = q.last_plan_event(conn, community_id=community_id, plan_id=active.id)
+    acting: dict[str, int] = dict((event.report or {}).get("acting_leads", {})) if event else {}
+    if acting:
+        grids = q.grids_frame(conn, plan_id=active.id)
+        leads = dict(zip(grids["code"], grids["lead_member_id"], strict=True))
+        acting = {c: v for c, v in acting.items() if leads.get(c) == v}
+    return {
+        "plan": {"id": active.id, "version": active.version},
+        "fields": [dict(r._mapping) for r in q.review_fields(conn, community_id=community_id)],
+        "branches": [
+            {"branch_id": int(b), "branch_name": n, "code": c}
+            for b, n, c, flag in zip(
+                branches["branch_id"],
+                branches["branch_name"],
+                branches["code"],
+                branches["needs_review"],
+                strict=True,
+            )
+            if flag
+        ],
+        "acting_leads": acting,
+    }
+
+
+def clear_review(
+    conn: Connection,
+    *,
+    community_id: int,
+    fields: list[int] | None = None,
+    branches: list[int] | None = None,
+    everything: bool = False,
+) -> dict[str, int]:
+    """Mark reviewed: the given fields and branches (ids), or everything flagged."""
+    if not everything and not fields and not branches:
+        raise InvalidInput("name fields or branches to mark reviewed, or all", field="fields")
+    active = q.require_active_plan(conn, community_id=community_id)
+    return {
+        "fields": q.clear_field_reviews(
+            conn, community_id=community_id, field_ids=None if everything else fields or []
+        ),
+        "branches": q.clear_branch_reviews(
+            conn, plan_id=active.id, branch_ids=None if everything else branches or []
+        ),
+    }
+
+
 # --- activate and roll back ------------------------------------------------------------------
 
 
