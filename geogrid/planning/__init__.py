@@ -1,7 +1,9 @@
-"""Boundary planning: validate, measure, diff, propose and activate boundary plans.
+"""Boundary planning: validate, measure, diff, propose, activate and roll back boundary plans.
 
 The algorithms (:mod:`.validate`, :mod:`.metrics`, :mod:`.diff`, :mod:`.propose`) take
-GeoDataFrames in WGS 84 and work in a local metric projection (:func:`.common.local_crs`), so
-they run without a database and from notebooks; :mod:`.store` reads and writes plans and
-activates them in one transaction.
+GeoDataFrames in WGS 84 and measure in a local metric projection (:func:`.common.local_crs`),
+so they run without a database and from notebooks. :mod:`.store` loads drafts, activates,
+rolls back and keeps the review queue, in the caller's transaction; :mod:`.service` holds the
+jobs shared by the CLI (:mod:`.cli`) and the API (propose, plan map); :mod:`.files` writes plan
+files with their provenance.
 """
