@@ -162,11 +162,11 @@ def _assign_requests(
     field_of = dialect.cover_pairs(
         conn, target="fields", point_table="requests", point_where=where, params=params
     )
-    leads = dict(
-        conn.execute(
-            select(m.Grid.id, m.Grid.lead_member_id).where(m.Grid.plan_id == plan_id)
-        ).all()
-    )
+    plan_grids = conn.execute(
+        select(m.Grid.id, m.Grid.lead_member_id, m.Grid.code).where(m.Grid.plan_id == plan_id)
+    ).all()
+    leads = {g.id: g.lead_member_id for g in plan_grids}
+    code_of = {g.id: g.code for g in plan_grids}
     holders = dict(
         conn.execute(
             select(m.ResponsibilityField.id, m.ResponsibilityField.member_id).where(
@@ -174,21 +174,21 @@ def _assign_requests(
             )
         ).all()
     )
-    code_of = dict(
-        conn.execute(
-            select(m.Grid.id, m.Grid.code)
-            .join(m.BoundaryPlan, m.BoundaryPlan.id == m.Grid.plan_id)
-            .where(m.BoundaryPlan.community_id == community_id)
-        ).all()
-    )
     stmt = select(r.id, r.grid_id, r.member_id).where(r.community_id == community_id)
     if not all_requests:
         stmt = stmt.where(r.status.in_(m.OPEN_STATUSES))
     if request_ids is not None:
         stmt = stmt.where(r.id.in_([int(i) for i in request_ids]))
+    rows = conn.execute(stmt).all()
+    # Codes of the grids requests had under an earlier plan (re-routing is judged by code).
+    earlier = {g for _, g, _ in rows if g is not None and g not in code_of}
+    if earlier:
+        code_of |= dict(
+            conn.execute(select(m.Grid.id, m.Grid.code).where(m.Grid.id.in_(earlier))).all()
+        )
     updates: list[dict[str, Any]] = []
     outside = rerouted = 0
-    for rid, old_grid, old_member in conn.execute(stmt).all():
+    for rid, old_grid, old_member in rows:
         grid_id = grid_of.get(rid)
         field_id = field_of.get(rid)
         member_id = holders.get(field_id) if field_id is not None else None
