@@ -610,31 +610,18 @@ def update_fields(
 ) -> int:
     """Set fields' geometry and review flags: ``[(id, geom, needs_review, review_note), …]``.
 
-    Set-based like :func:`update_ids` (one statement per chunk, not per field: each statement
-    fires the version trigger). ``ST_GeomFromWKB`` has this name in PostGIS and SpatiaLite.
+    Set-based (:func:`_update_from_values`). ``ST_GeomFromWKB`` has this name in PostGIS and
+    SpatiaLite.
     """
-    table = m.table(m.ResponsibilityField).name
-    n = 0
-    for start in range(0, len(rows), chunk):
-        part = rows[start : start + chunk]
-        params: dict[str, Any] = {}
-        values = []
-        for k, (fid, geom, review, note) in enumerate(part):
-            params |= {f"i{k}": int(fid), f"g{k}": shapely.to_wkb(geom), f"r{k}": bool(review)}
-            params[f"n{k}"] = note
-            values.append(
-                f"(CAST(:i{k} AS INTEGER), :g{k}, CAST(:r{k} AS BOOLEAN), CAST(:n{k} AS TEXT))"
-            )
-        result = conn.execute(
-            text(
-                f"UPDATE {table} SET geom = ST_GeomFromWKB(v.column2, {m.SRID}), "
-                "needs_review = v.column3, review_note = v.column4 "
-                f"FROM (VALUES {', '.join(values)}) AS v WHERE {table}.id = v.column1"
-            ),
-            params,
-        )
-        n += int(result.rowcount or 0)
-    return n
+    return _update_from_values(
+        conn,
+        m.ResponsibilityField,
+        [(int(i), shapely.to_wkb(g), bool(r), note) for i, g, r, note in rows],
+        slots=("CAST({} AS INTEGER)", "{}", "CAST({} AS BOOLEAN)", "CAST({} AS TEXT)"),
+        assign=f"geom = ST_GeomFromWKB(v.column2, {m.SRID}), needs_review = v.column3, "
+        "review_note = v.column4",
+        chunk=chunk,
+    )
 
 
 def set_grid_leads(conn: Connection, *, leads: dict[int, int]) -> None:
@@ -676,27 +663,51 @@ def update_ids(
     *,
     chunk: int = 5000,
 ) -> int:
-    """Set integer ``column`` of ``model``'s rows: ``[(id, value), …]``; returns the count.
+    """Set integer ``column`` of ``model``'s rows: ``[(id, value), …]``; returns the count."""
+    return _update_from_values(
+        conn,
+        model,
+        [(int(key), None if value is None else int(value)) for key, value in values],
+        slots=("CAST({} AS INTEGER)", "CAST({} AS INTEGER)"),
+        assign=f"{column} = v.column2",
+        chunk=chunk,
+    )
 
-    One ``UPDATE … FROM (VALUES …)`` per chunk rather than one statement per row: each
-    statement fires the tables' data-version trigger, and 30,000 one-row updates in one
-    PostgreSQL transaction grew from 40 to 180 µs each as the counter row's versions piled up
-    (benchmarks/README.md, planning). ``column1``/``column2`` are the names both PostgreSQL
-    and SQLite give the columns of a ``VALUES`` list; SQLite caps a statement's parameters
-    (32,766), hence the chunks.
+
+def _update_from_values(
+    conn: Connection,
+    model: Any,
+    rows: Sequence[Sequence[Any]],
+    *,
+    slots: Sequence[str],
+    assign: str,
+    chunk: int,
+) -> int:
+    """``UPDATE table SET assign FROM (VALUES …) AS v WHERE table.id = v.column1``, per chunk.
+
+    Each row is ``(id, value, …)``; ``slots`` wraps each position's parameter (``{}``) in SQL,
+    e.g. a cast, so the ``VALUES`` columns have a type even when a chunk's values are all
+    NULL. One statement per chunk rather than per row: each statement fires the tables'
+    data-version trigger, and 30,000 one-row updates in one PostgreSQL transaction grew from
+    40 to 180 µs each as the counter row's versions piled up (benchmarks/README.md,
+    planning). ``column1``, ``column2`` … are the names both PostgreSQL and SQLite give the
+    columns of a ``VALUES`` list; SQLite caps a statement's parameters (32,766), hence the
+    chunks. Returns the rows updated.
     """
     table = m.table(model).name
     n = 0
-    for start in range(0, len(values), chunk):
-        part = values[start : start + chunk]
+    for start in range(0, len(rows), chunk):
         params: dict[str, Any] = {}
-        rows = []
-        for k, (key, value) in enumerate(part):
-            params[f"k{k}"], params[f"v{k}"] = int(key), None if value is None else int(value)
-            rows.append(f"(CAST(:k{k} AS INTEGER), CAST(:v{k} AS INTEGER))")
+        values = []
+        for k, row in enumerate(rows[start : start + chunk]):
+            names = [f"p{k}_{j}" for j in range(len(slots))]
+            params |= dict(zip(names, row, strict=True))
+            values.append(
+                "(" + ", ".join(t.format(f":{p}") for t, p in zip(slots, names, strict=True)) + ")"
+            )
         result = conn.execute(
             text(
-                f"UPDATE {table} SET {column} = v.column2 FROM (VALUES {', '.join(rows)}) AS v "
+                f"UPDATE {table} SET {assign} FROM (VALUES {', '.join(values)}) AS v "
                 f"WHERE {table}.id = v.column1"
             ),
             params,
