@@ -161,12 +161,12 @@ def read_frames(conn: Connection, *, community_id: int) -> PlanFrames:
     )
 
 
-def plan_grids(conn: Connection, *, community_id: int, plan_id: int) -> gpd.GeoDataFrame:
-    """A stored plan's grids; :class:`NotFound` when the plan is another community's."""
+def community_plan(conn: Connection, *, community_id: int, plan_id: int) -> Any:
+    """A plan's row; :class:`NotFound` when there is none or it is another community's."""
     row = q.plan_row(conn, plan_id=plan_id)
     if row.community_id != community_id:
         raise NotFound(f"boundary plan {plan_id} belongs to another community", field="plan")
-    return q.grids_frame(conn, plan_id=plan_id)
+    return row
 
 
 # --- validate, measure, diff -------------------------------------------------------------------
@@ -314,9 +314,7 @@ def delete_draft(conn: Connection, *, community_id: int, plan_id: int) -> Any:
 
     Active and retired plans are history and are never deleted (:class:`Conflict`).
     """
-    plan = q.plan_row(conn, plan_id=plan_id)
-    if plan.community_id != community_id:
-        raise NotFound(f"boundary plan {plan_id} belongs to another community", field="plan")
+    plan = community_plan(conn, community_id=community_id, plan_id=plan_id)
     if plan.status != m.PlanStatus.DRAFT.value:
         raise Conflict(
             f"plan v{plan.version} (id {plan_id}) is {plan.status}: only drafts are deleted "
@@ -429,9 +427,7 @@ def activate_plan(
     not validate.
     """
     dialect.lock_community(conn, community_id=community_id)
-    plan = q.plan_row(conn, plan_id=plan_id)
-    if plan.community_id != community_id:
-        raise NotFound(f"boundary plan {plan_id} belongs to another community", field="plan")
+    plan = community_plan(conn, community_id=community_id, plan_id=plan_id)
     active = _active_row(conn, community_id)
     if plan.status == m.PlanStatus.ACTIVE.value:
         raise Conflict(f"plan v{plan.version} (id {plan_id}) is already active", field="plan")
@@ -679,10 +675,11 @@ def resolve_plan(
 
 
 def _stored(conn: Connection, community_id: int, plan_id: int) -> PlanRef:
-    grids = plan_grids(conn, community_id=community_id, plan_id=plan_id)
-    row = q.plan_row(conn, plan_id=plan_id)
+    row = community_plan(conn, community_id=community_id, plan_id=plan_id)
     return PlanRef(
-        label=f"plan v{row.version} (id {plan_id}, {row.status})", grids=grids, plan_id=plan_id
+        label=f"plan v{row.version} (id {plan_id}, {row.status})",
+        grids=q.grids_frame(conn, plan_id=plan_id),
+        plan_id=plan_id,
     )
 
 
