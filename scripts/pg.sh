@@ -70,10 +70,12 @@ print(s.getsockname()[1])' 2>/dev/null; then
             return 0
         fi
     done
-    local p
+    local p listening
     for _ in $(seq 50); do
         p=$((20000 + RANDOM % 40000))
-        if ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
+        # Captured, not piped into grep -q (which would kill ss with SIGPIPE under pipefail).
+        listening="$(ss -Htln "sport = :$p" 2>/dev/null || true)"
+        if [ -z "$listening" ]; then
             echo "$p"
             return 0
         fi

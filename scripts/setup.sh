@@ -4,35 +4,25 @@
 #
 #   bash scripts/setup.sh                  # everything, including what the test suite needs
 #   bash scripts/setup.sh --no-test-deps   # only what the demo/service needs
+#   bash scripts/setup.sh --check          # print what it would install; change nothing
 #
 # System packages (Debian/Ubuntu, with apt; as root, or through sudo):
 #   always:     python3 (>= 3.11), python3-venv, python3-dev, libsqlite3-mod-spatialite
 #   test deps:  postgresql, postgresql-$MAJOR-postgis-3, chromium, fonts-noto-cjk, wrk
-# Elsewhere it says what is missing and stops.
+# Elsewhere it says what is missing and stops. The map assets (Leaflet …) come from the npm
+# registry over HTTPS, pinned by version and sha512 (geogrid/maps/vendoring.py): no Node.js.
+#
+# The functions below can be sourced (`. scripts/setup.sh`) without running anything; the
+# tests do so with fake apt-cache, dpkg-query and ldconfig programs first on PATH.
 set -euo pipefail
 
+# Every check below captures a command's output before matching it. `cmd | grep -q …` is
+# wrong under pipefail: grep exits at the first match, cmd dies of SIGPIPE writing the rest,
+# and the pipeline fails (141) exactly when the answer was yes.
+
 usage() {
-    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
 }
-
-TEST_DEPS=1
-for arg in "$@"; do
-    case "$arg" in
-        --no-test-deps) TEST_DEPS=0 ;;
-        -h | --help)
-            usage
-            exit 0
-            ;;
-        *)
-            echo "setup.sh: unknown argument: $arg" >&2
-            usage >&2
-            exit 2
-            ;;
-    esac
-done
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
 
 say() { echo "setup: $*" >&2; }
 die() {
@@ -62,17 +52,19 @@ find_python() {
 # System packages
 # ---------------------------------------------------------------------------------------------
 
-is_installed() { # is_installed PKG: is the Debian package installed?
-    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+is_installed() { # is_installed PKG: is the Debian package installed (not merely known, or removed)?
+    local status
+    status="$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" || return 1
+    [[ "$status" == *"install ok installed"* ]]
 }
 
 # The PostgreSQL major version of the installed server (highest), from /usr/lib/postgresql/*/bin.
 pg_major() {
     local d best=""
-    for d in /usr/lib/postgresql/*/bin/initdb; do
+    for d in "${PG_LIB:-/usr/lib/postgresql}"/*/bin/initdb; do
         [ -x "$d" ] || continue
-        d="${d#/usr/lib/postgresql/}"
-        d="${d%%/*}"
+        d="${d%/bin/initdb}"
+        d="${d##*/}"
         if [ -z "$best" ] || [ "$d" -gt "$best" ]; then best="$d"; fi
     done
     [ -n "$best" ] && echo "$best"
@@ -89,35 +81,82 @@ apt_privileges() {
     fi
 }
 
+CHECK=0 # --check: say what would be installed, change nothing
 APT_UPDATED=0
+WOULD_INSTALL=()
+apt_update_once() {
+    [ "$APT_UPDATED" -eq 0 ] || return 0
+    APT_UPDATED=1
+    # --check changes nothing, not even apt's package lists: it reads what is there.
+    [ "$CHECK" -eq 0 ] || return 0
+    apt_privileges || return 0
+    "${SUDO[@]}" apt-get update -q >&2 || say "apt-get update failed; using the package lists as they are"
+}
+
 apt_install() { # apt_install PKG...: install the packages (all known to be missing)
     [ "$#" -gt 0 ] || return 0
+    if [ "$CHECK" -eq 1 ]; then
+        WOULD_INSTALL+=("$@")
+        return 0
+    fi
     local cmd="DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $*"
     if ! apt_privileges; then
         die "missing system packages; as root run:
     apt-get update && $cmd"
     fi
     say "installing: $*"
-    if [ "$APT_UPDATED" -eq 0 ]; then
-        "${SUDO[@]}" apt-get update -q >&2 || die "apt-get update failed"
-        APT_UPDATED=1
-    fi
+    apt_update_once
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -q --no-install-recommends "$@" >&2 ||
         die "could not install: $* (run as root: apt-get update && $cmd)"
 }
 
-apt_has_candidate() { # apt_has_candidate PKG: can apt install PKG (after apt-get update)?
-    if [ "$APT_UPDATED" -eq 0 ] && apt_privileges; then
-        "${SUDO[@]}" apt-get update -q >&2 || true
-        APT_UPDATED=1
-    fi
-    apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'
+apt_candidate() { # apt_candidate PKG: print the version apt would install; fail if none
+    local policy line
+    apt_update_once
+    policy="$(apt-cache policy "$1" 2>/dev/null)" || return 1
+    while IFS= read -r line; do
+        line="${line#"${line%%[![:space:]]*}"}"
+        case "$line" in
+            "Candidate: (none)") return 1 ;;
+            "Candidate: "*)
+                echo "${line#Candidate: }"
+                return 0
+                ;;
+        esac
+    done <<<"$policy"
+    return 1
+}
+
+apt_has_candidate() { # apt_has_candidate PKG: can apt install PKG?
+    apt_candidate "$1" >/dev/null
+}
+
+# The PostgreSQL major version apt would install with `postgresql` (Debian: "15+248" → 15).
+pg_candidate_major() {
+    local version
+    version="$(apt_candidate postgresql)" || return 1
+    version="${version#*:}"
+    version="${version%%[+.~-]*}"
+    [[ "$version" =~ ^[0-9]+$ ]] && echo "$version"
 }
 
 missing_of() { # missing_of PKG...: print the ones that are not installed
     local p
     for p in "$@"; do is_installed "$p" || echo "$p"; done
+}
+
+# Where SpatiaLite's loadable module is looked for before ldconfig's cache (globs).
+SPATIALITE_GLOBS="${SPATIALITE_GLOBS:-/usr/lib*/mod_spatialite.* /usr/lib*/*/mod_spatialite.* /usr/local/lib*/mod_spatialite.* /opt/homebrew/lib/mod_spatialite.*}"
+
+has_spatialite() { # has_spatialite: is SpatiaLite's loadable module on this system?
+    local pattern cache globs
+    read -ra globs <<<"$SPATIALITE_GLOBS"
+    for pattern in "${globs[@]}"; do
+        if compgen -G "$pattern" >/dev/null; then return 0; fi
+    done
+    cache="$(ldconfig -p 2>/dev/null)" || return 1
+    [[ "$cache" == *mod_spatialite* ]]
 }
 
 install_debian() {
@@ -129,14 +168,17 @@ install_debian() {
         if [ -z "${GEOGRID_CHROMIUM:-}" ] || [ ! -x "${GEOGRID_CHROMIUM}" ]; then want+=(chromium); fi
     fi
     mapfile -t missing < <(missing_of "${want[@]}")
-    # npm fetches the maps' Leaflet files (below). Checked by command, not by package: a
-    # NodeSource nodejs brings its own npm and conflicts with Debian's npm package.
-    command -v npm >/dev/null 2>&1 || missing+=(npm)
     if [ "${#missing[@]}" -gt 0 ]; then
         # Ubuntu ships Chromium only as a snap; say so rather than fail obscurely in apt.
-        if printf '%s\n' "${missing[@]}" | grep -qx chromium && ! apt_has_candidate chromium; then
-            die "apt has no 'chromium' package here (Ubuntu ships it as a snap). Install a
-    Chromium/Chrome binary yourself and point GEOGRID_CHROMIUM at it; then re-run."
+        if [[ " ${missing[*]} " == *" chromium "* ]] && ! apt_has_candidate chromium; then
+            local snap=""
+            local version
+            if version="$(apt_candidate chromium-browser)" && [[ "$version" == *snap* ]]; then
+                snap=" (its chromium-browser $version only installs the snap)"
+            fi
+            die "apt has no 'chromium' package here$snap: Ubuntu ships Chromium only as a snap,
+    which cannot run headless as root. Install a Chromium/Chrome binary yourself and point
+    GEOGRID_CHROMIUM at it; then re-run."
         fi
         apt_install "${missing[@]}"
     fi
@@ -150,6 +192,13 @@ install_debian() {
             # postgres Docker image does, switch that off in postgresql-common first.
             is_installed postgresql-common || apt_install postgresql-common
             local conf=/etc/postgresql-common/createcluster.conf
+            if [ "$CHECK" -eq 1 ]; then
+                major="$(pg_candidate_major || true)"
+                [ -n "$major" ] || die "apt has no candidate for 'postgresql' (run apt-get update?)"
+                say "would set create_main_cluster = false in $conf (no default cluster)"
+                apt_install postgresql "postgresql-$major-postgis-3"
+                return 0
+            fi
             if [ -f "$conf" ] && ! grep -Eq '^[[:space:]]*create_main_cluster[[:space:]]*=[[:space:]]*false' "$conf"; then
                 apt_privileges || true
                 "${SUDO[@]}" sed -ri 's/^#?[[:space:]]*(create_main_cluster)[[:space:]]*=.*$/\1 = false/' "$conf" ||
@@ -168,15 +217,7 @@ install_debian() {
 check_other() {
     local -a need=()
     find_python >/dev/null || need+=("Python >= 3.11 with the venv module (and its headers)")
-    command -v npm >/dev/null 2>&1 || need+=("npm (Node.js), to fetch the maps' Leaflet files")
-    local pattern found=0
-    for pattern in '/usr/lib*/mod_spatialite.*' '/usr/lib*/*/mod_spatialite.*' \
-        '/usr/local/lib*/mod_spatialite.*' '/opt/homebrew/lib/mod_spatialite.*'; do
-        if compgen -G "$pattern" >/dev/null; then found=1; fi
-    done
-    if [ "$found" -eq 0 ] && ! { ldconfig -p 2>/dev/null | grep -q mod_spatialite; }; then
-        need+=("SpatiaLite loadable module mod_spatialite (e.g. libspatialite / mod_spatialite)")
-    fi
+    has_spatialite || need+=("SpatiaLite loadable module mod_spatialite (e.g. libspatialite / mod_spatialite)")
     if [ "$TEST_DEPS" -eq 1 ]; then
         local bindir=""
         if command -v pg_config >/dev/null 2>&1; then bindir="$(pg_config --bindir)"; fi
@@ -189,7 +230,7 @@ check_other() {
         command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
             [ -x "${GEOGRID_CHROMIUM:-/nonexistent}" ] ||
             need+=("Chromium (or set GEOGRID_CHROMIUM to a Chromium/Chrome binary)")
-        if command -v fc-list >/dev/null 2>&1 && [ -z "$(fc-list :lang=zh 2>/dev/null | head -n1)" ]; then
+        if command -v fc-list >/dev/null 2>&1 && [ -z "$(fc-list :lang=zh 2>/dev/null || true)" ]; then
             need+=("a CJK font (Noto Sans CJK)")
         fi
         command -v wrk >/dev/null 2>&1 || need+=("wrk (HTTP benchmarking tool)")
@@ -201,59 +242,119 @@ check_other() {
     fi
 }
 
-if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then
-    install_debian
-else
-    check_other
-fi
+main() {
+    TEST_DEPS=1
+    local arg
+    for arg in "$@"; do
+        case "$arg" in
+            --no-test-deps) TEST_DEPS=0 ;;
+            --check) CHECK=1 ;;
+            -h | --help)
+                usage
+                exit 0
+                ;;
+            *)
+                echo "setup.sh: unknown argument: $arg" >&2
+                usage >&2
+                exit 2
+                ;;
+        esac
+    done
 
-# ---------------------------------------------------------------------------------------------
-# Python and the virtualenv
-# ---------------------------------------------------------------------------------------------
+    ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    cd "$ROOT"
 
-PYTHON="$(find_python || true)"
-if [ -z "$PYTHON" ]; then
-    default="$(python3 -c 'import platform; print(platform.python_version())' 2>/dev/null || echo none)"
-    msg="geogrid needs Python >= 3.11 with the venv module; the default python3 is $default."
-    if command -v apt-get >/dev/null 2>&1 && apt_has_candidate python3.11 && apt_has_candidate python3.11-venv; then
-        say "$msg Installing python3.11 alongside it."
-        apt_install python3.11 python3.11-venv python3.11-dev
-        PYTHON="$(find_python || true)"
+    if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then
+        install_debian
+    else
+        check_other
     fi
-    [ -n "$PYTHON" ] || die "$msg Install Python 3.11 or newer (with venv) and re-run."
-fi
 
-VENV="$ROOT/.venv"
-if [ -x "$VENV/bin/python" ] &&
-    ! "$VENV/bin/python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
-    say "$VENV is broken or too old; recreating it"
-    rm -rf "$VENV"
-fi
-if [ ! -x "$VENV/bin/python" ]; then
-    say "creating $VENV with $PYTHON ($("$PYTHON" -c 'import platform; print(platform.python_version())'))"
-    "$PYTHON" -m venv "$VENV"
-fi
+    # -----------------------------------------------------------------------------------------
+    # Python and the virtualenv
+    # -----------------------------------------------------------------------------------------
 
-# Re-install only when pyproject.toml or requirements.lock changed since the last install.
-STAMP="$VENV/.geogrid-install.sha256"
-want_hash="$(cat pyproject.toml requirements.lock 2>/dev/null | sha256sum | cut -d' ' -f1)"
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_hash" ] && "$VENV/bin/python" -c 'import geogrid' 2>/dev/null; then
-    say "virtualenv up to date ($VENV)"
-else
-    say "installing geogrid and its dependencies into $VENV"
-    rm -f "$STAMP"
-    "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-    constraints=()
-    if [ -f requirements.lock ]; then constraints=(-c requirements.lock); fi
-    "$VENV/bin/python" -m pip install -q "${constraints[@]}" -e '.[dev]' >&2
-    echo "$want_hash" >"$STAMP"
-    say "virtualenv ready ($VENV)"
+    PYTHON="$(find_python || true)"
+    if [ -z "$PYTHON" ] && [ "$CHECK" -eq 1 ]; then
+        PYTHON="python3 (once python3-venv is installed)"
+    elif [ -z "$PYTHON" ]; then
+        local default msg
+        default="$(python3 -c 'import platform; print(platform.python_version())' 2>/dev/null || echo none)"
+        msg="geogrid needs Python >= 3.11 with the venv module; the default python3 is $default."
+        if command -v apt-get >/dev/null 2>&1 && apt_has_candidate python3.11 && apt_has_candidate python3.11-venv; then
+            say "$msg Installing python3.11 alongside it."
+            apt_install python3.11 python3.11-venv python3.11-dev
+            PYTHON="$(find_python || true)"
+        fi
+        [ -n "$PYTHON" ] || die "$msg Install Python 3.11 or newer (with venv) and re-run."
+    fi
+
+    local venv="$ROOT/.venv" venv_todo=""
+    if [ -x "$venv/bin/python" ] &&
+        ! "$venv/bin/python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+        venv_todo="recreate $venv (it is broken or too old)"
+        [ "$CHECK" -eq 1 ] || {
+            say "$venv is broken or too old; recreating it"
+            rm -rf "$venv"
+        }
+    fi
+    if [ ! -x "$venv/bin/python" ]; then
+        venv_todo="${venv_todo:-create $venv with $PYTHON}"
+        [ "$CHECK" -eq 1 ] || {
+            say "creating $venv with $PYTHON ($("$PYTHON" -c 'import platform; print(platform.python_version())'))"
+            "$PYTHON" -m venv "$venv"
+        }
+    fi
+
+    # Re-install only when pyproject.toml or requirements.lock changed since the last install.
+    local stamp="$venv/.geogrid-install.sha256" want_hash pip_todo=""
+    want_hash="$(cat pyproject.toml requirements.lock 2>/dev/null | sha256sum | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_hash" ] && "$venv/bin/python" -c 'import geogrid' 2>/dev/null; then
+        [ "$CHECK" -eq 1 ] || say "virtualenv up to date ($venv)"
+    elif [ "$CHECK" -eq 1 ]; then
+        pip_todo="install geogrid and its dependencies (requirements.lock) into $venv"
+    else
+        say "installing geogrid and its dependencies into $venv"
+        rm -f "$stamp"
+        "$venv/bin/python" -m pip install -q --upgrade pip >&2
+        local constraints=()
+        if [ -f requirements.lock ]; then constraints=(-c requirements.lock); fi
+        "$venv/bin/python" -m pip install -q "${constraints[@]}" -e '.[dev]' >&2
+        echo "$want_hash" >"$stamp"
+        say "virtualenv ready ($venv)"
+    fi
+
+    # -----------------------------------------------------------------------------------------
+    # Map assets of the checkout: Leaflet and its plugins from the npm registry (pinned versions
+    # and sha512) into geogrid/maps/vendor, as the wheel's build hook puts them into the wheel.
+    # The maps never load them from a CDN. Fast no-op when they are already there.
+    # -----------------------------------------------------------------------------------------
+
+    local assets_todo=""
+    if [ "$CHECK" -eq 1 ]; then
+        if [ -n "$pip_todo$venv_todo" ] || ! "$venv/bin/python" -m geogrid.maps.assets --check >/dev/null 2>&1; then
+            assets_todo="fetch the map assets (Leaflet …) from the npm registry into geogrid/maps/vendor"
+        fi
+        report_check "$venv_todo" "$pip_todo" "$assets_todo"
+        return 0
+    fi
+    "$venv/bin/python" -m geogrid.maps.assets >&2 || die "could not install the map assets (see above)"
+}
+
+report_check() { # report_check VENV_TODO PIP_TODO ASSETS_TODO: what --check found, on stdout
+    local todo=0 item
+    if [ "${#WOULD_INSTALL[@]}" -gt 0 ]; then
+        echo "would install (apt): ${WOULD_INSTALL[*]}"
+        todo=1
+    fi
+    for item in "$@"; do
+        [ -n "$item" ] || continue
+        echo "would $item"
+        todo=1
+    done
+    [ "$todo" -eq 1 ] || echo "nothing to install: everything is in place"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    main "$@"
 fi
-
-# ---------------------------------------------------------------------------------------------
-# Map assets: Leaflet and Leaflet.markercluster from the npm registry (pinned versions and
-# sha512), Leaflet.heat from folium, into geogrid/maps/vendor (or GEOGRID_MAP_ASSETS_DIR).
-# The maps never load them from a CDN. Fast no-op when they are already there.
-# ---------------------------------------------------------------------------------------------
-
-"$VENV/bin/python" -m geogrid.maps.assets >&2 || die "could not install the map assets (see above)"
