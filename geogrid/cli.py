@@ -17,6 +17,7 @@ from geogrid.clikit import (
     CommitOpt,
     CommunityOpt,
     DatabaseOpt,
+    Fit,
     JsonOpt,
     dry_run_note,
     err,
@@ -56,13 +57,13 @@ app.add_typer(requests_app, name="requests")
 app.command("kpi")(kpi)
 
 
-def _kv_table(title: str, data: dict[str, Any]) -> Table:
+def _kv_table(title: str, data: dict[str, Any]) -> Fit:
     table = Table(title=title, show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
     for k, v in data.items():
         table.add_row(str(k), ", ".join(map(str, v)) if isinstance(v, list) else str(v))
-    return table
+    return Fit(table)
 
 
 # --- db ------------------------------------------------------------------------------------

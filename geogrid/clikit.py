@@ -13,14 +13,82 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions, ConsoleOptions, RenderResult
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Connection, Engine
 
 from geogrid.errors import GeogridError
 from geogrid.settings import Settings
 
-out = Console()
-err = Console(stderr=True)
+#: The width a console reports when its output is not a terminal: wide enough that nothing is
+#: ever wrapped or cropped to fit it.
+UNBOUNDED_WIDTH = 100_000
+
+
+class _Console(Console):
+    """A Rich console that never hard-wraps what goes to a pipe, a file, a log or a cron mail.
+
+    Rich wraps at ``$COLUMNS`` or 80 columns when its output is not a terminal, which splits
+    messages mid-sentence (people grep them) and crops tables. Here text is never wrapped
+    (``soft_wrap``: a terminal folds long lines itself, without a newline in the text) and a
+    console that writes elsewhere than a terminal is as wide as the widest line, so tables
+    come out whole. Checked per call, since tests and callers swap ``sys.stdout``.
+    """
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        super().__init__(stderr=stderr, soft_wrap=True)
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self.is_terminal:
+            return size
+        return ConsoleDimensions(UNBOUNDED_WIDTH, size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+out: Console = _Console()
+err: Console = _Console(stderr=True)
+
+
+class Fit:
+    """A table that a narrow terminal shows as records, one ``column: value`` line each.
+
+    Wider than the terminal, a table's columns would be squeezed into illegible slivers; there
+    each row becomes a block of lines instead. Output that is not a terminal always gets the
+    whole table (``--json`` gives every field for machines).
+    """
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.table)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        natural = Measurement.get(console, options.update_width(UNBOUNDED_WIDTH), self.table)
+        if not console.is_terminal or natural.maximum <= options.max_width:
+            yield self.table
+            return
+        table = self.table
+        if table.title:
+            yield Text(str(table.title), style="bold")
+        headers = [str(c.header) for c in table.columns]
+        for i, row in enumerate(zip(*(list(c.cells) for c in table.columns), strict=True)):
+            cells = [console.render_str(c) if isinstance(c, str) else Text(str(c)) for c in row]
+            if not table.show_header:  # a key-value table: the first cell is the label
+                yield Text.assemble((f"{cells[0].plain}: ", "bold"), *cells[1:])
+                continue
+            if i:
+                yield Text("")
+            for header, cell in zip(headers, cells, strict=True):
+                yield Text.assemble((f"{header}: ", "bold"), cell)
+
 
 DatabaseOpt = Annotated[
     str | None,

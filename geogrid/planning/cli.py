@@ -18,6 +18,7 @@ from geogrid.clikit import (
     CommitOpt,
     CommunityOpt,
     DatabaseOpt,
+    Fit,
     JsonOpt,
     dry_run_note,
     err,
@@ -67,7 +68,7 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
+def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Fit:
     table = Table(title=title, title_justify="left")
     for c in columns:
         table.add_column(
@@ -75,7 +76,7 @@ def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
         )
     for r in rows:
         table.add_row(*(_fmt(r.get(c)) for c in columns))
-    return table
+    return Fit(table)
 
 
 # --- list ---------------------------------------------------------------------------------
@@ -618,7 +619,7 @@ def _print_comparison(result: dict[str, Any]) -> None:
             "",
             f"{report['fields_cut_after']} ({report['households_cut_from_fields_after']})",
         )
-    out.print(table)
+    out.print(Fit(table))
 
 
 @plan_app.command("export")

@@ -25,6 +25,7 @@ from geogrid.clikit import (
     CommitOpt,
     CommunityOpt,
     DatabaseOpt,
+    Fit,
     JsonOpt,
     dry_run_note,
     err,
@@ -47,13 +48,13 @@ def _session(database: str | None, *, commit: bool = True) -> Iterator[Connectio
         engine.dispose()
 
 
-def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
+def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Fit:
     table = Table(title=title)
     for c in columns:
         table.add_column(c)
     for r in rows:
         table.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in columns])
-    return table
+    return Fit(table)
 
 
 # --- keys ------------------------------------------------------------------------------------
