@@ -208,7 +208,7 @@ def assets(
         Path | None, typer.Option("--dir", help="Target folder (default GEOGRID_MAP_ASSETS_DIR).")
     ] = None,
 ) -> None:
-    """Install Leaflet & co. from the npm registry (needs npm; scripts/setup.sh runs it)."""
+    """Install Leaflet & co. from the npm registry into a checkout (scripts/setup.sh runs it)."""
     from geogrid.maps.assets import assets_dir, install_assets
 
     with errors():
