@@ -6,9 +6,13 @@
 #
 # Installs what is missing (scripts/setup.sh), starts a throwaway PostgreSQL + PostGIS cluster
 # (scripts/pg.sh; stopped and deleted on exit, also on failure or Ctrl-C), then runs
-#   ruff check . ; ruff format --check . ; mypy ; pytest
+#   ruff check . ; ruff format --check . ; mypy ; the wheel ; pytest
 # with GEOGRID_REQUIRE_ALL=1, so nothing may skip: a skipped test, or no test at all, is a
 # failure. Every stage runs even if an earlier one failed; the last line is the summary.
+# The wheel stage builds geogrid's wheel from a copy of the tree and installs it into a fresh
+# virtualenv outside the checkout; tests/test_wheel.py serves the demo from it.
+# pytest runs with COLUMNS=60 and a --basetemp longer than 150 characters, so no test may
+# depend on the terminal's width or on a short temporary path (CI makes this one run only).
 # Artifacts (junit.xml, screenshots) go to artifacts/ in the repository.
 set -euo pipefail
 
@@ -45,6 +49,15 @@ mkdir -p "$ARTIFACTS"
 echo "test: GEOGRID_TEST_POSTGRES_URL=$GEOGRID_TEST_POSTGRES_URL"
 echo "test: GEOGRID_CHROMIUM=$GEOGRID_CHROMIUM GEOGRID_REQUIRE_ALL=$GEOGRID_REQUIRE_ALL"
 
+# Narrow and deep: what a user's terminal or a CI runner's checkout may well be.
+export COLUMNS=60
+BASETEMP="$WORK/$(printf 'a-long-directory-name-so-no-test-relies-on-short-paths-%s/' 1 2 3)basetemp"
+[ "${#BASETEMP}" -gt 150 ] || {
+    echo "test: the --basetemp path is only ${#BASETEMP} characters" >&2
+    exit 1
+}
+mkdir -p "$(dirname "$BASETEMP")" # pytest makes the last level only
+
 FAILED=()
 stage() { # stage NAME CMD...: run one stage, remember a failure, go on
     local name="$1"
@@ -64,8 +77,28 @@ stage ruff ruff check .
 stage ruff-format ruff format --check .
 stage mypy mypy
 
+# The wheel as a user installs it: built from a copy of the tree (no stale build/ of the
+# checkout), with its build hook fetching the map assets, into a fresh virtualenv.
+wheel() {
+    local src="$WORK/wheel-src" venv="$WORK/wheel-venv" base
+    mkdir -p "$src" "$WORK/dist"
+    tar --exclude=./.git --exclude=./.venv --exclude=./var --exclude=./artifacts \
+        --exclude=./build --exclude=./dist --exclude='*.egg-info' --exclude=./geogrid/maps/vendor \
+        --exclude=__pycache__ --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.pytest_cache \
+        -cf - . | tar -C "$src" -xf -
+    python -m pip wheel -q --no-deps -w "$WORK/dist" "$src" || return 1
+    base="$(python -c 'import sys; print(sys._base_executable)')"
+    "$base" -m venv "$venv" || return 1
+    "$venv/bin/python" -m pip install -q -c requirements.lock "$WORK"/dist/geogrid-*.whl || return 1
+    export GEOGRID_TEST_WHEEL GEOGRID_TEST_WHEEL_VENV="$venv"
+    GEOGRID_TEST_WHEEL="$(ls "$WORK"/dist/geogrid-*.whl)"
+    echo "test: $GEOGRID_TEST_WHEEL installed into $venv"
+}
+# Only when the run may include tests/test_wheel.py (a whole run, or one that names it).
+if [ "$#" -eq 0 ] || [[ " $* " == *test_wheel* ]]; then stage wheel wheel; fi
+
 JUNIT="$WORK/junit.xml"
-stage pytest python -m pytest --junitxml="$JUNIT" -o junit_family=xunit2 "$@"
+stage pytest python -m pytest --basetemp="$BASETEMP" --junitxml="$JUNIT" -o junit_family=xunit2 "$@"
 
 # A skip is a failure, and so is a run without tests.
 PYTEST_SUMMARY="no junit report"
