@@ -22,5 +22,16 @@ version="$("$WORK/venv/bin/python" -c 'import platform; print(platform.python_ve
     echo "# (pip freeze --exclude-editable in a fresh venv; geogrid itself removed)."
     "$WORK/venv/bin/python" -m pip freeze --exclude-editable | grep -viE '^(geogrid|-e )'
 } >requirements.lock.new
+
+# The pins must install on the oldest Python the set-up supports: Debian 12's 3.11.2. A pin
+# made with a newer 3.11 can need more (soupsieve >= 3.0.2 needs 3.11.5), which only a fresh
+# Debian machine would show. pip resolves the pins for that version, downloading nothing.
+FLOOR=3.11.2
+if ! "$WORK/venv/bin/python" -m pip install -q --dry-run --ignore-installed --only-binary=:all: \
+    --python-version "$FLOOR" --target "$WORK/floor" -r requirements.lock.new; then
+    echo "lock: these pins do not install on Python $FLOOR (see above); pin an older release" >&2
+    echo "lock: of the package named, add it to pyproject.toml if need be, and re-run" >&2
+    exit 1
+fi
 mv requirements.lock.new requirements.lock
-echo "lock: wrote requirements.lock ($(grep -vc '^#' requirements.lock) packages)"
+echo "lock: wrote requirements.lock ($(grep -vc '^#' requirements.lock) packages; installs on Python $FLOOR)"

@@ -217,3 +217,21 @@ def test_no_script_matches_a_pipe_early_under_pipefail() -> None:
         if early.search(line) and not line.lstrip().startswith("#")
     ]
     assert offenders == []
+
+
+def test_every_installed_package_supports_debian12_python() -> None:
+    """The pins install on the oldest Python the set-up supports, Debian 12's 3.11.2.
+
+    CI's Python is newer, so only a fresh Debian machine would otherwise show a pin that needs
+    more (soupsieve >= 3.0.2 needs 3.11.5; scripts/lock.sh checks the same when it re-pins).
+    """
+    from importlib import metadata
+
+    from packaging.specifiers import SpecifierSet
+
+    needing_more = sorted(
+        f"{dist.metadata['Name']} {dist.version} needs Python {spec}"
+        for dist in metadata.distributions()
+        if (spec := dist.metadata.get("Requires-Python")) and "3.11.2" not in SpecifierSet(spec)
+    )
+    assert needing_more == []
