@@ -112,6 +112,7 @@ trap 'exit 143' TERM
 
 say "unpacking a fresh root into $ROOTFS"
 tar -C "$ROOTFS" -xf "$BASE"
+chmod 755 "$ROOTFS" # mktemp made it 0700: as /, it must let other users (postgres) through
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$ROOTFS/etc/hosts"
 
