@@ -14,17 +14,17 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, BackgroundTasks, FastAPI, Query, Request
-from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import Engine, select
+from fastapi.responses import Response
+from sqlalchemy import Engine
 
 from api.auth import ActorDep, RequestsSettingsDep
 from api.deps import ConnDep, EngineDep, SettingsDep
 from api.schemas import ErrorEnvelope
 from api.schemas_requests import ActionIn, RequestCreate, RequestOut, RequestPage
-from geogrid.db import models as m
-from geogrid.errors import Conflict, NotFound
+from geogrid.errors import Conflict
 from geogrid.periods import period
 from geogrid.requests import views, webhooks
+from geogrid.requests.media import Photo
 from geogrid.requests.settings import RequestsSettings
 from geogrid.requests.workflow import (
     TRANSITIONS,
@@ -33,7 +33,6 @@ from geogrid.requests.workflow import (
     Geocoded,
     Geocoder,
     Intake,
-    Photo,
     act,
     receive,
 )
@@ -295,17 +294,19 @@ def post_action(
     responses={404: {"model": ErrorEnvelope}},
     response_class=Response,
 )
-def get_media(media_id: int, conn: ConnDep) -> Response:
-    rm = m.RequestMedia
-    row = conn.execute(
-        select(rm.url, rm.content_type, rm.data, rm.sha256).where(rm.id == media_id)
-    ).one_or_none()
-    if row is None:
-        raise NotFound(f"no media with id {media_id}", field="media_id")
-    if row.data is None:
-        return RedirectResponse(row.url, status_code=302)
-    return Response(
-        bytes(row.data),
-        media_type=row.content_type or "application/octet-stream",
-        headers={"ETag": f'"{row.sha256}"', "Cache-Control": "public, max-age=86400"},
-    )
+def get_media(media_id: int, conn: ConnDep, actor: ActorDep) -> Response:
+    """The stored photo, with its request's read rights, never run as a page: its checked
+    type only, ``nosniff``, a sandboxing CSP; links (``media_url``) are never redirected to."""
+    photo = views.stored_photo(conn, media_id, actor=actor)
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Content-Disposition": f'inline; filename="{photo.filename}"',
+        # Only what the public may see may sit in shared caches.
+        "Cache-Control": "public, max-age=86400" if photo.public else "private, no-store",
+    }
+    media_type = photo.content_type
+    if photo.quarantined:
+        media_type = "application/octet-stream"
+        headers["Content-Disposition"] = f'attachment; filename="{photo.filename}"'
+    return Response(photo.data, media_type=media_type, headers=headers)

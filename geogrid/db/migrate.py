@@ -50,6 +50,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to ``revision`` (what a migration removed stays removed)."""
+    with engine.begin() as conn:
+        cfg = _config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
 def revision(engine: Engine, message: str) -> None:
     """Autogenerate a new migration against ``engine`` (developers only)."""
     with engine.begin() as conn:

@@ -697,6 +697,11 @@ class RequestMedia(Base):
     size: Mapped[int | None] = mapped_column(Integer)
     sha256: Mapped[str | None] = mapped_column(String(64))
     data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: Stored before photos were checked (migration 0006) and failed the check: served only
+    #: as an ``application/octet-stream`` attachment.
+    quarantined: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false"), nullable=False
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -38,6 +38,7 @@ from geogrid.requests.views import (
     PUBLIC_NOTE_ACTIONS,
     agency_responsible,
     media_of,
+    photo_is_public,
     public_address,
     request_select,
 )
@@ -376,7 +377,8 @@ def requests_out(conn: Connection, rows: Sequence[Any], *, base_url: str) -> lis
         expected = r.due_at
         if expected is None and r.status in m.OPEN_STATUSES:
             expected = sla_due(r.received_at, sla.get(r.category_code, 72), tz)
-        first = media[int(r.id)][0]["url"] if media[int(r.id)] else None
+        shown = media[int(r.id)] if photo_is_public(r) else []
+        first = shown[0]["url"] if shown else None
         notice = (
             "The location is outside every grid: the community handles this request."
             if r.flag

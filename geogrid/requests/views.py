@@ -26,6 +26,7 @@ from geogrid.errors import InvalidInput, NotFound
 from geogrid.periods import Period, iso
 from geogrid.privacy import mask_name
 from geogrid.requests.access import Actor, Forbidden, log_personal_read
+from geogrid.requests.media import ACCEPTED_TYPES
 from geogrid.requests.workflow import can_read
 
 R = m.Role
@@ -190,7 +191,7 @@ def request_view(
             "comment": row.satisfaction_comment if scoped else None,
             "evaluated_at": iso(row.evaluated_at, tz),
         },
-        "media": list(media),
+        "media": list(media) if scoped or photo_is_public(row) else [],
     }
     if scoped:
         out["location"]["address_id"] = row.address_id
@@ -222,6 +223,62 @@ def media_of(
             }
         )
     return out
+
+
+def photo_is_public(row: Any) -> bool:
+    """Whether a request's photos are in its public view: never for care-programme requests
+    (关爱: who needs care, and where, is personal)."""
+    return bool(row.programme != m.Programme.CARE.value)
+
+
+@dataclass(frozen=True)
+class StoredPhoto:
+    """An uploaded photo as ``GET /v1/media/{id}`` sends it."""
+
+    id: int
+    data: bytes
+    content_type: str
+    #: In the request's public view (may be cached by anyone); else only for its scope.
+    public: bool
+    #: Failed the check of migration 0006: sent only as an attachment, never inline.
+    quarantined: bool
+
+    @property
+    def filename(self) -> str:
+        extension = ACCEPTED_TYPES.get(self.content_type, "bin")
+        return f"request-photo-{self.id}.{extension}"
+
+
+def stored_photo(conn: Connection, media_id: int, *, actor: Actor) -> StoredPhoto:
+    """A photo with the read rights of its request; :class:`NotFound` when the caller may not
+    see it (as for one that does not exist), or when it is a link (``media_url``), which is
+    shown in the request's view and never redirected to."""
+    rm = m.RequestMedia
+    media = conn.execute(
+        select(rm.id, rm.request_id, rm.content_type, rm.data, rm.quarantined).where(
+            rm.id == media_id
+        )
+    ).one_or_none()
+    missing = NotFound(f"no photo with id {media_id}", field="media_id")
+    if media is None:
+        raise missing
+    if media.data is None:
+        raise NotFound(
+            f"media {media_id} is a link given with the request (its media_url), not a stored "
+            "photo: the request's view shows the link",
+            field="media_id",
+        )
+    row = conn.execute(request_select().where(_r.id == media.request_id)).one()
+    public = photo_is_public(row)
+    if not (public or can_read(actor, row)):
+        raise missing
+    return StoredPhoto(
+        id=int(media.id),
+        data=bytes(media.data),
+        content_type=str(media.content_type or "application/octet-stream"),
+        public=public,
+        quarantined=bool(media.quarantined),
+    )
 
 
 def history_of(conn: Connection, request_id: int, *, scoped: bool, tz: str) -> list[dict[str, Any]]:

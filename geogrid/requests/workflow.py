@@ -27,8 +27,6 @@ saving time, 24 h after 09:00 is 09:00 the next day). A working-hours calendar i
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hashlib
 import math
@@ -52,6 +50,7 @@ from geogrid.db import queries as q
 from geogrid.errors import Conflict, InvalidInput, NotFound
 from geogrid.periods import zone
 from geogrid.requests.access import Actor, Forbidden
+from geogrid.requests.media import Photo, check_photos
 from geogrid.requests.settings import RequestsSettings
 
 S = m.RequestStatus
@@ -153,26 +152,6 @@ TRANSITIONS: Final[dict[Action, Transition]] = {
 
 
 # --- inputs ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Photo:
-    """An uploaded photo (bytes) with its declared type."""
-
-    data: bytes
-    content_type: str = "image/jpeg"
-    filename: str | None = None
-
-    @classmethod
-    def from_base64(cls, item: Mapping[str, Any], *, field: str) -> Photo:
-        """A photo given in JSON as ``{"data": base64, "content_type", "filename"}``."""
-        if not isinstance(item, Mapping) or not isinstance(item.get("data"), str):
-            raise InvalidInput(f"{field} must be an object with base64 data", field=field)
-        try:
-            data = base64.b64decode(item["data"], validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidInput(f"{field}.data is not valid base64", field=f"{field}.data") from None
-        return cls(data, str(item.get("content_type") or "image/jpeg"), item.get("filename"))
 
 
 @dataclass(frozen=True)
@@ -301,22 +280,6 @@ def _url(value: Any, *, field: str) -> str:
     if len(value) > 2000:
         raise InvalidInput(f"{field} is longer than 2000 characters", field=field)
     return value
-
-
-def _photos(photos: Sequence[Photo], settings: RequestsSettings, field: str) -> None:
-    for i, p in enumerate(photos):
-        if not p.content_type.startswith("image/"):
-            raise InvalidInput(
-                f"{field}[{i}] must be an image (content type image/…), got {p.content_type!r}",
-                field=f"{field}[{i}]",
-            )
-        if not p.data:
-            raise InvalidInput(f"{field}[{i}] is empty", field=f"{field}[{i}]")
-        if len(p.data) > settings.max_photo_bytes:
-            raise InvalidInput(
-                f"{field}[{i}] is {len(p.data)} bytes; at most {settings.max_photo_bytes}",
-                field=f"{field}[{i}]",
-            )
 
 
 def _store_media(
@@ -603,7 +566,7 @@ def receive(
     description = _text(intake.description, field="description", limit=settings.max_description)
     attributes = check_attributes(cat.attributes, intake.attributes)
     urls = [_url(u, field=f"media_url[{i}]") for i, u in enumerate(intake.media_urls)]
-    _photos(intake.photos, settings, "photos")
+    photos = check_photos(intake.photos, max_photo_bytes=settings.max_photo_bytes, field="photos")
     contact = intake.contact
     for name, value in contact.values().items():
         _text(value, field=name, limit=200)
@@ -652,7 +615,7 @@ def receive(
         note=None,
         details={"source": intake.source} if intake.source else None,
     )
-    _store_media(conn, request_id=rid, event_id=event_id, photos=intake.photos, urls=urls)
+    _store_media(conn, request_id=rid, event_id=event_id, photos=photos, urls=urls)
     rule = assign_one(conn, request_id=rid, community_id=place.community_id)
     flag = FLAG_OUTSIDE_GRIDS if rule == "none" else None
     if flag:
@@ -834,7 +797,7 @@ def act(
     if transition.note_required and note is None:
         raise InvalidInput(f"{act_.value} needs a note (the reason or feedback)", field="note")
     urls = [_url(u, field=f"media_urls[{i}]") for i, u in enumerate(params.media_urls)]
-    _photos(params.photos, settings, "photos")
+    photos = check_photos(params.photos, max_photo_bytes=settings.max_photo_bytes, field="photos")
     if (params.photos or urls) and act_ not in (Action.RESOLVE, Action.START, Action.ESCALATE):
         raise InvalidInput(
             f"photos go with resolve, start or escalate, not {act_.value}", field="photos"
@@ -920,9 +883,7 @@ def act(
             details=details or None,
         )
     ]
-    _store_media(
-        conn, request_id=request_id, event_id=event_ids[0], photos=params.photos, urls=urls
-    )
+    _store_media(conn, request_id=request_id, event_id=event_ids[0], photos=photos, urls=urls)
     if act_ is Action.EVALUATE and params.satisfaction == "unsatisfied" and params.reopen:
         # 评价 unsatisfied may reopen: a second, separate transition (and version).
         reopened = act(
