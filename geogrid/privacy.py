@@ -24,7 +24,7 @@ def mask_name(name: str | None) -> str:
     >>> mask_name("张小明"), mask_name("张明"), mask_name("John Smith")
     ('张*明', '张*', 'J*** S***')
     """
-    if name is None:
+    if not isinstance(name, str):  # None, or a missing value from pandas (NaN)
         return ""
     text = name.strip()
     if not text:

@@ -35,6 +35,7 @@ def create_key(
     community (code), member_id (member keys), department (code, department keys),
     personal_data (bool)."""
     actor.require(Role.ADMIN, what="creating keys")
+    actor.require_unscoped(what="creating keys")
     with engine.begin() as conn:
         new = access.create_key(
             conn,
@@ -51,12 +52,14 @@ def create_key(
 @router.get("/keys", summary="API keys (never their secrets)", responses=_ERRORS)
 def list_keys(conn: ConnDep, actor: ActorDep, include_revoked: bool = False) -> Any:
     actor.require(Role.ADMIN, what="listing keys")
+    actor.require_unscoped(what="listing keys")
     return access.list_keys(conn, include_revoked=include_revoked)
 
 
 @router.delete("/keys/{prefix}", summary="Revoke a key (and its sessions)", responses=_ERRORS)
 def revoke_key(prefix: str, engine: EngineDep, actor: ActorDep) -> dict[str, Any]:
     actor.require(Role.ADMIN, what="revoking keys")
+    actor.require_unscoped(what="revoking keys")
     with engine.begin() as conn:
         return {"revoked": access.revoke_key(conn, key_or_prefix=prefix)}
 
@@ -80,6 +83,7 @@ def create_webhook(
     """Fields: url, events (default all), secret (default generated; shown once),
     community (code), description."""
     actor.require(Role.ADMIN, what="registering webhooks")
+    actor.require_unscoped(what="registering webhooks")
     with engine.begin() as conn:
         wid, secret = webhooks.create_webhook(
             conn,
@@ -95,6 +99,7 @@ def create_webhook(
 @router.get("/webhooks", summary="Webhooks (without secrets)", responses=_ERRORS)
 def list_webhooks(conn: ConnDep, actor: ActorDep) -> Any:
     actor.require(Role.ADMIN, what="listing webhooks")
+    actor.require_unscoped(what="listing webhooks")
     return webhooks.list_webhooks(conn)
 
 
@@ -106,6 +111,7 @@ def update_webhook(
     body: Annotated[dict[str, Any], Body(examples=[{"active": False}])],
 ) -> dict[str, Any]:
     actor.require(Role.ADMIN, what="changing webhooks")
+    actor.require_unscoped(what="changing webhooks")
     with engine.begin() as conn:
         webhooks.set_webhook_active(conn, webhook_id=webhook_id, active=bool(body.get("active")))
     return {"id": webhook_id, "active": bool(body.get("active"))}
@@ -121,6 +127,7 @@ def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     actor.require(Role.ADMIN, what="reading the delivery log")
+    actor.require_unscoped(what="reading the delivery log")
     return webhooks.deliveries(conn, webhook_id=webhook_id, limit=limit)
 
 
@@ -134,4 +141,5 @@ def personal_data_reads(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     actor.require(Role.ADMIN, what="reading the personal-data log")
+    actor.require_unscoped(what="reading the personal-data log")
     return access.personal_reads(conn, limit=limit, subject=subject)

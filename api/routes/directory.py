@@ -64,6 +64,7 @@ def create_category(
     """Fields: code, name, name_en, programme, class, subclass, sla_hours, department,
     attributes (Open311 definitions), active."""
     actor.require(*_EDITORS, what="editing the catalogue")
+    actor.require_unscoped(what="editing the catalogue")
     body = dict(body)
     code = body.pop("code", None)
     with engine.begin() as conn:
@@ -75,6 +76,7 @@ def update_category(
     code: str, engine: EngineDep, actor: ActorDep, body: JsonBody
 ) -> dict[str, Any]:
     actor.require(*_EDITORS, what="editing the catalogue")
+    actor.require_unscoped(what="editing the catalogue")
     with engine.begin() as conn:
         return d.save_category(conn, code=code, values=body, create=False)
 
@@ -89,6 +91,7 @@ def save_department(
     code: str, engine: EngineDep, actor: ActorDep, body: JsonBody
 ) -> dict[str, Any]:
     actor.require(*_EDITORS, what="editing departments")
+    actor.require_unscoped(what="editing departments")
     with engine.begin() as conn:
         return d.save_department(
             conn, code=code, name=body.get("name"), name_en=body.get("name_en")
@@ -160,7 +163,7 @@ def set_field_member(
     actor.require(*_EDITORS, what="assigning fields")
     member_id = _member_id(body)
     with engine.begin() as conn:
-        return d.set_field_member(conn, field_id=field_id, member_id=member_id)
+        return d.set_field_member(conn, field_id=field_id, member_id=member_id, actor=actor)
 
 
 @router.put("/grids/{grid_code}/lead", summary="Set the lead member of a grid", responses=_ERRORS)
@@ -173,7 +176,11 @@ def set_grid_lead(
     actor.require(*_EDITORS, what="setting grid leads")
     with engine.begin() as conn:
         return d.set_grid_lead(
-            conn, grid_code=grid_code, member_id=_member_id(body), community=body.get("community")
+            conn,
+            grid_code=grid_code,
+            member_id=_member_id(body),
+            actor=actor,
+            community=body.get("community"),
         )
 
 

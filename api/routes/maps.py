@@ -9,7 +9,7 @@ key or session; public maps need none.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
@@ -24,7 +24,7 @@ from geogrid.maps.assets import asset_path
 from geogrid.maps.base import render_html
 from geogrid.maps.service import HotspotRequest, build_coverage, build_hotspots
 from geogrid.maps.tiles import MapSettings
-from geogrid.requests.access import Actor
+from geogrid.requests.access import Actor, limit_to_scope
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 
@@ -96,7 +96,7 @@ def coverage(
     tiles: Tiles = None,
 ) -> HTMLResponse:
     """An HTML page (Folium/Leaflet); visits and requests are counted in the period."""
-    _check_audience(actor, audience)
+    community = _check_audience(conn, actor, audience, community)
     m = build_coverage(
         conn,
         community=community,
@@ -152,7 +152,7 @@ def hotspots(
     tiles: Tiles = None,
 ) -> HTMLResponse:
     """An HTML page; Getis-Ord Gi* with a Benjamini-Hochberg FDR correction, bins at 90/95/99 %."""
-    _check_audience(actor, audience)
+    community = _check_audience(conn, actor, audience, community)
     m, _ = build_hotspots(
         conn,
         HotspotRequest(
@@ -175,10 +175,14 @@ def hotspots(
     return _page(render_html(m, assets=ASSETS_URL))
 
 
-def _check_audience(actor: Actor, audience: str) -> None:
-    """Officials' maps show members' positions and masked names: officials and planners only."""
-    if audience == "official":
-        actor.require(Role.OFFICIAL, Role.PLANNER, Role.ADMIN, what="an official map")
+def _check_audience(conn: Any, actor: Actor, audience: str, community: str | None) -> str | None:
+    """Officials' maps show members' positions and masked names: officials, planners and
+    admins only, and a key scoped to a community only that community's. Returns the
+    communities to draw."""
+    if audience != "official":
+        return community
+    actor.require(Role.OFFICIAL, Role.PLANNER, Role.ADMIN, what="an official map")
+    return limit_to_scope(conn, actor, community, what="an official map")
 
 
 @router.get("/assets/{path:path}", include_in_schema=False)

@@ -37,6 +37,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, insert, select, update
 
 from geogrid.db import models as m
+from geogrid.db import queries as q
 from geogrid.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from geogrid.periods import iso
 
@@ -94,11 +95,38 @@ class Actor:
         if self.community_id is not None and community_id != self.community_id:
             raise Forbidden(f"this key is limited to another community: {what} is not allowed")
 
+    def require_unscoped(self, *, what: str) -> None:
+        """What every community shares (the catalogue) is changed only by keys of no one
+        community: a community's key must not change it for the others."""
+        if self.community_id is not None:
+            raise Forbidden(
+                f"{what} changes it for every community: it needs a key that is not limited "
+                "to one community"
+            )
+
     def require_personal_data(self, *, what: str) -> None:
         if not self.personal_data:
             raise Forbidden(
                 f"{what} is personal data: this key has no personal_data right", field="personal"
             )
+
+
+def limit_to_scope(
+    conn: Connection, actor: Actor, community: str | None, *, what: str
+) -> str | None:
+    """The community codes (comma-separated, as the maps take them) that ``actor`` may see
+    ``what`` of: a scoped key its own community only (also when none was asked for, which
+    would otherwise mean every community), anyone else what was asked."""
+    if actor.community_id is None:
+        return community
+    own = q.community_by_id(conn, community_id=actor.community_id).code
+    asked = [c.strip() for c in (community or own).split(",") if c.strip()]
+    others = [c for c in asked if c != own]
+    if others:
+        raise Forbidden(
+            f"this key is limited to community {own}: {what} of {', '.join(others)} is not allowed"
+        )
+    return own
 
 
 # --- keys ------------------------------------------------------------------------------------

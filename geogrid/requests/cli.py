@@ -412,7 +412,7 @@ def members_field(
     with _session(database, commit=commit) as conn:
         if (member is None) == (not vacant):
             raise InvalidInput("give --member ID or --vacant", field="member")
-        report = set_field_member(conn, field_id=field_id, member_id=member)
+        report = set_field_member(conn, field_id=field_id, member_id=member, actor=Actor.system())
     out.print(report)
     dry_run_note(commit)
 
@@ -433,7 +433,9 @@ def members_lead(
     with _session(database, commit=commit) as conn:
         if (member is None) == (not none):
             raise InvalidInput("give --member ID or --none", field="member")
-        report = set_grid_lead(conn, grid_code=grid, member_id=member, community=community)
+        report = set_grid_lead(
+            conn, grid_code=grid, member_id=member, actor=Actor.system(), community=community
+        )
     out.print(report)
     dry_run_note(commit)
 

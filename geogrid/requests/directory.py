@@ -23,7 +23,7 @@ from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.privacy import mask_name
-from geogrid.requests.access import Actor, log_personal_read
+from geogrid.requests.access import Actor, limit_to_scope, log_personal_read
 from geogrid.requests.workflow import ATTRIBUTE_TYPES
 
 _CODE_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
@@ -285,6 +285,8 @@ def list_members(
     name and phone (needs the right; every read logged)."""
     if personal:
         actor.require_personal_data(what="members' names and phones")
+    if community is not None:  # another community's members, asked by name: refused
+        community = limit_to_scope(conn, actor, community, what="members")
     mb, cm = m.Member, m.Community
     stmt = (
         select(
@@ -447,12 +449,17 @@ def _active_member(conn: Connection, member_id: int, community_id: int, field: s
         raise InvalidInput(f"member {member_id} is not active", field=field)
 
 
-def set_field_member(conn: Connection, *, field_id: int, member_id: int | None) -> dict[str, Any]:
-    """Give a field to a member, or vacate it (``None``); re-route open requests."""
+def set_field_member(
+    conn: Connection, *, field_id: int, member_id: int | None, actor: Actor
+) -> dict[str, Any]:
+    """Give a field to a member, or vacate it (``None``); re-route open requests.
+
+    A key scoped to a community changes only that community's fields."""
     f = m.ResponsibilityField
     row = conn.execute(select(f.community_id).where(f.id == field_id)).one_or_none()
     if row is None:
         raise NotFound(f"no responsibility field with id {field_id}", field="id")
+    actor.require_community(row.community_id, what=f"assigning field {field_id}")
     if member_id is not None:
         _active_member(conn, member_id, row.community_id, "member_id")
     conn.execute(update(f).where(f.id == field_id).values(member_id=member_id))
@@ -461,9 +468,16 @@ def set_field_member(conn: Connection, *, field_id: int, member_id: int | None) 
 
 
 def set_grid_lead(
-    conn: Connection, *, grid_code: str, member_id: int | None, community: str | None = None
+    conn: Connection,
+    *,
+    grid_code: str,
+    member_id: int | None,
+    actor: Actor,
+    community: str | None = None,
 ) -> dict[str, Any]:
-    """Set (or clear) the lead member of a grid of the active plan; re-route open requests."""
+    """Set (or clear) the lead member of a grid of the active plan; re-route open requests.
+
+    A key scoped to a community changes only that community's grids."""
     c = q.community_row(conn, code=community) if community else None
     g, p = m.Grid, m.BoundaryPlan
     stmt = (
@@ -473,9 +487,12 @@ def set_grid_lead(
     )
     if c is not None:
         stmt = stmt.where(p.community_id == c.id)
+    elif actor.community_id is not None:  # a scoped key means its own community's grid
+        stmt = stmt.where(p.community_id == actor.community_id)
     row = conn.execute(stmt).one_or_none()
     if row is None:
         raise NotFound(f"no grid {grid_code!r} in an active plan", field="grid")
+    actor.require_community(row.community_id, what=f"setting the lead of grid {grid_code}")
     if member_id is not None:
         _active_member(conn, member_id, row.community_id, "member_id")
     conn.execute(update(g).where(g.id == row.id).values(lead_member_id=member_id))
