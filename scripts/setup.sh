@@ -8,7 +8,8 @@
 #
 # System packages (Debian/Ubuntu, with apt; as root, or through sudo):
 #   always:     python3 (>= 3.11), python3-venv, python3-dev, libsqlite3-mod-spatialite
-#   test deps:  postgresql, postgresql-$MAJOR-postgis-3, chromium, fonts-noto-cjk, wrk
+#   test deps:  postgresql, postgresql-$MAJOR-postgis-3, chromium, fonts-noto-cjk, wrk,
+#               libatomic1 (Playwright's driver)
 # Elsewhere it says what is missing and stops. The map assets (Leaflet …) come from the npm
 # registry over HTTPS, pinned by version and sha512 (geogrid/maps/vendoring.py): no Node.js.
 #
@@ -163,7 +164,9 @@ install_debian() {
     local -a want missing
     want=(python3 python3-venv python3-dev libsqlite3-mod-spatialite)
     if [ "$TEST_DEPS" -eq 1 ]; then
-        want+=(fonts-noto-cjk wrk)
+        # libatomic1: the Node.js inside Playwright's wheel (its driver) links to it, and a
+        # minimal Debian lacks it ("Connection closed while reading from the driver").
+        want+=(fonts-noto-cjk wrk libatomic1)
         # A Chromium/Chrome named by GEOGRID_CHROMIUM replaces Debian's chromium.
         if [ -z "${GEOGRID_CHROMIUM:-}" ] || [ ! -x "${GEOGRID_CHROMIUM}" ]; then want+=(chromium); fi
     fi

@@ -88,7 +88,10 @@ def test_the_cli_consoles_never_wrap_when_not_a_terminal(
 
 def _terminal(width: int) -> tuple[Console, io.StringIO]:
     buffer = io.StringIO()
-    return Console(file=buffer, force_terminal=True, width=width, color_system=None), buffer
+    return (
+        Console(file=buffer, force_terminal=True, width=width, height=40, color_system=None),
+        buffer,
+    )
 
 
 def test_a_narrow_terminal_shows_records() -> None:

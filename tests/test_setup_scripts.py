@@ -24,7 +24,7 @@ FIXTURES = Path(__file__).resolve().parent / "setup_fixtures"
 INSTALLED = "install ok installed"
 REMOVED = "deinstall ok config-files"  # removed, its configuration kept: not installed
 BASE = ["python3", "python3-venv", "python3-dev", "libsqlite3-mod-spatialite"]
-TEST_DEPS = ["fonts-noto-cjk", "wrk", "chromium"]
+TEST_DEPS = ["fonts-noto-cjk", "wrk", "libatomic1", "chromium"]
 
 
 def fake_system(
