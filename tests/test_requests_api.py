@@ -243,6 +243,7 @@ def test_personal_data_needs_the_right_and_is_logged(
     admin = new_key(engine, "admin")
     log = client.get("/v1/admin/personal-data-reads", headers=_h(admin)).json()
     assert {(e["subject"], e["subject_id"]) for e in log} == {
+        ("request", rid),  # its unscrubbed description and notes
         ("request_contact", rid),
         ("member", world.members["A"]),
     }

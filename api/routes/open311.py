@@ -262,6 +262,13 @@ def get_token(name: str, request: Request) -> Response:
             rows = o.request_rows(conn, token=token) if token else []
         if not rows:
             raise NotFound("token not found", field="token")
-        return [{"service_request_id": str(rows[0].id), "token": token}]
+        # The status too: the holder of a care request's token sees it nowhere else.
+        return [
+            {
+                "service_request_id": str(rows[0].id),
+                "token": token,
+                "status": o.status_of(rows[0].status),
+            }
+        ]
 
     return _answer(name, "service_requests", build)

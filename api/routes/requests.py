@@ -132,7 +132,9 @@ def create_request(
     )
     with engine.begin() as conn:
         out = receive(conn, intake, actor=actor, geocoder=geocoder_of(request), settings=settings)
-        view = views.get_request(conn, out.request_id, actor=actor, base_url=base_url(request))
+        view = views.get_request(
+            conn, out.request_id, actor=actor, base_url=base_url(request), filer=True
+        )
     view["token"] = out.token
     return view
 

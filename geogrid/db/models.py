@@ -589,6 +589,17 @@ class DataVersion(Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class InstanceSecret(Base):
+    """Secrets this installation makes for itself and keeps (``pseudonyms``: the key of the
+    keyed hash that stands for address ids in default exports, stable across exports)."""
+
+    __tablename__ = "instance_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 #: Which tables bump which counter (the triggers are made by migration 0002).
 VERSIONED_TABLES: dict[str, tuple[str, ...]] = {
     "spatial": (

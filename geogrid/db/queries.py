@@ -7,6 +7,7 @@ backend live in ``geogrid.db.dialect``.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -181,6 +182,16 @@ def data_versions(conn: Connection) -> dict[str, int]:
         str(name): int(version)
         for name, version in conn.execute(select(m.DataVersion.name, m.DataVersion.version))
     }
+
+
+def instance_secret(conn: Connection, name: str) -> str:
+    """This installation's secret ``name`` (made once, 256 random bits, then kept)."""
+    table = m.InstanceSecret
+    value = conn.execute(select(table.value).where(table.name == name)).scalar()
+    if value is None:
+        value = secrets.token_hex(32)
+        conn.execute(insert(table).values(name=name, value=value, created_at=m.utcnow()))
+    return str(value)
 
 
 # --- frames --------------------------------------------------------------------------------

@@ -45,7 +45,10 @@ assignment under that plan (a closed request keeps the grid it had, possibly of 
 plan). Times are ISO 8601 strings with the community's UTC offset (``2026-07-01T09:30:00+08:00``).
 Personal data (docs/api.md) — member names and phones, household heads, phones, care flags and
 the unit and room that complete a household's address — is left out unless
-``include_personal``; members' names then appear only masked (张*明, :func:`mask_name`).
+``include_personal``; members' names then appear only masked (张*明, :func:`mask_name`),
+``address_id`` is a stable keyed-hash stand-in (``a-`` and 16 hex digits, the key kept in the
+database), request descriptions are scrubbed of phone numbers, ID numbers and e-mail
+addresses, and members have no position.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ from sqlalchemy.orm import aliased
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.io.readers import gdal_without_spatialite
-from geogrid.privacy import mask_name
+from geogrid.privacy import mask_name, pseudonym, scrub
 
 __all__ = ["LAYERS", "PERSONAL_COLUMNS", "export_geopackage", "mask_name"]
 
@@ -135,10 +138,15 @@ def export_geopackage(
     out.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{out}{suffix}").unlink(missing_ok=True)
+    # Without personal data, address ids (which encode unit and room) become stable
+    # stand-ins: the same in every export of this database, so layers and exports still join.
+    key = None if include_personal else q.instance_secret(conn, "pseudonyms").encode()
     counts: dict[str, int] = {}
     for layer, geometry_type in LAYERS.items():
         frame = _BUILDERS[layer](conn, ids, plans)
         frame = _finish(frame, layer, zones, include_personal)
+        if key is not None:
+            frame = _minimise(frame, layer, key)
         with gdal_without_spatialite():
             frame.to_file(
                 out, layer=layer, driver="GPKG", engine="pyogrio", geometry_type=geometry_type
@@ -420,6 +428,22 @@ def _finish(
         if col == "geometry":
             continue
         frame[col] = _typed(frame[col])
+    return frame
+
+
+def _minimise(frame: gpd.GeoDataFrame, layer: str, key: bytes) -> gpd.GeoDataFrame:
+    """What an export without personal data keeps (PIPL: the minimum necessary): address ids
+    pseudonymised, free text scrubbed of phones, ID numbers and e-mails, no member positions."""
+    if "address_id" in frame.columns:
+        frame["address_id"] = [
+            None if _missing(v) else pseudonym(str(v), key) for v in frame["address_id"]
+        ]
+    if "description" in frame.columns:
+        frame["description"] = [
+            None if _missing(v) else scrub(str(v)) for v in frame["description"]
+        ]
+    if layer == "members":
+        frame = frame.set_geometry(gpd.GeoSeries([None] * len(frame), crs=frame.crs))
     return frame
 
 

@@ -32,6 +32,7 @@ from sqlalchemy import Connection, select
 from geogrid.db import models as m
 from geogrid.errors import GeogridError, InvalidInput, NotFound
 from geogrid.periods import iso, zone
+from geogrid.privacy import scrub
 from geogrid.requests.access import Forbidden, NotAuthenticated
 from geogrid.requests.directory import list_categories
 from geogrid.requests.views import (
@@ -39,7 +40,7 @@ from geogrid.requests.views import (
     agency_responsible,
     media_of,
     photo_is_public,
-    public_address,
+    public_location,
     request_select,
 )
 from geogrid.requests.workflow import Contact, Intake, sla_due
@@ -315,8 +316,12 @@ def request_rows(
     community: str | None = None,
     token: str | None = None,
 ) -> list[Any]:
+    """Requests for Open311's public answers: never care-programme ones, except by token
+    (whose holder then sees the status alone, ``tokens/{token}``)."""
     r = m.Request
     stmt = request_select()
+    if token is None:
+        stmt = stmt.where(r.programme != m.Programme.CARE.value)
     if ids:
         stmt = stmt.where(r.id.in_(list(ids)))
     else:
@@ -377,6 +382,7 @@ def requests_out(conn: Connection, rows: Sequence[Any], *, base_url: str) -> lis
         expected = r.due_at
         if expected is None and r.status in m.OPEN_STATUSES:
             expected = sla_due(r.received_at, sla.get(r.category_code, 72), tz)
+        place = public_location(r)
         shown = media[int(r.id)] if photo_is_public(r) else []
         first = shown[0]["url"] if shown else None
         notice = (
@@ -388,20 +394,20 @@ def requests_out(conn: Connection, rows: Sequence[Any], *, base_url: str) -> lis
             {
                 "service_request_id": str(r.id),
                 "status": status_of(r.status),
-                "status_notes": notes.get(int(r.id)),
+                "status_notes": scrub(notes.get(int(r.id))),
                 "service_name": r.category_name,
                 "service_code": r.category_code,
-                "description": r.description,
+                "description": scrub(r.description),
                 "agency_responsible": agency_responsible(r),
                 "service_notice": notice,
                 "requested_datetime": iso(r.received_at, tz),
                 "updated_datetime": iso(r.updated_at, tz),
                 "expected_datetime": iso(expected, tz),
-                "address": public_address(r),
+                "address": place["address"],
                 "address_id": None,
                 "zipcode": None,
-                "lat": round(float(r.lat), 7),
-                "long": round(float(r.lon), 7),
+                "lat": place["lat"],
+                "long": place["lon"],
                 "media_url": first,
             }
         )

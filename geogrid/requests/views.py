@@ -1,13 +1,17 @@
 """Requests as JSON: the public view, the official view, and personal data on request.
 
 * **public** (no key, ``public`` keys, anyone outside a request's scope): status, category,
-  times, the building-level address, grid and the member's masked name and role; no
-  reporter contact, no address id, no notes except the public status notes, no actor names.
+  times, the place blurred to its H3 cell's centre and the street, grid and the member's
+  masked name and role; no reporter contact, no address id, no notes except the public
+  status notes, no actor names. Care-programme requests are not public at all.
 * **scoped** (officials of the community, its member, the department it is escalated to):
-  also notes, actors, the address id, the reporter's evaluation comment.
-* **personal** — the reporter's contact details and a member's full name — only for a key
-  with the ``personal_data`` right that asks for it (``personal=true``); each read is logged
-  (:func:`geogrid.requests.access.log_personal_read`).
+  also the exact place and building-level address, notes, actors, the address id, the
+  reporter's evaluation comment.
+* **personal** — the reporter's contact details, a member's full name and the unscrubbed
+  free text — only for a key with the ``personal_data`` right that asks for it
+  (``personal=true``); each read is logged (:func:`geogrid.requests.access.log_personal_read`).
+  Everyone else, officials included, reads descriptions and notes scrubbed of phone numbers,
+  ID numbers and e-mail addresses (:func:`geogrid.privacy.scrub`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from sqlalchemy.orm import aliased
 from geogrid.db import models as m
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.periods import Period, iso
-from geogrid.privacy import mask_name
+from geogrid.privacy import mask_name, scrub, snap
 from geogrid.requests.access import Actor, Forbidden, log_personal_read
 from geogrid.requests.media import ACCEPTED_TYPES
 from geogrid.requests.workflow import can_read
@@ -117,6 +121,23 @@ def public_address(row: Any) -> str | None:
     return text or None
 
 
+def street_address(row: Any) -> str | None:
+    """What the public sees of a request's address: the street only (no number, compound or
+    building: a door on a small street is one household)."""
+    return str(row.street_name) if row.street_name else None
+
+
+def public_location(row: Any) -> dict[str, Any]:
+    """The place of a request as the public sees it: its H3 cell's centre, the street."""
+    lon, lat = snap(float(row.lon), float(row.lat))
+    return {"lon": round(lon, 6), "lat": round(lat, 6), "address": street_address(row)}
+
+
+def is_care(row: Any) -> bool:
+    """A care-programme request (关爱): who needs care, and where, is never public."""
+    return bool(row.programme == m.Programme.CARE.value)
+
+
 def is_overdue(row: Any, now: dt.datetime | None = None) -> bool:
     now = now or m.utcnow()
     return bool(row.status in m.OPEN_STATUSES and row.due_at is not None and row.due_at < now)
@@ -139,9 +160,13 @@ def request_view(
     media: Sequence[dict[str, Any]] = (),
     history: Sequence[dict[str, Any]] | None = None,
     now: dt.datetime | None = None,
+    reveal: bool = False,
 ) -> dict[str, Any]:
-    """The JSON of a request (docs/api.md, "Requests"); ``scoped`` adds the official parts."""
+    """The JSON of a request (docs/api.md, "Requests"); ``scoped`` adds the official parts:
+    the exact place and building-level address. Free text is scrubbed of phone numbers, ID
+    numbers and e-mail addresses unless ``reveal`` (a logged personal-data read)."""
     tz = row.timezone
+    text = (lambda value: value) if reveal else scrub
     out: dict[str, Any] = {
         "id": int(row.id),
         "status": row.status,
@@ -155,13 +180,15 @@ def request_view(
             "programme": row.programme,
             "class": row.category_class,
         },
-        "description": row.description,
+        "description": text(row.description),
         "source": row.source,
         "location": {
             "lon": round(float(row.lon), 7),
             "lat": round(float(row.lat), 7),
             "address": public_address(row),
-        },
+        }
+        if scoped
+        else public_location(row),
         "assignment": {
             "grid_code": row.grid_code,
             "grid_name": row.grid_name,
@@ -188,7 +215,7 @@ def request_view(
         if row.satisfaction is None
         else {
             "satisfaction": row.satisfaction,
-            "comment": row.satisfaction_comment if scoped else None,
+            "comment": text(row.satisfaction_comment) if scoped else None,
             "evaluated_at": iso(row.evaluated_at, tz),
         },
         "media": list(media) if scoped or photo_is_public(row) else [],
@@ -281,7 +308,9 @@ def stored_photo(conn: Connection, media_id: int, *, actor: Actor) -> StoredPhot
     )
 
 
-def history_of(conn: Connection, request_id: int, *, scoped: bool, tz: str) -> list[dict[str, Any]]:
+def history_of(
+    conn: Connection, request_id: int, *, scoped: bool, tz: str, reveal: bool = False
+) -> list[dict[str, Any]]:
     """Every transition, oldest first. The public sees roles, not names, and only notes
     addressed to the reporter."""
     e = m.RequestEvent
@@ -313,7 +342,7 @@ def history_of(conn: Connection, request_id: int, *, scoped: bool, tz: str) -> l
                 "to": r.to_status,
                 "actor": r.actor if scoped else None,
                 "actor_role": r.actor_role,
-                "note": r.note if (scoped or public_note) else None,
+                "note": (r.note if reveal else scrub(r.note)) if (scoped or public_note) else None,
                 "version": r.version,
                 "details": r.details if scoped else None,
             }
@@ -329,23 +358,39 @@ def get_request(
     personal: bool = False,
     base_url: str = "",
     via: str = "GET /v1/requests/{id}",
+    filer: bool = False,
 ) -> dict[str, Any]:
     """One request with its history; ``personal`` adds the reporter's contact and the
-    member's name (needs the right; logged)."""
+    member's name (needs the right; logged). ``filer``: the answer to whoever just filed it,
+    who sees its public view even of a care request (what they typed, blurred and scrubbed);
+    afterwards only its scope does, and the token's holder its status (Open311 ``tokens``)."""
     row = conn.execute(request_select().where(_r.id == request_id)).one_or_none()
     if row is None:
         raise NotFound(f"no request with id {request_id}", field="id")
     scoped = can_read(actor, row)
-    out = request_view(
-        row,
-        scoped=scoped,
-        media=media_of(conn, [request_id], base_url=base_url)[request_id],
-        history=history_of(conn, request_id, scoped=scoped, tz=row.timezone),
-    )
+    if is_care(row) and not (scoped or filer):  # not public at all: as if it did not exist
+        raise NotFound(f"no request with id {request_id}", field="id")
     if personal:
         actor.require_personal_data(what="the reporter's contact details")
         if not scoped:
             raise Forbidden(f"request {request_id} is outside this key's scope")
+    out = request_view(
+        row,
+        scoped=scoped,
+        media=media_of(conn, [request_id], base_url=base_url)[request_id],
+        history=history_of(conn, request_id, scoped=scoped, tz=row.timezone, reveal=personal),
+        reveal=personal,
+    )
+    if personal:
+        # The unscrubbed free text (description, notes, comment) is personal data too.
+        log_personal_read(
+            conn,
+            actor=actor,
+            subject="request",
+            subject_ids=[request_id],
+            fields=["description", "notes", "comment"],
+            via=via,
+        )
         contact = conn.execute(
             select(m.table(m.RequestContact)).where(m.RequestContact.request_id == request_id)
         ).one_or_none()
@@ -444,6 +489,8 @@ def _where(conn: Connection, f: RequestFilter, actor: Actor) -> list[Any]:
     # a community key's its community.
     if actor.community_id is not None:
         where.append(_r.community_id == actor.community_id)
+    if actor.role is R.PUBLIC:  # care requests are never public (every other role is scoped)
+        where.append(_r.programme != m.Programme.CARE.value)
     if actor.role is R.MEMBER:
         where.append(_r.member_id == actor.member_id)
     elif actor.role is R.DEPARTMENT:
