@@ -19,12 +19,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from geogrid.db import migrate
 from geogrid.db.engine import make_engine
 from geogrid.demo.generate import DemoData, generate_demo
+from tests.requests_factories import World, build_world, make_app
 
 pytest_plugins = ["tests.browser_support"]
 
@@ -180,3 +182,17 @@ def artifacts() -> Path:
     path = Path(__file__).resolve().parent.parent / "artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture
+def world(engine: Engine) -> World:
+    """The requests world (``tests.requests_factories``): one community, four grids, three
+    members, two fields, three households. A test module may define its own ``world``."""
+    return build_world(engine)
+
+
+@pytest.fixture
+def client(db_url: str, world: World) -> Iterator[TestClient]:
+    """The API over the ``world`` database."""
+    with TestClient(make_app(db_url)) as c:
+        yield c

@@ -3,8 +3,6 @@ page and session cookie (reads only), and the admin key API."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
@@ -13,20 +11,9 @@ from typer.testing import CliRunner
 from geogrid.db import models as m
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.requests.access import NotAuthenticated, authenticate, create_key
-from tests.requests_factories import IN_FIELD, World, build_world, cli_app, make_app, new_key
+from tests.requests_factories import IN_FIELD, World, cli_app, new_key
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def world(engine: Engine) -> World:
-    return build_world(engine)
-
-
-@pytest.fixture
-def client(db_url: str, world: World) -> Iterator[TestClient]:
-    with TestClient(make_app(db_url)) as c:
-        yield c
 
 
 def test_cli_creates_a_key_once_and_stores_only_its_hash(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -34,7 +33,7 @@ from geogrid.requests.media import (
     sniff,
 )
 from geogrid.requests.workflow import Intake, receive
-from tests.requests_factories import IN_FIELD, World, build_world, make_app, make_world, new_key
+from tests.requests_factories import IN_FIELD, make_world, new_key
 
 GPS_IFD = 0x8825
 #: 31°13'59.99" N, a latitude no test writes anywhere else, as Exif rationals.
@@ -144,17 +143,6 @@ def test_limits_per_call() -> None:
 
 
 # --- through the API ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def world(engine: Engine) -> World:
-    return build_world(engine)
-
-
-@pytest.fixture
-def client(db_url: str, world: World) -> Iterator[TestClient]:
-    with TestClient(make_app(db_url)) as c:
-        yield c
 
 
 def _file(client: TestClient, key: str, category: str, photo: bytes, kind: str) -> Any:

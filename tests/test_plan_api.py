@@ -4,7 +4,6 @@ metrics, activation with the two-planner conflict, rollback, export."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ from sqlalchemy import Engine
 
 from geogrid.db import queries as q
 from tests.factories import X0, Y0, D, square_grids
-from tests.requests_factories import World, build_world, make_app, new_key
+from tests.requests_factories import World, new_key
 
 C = "441302011099"
 
@@ -34,17 +33,6 @@ def _shifted(shift: float) -> list[tuple[str, Any]]:
         (f"{C}002", box(shift, Y0 + D, X0 + 2 * D, Y0 + 2 * D)),
         *square_grids()[2:],
     ]
-
-
-@pytest.fixture
-def world(engine: Engine) -> World:
-    return build_world(engine)
-
-
-@pytest.fixture
-def client(db_url: str, world: World) -> Iterator[TestClient]:
-    with TestClient(make_app(db_url)) as c:
-        yield c
 
 
 @pytest.fixture

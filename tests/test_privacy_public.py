@@ -10,7 +10,6 @@ addresses at street level. With the right, asked for and logged, the text is who
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from sqlalchemy import Engine
 from geogrid.io.export import export_geopackage
 from geogrid.io.readers import gdal_without_spatialite
 from geogrid.privacy import PUBLIC_H3_RESOLUTION, scrub, snap
-from tests.requests_factories import IN_FIELD, World, build_world, make_app, new_key
+from tests.requests_factories import IN_FIELD, World, new_key
 
 PHONE = "13800138000"
 BAD_ID = "110101199003071239"  # 18 digits; the check digit should be 4
@@ -54,17 +53,6 @@ def test_scrub_keeps_dates_house_numbers_and_counts() -> None:
     assert scrub(text) == text
 
 
-@pytest.fixture
-def world(engine: Engine) -> World:
-    return build_world(engine)
-
-
-@pytest.fixture
-def client(db_url: str, world: World) -> Iterator[TestClient]:
-    with TestClient(make_app(db_url)) as c:
-        yield c
-
-
 def _seed(client: TestClient, engine: Engine) -> dict[str, Any]:
     hotline = new_key(engine, "public", name="hotline app")
     official = new_key(engine, "official", community_code="441302011099")
@@ -91,7 +79,13 @@ def _seed(client: TestClient, engine: Engine) -> dict[str, Any]:
             headers={"X-API-Key": official},
         )
         assert r.status_code == 200, r.text
-    care = client.post(
+    care = _file_care(client, official)
+    return {"id": rid, "care": care["id"], "hotline": hotline, "official": official}
+
+
+def _file_care(client: TestClient, key: str) -> dict[str, Any]:
+    """A care-programme request (关爱): an elderly person living alone needs home care."""
+    r = client.post(
         "/v1/requests",
         json={
             "category": "elderly_care",
@@ -99,10 +93,10 @@ def _seed(client: TestClient, engine: Engine) -> dict[str, Any]:
             "lat": IN_FIELD[1],
             "description": "独居老人需上门照料",
         },
-        headers={"X-API-Key": official},
+        headers={"X-API-Key": key},
     )
-    assert care.status_code == 201, care.text
-    return {"id": rid, "care": care.json()["id"], "hotline": hotline, "official": official}
+    assert r.status_code == 201, r.text
+    return dict(r.json())
 
 
 def _assert_clean(text: str, where: str) -> None:
@@ -184,22 +178,11 @@ def test_care_requests_are_never_public(client: TestClient, engine: Engine) -> N
 def test_the_care_request_s_token_holder_sees_its_status_only(
     client: TestClient, engine: Engine
 ) -> None:
-    hotline = new_key(engine, "public", name="hotline app")
-    r = client.post(
-        "/v1/requests",
-        json={
-            "category": "elderly_care",
-            "lon": IN_FIELD[0],
-            "lat": IN_FIELD[1],
-            "description": "独居老人需上门照料",
-        },
-        headers={"X-API-Key": hotline},
-    )
-    assert r.status_code == 201, r.text
-    token = r.json()["token"]
+    filed = _file_care(client, new_key(engine, "public", name="hotline app"))
+    token, rid = filed["token"], filed["id"]
     answer = client.get(f"/open311/v2/tokens/{token}.json").json()
-    assert answer == [{"service_request_id": str(r.json()["id"]), "token": token, "status": "open"}]
-    assert client.get(f"/open311/v2/requests/{r.json()['id']}.json").status_code == 404
+    assert answer == [{"service_request_id": str(rid), "token": token, "status": "open"}]
+    assert client.get(f"/open311/v2/requests/{rid}.json").status_code == 404
 
 
 def test_the_public_sees_the_cell_and_the_street(client: TestClient, engine: Engine) -> None:

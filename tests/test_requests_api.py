@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,25 +15,12 @@ from tests.requests_factories import (
     IN_FIELD,
     JUST_OUTSIDE,
     World,
-    build_world,
-    make_app,
     new_key,
 )
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
-
-
-@pytest.fixture
-def world(engine: Engine) -> World:
-    return build_world(engine)
-
-
-@pytest.fixture
-def client(db_url: str, world: World) -> Iterator[TestClient]:
-    with TestClient(make_app(db_url)) as c:
-        yield c
 
 
 def _h(key: str) -> dict[str, str]:

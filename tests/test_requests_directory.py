@@ -3,10 +3,8 @@ fields, grid leads (open requests re-routed; a vacancy falls back to the grid le
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
@@ -16,24 +14,11 @@ from tests.requests_factories import (
     IN_FIELD,
     IN_GRID_NO_FIELD,
     World,
-    build_world,
     cli_app,
-    make_app,
     new_key,
 )
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def world(engine: Engine) -> World:
-    return build_world(engine)
-
-
-@pytest.fixture
-def client(db_url: str, world: World) -> Iterator[TestClient]:
-    with TestClient(make_app(db_url)) as c:
-        yield c
 
 
 def _h(key: str) -> dict[str, str]:
