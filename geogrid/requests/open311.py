@@ -39,7 +39,6 @@ from geogrid.requests.views import (
     PUBLIC_NOTE_ACTIONS,
     agency_responsible,
     media_of,
-    photo_is_public,
     public_location,
     request_select,
 )
@@ -383,8 +382,8 @@ def requests_out(conn: Connection, rows: Sequence[Any], *, base_url: str) -> lis
         if expected is None and r.status in m.OPEN_STATUSES:
             expected = sla_due(r.received_at, sla.get(r.category_code, 72), tz)
         place = public_location(r)
-        shown = media[int(r.id)] if photo_is_public(r) else []
-        first = shown[0]["url"] if shown else None
+        # Care requests never get here (request_rows): every photo listed is public.
+        first = media[int(r.id)][0]["url"] if media[int(r.id)] else None
         notice = (
             "The location is outside every grid: the community handles this request."
             if r.flag

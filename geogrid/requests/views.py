@@ -218,7 +218,7 @@ def request_view(
             "comment": text(row.satisfaction_comment) if scoped else None,
             "evaluated_at": iso(row.evaluated_at, tz),
         },
-        "media": list(media) if scoped or photo_is_public(row) else [],
+        "media": list(media) if scoped or not is_care(row) else [],
     }
     if scoped:
         out["location"]["address_id"] = row.address_id
@@ -250,12 +250,6 @@ def media_of(
             }
         )
     return out
-
-
-def photo_is_public(row: Any) -> bool:
-    """Whether a request's photos are in its public view: never for care-programme requests
-    (关爱: who needs care, and where, is personal)."""
-    return bool(row.programme != m.Programme.CARE.value)
 
 
 @dataclass(frozen=True)
@@ -296,7 +290,7 @@ def stored_photo(conn: Connection, media_id: int, *, actor: Actor) -> StoredPhot
             field="media_id",
         )
     row = conn.execute(request_select().where(_r.id == media.request_id)).one()
-    public = photo_is_public(row)
+    public = not is_care(row)  # care photos: only for the request's scope
     if not (public or can_read(actor, row)):
         raise missing
     return StoredPhoto(
