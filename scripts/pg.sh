@@ -115,6 +115,12 @@ start_cluster() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
 
+    # A Unix socket's path holds at most 107 bytes (sun_path): a deep DIR (a long CI
+    # checkout or --basetemp) would make the server fail obscurely; say why instead.
+    local socket="$DIR/sock/.s.PGSQL.65535"
+    [ "${#socket}" -le 107 ] ||
+        die "the socket path $socket is ${#socket} bytes; Unix sockets allow 107: use a shorter DIR"
+
     local bindir
     bindir="$(pg_bindir)"
     echo "$bindir" >"$DIR/bindir"

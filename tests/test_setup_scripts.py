@@ -235,3 +235,19 @@ def test_every_installed_package_supports_debian12_python() -> None:
         if (spec := dist.metadata.get("Requires-Python")) and "3.11.2" not in SpecifierSet(spec)
     )
     assert needing_more == []
+
+
+def test_pg_refuses_a_socket_path_too_long_for_unix(tmp_path: Path) -> None:
+    """PostgreSQL's socket lives in the cluster's folder; a path over 107 bytes is refused
+    with the reason (scripts/test.sh keeps it short whatever --basetemp is)."""
+    deep = tmp_path / ("a-very-long-folder-name-" * 4) / "cluster"
+    done = subprocess.run(
+        ["bash", "scripts/pg.sh", "start", str(deep)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "Unix sockets allow 107" in done.stderr
+    assert not deep.exists()  # the half-made cluster is cleaned up
