@@ -214,7 +214,8 @@ def export(
 
     with errors():
         engine = open_engine(database)
-        with engine.connect() as conn:
+        # begin(), not connect(): the first export keeps the pseudonym key it makes.
+        with engine.begin() as conn:
             counts = export_geopackage(
                 conn, out=out_file, community_code=community, include_personal=include_personal
             )

@@ -218,3 +218,23 @@ def test_the_default_export_pseudonymises_address_ids_stably(
     with gdal_without_spatialite():
         full = gpd.read_file(tmp_path / "full.gpkg", layer="households", engine="pyogrio")
     assert sorted(full["address_id"]) == ["T-00000", "T-00001", "T-00002"]
+
+
+def test_cli_exports_keep_their_pseudonyms(
+    engine: Engine, world: World, db_url: str, tmp_path: Path
+) -> None:
+    """Two ``geogrid export`` runs (each its own process's transaction) agree."""
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    ids = []
+    for name in ("one.gpkg", "two.gpkg"):
+        done = CliRunner().invoke(
+            app, ["export", "--out", str(tmp_path / name), "--database", db_url]
+        )
+        assert done.exit_code == 0, done.output
+        with gdal_without_spatialite():
+            frame = gpd.read_file(tmp_path / name, layer="households", engine="pyogrio")
+        ids.append(sorted(frame["address_id"]))
+    assert ids[0] == ids[1] and all(a.startswith("a-") for a in ids[0])
