@@ -620,3 +620,22 @@ def test_official_maps_need_an_official_key(client: TestClient, demo_engine: Eng
     masked = mask_name(lead)
     assert masked and masked != lead
     assert masked in r.text and lead not in r.text
+
+
+def _drawn_points(page: str) -> list[tuple[float, float]]:
+    """Every [lon, lat] pair near Huizhou that a page draws."""
+    pairs = re.findall(r"\[(11[34]\.\d+),\s*(2[23]\.\d+)\]", page)
+    return sorted((round(float(x), 5), round(float(y), 5)) for x, y in pairs)
+
+
+def test_builders_reproject_a_projected_frame_on_entry() -> None:
+    """As geopandas.explore: a frame in UTM is drawn where it is, not stamped as degrees."""
+    grids = small_grids()
+    utm = grids.to_crs("EPSG:32650")  # UTM 50N, metres
+    wgs = render_html(coverage_map(grids, tiles="none"))
+    projected = render_html(coverage_map(utm, tiles="none"))
+    assert _drawn_points(wgs) and _drawn_points(projected) == _drawn_points(wgs)
+    # The plan map too (active and draft in different CRSs).
+    plan_wgs = render_html(plan_map(grids, grids, tiles="none"))
+    plan_mixed = render_html(plan_map(utm, grids.to_crs("EPSG:3857"), tiles="none"))
+    assert _drawn_points(plan_mixed) == _drawn_points(plan_wgs)

@@ -255,12 +255,23 @@ def js_json(value: Any) -> Markup:
 # --- geometry for display ---------------------------------------------------------------------
 
 
+def in_wgs84(frame: Any) -> Any:
+    """``frame`` in WGS 84, as ``geopandas.explore`` does: a GeoDataFrame or GeoSeries in
+    another CRS is reprojected; one without a CRS is taken as WGS 84 (what geogrid stores);
+    plain DataFrames (``lon``/``lat`` columns, WGS 84 by contract) and None pass through."""
+    projected = isinstance(frame, gpd.GeoDataFrame | gpd.GeoSeries) and frame.crs is not None
+    if projected and not frame.crs.equals("EPSG:4326"):
+        return frame.to_crs("EPSG:4326")
+    return frame
+
+
 def display_frame(
     gdf: gpd.GeoDataFrame, tiles: TileSource, *, simplify: float = 0.0, coverage: bool = False
 ) -> gpd.GeoDataFrame:
-    """``gdf`` (WGS 84) ready to draw: simplified (degrees; ``coverage`` keeps shared edges
-    shared), shifted to the tiles' CRS (GCJ-02 for Amap), rounded to :data:`PRECISION`."""
-    out = gdf.copy()
+    """``gdf`` ready to draw: in WGS 84 (reprojected if it is in another CRS), simplified
+    (degrees; ``coverage`` keeps shared edges shared), shifted to the tiles' CRS (GCJ-02 for
+    Amap), rounded to :data:`PRECISION`."""
+    out = in_wgs84(gdf).copy()
     geoms = np.asarray(out.geometry.values)
     if simplify > 0 and len(geoms):
         simplified = None

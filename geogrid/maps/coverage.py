@@ -158,9 +158,13 @@ def coverage_map(
     ``lead_member_masked``, ``community_code``. ``fields``: ``field_id``, ``name``,
     ``member_id``, ``grid_code``, ``households``, ``member_masked``. ``uncovered``: ``lon``,
     ``lat`` of households outside every field. ``members`` (officials only): ``name_masked``,
-    ``kind``, ``branch``, ``lon``, ``lat``. All in WGS 84; the map shifts them to the tiles'
-    CRS (GCJ-02 for Amap).
+    ``kind``, ``branch``, ``lon``, ``lat`` (WGS 84). GeoDataFrames in another CRS are
+    reprojected on entry, as ``geopandas.explore`` does; the map shifts everything to the
+    tiles' CRS (GCJ-02 for Amap).
     """
+    grids, fields, streets, boundary = (
+        base.in_wgs84(f) for f in (grids, fields, streets, boundary)
+    )
     measure = check_measure(measure)
     audience = check_audience(audience)
     lang_: Lang = check_lang(lang)

@@ -67,10 +67,12 @@ def hotspot_map(
     ``requests``: the requests analysed, ``lon``, ``lat`` (WGS 84) and optionally
     ``category_name``, ``status``, ``received_at``, ``overdue``, ``days_open`` for their
     tooltips (never a description, address or person). ``grids``: outlines and labels
-    (``code``, ``name``). ``boundary``: the communities' outlines.
+    (``code``, ``name``). ``boundary``: the communities' outlines. GeoDataFrames in another
+    CRS are reprojected on entry.
     """
     lang_: Lang = check_lang(lang)
-    cells = result.cells
+    grids, boundary = base.in_wgs84(grids), base.in_wgs84(boundary)
+    cells = base.in_wgs84(result.cells)
     if m is None:
         source = (
             tiles

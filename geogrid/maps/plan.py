@@ -137,8 +137,12 @@ def plan_map(
 ) -> folium.Map:
     """The draft plan (blue) over the active one (grey, dashed), with what would move.
 
-    Give ``households``/``fields`` (WGS 84) to have the changes computed, or ``changes``.
+    Give ``households``/``fields`` to have the changes computed, or ``changes``. Frames in
+    another CRS than WGS 84 are reprojected on entry.
     """
+    active, draft, households, fields = (
+        base.in_wgs84(f) for f in (active, draft, households, fields)
+    )
     lang_: Lang = check_lang(lang)
     if m is None:
         source = (
