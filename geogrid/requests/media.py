@@ -35,6 +35,7 @@ __all__ = [
     "Photo",
     "check_photos",
     "clean_photo",
+    "declared_type",
     "sniff",
 ]
 
@@ -218,13 +219,19 @@ def _clean_webp(data: bytes) -> bytes:
 _CLEANERS: Final = {"image/jpeg": _clean_jpeg, "image/png": _clean_png, "image/webp": _clean_webp}
 
 
+def declared_type(content_type: str) -> str:
+    """The media type an uploader declared, without parameters: ``image/JPEG; q=1`` →
+    ``image/jpeg``."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def clean_photo(data: bytes, content_type: str, *, field: str = "photo") -> bytes:
     """``data`` checked to be the ``content_type`` it is declared as, minus its metadata.
 
     Raises :class:`InvalidInput` (422) for another type, bytes that are another format, or a
     file that does not parse.
     """
-    declared = content_type.split(";", 1)[0].strip().lower()
+    declared = declared_type(content_type)
     if declared not in ACCEPTED_TYPES:
         raise InvalidInput(
             f"{field} must be a JPEG, PNG or WebP photo (image/jpeg, image/png, image/webp), "
@@ -266,6 +273,5 @@ def check_photos(photos: Sequence[Photo], *, max_photo_bytes: int, field: str) -
                 f"{where} is {len(p.data):,} bytes; at most {max_photo_bytes:,}", field=where
             )
         data = clean_photo(p.data, p.content_type, field=where)
-        declared = p.content_type.split(";", 1)[0].strip().lower()
-        cleaned.append(Photo(data, declared, p.filename))
+        cleaned.append(Photo(data, declared_type(p.content_type), p.filename))
     return cleaned

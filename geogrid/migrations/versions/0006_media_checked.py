@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from geogrid.errors import InvalidInput
-from geogrid.requests.media import clean_photo
+from geogrid.requests.media import clean_photo, declared_type
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -57,7 +57,7 @@ def upgrade() -> None:
                 data=data,
                 size=len(data),
                 sha256=hashlib.sha256(data).hexdigest(),
-                content_type=(row.content_type or "").split(";", 1)[0].strip().lower(),
+                content_type=declared_type(row.content_type or ""),
             )
         )
 
