@@ -109,6 +109,13 @@ def make_app(db_url: str, **requests_settings: Any) -> Any:
     return app
 
 
+def file_request(client: Any, key: str, **body: Any) -> Any:
+    """``POST /v1/requests`` with ``key``: a blocked sewer at ``IN_FIELD`` unless ``body``
+    says otherwise; the response."""
+    payload = {"category": "sewer_blocked", "lon": IN_FIELD[0], "lat": IN_FIELD[1], **body}
+    return client.post("/v1/requests", json=payload, headers={"X-API-Key": key})
+
+
 def new_key(engine: Engine, role: str, **kw: Any) -> str:
     from geogrid.requests.access import create_key
 

@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.requests.access import create_key
-from tests.requests_factories import IN_FIELD, World, build_world, make_app
+from tests.requests_factories import IN_FIELD, World, build_world, file_request, make_app
 
 A, B = "441302011099", "441302011098"
 ROLES = ("public", "member", "department", "official", "planner", "admin")
@@ -572,16 +572,8 @@ def _keys(engine: Engine, world: World) -> dict[str, str]:
 def _context(client: TestClient, engine: Engine, world: World) -> Ctx:
     keys = _keys(engine, world)
     official = {"X-API-Key": keys[f"official@{A}"]}
-    filed = client.post(
-        "/v1/requests",
-        json={
-            "category": "sewer_blocked",
-            "lon": IN_FIELD[0],
-            "lat": IN_FIELD[1],
-            "photos": [{"data": base64.b64encode(PNG).decode(), "content_type": "image/png"}],
-        },
-        headers={"X-API-Key": keys[f"public@{A}"]},
-    )
+    photo = {"data": base64.b64encode(PNG).decode(), "content_type": "image/png"}
+    filed = file_request(client, keys[f"public@{A}"], photos=[photo])
     assert filed.status_code == 201, filed.text
     hook = client.post(
         "/v1/admin/webhooks",

@@ -33,7 +33,7 @@ from geogrid.requests.media import (
     sniff,
 )
 from geogrid.requests.workflow import Intake, receive
-from tests.requests_factories import IN_FIELD, make_world, new_key
+from tests.requests_factories import IN_FIELD, file_request, make_world, new_key
 
 GPS_IFD = 0x8825
 #: 31°13'59.99" N, a latitude no test writes anywhere else, as Exif rationals.
@@ -146,16 +146,8 @@ def test_limits_per_call() -> None:
 
 
 def _file(client: TestClient, key: str, category: str, photo: bytes, kind: str) -> Any:
-    return client.post(
-        "/v1/requests",
-        json={
-            "category": category,
-            "lon": IN_FIELD[0],
-            "lat": IN_FIELD[1],
-            "photos": [{"data": base64.b64encode(photo).decode(), "content_type": kind}],
-        },
-        headers={"X-API-Key": key},
-    )
+    photos = [{"data": base64.b64encode(photo).decode(), "content_type": kind}]
+    return file_request(client, key, category=category, photos=photos)
 
 
 def test_a_script_in_a_photo_is_refused_and_nothing_written(
@@ -222,16 +214,7 @@ def test_a_care_request_s_photo_is_only_for_its_scope(client: TestClient, engine
 def test_links_are_shown_never_redirected_to(client: TestClient, engine: Engine) -> None:
     key = new_key(engine, "public", name="hotline app")
     link = "https://evil.example/phish"
-    r = client.post(
-        "/v1/requests",
-        json={
-            "category": "sewer_blocked",
-            "lon": IN_FIELD[0],
-            "lat": IN_FIELD[1],
-            "media_urls": [link],
-        },
-        headers={"X-API-Key": key},
-    )
+    r = file_request(client, key, media_urls=[link])
     assert r.status_code == 201, r.text
     media = r.json()["media"][0]
     assert media["url"] == link  # shown as the link it is

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from geogrid.io.export import export_geopackage
 from geogrid.io.readers import gdal_without_spatialite
 from geogrid.privacy import PUBLIC_H3_RESOLUTION, scrub, snap
-from tests.requests_factories import IN_FIELD, World, new_key
+from tests.requests_factories import IN_FIELD, World, file_request, new_key
 
 PHONE = "13800138000"
 BAD_ID = "110101199003071239"  # 18 digits; the check digit should be 4
@@ -57,16 +57,7 @@ def _seed(client: TestClient, engine: Engine) -> dict[str, Any]:
     hotline = new_key(engine, "public", name="hotline app")
     official = new_key(engine, "official", community_code="441302011099")
     description = f"井盖松动，请回电 {PHONE}，身份证 {BAD_ID}，邮箱 {EMAIL}"
-    r = client.post(
-        "/v1/requests",
-        json={
-            "category": "sewer_blocked",
-            "lon": IN_FIELD[0],
-            "lat": IN_FIELD[1],
-            "description": description,
-        },
-        headers={"X-API-Key": hotline},
-    )
+    r = file_request(client, hotline, description=description)
     assert r.status_code == 201, r.text
     rid = r.json()["id"]
     for version, action, note in (
@@ -85,16 +76,7 @@ def _seed(client: TestClient, engine: Engine) -> dict[str, Any]:
 
 def _file_care(client: TestClient, key: str) -> dict[str, Any]:
     """A care-programme request (关爱): an elderly person living alone needs home care."""
-    r = client.post(
-        "/v1/requests",
-        json={
-            "category": "elderly_care",
-            "lon": IN_FIELD[0],
-            "lat": IN_FIELD[1],
-            "description": "独居老人需上门照料",
-        },
-        headers={"X-API-Key": key},
-    )
+    r = file_request(client, key, category="elderly_care", description="独居老人需上门照料")
     assert r.status_code == 201, r.text
     return dict(r.json())
 

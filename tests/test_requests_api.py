@@ -12,9 +12,9 @@ from sqlalchemy import Engine, func, select
 
 from geogrid.db import models as m
 from tests.requests_factories import (
-    IN_FIELD,
     JUST_OUTSIDE,
     World,
+    file_request,
     new_key,
 )
 
@@ -25,11 +25,6 @@ PNG = base64.b64decode(
 
 def _h(key: str) -> dict[str, str]:
     return {"X-API-Key": key}
-
-
-def _create(client: TestClient, key: str, **body: Any) -> Any:
-    payload = {"category": "sewer_blocked", "lon": IN_FIELD[0], "lat": IN_FIELD[1], **body}
-    return client.post("/v1/requests", json=payload, headers=_h(key))
 
 
 def test_create_needs_a_key(client: TestClient) -> None:
@@ -48,7 +43,7 @@ def test_create_read_act_and_history(client: TestClient, engine: Engine, world: 
     app_key = new_key(engine, "public", name="hotline app")
     official = new_key(engine, "official")
     member = new_key(engine, "member", member_id=world.members["A"])
-    r = _create(
+    r = file_request(
         client,
         app_key,
         description="下水道堵了",
@@ -110,7 +105,7 @@ def test_create_read_act_and_history(client: TestClient, engine: Engine, world: 
 
 def test_stale_version_409_with_current_state(client: TestClient, engine: Engine) -> None:
     official = new_key(engine, "official")
-    rid = _create(client, official).json()["id"]
+    rid = file_request(client, official).json()["id"]
     assert (
         client.post(
             f"/v1/requests/{rid}/register", json={"version": 1}, headers=_h(official)
@@ -130,7 +125,7 @@ def test_stale_version_409_with_current_state(client: TestClient, engine: Engine
 
 def test_illegal_transition_409_and_nothing_changes(client: TestClient, engine: Engine) -> None:
     official = new_key(engine, "official")
-    rid = _create(client, official).json()["id"]
+    rid = file_request(client, official).json()["id"]
     r = client.post(f"/v1/requests/{rid}/close", json={"version": 1}, headers=_h(official))
     assert r.status_code == 409
     assert r.json()["error"]["field"] == "action"
@@ -142,7 +137,7 @@ def test_illegal_transition_409_and_nothing_changes(client: TestClient, engine: 
 def test_roles_are_enforced(client: TestClient, engine: Engine, world: World) -> None:
     public = new_key(engine, "public")
     other_member = new_key(engine, "member", member_id=world.members["B"])
-    rid = _create(client, public).json()["id"]
+    rid = file_request(client, public).json()["id"]
     r = client.post(f"/v1/requests/{rid}/register", json={"version": 1}, headers=_h(public))
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
     r = client.post(f"/v1/requests/{rid}/register", json={"version": 1})
@@ -170,7 +165,7 @@ def test_bad_input_names_the_field(
     client: TestClient, engine: Engine, body: dict[str, Any], status: int, field: str
 ) -> None:
     key = new_key(engine, "public")
-    r = _create(client, key, **body)
+    r = file_request(client, key, **body)
     assert r.status_code == status, r.text
     assert r.json()["error"]["field"] == field
     with engine.connect() as conn:
@@ -179,7 +174,7 @@ def test_bad_input_names_the_field(
 
 def test_outside_every_grid_is_flagged(client: TestClient, engine: Engine) -> None:
     key = new_key(engine, "public")
-    r = _create(client, key, lon=JUST_OUTSIDE[0], lat=JUST_OUTSIDE[1])
+    r = file_request(client, key, lon=JUST_OUTSIDE[0], lat=JUST_OUTSIDE[1])
     assert r.status_code == 201
     body = r.json()
     assert body["flag"] == "outside_grids" and body["assignment"]["rule"] == "none"
@@ -190,8 +185,8 @@ def test_outside_every_grid_is_flagged(client: TestClient, engine: Engine) -> No
 
 def test_list_filters_and_pagination(client: TestClient, engine: Engine, world: World) -> None:
     key = new_key(engine, "official")
-    ids = [_create(client, key).json()["id"] for _ in range(5)]
-    _create(client, key, category="street_light")
+    ids = [file_request(client, key).json()["id"] for _ in range(5)]
+    file_request(client, key, category="street_light")
     page = client.get("/v1/requests", params={"category": "sewer_blocked", "limit": 2}).json()
     assert page["total"] == 5 and len(page["items"]) == 2
     assert page["items"][0]["id"] == ids[-1]  # newest first
@@ -212,7 +207,7 @@ def test_personal_data_needs_the_right_and_is_logged(
     client: TestClient, engine: Engine, world: World
 ) -> None:
     app_key = new_key(engine, "public")
-    rid = _create(
+    rid = file_request(
         client, app_key, contact={"last_name": "张", "first_name": "三", "phone": "13911112222"}
     ).json()["id"]
     plain = new_key(engine, "official")
