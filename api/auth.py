@@ -1,7 +1,7 @@
 """Who is calling: API keys (``X-API-Key`` or ``Authorization: Bearer``), the browser
 session cookie of officials and planners, and the login page.
 
-Keys and sessions are checked by ``geogrid.requests.access``; here they are read from the
+Keys and sessions are checked by ``geogrid.access``; here they are read from the
 HTTP request. A session cookie authorizes safe methods (GET, HEAD) only: a write always
 needs the key in a header, which a cross-site page cannot add, so the cookie needs no CSRF
 token (docs/api.md, "Access").
@@ -18,14 +18,14 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from api import errors
 from api.deps import EngineDep
-from geogrid.errors import GeogridError
-from geogrid.requests.access import (
+from geogrid.access import (
     Actor,
     authenticate,
     close_session,
     open_session,
     session_actor,
 )
+from geogrid.errors import GeogridError
 from geogrid.requests.settings import RequestsSettings
 
 SESSION_COOKIE = "geogrid_session"

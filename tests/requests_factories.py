@@ -117,7 +117,7 @@ def file_request(client: Any, key: str, **body: Any) -> Any:
 
 
 def new_key(engine: Engine, role: str, **kw: Any) -> str:
-    from geogrid.requests.access import create_key
+    from geogrid.access import create_key
 
     with engine.begin() as conn:
         return create_key(conn, role=role, **kw).key

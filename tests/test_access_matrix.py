@@ -27,9 +27,9 @@ from fastapi.testclient import TestClient
 from shapely.geometry import MultiPolygon, box
 from sqlalchemy import Engine
 
+from geogrid.access import create_key
 from geogrid.db import models as m
 from geogrid.db import queries as q
-from geogrid.requests.access import create_key
 from tests.requests_factories import IN_FIELD, World, build_world, file_request, make_app
 
 A, B = "441302011099", "441302011098"

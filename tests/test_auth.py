@@ -8,9 +8,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
+from geogrid.access import NotAuthenticated, authenticate, create_key
 from geogrid.db import models as m
 from geogrid.errors import InvalidInput, NotFound
-from geogrid.requests.access import NotAuthenticated, authenticate, create_key
 from tests.requests_factories import IN_FIELD, World, cli_app, new_key
 
 runner = CliRunner()

@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from geogrid.access import Actor, NotAuthenticated
 from geogrid.db import models as m
 from geogrid.errors import InvalidInput
 from geogrid.periods import period
-from geogrid.requests.access import Actor, NotAuthenticated
 from geogrid.requests.kpis import kpis
 from geogrid.requests.visits import log_visit
 from geogrid.requests.workflow import ActionInput, Intake, act, receive

@@ -19,12 +19,12 @@ from PIL import Image, PngImagePlugin
 from shapely.geometry import MultiPolygon, box
 from sqlalchemy import Engine, func, select
 
+from geogrid.access import Actor
 from geogrid.db import migrate
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.db.engine import make_engine
 from geogrid.errors import InvalidInput
-from geogrid.requests.access import Actor
 from geogrid.requests.media import (
     MAX_BYTES_PER_CALL,
     Photo,

@@ -268,7 +268,7 @@ def test_get_requests_filters_and_errors(server: str, key: str, engine: Engine) 
 
 
 def test_status_closed_and_notes_after_resolution(server: str, key: str, engine: Engine) -> None:
-    from geogrid.requests.access import Actor
+    from geogrid.access import Actor
     from geogrid.requests.workflow import ActionInput, act
 
     rid = int(_post(server, "json", _form(key)).json()[0]["service_request_id"])

@@ -13,13 +13,13 @@ import shapely
 from shapely.geometry import MultiPolygon, box
 from sqlalchemy import Engine, select, update
 
+from geogrid.access import Actor
 from geogrid.assign import assign_community
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.errors import Conflict, InvalidInput, InvalidPlan
 from geogrid.planning import store
 from geogrid.planning.files import write_plan_geojson
-from geogrid.requests.access import Actor
 from geogrid.requests.workflow import Intake, receive
 from tests.factories import X0, Y0, D, square_grids
 from tests.requests_factories import IN_GRID_NO_FIELD, World, build_world

@@ -10,8 +10,8 @@ from click.testing import Result
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
+from geogrid.access import Actor
 from geogrid.db import models as m
-from geogrid.requests.access import Actor
 from geogrid.requests.workflow import Intake, receive
 from tests.requests_factories import IN_FIELD, Receiver, World, build_world, cli_app
 

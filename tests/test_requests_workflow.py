@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select, text, update
 
+from geogrid.access import Actor, Forbidden
 from geogrid.db import models as m
 from geogrid.errors import Conflict, InvalidInput, NotFound
-from geogrid.requests.access import Actor, Forbidden
 from geogrid.requests.workflow import ActionInput, Intake, act, receive, sla_due
 from tests.requests_factories import (
     FAR_AWAY,

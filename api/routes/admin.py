@@ -12,8 +12,9 @@ from fastapi import APIRouter, Body, Query
 from api.auth import ActorDep
 from api.deps import ConnDep, EngineDep
 from api.schemas import ErrorEnvelope
+from geogrid import access
 from geogrid.db.models import Role
-from geogrid.requests import access, webhooks
+from geogrid.requests import webhooks
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 

@@ -16,12 +16,12 @@ from sqlalchemy import select
 from api.auth import ActorDep
 from api.deps import ConnDep, EngineDep, SettingsDep
 from api.schemas import ErrorEnvelope
+from geogrid import directory as d
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.db.models import Role
 from geogrid.errors import InvalidInput
 from geogrid.periods import period
-from geogrid.requests import directory as d
 from geogrid.requests import visits as v
 
 router = APIRouter(prefix="/v1", tags=["directory"])

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from api.auth import ActorDep
 from api.deps import ConnDep, SettingsDep
 from api.schemas import ErrorEnvelope
+from geogrid.access import Actor, limit_to_scope
 from geogrid.db.models import Role
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.hotspots import DEFAULT_RESOLUTION
@@ -24,7 +25,6 @@ from geogrid.maps.assets import asset_path
 from geogrid.maps.base import render_html
 from geogrid.maps.service import HotspotRequest, build_coverage, build_hotspots
 from geogrid.maps.tiles import MapSettings
-from geogrid.requests.access import Actor, limit_to_scope
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 

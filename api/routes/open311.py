@@ -19,10 +19,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import requests_settings
 from api.routes.requests import base_url, geocoder_of
+from geogrid.access import NotAuthenticated, authenticate
 from geogrid.db import models as m
 from geogrid.errors import GeogridError, InvalidInput, NotFound
 from geogrid.requests import open311 as o
-from geogrid.requests.access import NotAuthenticated, authenticate
 from geogrid.requests.workflow import receive
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])

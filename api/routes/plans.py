@@ -20,6 +20,7 @@ from api.auth import ActorDep
 from api.deps import ConnDep, EngineDep
 from api.routes.maps import ASSETS_URL
 from api.schemas import ErrorEnvelope
+from geogrid.access import Actor
 from geogrid.db import queries as q
 from geogrid.db.models import Role
 from geogrid.errors import InvalidInput
@@ -28,7 +29,6 @@ from geogrid.planning import store
 from geogrid.planning.common import parse_target
 from geogrid.planning.files import write_plan_geojson
 from geogrid.planning.service import plan_map_in_db, propose_in_db
-from geogrid.requests.access import Actor
 
 router = APIRouter(tags=["plans"])
 

@@ -21,6 +21,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import Connection, Engine
 
+from geogrid.access import Actor
 from geogrid.clikit import (
     CommitOpt,
     CommunityOpt,
@@ -35,7 +36,6 @@ from geogrid.clikit import (
     print_json,
     transaction,
 )
-from geogrid.requests.access import Actor
 
 
 @contextmanager
@@ -84,7 +84,7 @@ def keys_create(
     database: DatabaseOpt = None,
 ) -> None:
     """Create a key and print it once: it cannot be shown again."""
-    from geogrid.requests.access import create_key
+    from geogrid.access import create_key
 
     with _session(database) as conn:
         new = create_key(
@@ -112,7 +112,7 @@ def keys_revoke(
     database: DatabaseOpt = None,
 ) -> None:
     """Revoke a key at once (and end its browser sessions)."""
-    from geogrid.requests.access import revoke_key
+    from geogrid.access import revoke_key
 
     with _session(database) as conn:
         prefix = revoke_key(conn, key_or_prefix=key)
@@ -126,7 +126,7 @@ def keys_list(
     database: DatabaseOpt = None,
 ) -> None:
     """The keys (prefix, role, scope; never a secret)."""
-    from geogrid.requests.access import list_keys
+    from geogrid.access import list_keys
 
     with _session(database) as conn:
         rows = list_keys(conn, include_revoked=include_revoked)
@@ -216,7 +216,7 @@ def catalogue_list(
     database: DatabaseOpt = None,
 ) -> None:
     """Categories with programme, class, SLA hours and default department."""
-    from geogrid.requests.directory import list_categories
+    from geogrid.directory import list_categories
 
     with _session(database, commit=False) as conn:
         rows = list_categories(conn, include_inactive=include_inactive)
@@ -257,8 +257,8 @@ def catalogue_set(
     database: DatabaseOpt = None,
 ) -> None:
     """Add (--create) or change a category; only the options given change."""
+    from geogrid.directory import save_category
     from geogrid.errors import InvalidInput
-    from geogrid.requests.directory import save_category
 
     values: dict[str, Any] = {}
     for key, value in (
@@ -297,7 +297,7 @@ def catalogue_department(
     database: DatabaseOpt = None,
 ) -> None:
     """Add or rename a department (upsert by code)."""
-    from geogrid.requests.directory import save_department
+    from geogrid.directory import save_department
 
     with _session(database, commit=commit) as conn:
         row = save_department(conn, code=code, name=name, name_en=name_en)
@@ -322,7 +322,7 @@ def members_list(
     database: DatabaseOpt = None,
 ) -> None:
     """Members with masked names (``--personal`` shows names and phones; logged)."""
-    from geogrid.requests.directory import list_members
+    from geogrid.directory import list_members
 
     with _session(database) as conn:
         rows = list_members(
@@ -353,7 +353,7 @@ def members_add(
     database: DatabaseOpt = None,
 ) -> None:
     """Add a member."""
-    from geogrid.requests.directory import save_member
+    from geogrid.directory import save_member
 
     values: dict[str, Any] = {"name": name, "kind": kind}
     if phone is not None:
@@ -381,7 +381,7 @@ def members_set(
     database: DatabaseOpt = None,
 ) -> None:
     """Change a member; only the options given change."""
-    from geogrid.requests.directory import save_member
+    from geogrid.directory import save_member
 
     values = {
         k: v
@@ -406,8 +406,8 @@ def members_field(
     database: DatabaseOpt = None,
 ) -> None:
     """Give a field to a member (or vacate it); open requests are routed again."""
+    from geogrid.directory import set_field_member
     from geogrid.errors import InvalidInput
-    from geogrid.requests.directory import set_field_member
 
     with _session(database, commit=commit) as conn:
         if (member is None) == (not vacant):
@@ -427,8 +427,8 @@ def members_lead(
     database: DatabaseOpt = None,
 ) -> None:
     """Set the lead member of a grid; open requests are routed again."""
+    from geogrid.directory import set_grid_lead
     from geogrid.errors import InvalidInput
-    from geogrid.requests.directory import set_grid_lead
 
     with _session(database, commit=commit) as conn:
         if (member is None) == (not none):

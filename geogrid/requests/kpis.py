@@ -35,12 +35,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, exists, select
 
+from geogrid.access import Actor
 from geogrid.db import models as m
 from geogrid.errors import InvalidInput
 from geogrid.periods import Period, zone
 from geogrid.privacy import mask_name
 from geogrid.rates import rate
-from geogrid.requests.access import Actor
 from geogrid.requests.visits import community_ids, households_frame, visited_households
 
 GROUPS: Final = ("community", "grid", "branch", "member", "category", "programme", "month")

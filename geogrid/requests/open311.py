@@ -29,12 +29,12 @@ from xml.etree import ElementTree as ET
 
 from sqlalchemy import Connection, select
 
+from geogrid.access import Forbidden, NotAuthenticated
 from geogrid.db import models as m
+from geogrid.directory import list_categories
 from geogrid.errors import GeogridError, InvalidInput, NotFound
 from geogrid.periods import iso, zone
 from geogrid.privacy import scrub
-from geogrid.requests.access import Forbidden, NotAuthenticated
-from geogrid.requests.directory import list_categories
 from geogrid.requests.views import (
     PUBLIC_NOTE_ACTIONS,
     agency_responsible,

@@ -9,7 +9,7 @@
   reporter's evaluation comment.
 * **personal** — the reporter's contact details, a member's full name and the unscrubbed
   free text — only for a key with the ``personal_data`` right that asks for it
-  (``personal=true``); each read is logged (:func:`geogrid.requests.access.log_personal_read`).
+  (``personal=true``); each read is logged (:func:`geogrid.access.log_personal_read`).
   Everyone else, officials included, reads descriptions and notes scrubbed of phone numbers,
   ID numbers and e-mail addresses (:func:`geogrid.privacy.scrub`).
 """
@@ -25,11 +25,11 @@ from geoalchemy2 import functions as gfunc
 from sqlalchemy import Connection, and_, func, or_, select
 from sqlalchemy.orm import aliased
 
+from geogrid.access import Actor, Forbidden, log_personal_read
 from geogrid.db import models as m
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.periods import Period, iso
 from geogrid.privacy import mask_name, scrub, snap
-from geogrid.requests.access import Actor, Forbidden, log_personal_read
 from geogrid.requests.media import ACCEPTED_TYPES
 from geogrid.requests.workflow import can_read
 

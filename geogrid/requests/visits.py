@@ -16,12 +16,12 @@ from typing import Any, Final
 import pandas as pd
 from sqlalchemy import Connection, func, insert, select
 
+from geogrid.access import Actor, Forbidden
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.periods import Period, today
 from geogrid.rates import rate
-from geogrid.requests.access import Actor, Forbidden
 
 R = m.Role
 VISIT_KINDS: Final = ("routine", "care", "follow_up", "mediation", "other")

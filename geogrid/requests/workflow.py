@@ -44,12 +44,12 @@ from shapely.ops import nearest_points
 from sqlalchemy import Connection, insert, select, update
 
 from geogrid import crs as gcrs
+from geogrid.access import Actor, Forbidden
 from geogrid.assign import _assign_requests
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.errors import Conflict, InvalidInput, NotFound
 from geogrid.periods import zone
-from geogrid.requests.access import Actor, Forbidden
 from geogrid.requests.media import Photo, check_photos
 from geogrid.requests.settings import RequestsSettings
 

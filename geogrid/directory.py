@@ -18,12 +18,12 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, insert, select, update
 
+from geogrid.access import Actor, limit_to_scope, log_personal_read
 from geogrid.assign import _assign_requests
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.privacy import mask_name
-from geogrid.requests.access import Actor, limit_to_scope, log_personal_read
 from geogrid.requests.workflow import ATTRIBUTE_TYPES
 
 _CODE_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
