@@ -93,7 +93,7 @@ def assign_community(
         report.households_changed_field += sum(1 for h in gone if before[h][1] is not None)
 
     report.fields_regridded = _assign_fields(conn, community_id=community_id, plan_id=plan_id)
-    assigned, outside, rerouted = _assign_requests(
+    assigned, outside, rerouted = assign_requests(
         conn, community_id=community_id, plan_id=plan_id, all_requests=all_requests
     )
     report.requests_assigned, report.requests_outside, report.requests_rerouted = (
@@ -133,7 +133,7 @@ def _assign_fields(conn: Connection, *, community_id: int, plan_id: int) -> int:
     return len(changes)
 
 
-def _assign_requests(
+def assign_requests(
     conn: Connection,
     *,
     community_id: int,

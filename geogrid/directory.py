@@ -19,7 +19,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, insert, select, update
 
 from geogrid.access import Actor, limit_to_scope, log_personal_read
-from geogrid.assign import _assign_requests
+from geogrid.assign import assign_requests
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.errors import InvalidInput, NotFound
@@ -516,7 +516,7 @@ def reroute_open_requests(conn: Connection, *, community_id: int) -> int:
             )
         ).scalars()
     ]
-    _, _, rerouted = _assign_requests(
+    _, _, rerouted = assign_requests(
         conn, community_id=community_id, plan_id=plan.id, all_requests=False, request_ids=ids
     )
     return rerouted

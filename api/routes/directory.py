@@ -11,13 +11,11 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
-from sqlalchemy import select
 
 from api.auth import ActorDep
 from api.deps import ConnDep, EngineDep, SettingsDep
 from api.schemas import ErrorEnvelope
 from geogrid import directory as d
-from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.db.models import Role
 from geogrid.errors import InvalidInput
@@ -142,7 +140,7 @@ def update_member(
 
 
 def _in_scope(conn: Any, actor: Any, member_id: int) -> None:
-    cid = conn.execute(select(m.Member.community_id).where(m.Member.id == member_id)).scalar()
+    cid = q.member_community_id(conn, member_id=member_id)
     actor.require_community(cid, what=f"editing member {member_id}")
 
 

@@ -14,13 +14,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import requests_settings
 from api.routes.requests import base_url, geocoder_of
 from geogrid.access import NotAuthenticated, authenticate
 from geogrid.db import models as m
+from geogrid.db import queries as q
 from geogrid.errors import GeogridError, InvalidInput, NotFound
 from geogrid.requests import open311 as o
 from geogrid.requests.workflow import receive
@@ -152,8 +152,10 @@ def get_requests(fmt: str, request: Request) -> Response:
 def _jurisdiction(conn: Any, code: str | None) -> None:
     if code is None:
         return
-    if conn.execute(select(m.Community.id).where(m.Community.code == code)).scalar() is None:
-        raise NotFound(f"jurisdiction_id {code!r} not found", field="jurisdiction_id")
+    try:
+        q.community_row(conn, code=code, field="jurisdiction_id")
+    except NotFound:
+        raise NotFound(f"jurisdiction_id {code!r} not found", field="jurisdiction_id") from None
 
 
 @router.post(

@@ -45,7 +45,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from geogrid import crs as gcrs
 from geogrid.access import Actor, Forbidden
-from geogrid.assign import _assign_requests
+from geogrid.assign import assign_requests
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.errors import Conflict, InvalidInput, NotFound
@@ -635,7 +635,7 @@ def assign_one(conn: Connection, *, request_id: int, community_id: int) -> str:
             .values(grid_id=None, field_id=None, member_id=None, assignment_rule="none")
         )
         return "none"
-    _assign_requests(
+    assign_requests(
         conn,
         community_id=community_id,
         plan_id=plan.id,

@@ -54,8 +54,11 @@ def wkb(column: Any, label: str = "geometry") -> Any:
 # --- communities and plans -------------------------------------------------------------
 
 
-def community_row(conn: Connection, *, code: str | None = None) -> Any:
-    """The community's row (``id``, ``code``, ``name``, …); the only one when ``code`` is None."""
+def community_row(conn: Connection, *, code: str | None = None, field: str = "community") -> Any:
+    """The community's row (``id``, ``code``, ``name``, …); the only one when ``code`` is None.
+
+    The one "community by code, else 404": ``field`` names the parameter that carried the
+    code (``community``, Open311's ``jurisdiction_id``) in the error."""
     stmt = select(
         m.Community.id,
         m.Community.code,
@@ -67,16 +70,14 @@ def community_row(conn: Connection, *, code: str | None = None) -> Any:
     if code is not None:
         row = conn.execute(stmt.where(m.Community.code == code)).one_or_none()
         if row is None:
-            raise NotFound(f"no community with code {code!r}", field="community")
+            raise NotFound(f"no community with code {code!r}", field=field)
         return row
     rows = conn.execute(stmt.order_by(m.Community.code)).all()
     if not rows:
         raise NotFound("the database holds no community yet: import one or run `geogrid demo`")
     if len(rows) > 1:
         codes = ", ".join(r.code for r in rows)
-        raise Conflict(
-            f"several communities ({codes}): name one with --community", field="community"
-        )
+        raise Conflict(f"several communities ({codes}): name one with --community", field=field)
     return rows[0]
 
 
@@ -760,3 +761,10 @@ def clear_branch_reviews(
     if branch_ids is not None:
         stmt = stmt.where(bg.branch_id.in_([int(i) for i in branch_ids]))
     return int(conn.execute(stmt.values(needs_review=False)).rowcount or 0)
+
+
+def member_community_id(conn: Connection, *, member_id: int) -> int | None:
+    """The community of member ``member_id`` (None when there is no such member)."""
+    return conn.execute(
+        select(m.Member.community_id).where(m.Member.id == member_id)
+    ).scalar_one_or_none()
