@@ -6,7 +6,7 @@
 #
 # Installs what is missing (scripts/setup.sh), starts a throwaway PostgreSQL + PostGIS cluster
 # (scripts/pg.sh; stopped and deleted on exit, also on failure or Ctrl-C), then runs
-#   ruff check . ; ruff format --check . ; mypy ; the wheel ; pytest
+#   ruff check . ; ruff format --check . ; mypy ; lint-imports ; the wheel ; pytest
 # with GEOGRID_REQUIRE_ALL=1, so nothing may skip: a skipped test, or no test at all, is a
 # failure. Every stage runs even if an earlier one failed; the last line is the summary.
 # The wheel stage builds geogrid's wheel from a copy of the tree and installs it into a fresh
@@ -76,6 +76,8 @@ stage() { # stage NAME CMD...: run one stage, remember a failure, go on
 stage ruff ruff check .
 stage ruff-format ruff format --check .
 stage mypy mypy
+# The layers, no import cycles in geogrid, independent route modules ([tool.importlinter]).
+stage import-contracts lint-imports --no-logo --no-cache
 
 # The wheel as a user installs it: built from a copy of the tree (no stale build/ of the
 # checkout), with its build hook fetching the map assets, into a fresh virtualenv.
@@ -147,7 +149,7 @@ fi
 
 echo
 if [ "${#FAILED[@]}" -eq 0 ]; then
-    echo "test.sh: PASSED (ruff, ruff-format, mypy, pytest: $PYTEST_SUMMARY)"
+    echo "test.sh: PASSED (ruff, ruff-format, mypy, import contracts, pytest: $PYTEST_SUMMARY)"
 else
     echo "test.sh: FAILED: ${FAILED[*]} (pytest: $PYTEST_SUMMARY)"
     exit 1
