@@ -6,7 +6,8 @@
 #
 # Installs what is missing (scripts/setup.sh), starts a throwaway PostgreSQL + PostGIS cluster
 # (scripts/pg.sh; stopped and deleted on exit, also on failure or Ctrl-C), then runs
-#   ruff check . ; ruff format --check . ; mypy ; lint-imports ; the wheel ; pytest
+#   ruff check . ; ruff format --check . ; mypy ; mypy --strict geogrid/db ; lint-imports ;
+#   the wheel ; pytest
 # with GEOGRID_REQUIRE_ALL=1, so nothing may skip: a skipped test, or no test at all, is a
 # failure. Every stage runs even if an earlier one failed; the last line is the summary.
 # The wheel stage builds geogrid's wheel from a copy of the tree and installs it into a fresh
@@ -76,6 +77,8 @@ stage() { # stage NAME CMD...: run one stage, remember a failure, go on
 stage ruff ruff check .
 stage ruff-format ruff format --check .
 stage mypy mypy
+# geogrid/db (engine, dialect, models, queries) is held to --strict: typed rows, no Any leaks.
+stage mypy-strict-db mypy --strict --follow-imports=silent geogrid/db
 # The layers, no import cycles in geogrid, independent route modules ([tool.importlinter]).
 stage import-contracts lint-imports --no-logo --no-cache
 
@@ -149,7 +152,7 @@ fi
 
 echo
 if [ "${#FAILED[@]}" -eq 0 ]; then
-    echo "test.sh: PASSED (ruff, ruff-format, mypy, import contracts, pytest: $PYTEST_SUMMARY)"
+    echo "test.sh: PASSED (ruff, ruff-format, mypy, mypy --strict on geogrid/db, import contracts, pytest: $PYTEST_SUMMARY)"
 else
     echo "test.sh: FAILED: ${FAILED[*]} (pytest: $PYTEST_SUMMARY)"
     exit 1

@@ -60,7 +60,8 @@ def _sqlite_module() -> ModuleType:
             "`pip install pysqlite3-binary` (Linux x86-64) or use a Python built with "
             "--enable-loadable-sqlite-extensions"
         ) from exc
-    return pysqlite3
+    module: ModuleType = pysqlite3
+    return module
 
 
 def _load_spatialite(library: str) -> Any:
