@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from geogrid.assign import AssignmentReport, assign_community
 from geogrid.catalogue import ensure_default_catalogue
 from geogrid.db import models as m
 from geogrid.db import queries as q
+from geogrid.db.queries import imports as import_queries
 from geogrid.demo.generate import DemoData
 from geogrid.errors import Conflict
 from geogrid.spatial import multi
@@ -66,9 +67,10 @@ def load_demo(
             field="community",
         )
     ensure_default_catalogue(conn)
-    dept_ids = dict(conn.execute(select(m.Department.code, m.Department.id)).all())
-    cat_ids = dict(conn.execute(select(m.Category.code, m.Category.id)).all())
-    sla_hours = dict(conn.execute(select(m.Category.code, m.Category.sla_hours)).all())
+    dept_ids = import_queries.department_ids(conn)
+    categories = import_queries.categories(conn)
+    cat_ids = {category.code: category.id for category in categories}
+    sla_hours = {category.code: category.sla_hours for category in categories}
 
     say("community")
     community_id = q.insert_returning_ids(

@@ -55,18 +55,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import pandas as pd
-from sqlalchemy import Connection, Select, and_, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Connection
 
-from geogrid.db import models as m
 from geogrid.db import queries as q
+from geogrid.db.queries import export as export_queries
 from geogrid.io.readers import gdal_without_spatialite
 from geogrid.privacy import mask_name, pseudonym, scrub
 
@@ -118,20 +116,10 @@ def export_geopackage(
     else:
         ids = [int(r.id) for r in q.list_communities(conn)]
     zones = {
-        int(cid): ZoneInfo(tz or "Asia/Shanghai")
-        for cid, tz in conn.execute(
-            select(m.Community.id, m.Community.timezone).where(m.Community.id.in_(ids))
-        ).all()
+        cid: ZoneInfo(tz or "Asia/Shanghai")
+        for cid, tz in export_queries.community_timezones(conn, community_ids=ids).items()
     }
-    plans = [
-        int(p)
-        for p in conn.execute(
-            select(m.BoundaryPlan.id).where(
-                m.BoundaryPlan.community_id.in_(ids),
-                m.BoundaryPlan.status == m.PlanStatus.ACTIVE.value,
-            )
-        ).scalars()
-    ]
+    plans = export_queries.active_plan_ids(conn, community_ids=ids)
     if include_personal:
         # Every read of unmasked data is logged (DESIGN: data rules); never the data itself.
         log.warning("export with personal data of communities %s to %s", ids, out.name)
@@ -143,7 +131,9 @@ def export_geopackage(
     key = None if include_personal else q.instance_secret(conn, "pseudonyms").encode()
     counts: dict[str, int] = {}
     for layer, geometry_type in LAYERS.items():
-        frame = _BUILDERS[layer](conn, ids, plans)
+        frame = _BUILDERS[layer](conn, community_ids=ids, plan_ids=plans)
+        if layer in _LISTS:
+            frame[_LISTS[layer]] = [_joined(v) for v in frame[_LISTS[layer]]]
         frame = _finish(frame, layer, zones, include_personal)
         if key is not None:
             frame = _minimise(frame, layer, key)
@@ -155,254 +145,29 @@ def export_geopackage(
     return counts
 
 
-# --- one query per layer --------------------------------------------------------------------
-
-Builder = Callable[[Connection, list[int], list[int]], gpd.GeoDataFrame]
-_c = m.Community.code.label("community_code")
+# --- one query per layer (geogrid.db.queries.export) ---------------------------------------
 
 
-def _frame(conn: Connection, stmt: Select[*tuple[Any, ...]]) -> gpd.GeoDataFrame:
-    return q.read_frame(conn, stmt)
+class Builder(Protocol):
+    """A layer's query: the communities exported and their active plans → a frame."""
 
-
-def _communities(conn: Connection, ids: list[int], plans: list[int]) -> gpd.GeoDataFrame:
-    c = m.Community
-    return _frame(
-        conn,
-        select(
-            c.id.label("community_id"),
-            c.code,
-            c.name,
-            c.name_en,
-            c.subdistrict,
-            c.district,
-            c.city,
-            c.province,
-            c.country,
-            c.timezone,
-            c.synthetic,
-            q.wkb(c.boundary),
-        )
-        .where(c.id.in_(ids))
-        .order_by(c.code),
-    )
-
-
-def _household_counts(column: Any, plans: list[int]) -> Any:
-    a = m.HouseholdAssignment
-    return (
-        select(column.label("key"), func.count().label("n"))
-        .where(a.plan_id.in_(plans), column.is_not(None))
-        .group_by(column)
-        .subquery()
-    )
-
-
-def _grids(conn: Connection, ids: list[int], plans: list[int]) -> gpd.GeoDataFrame:
-    g, p, lead = m.Grid, m.BoundaryPlan, aliased(m.Member)
-    counts = _household_counts(m.HouseholdAssignment.grid_id, plans)
-    return _frame(
-        conn,
-        select(
-            p.community_id,
-            _c,
-            g.code,
-            g.name,
-            g.plan_id,
-            p.version.label("plan_version"),
-            p.name.label("plan_name"),
-            p.activated_at.label("plan_activated_at"),
-            g.lead_member_id,
-            lead.name.label("lead_member_masked"),
-            func.coalesce(counts.c.n, 0).label("households"),
-            q.wkb(g.geom),
-        )
-        .join(p, p.id == g.plan_id)
-        .join(m.Community, m.Community.id == p.community_id)
-        .outerjoin(lead, lead.id == g.lead_member_id)
-        .outerjoin(counts, counts.c.key == g.id)
-        .where(g.plan_id.in_(plans))
-        .order_by(m.Community.code, g.code),
-    )
-
-
-def _fields(conn: Connection, ids: list[int], plans: list[int]) -> gpd.GeoDataFrame:
-    f = m.ResponsibilityField
-    counts = _household_counts(m.HouseholdAssignment.field_id, plans)
-    return _frame(
-        conn,
-        select(
-            f.community_id,
-            f.id,
-            _c,
-            f.name,
-            f.member_id,
-            m.Member.name.label("member_masked"),
-            m.Grid.code.label("grid_code"),
-            m.Street.name.label("street_name"),
-            f.needs_review,
-            func.coalesce(counts.c.n, 0).label("households"),
-            q.wkb(f.geom),
-        )
-        .join(m.Community, m.Community.id == f.community_id)
-        .outerjoin(m.Member, m.Member.id == f.member_id)
-        .outerjoin(m.Grid, m.Grid.id == f.grid_id)
-        .outerjoin(m.Street, m.Street.id == f.street_id)
-        .outerjoin(counts, counts.c.key == f.id)
-        .where(f.community_id.in_(ids))
-        .order_by(f.id),
-    )
-
-
-def _streets(conn: Connection, ids: list[int], plans: list[int]) -> gpd.GeoDataFrame:
-    s = m.Street
-    return _frame(
-        conn,
-        select(s.community_id, s.id, _c, s.name, s.kind, q.wkb(s.geom))
-        .join(m.Community, m.Community.id == s.community_id)
-        .where(s.community_id.in_(ids))
-        .order_by(s.id),
-    )
-
-
-def _buildings(conn: Connection, ids: list[int], plans: list[int]) -> gpd.GeoDataFrame:
-    b = m.Building
-    frame = _frame(
-        conn,
-        select(
-            b.community_id,
-            b.id,
-            _c,
-            b.name,
-            b.compound,
-            b.aliases,
-            b.house_number,
-            b.floors,
-            m.Street.name.label("street_name"),
-            q.wkb(b.geom),
-        )
-        .join(m.Community, m.Community.id == b.community_id)
-        .outerjoin(m.Street, m.Street.id == b.street_id)
-        .where(b.community_id.in_(ids))
-        .order_by(b.id),
-    )
-    frame["aliases"] = [_joined(v) for v in frame["aliases"]]
-    return frame
-
-
-def _households(conn: Connection, ids: list[int], plans: list[int]) -> gpd.GeoDataFrame:
-    h, a, p = m.Household, m.HouseholdAssignment, m.HouseholdPersonal
-    f = m.ResponsibilityField
-    frame = _frame(
-        conn,
-        select(
-            h.community_id,
-            h.address_id,
-            _c,
-            m.Grid.code.label("grid_code"),
-            a.field_id,
-            f.member_id,
-            h.street_name,
-            h.house_number,
-            h.compound,
-            h.building_name,
-            h.unit,
-            h.room,
-            h.size,
-            h.registered,
-            p.head_name,
-            p.phone,
-            p.care_flags,
-            q.wkb(h.geom),
-        )
-        .join(m.Community, m.Community.id == h.community_id)
-        .outerjoin(a, and_(a.household_id == h.id, a.plan_id.in_(plans)))
-        .outerjoin(m.Grid, m.Grid.id == a.grid_id)
-        .outerjoin(f, f.id == a.field_id)
-        .outerjoin(p, p.household_id == h.id)
-        .where(h.community_id.in_(ids))
-        .order_by(h.address_id),
-    )
-    frame["care_flags"] = [_joined(v) for v in frame["care_flags"]]
-    return frame
-
-
-def _members(conn: Connection, ids: list[int], plans: list[int]) -> gpd.GeoDataFrame:
-    mem = m.Member
-    frame = _frame(
-        conn,
-        select(
-            mem.community_id,
-            mem.id,
-            _c,
-            mem.name.label("name_masked"),
-            mem.kind,
-            m.Branch.name.label("branch"),
-            m.ResidentUnit.name.label("home_unit"),
-            mem.active,
-            mem.name,
-            mem.phone,
-            q.wkb(mem.position),
-        )
-        .join(m.Community, m.Community.id == mem.community_id)
-        .outerjoin(m.Branch, m.Branch.id == mem.branch_id)
-        .outerjoin(m.ResidentUnit, m.ResidentUnit.id == mem.home_unit_id)
-        .where(mem.community_id.in_(ids))
-        .order_by(mem.id),
-    )
-    return frame
-
-
-def _requests(conn: Connection, ids: list[int], plans: list[int]) -> gpd.GeoDataFrame:
-    r, cat = m.Request, m.Category
-    return _frame(
-        conn,
-        select(
-            r.community_id,
-            r.id,
-            _c,
-            cat.code.label("category"),
-            cat.name.label("category_name"),
-            r.programme,
-            r.status,
-            r.received_at,
-            r.registered_at,
-            r.dispatched_at,
-            r.due_at,
-            r.resolved_at,
-            r.closed_at,
-            m.Grid.code.label("grid_code"),
-            r.field_id,
-            r.member_id,
-            m.Member.name.label("member_masked"),
-            r.assignment_rule,
-            r.source,
-            r.address_id,
-            r.description,
-            m.Department.code.label("escalated_to"),
-            r.satisfaction,
-            q.wkb(r.geom),
-        )
-        .join(m.Community, m.Community.id == r.community_id)
-        .join(cat, cat.id == r.category_id)
-        .outerjoin(m.Grid, m.Grid.id == r.grid_id)
-        .outerjoin(m.Member, m.Member.id == r.member_id)
-        .outerjoin(m.Department, m.Department.id == r.escalated_to_id)
-        .where(r.community_id.in_(ids))
-        .order_by(r.id),
-    )
+    def __call__(
+        self, conn: Connection, *, community_ids: list[int], plan_ids: list[int]
+    ) -> gpd.GeoDataFrame: ...
 
 
 _BUILDERS: dict[str, Builder] = {
-    "communities": _communities,
-    "grids": _grids,
-    "responsibility_fields": _fields,
-    "streets": _streets,
-    "buildings": _buildings,
-    "households": _households,
-    "members": _members,
-    "requests": _requests,
+    "communities": export_queries.communities,
+    "grids": export_queries.grids,
+    "responsibility_fields": export_queries.fields,
+    "streets": export_queries.streets,
+    "buildings": export_queries.buildings,
+    "households": export_queries.households,
+    "members": export_queries.members,
+    "requests": export_queries.requests,
 }
+#: Columns holding a JSON list, written as ``a;b`` (GeoPackage has no list type).
+_LISTS: dict[str, str] = {"buildings": "aliases", "households": "care_flags"}
 
 
 # --- finishing: masks, times, personal data, column types -----------------------------------

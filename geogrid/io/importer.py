@@ -66,7 +66,7 @@ import datetime as dt
 import math
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -78,11 +78,12 @@ import shapely
 from shapely import affinity
 from shapely.geometry import MultiPoint, MultiPolygon
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection
 
 from geogrid.assign import assign_community
 from geogrid.db import models as m
 from geogrid.db import queries as q
+from geogrid.db.queries import imports as import_queries
 from geogrid.errors import InvalidInput
 from geogrid.io.readers import ReadResult, read_layer
 from geogrid.spatial import multi
@@ -505,20 +506,6 @@ def _stored_form(geom: BaseGeometry, kind: GeometryKind) -> BaseGeometry | None:
 # --- writing helpers ------------------------------------------------------------------------
 
 
-def _update_rows(conn: Connection, model: Any, rows: list[dict[str, Any]]) -> None:
-    """``UPDATE model SET … WHERE id = :_id`` for rows with the same keys (executemany)."""
-    if not rows:
-        return
-    table = m.table(model)
-    columns = [k for k in rows[0] if k != "_id"]
-    stmt = (
-        update(table)
-        .where(table.c.id == bindparam("_id"))
-        .values({c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns})
-    )
-    conn.execute(stmt, [{"_id": r["_id"], **{f"v_{c}": r[c] for c in columns}} for r in rows])
-
-
 def _same(a: Any, b: Any) -> bool:
     """Whether a stored value equals a new one (geometries compared exactly)."""
     if isinstance(a, BaseGeometry) or isinstance(b, BaseGeometry):
@@ -529,24 +516,6 @@ def _same(a: Any, b: Any) -> bool:
             and bool(shapely.equals_exact(a, b, tolerance=1e-10))
         )
     return bool(a == b)
-
-
-def _existing(
-    conn: Connection, model: Any, columns: Iterable[str], *where: Any
-) -> list[dict[str, Any]]:
-    """Stored rows (``id`` + ``columns``) with geometries as shapely objects."""
-    cols = list(dict.fromkeys(["id", *columns]))
-    table = m.table(model)
-    selected = [q.wkb(table.c[c], c) if c in ("geom", "position") else table.c[c] for c in cols]
-    rows = conn.execute(select(*selected).where(*where)).mappings().all()
-    out = []
-    for r in rows:
-        row = dict(r)
-        for c in ("geom", "position"):
-            if c in row and row[c] is not None:
-                row[c] = shapely.from_wkb(bytes(row[c]))
-        out.append(row)
-    return out
 
 
 @dataclass
@@ -567,13 +536,13 @@ class _Upsert:
         elif all(_same(old.get(k), v) for k, v in values.items() if k in old):
             self.unchanged += 1
         else:
-            self.updates.append({"_id": old["id"], **values})
+            self.updates.append({"id": old["id"], **values})
             self.update_rows.append(row)
 
     def write(self, conn: Connection, model: Any, report: ImportReport) -> list[int]:
         """Insert and update; return the new ids (in insert order)."""
         ids = q.insert_returning_ids(conn, model, self.inserts)
-        _update_rows(conn, model, self.updates)
+        import_queries.update_rows(conn, model=model, rows=self.updates)
         report.inserted, report.updated, report.unchanged = (
             len(self.inserts),
             len(self.updates),
@@ -585,20 +554,6 @@ class _Upsert:
 def _geom_values(values: dict[str, Any]) -> dict[str, Any]:
     """``values`` with shapely geometries as bind values."""
     return {k: q.geom_value(v) if isinstance(v, BaseGeometry) else v for k, v in values.items()}
-
-
-def _by_name(conn: Connection, model: Any, community_id: int) -> dict[str, list[int]]:
-    """``{name: [ids]}`` of a community's named rows."""
-    table = m.table(model)
-    out: dict[str, list[int]] = defaultdict(list)
-    for rid, name in conn.execute(
-        select(table.c.id, table.c.name)
-        .where(table.c.community_id == community_id)
-        .order_by(table.c.id)
-    ).all():
-        if name is not None:
-            out[name].append(int(rid))
-    return out
 
 
 def _assign(ctx: _Context, report: ImportReport, *, all_requests: bool = False) -> None:
@@ -625,11 +580,7 @@ def _plan_grids(ctx: _Context, plan_name: str | None) -> Writer:
     ctx.require_coordinates("wkt")
     chinese = bool(re.fullmatch(r"\d{12}", ctx.community.code))
     lead_col = ctx.first_column("lead_member", "lead_member_id")
-    members = set(
-        ctx.conn.execute(
-            select(m.Member.id).where(m.Member.community_id == ctx.community.id)
-        ).scalars()
-    )
+    members = import_queries.member_ids(ctx.conn, community_id=ctx.community.id)
     has_code = ctx.require("code")
     rows: list[dict[str, Any]] = []
     codes: list[str | None] = []
@@ -676,9 +627,7 @@ def _plan_grids(ctx: _Context, plan_name: str | None) -> Writer:
         q.bulk_insert(conn, m.Grid, [_geom_values({"plan_id": plan_id, **r}) for r in rows])
         report.inserted = len(rows)
         report.plan_id = plan_id
-        report.plan_version = conn.execute(
-            select(m.BoundaryPlan.version).where(m.BoundaryPlan.id == plan_id)
-        ).scalar_one()
+        report.plan_version = q.plan_row(conn, plan_id=plan_id).version
         if before is None:
             q.mark_plan_active(conn, community_id=cid, plan_id=plan_id)
             report.activated = True
@@ -758,7 +707,9 @@ def _plan_streets(ctx: _Context, plan_name: str | None) -> Writer:
     ctx.require_coordinates("wkt")
     has_name = ctx.require("name")
     stored = _Stored.of(
-        _existing(ctx.conn, c, ["name", "kind", "geom"], c.community_id == cid),
+        import_queries.stored_rows(
+            ctx.conn, model=c, columns=["name", "kind", "geom"], community_id=cid
+        ),
         lambda r: r["name"],
     )
     plan = _Upsert()
@@ -782,10 +733,10 @@ def _plan_buildings(ctx: _Context, plan_name: str | None) -> Writer:
     has_name = ctx.require("name")
     columns = ["name", "compound", "aliases", "house_number", "floors", "street_id", "geom"]
     stored = _Stored.of(
-        _existing(ctx.conn, c, columns, c.community_id == cid),
+        import_queries.stored_rows(ctx.conn, model=c, columns=columns, community_id=cid),
         lambda r: (r["name"], r["compound"]),
     )
-    streets = _by_name(ctx.conn, m.Street, cid)
+    streets = import_queries.ids_by_name(ctx.conn, model=m.Street, community_id=cid)
     plan = _Upsert()
     keys: list[tuple[str, str | None] | None] = []
     for i in ctx.rows:
@@ -860,17 +811,10 @@ def _plan_households(ctx: _Context, plan_name: str | None) -> Writer:
     wanted = [a for a in ids if a is not None]
     existing = {
         r["address_id"]: r
-        for chunk in _chunks(wanted, 900)
-        for r in _existing(ctx.conn, c, columns, c.address_id.in_(chunk))
+        for r in import_queries.stored_households(ctx.conn, address_ids=wanted, columns=columns)
     }
-    streets = _by_name(ctx.conn, m.Street, cid)
-    buildings: dict[tuple[str | None, str | None], list[int]] = defaultdict(list)
-    for bid, name, compound in ctx.conn.execute(
-        select(m.Building.id, m.Building.name, m.Building.compound)
-        .where(m.Building.community_id == cid)
-        .order_by(m.Building.id)
-    ).all():
-        buildings[(name, compound)].append(int(bid))
+    streets = import_queries.ids_by_name(ctx.conn, model=m.Street, community_id=cid)
+    buildings = import_queries.building_ids_by_key(ctx.conn, community_id=cid)
     personal = [col for col in _PERSONAL if ctx.has(col)]
     plan = _Upsert()
     people: dict[int, dict[str, Any]] = {}
@@ -923,42 +867,18 @@ def _write_personal(
     """Upsert ``household_personal`` for the file's households (only the columns given)."""
     conn, p = ctx.conn, m.HouseholdPersonal
     wanted = [a for a in address_ids if a is not None]
-    hid = {
-        a: int(h)
-        for chunk in _chunks(wanted, 900)
-        for a, h in conn.execute(
-            select(m.Household.address_id, m.Household.id).where(m.Household.address_id.in_(chunk))
-        ).all()
-    }
-    have = {
-        int(h)
-        for chunk in _chunks(list(hid.values()), 900)
-        for h in conn.execute(select(p.household_id).where(p.household_id.in_(chunk))).scalars()
-    }
+    hid = import_queries.household_ids(conn, address_ids=wanted)
+    have = import_queries.households_with_personal(conn, household_ids=list(hid.values()))
     inserts, updates = [], []
     for row, values in people.items():
         household = hid[address_ids[row]]  # type: ignore[index]
         if household in have:
-            updates.append({"_hid": household, **values})
+            updates.append({"household_id": household, **values})
         elif any(values.values()):  # no empty rows for households without personal data
             inserts.append({"household_id": household, **values})
     q.bulk_insert(conn, p, inserts)
-    if updates:
-        table = m.table(p)
-        cols = [k for k in updates[0] if k != "_hid"]
-        conn.execute(
-            update(table)
-            .where(table.c.household_id == bindparam("_hid"))
-            .values({col: bindparam(f"v_{col}", type_=table.c[col].type) for col in cols}),
-            [{"_hid": u["_hid"], **{f"v_{col}": u[col] for col in cols}} for u in updates],
-        )
+    import_queries.update_rows(conn, model=p, rows=updates, key="household_id")
     report.created["household_personal"] = len(inserts)
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[list[Any]]:
-    """``items`` in lists of ``size`` (bounded IN lists)."""
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
 
 
 # --- members --------------------------------------------------------------------------------
@@ -979,12 +899,17 @@ def _plan_members(ctx: _Context, plan_name: str | None) -> Writer:
     has_name = ctx.require("name")
     has_kind = ctx.require("kind")
     columns = ["name", "phone", "kind", "home_unit_id", "branch_id", "active", "position"]
-    stored_rows = _existing(ctx.conn, c, columns, c.community_id == cid)
+    stored_rows = import_queries.stored_rows(ctx.conn, model=c, columns=columns, community_id=cid)
     by_id = {r["id"]: r for r in stored_rows}
     stored = _Stored.of(stored_rows, lambda r: (r["name"], r["phone"]))
     known = {
-        m.ResidentUnit: {n: ids[0] for n, ids in _by_name(ctx.conn, m.ResidentUnit, cid).items()},
-        m.Branch: {n: ids[0] for n, ids in _by_name(ctx.conn, m.Branch, cid).items()},
+        model: {
+            n: ids[0]
+            for n, ids in import_queries.ids_by_name(
+                ctx.conn, model=model, community_id=cid
+            ).items()
+        }
+        for model in (m.ResidentUnit, m.Branch)
     }
     new: dict[_NewRef, None] = {}
 
@@ -1002,11 +927,7 @@ def _plan_members(ctx: _Context, plan_name: str | None) -> Writer:
     leads: dict[int, str] = {}
     matched: dict[int, int] = {}
     active = q.active_plan(ctx.conn, community_id=cid)
-    grid_codes = (
-        set(ctx.conn.execute(select(m.Grid.code).where(m.Grid.plan_id == active.id)).scalars())
-        if active
-        else set()
-    )
+    grid_codes = import_queries.grid_codes(ctx.conn, plan_id=active.id) if active else set()
     for i in ctx.rows:
         lead = ctx.text(i, "lead_grid")
         if lead is not None:
@@ -1078,10 +999,8 @@ def _plan_members(ctx: _Context, plan_name: str | None) -> Writer:
         member_of = {**matched, **dict(zip(plan.insert_rows, new_ids, strict=True))}
         for row, code in leads.items():
             assert active is not None  # leads are only accepted with an active plan
-            ctx.conn.execute(
-                update(m.Grid)
-                .where(m.Grid.plan_id == active.id, m.Grid.code == code)
-                .values(lead_member_id=member_of[row])
+            import_queries.set_grid_lead(
+                ctx.conn, plan_id=active.id, code=code, member_id=member_of[row]
             )
         if leads:
             report.created["grid_leads"] = len(leads)
@@ -1095,22 +1014,21 @@ def _plan_members(ctx: _Context, plan_name: str | None) -> Writer:
 def _plan_fields(ctx: _Context, plan_name: str | None) -> Writer:
     c, cid = m.ResponsibilityField, ctx.community.id
     ctx.require_coordinates("wkt")
-    members: dict[int, str] = dict(
-        ctx.conn.execute(
-            select(m.Member.id, m.Member.name).where(m.Member.community_id == cid)
-        ).all()
-    )
+    members = import_queries.member_names(ctx.conn, community_id=cid)
     by_name: dict[str, list[int]] = defaultdict(list)
     for mid, mname in sorted(members.items()):
         by_name[mname].append(mid)
-    streets = _by_name(ctx.conn, m.Street, cid)
+    streets = import_queries.ids_by_name(ctx.conn, model=m.Street, community_id=cid)
     id_col = ctx.first_column("member_id")
     name_col = ctx.first_column("member", "member_name")
     stored = _Stored.of(
         [
             r
-            for r in _existing(
-                ctx.conn, c, ["name", "member_id", "street_id", "geom"], c.community_id == cid
+            for r in import_queries.stored_rows(
+                ctx.conn,
+                model=c,
+                columns=["name", "member_id", "street_id", "geom"],
+                community_id=cid,
             )
             if r["name"] is not None
         ],
@@ -1179,24 +1097,14 @@ _LATER_TIMES = ("registered_at", "dispatched_at", "resolved_at", "closed_at")
 
 def _plan_requests(ctx: _Context, plan_name: str | None) -> Writer:
     r, cid, conn = m.Request, ctx.community.id, ctx.conn
-    categories = {
-        row.code: row
-        for row in conn.execute(
-            select(m.Category.id, m.Category.code, m.Category.programme, m.Category.sla_hours)
-        ).all()
-    }
-    departments = dict(conn.execute(select(m.Department.code, m.Department.id)).all())
+    categories = {row.code: row for row in import_queries.categories(conn)}
+    departments = import_queries.department_ids(conn)
     category_col = ctx.first_column("category", "category_code")
     if category_col is None:
         ctx.require("category")
     ctx.require("received_at")
     ctx.require_coordinates()
-    stored: set[tuple[Any, ...]] = set(
-        tuple(row)
-        for row in conn.execute(
-            select(r.category_id, r.received_at, r.description).where(r.community_id == cid)
-        ).all()
-    )
+    stored = import_queries.request_keys(conn, community_id=cid)
     first_load = not stored
     rows: list[dict[str, Any]] = []
     skipped = 0

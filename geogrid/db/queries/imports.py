@@ -1,0 +1,235 @@
+"""The reads and writes of ``geogrid import`` (``geogrid.io.importer``) and the demo loader.
+
+The importer validates a file and plans an upsert per layer; these functions fetch what it
+matches against (stored rows by natural key, ids by name, the catalogue) and write its
+updates. Inserts go through ``geogrid.db.queries.insert_returning_ids`` and ``bulk_insert``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
+
+import shapely
+from sqlalchemy import ColumnElement, Connection, bindparam, select, update
+
+from geogrid.db import models as m
+from geogrid.db import queries as q
+
+#: A stored row by column name (``id`` and the columns asked for), geometries as shapely
+#: objects: the importer compares it value by value with a file's row.
+StoredRow = dict[str, Any]
+#: Columns holding a geometry (read as WKB, returned as shapely objects).
+_GEOMETRY_COLUMNS = ("geom", "position")
+#: Values per ``IN`` list: SQLite caps a statement's parameters.
+_IN_CHUNK = 900
+
+_Item = TypeVar("_Item")
+
+
+def _chunks(items: Sequence[_Item], size: int = _IN_CHUNK) -> Iterable[list[_Item]]:
+    """``items`` in lists of ``size`` (bounded IN lists)."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+# --- stored rows the importer upserts against ------------------------------------------------
+
+
+def _stored(
+    conn: Connection, model: type[m.Base], columns: Iterable[str], where: ColumnElement[bool]
+) -> list[StoredRow]:
+    """Stored rows (``id`` + ``columns``) with geometries as shapely objects."""
+    cols = list(dict.fromkeys(["id", *columns]))
+    table = m.table(model)
+    selected = [q.wkb(table.c[c], c) if c in _GEOMETRY_COLUMNS else table.c[c] for c in cols]
+    rows = conn.execute(select(*selected).where(where)).mappings().all()
+    out = []
+    for r in rows:
+        row = dict(r)
+        for c in _GEOMETRY_COLUMNS:
+            if c in row and row[c] is not None:
+                row[c] = shapely.from_wkb(bytes(row[c]))
+        out.append(row)
+    return out
+
+
+def stored_rows(
+    conn: Connection, *, model: type[m.Base], columns: Sequence[str], community_id: int
+) -> list[StoredRow]:
+    """A community's rows of ``model``: ``id`` + ``columns``, geometries as shapely objects."""
+    return _stored(conn, model, columns, m.table(model).c.community_id == community_id)
+
+
+def stored_households(
+    conn: Connection, *, address_ids: Sequence[str], columns: Sequence[str]
+) -> list[StoredRow]:
+    """The households (of any community) with these address ids: ``id`` + ``columns``."""
+    h = m.Household
+    return [
+        row
+        for chunk in _chunks(address_ids)
+        for row in _stored(conn, h, columns, h.address_id.in_(chunk))
+    ]
+
+
+def update_rows(
+    conn: Connection, *, model: type[m.Base], rows: Sequence[Mapping[str, Any]], key: str = "id"
+) -> None:
+    """``UPDATE model SET … WHERE key = :key`` for rows with the same columns (executemany)."""
+    if not rows:
+        return
+    table = m.table(model)
+    columns = [c for c in rows[0] if c != key]
+    stmt = (
+        update(table)
+        .where(table.c[key] == bindparam("_key"))
+        .values({c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns})
+    )
+    conn.execute(stmt, [{"_key": r[key], **{f"v_{c}": r[c] for c in columns}} for r in rows])
+
+
+# --- ids by name: the links a file makes by name -------------------------------------------
+
+
+def ids_by_name(
+    conn: Connection, *, model: type[m.Base], community_id: int
+) -> dict[str, list[int]]:
+    """``{name: [ids]}`` of a community's named rows (streets, branches, resident units …)."""
+    table = m.table(model)
+    out: dict[str, list[int]] = defaultdict(list)
+    for rid, name in conn.execute(
+        select(table.c.id, table.c.name)
+        .where(table.c.community_id == community_id)
+        .order_by(table.c.id)
+    ).all():
+        if name is not None:
+            out[name].append(int(rid))
+    return out
+
+
+def building_ids_by_key(
+    conn: Connection, *, community_id: int
+) -> dict[tuple[str | None, str | None], list[int]]:
+    """``{(name, compound): [ids]}`` of a community's buildings."""
+    b = m.Building
+    out: dict[tuple[str | None, str | None], list[int]] = defaultdict(list)
+    for bid, name, compound in conn.execute(
+        select(b.id, b.name, b.compound).where(b.community_id == community_id).order_by(b.id)
+    ).all():
+        out[(name, compound)].append(int(bid))
+    return out
+
+
+def member_ids(conn: Connection, *, community_id: int) -> set[int]:
+    """The ids of a community's members."""
+    return {
+        int(i)
+        for i in conn.execute(
+            select(m.Member.id).where(m.Member.community_id == community_id)
+        ).scalars()
+    }
+
+
+def member_names(conn: Connection, *, community_id: int) -> dict[int, str]:
+    """``{member_id: name}`` of a community's members (names are personal: not for output)."""
+    return {
+        int(i): str(name)
+        for i, name in conn.execute(
+            select(m.Member.id, m.Member.name).where(m.Member.community_id == community_id)
+        ).all()
+    }
+
+
+# --- grids and their leads -----------------------------------------------------------------
+
+
+def grid_codes(conn: Connection, *, plan_id: int) -> set[str]:
+    """The codes of a plan's grids."""
+    return {
+        str(code)
+        for code in conn.execute(select(m.Grid.code).where(m.Grid.plan_id == plan_id)).scalars()
+    }
+
+
+def set_grid_lead(conn: Connection, *, plan_id: int, code: str, member_id: int) -> None:
+    """Make ``member_id`` the lead of the plan's grid ``code``."""
+    conn.execute(
+        update(m.Grid)
+        .where(m.Grid.plan_id == plan_id, m.Grid.code == code)
+        .values(lead_member_id=member_id)
+    )
+
+
+# --- households' personal data -------------------------------------------------------------
+
+
+def household_ids(conn: Connection, *, address_ids: Sequence[str]) -> dict[str, int]:
+    """``{address_id: household_id}`` of the stored households among ``address_ids``."""
+    h = m.Household
+    return {
+        str(address_id): int(hid)
+        for chunk in _chunks(address_ids)
+        for address_id, hid in conn.execute(
+            select(h.address_id, h.id).where(h.address_id.in_(chunk))
+        ).all()
+    }
+
+
+def households_with_personal(conn: Connection, *, household_ids: Sequence[int]) -> set[int]:
+    """Which of ``household_ids`` already have a ``household_personal`` row."""
+    p = m.HouseholdPersonal
+    return {
+        int(hid)
+        for chunk in _chunks(household_ids)
+        for hid in conn.execute(select(p.household_id).where(p.household_id.in_(chunk))).scalars()
+    }
+
+
+# --- catalogue and requests ----------------------------------------------------------------
+
+
+class CategoryRow(NamedTuple):
+    """A catalogue category as a request is filed under it."""
+
+    id: int
+    code: str
+    programme: str
+    sla_hours: int
+
+
+def categories(conn: Connection) -> list[CategoryRow]:
+    """Every category of the catalogue."""
+    c = m.Category
+    return [
+        CategoryRow(*row)
+        for row in conn.execute(select(c.id, c.code, c.programme, c.sla_hours)).all()
+    ]
+
+
+def department_ids(conn: Connection) -> dict[str, int]:
+    """``{code: id}`` of the departments requests can be escalated to."""
+    return {
+        str(code): int(did)
+        for code, did in conn.execute(select(m.Department.code, m.Department.id)).all()
+    }
+
+
+#: ``(category_id, received_at, description)``: a file's request equal to a stored one (or to
+#: an earlier row) is left unchanged, so re-importing a file does not duplicate it.
+RequestKey = tuple[int | None, dt.datetime | None, str | None]
+
+
+def request_keys(conn: Connection, *, community_id: int) -> set[RequestKey]:
+    """``(category_id, received_at, description)`` of the community's stored requests."""
+    r = m.Request
+    return {
+        (row.category_id, row.received_at, row.description)
+        for row in conn.execute(
+            select(r.category_id, r.received_at, r.description).where(
+                r.community_id == community_id
+            )
+        ).all()
+    }
