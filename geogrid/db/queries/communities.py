@@ -1,0 +1,115 @@
+"""Communities: by code (the one "community by code, else 404"), by id, their boundaries."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import shapely
+from geoalchemy2 import functions as gfunc
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Connection, select
+
+from geogrid.db import models as m
+from geogrid.errors import Conflict, NotFound
+
+
+class CommunityRow(NamedTuple):
+    """A community as most callers need it."""
+
+    id: int
+    code: str
+    name: str
+    name_en: str | None
+    timezone: str
+    synthetic: bool
+
+
+class CommunityName(NamedTuple):
+    id: int
+    code: str
+    name: str
+
+
+class CommunityPlaces(NamedTuple):
+    """A community with its place names (the prefixes an address may carry)."""
+
+    id: int
+    code: str
+    name: str
+    name_en: str | None
+    province: str | None
+    city: str | None
+    district: str | None
+    subdistrict: str | None
+
+
+_COMMUNITY_COLUMNS = (
+    m.Community.id,
+    m.Community.code,
+    m.Community.name,
+    m.Community.name_en,
+    m.Community.timezone,
+    m.Community.synthetic,
+)
+
+
+def community_row(
+    conn: Connection, *, code: str | None = None, field: str = "community"
+) -> CommunityRow:
+    """The community's row (``id``, ``code``, ``name``, …); the only one when ``code`` is None.
+
+    The one "community by code, else 404": ``field`` names the parameter that carried the
+    code (``community``, Open311's ``jurisdiction_id``) in the error."""
+    stmt = select(*_COMMUNITY_COLUMNS)
+    if code is not None:
+        row = conn.execute(stmt.where(m.Community.code == code)).one_or_none()
+        if row is None:
+            raise NotFound(f"no community with code {code!r}", field=field)
+        return CommunityRow(*row)
+    rows = conn.execute(stmt.order_by(m.Community.code)).all()
+    if not rows:
+        raise NotFound("the database holds no community yet: import one or run `geogrid demo`")
+    if len(rows) > 1:
+        codes = ", ".join(r.code for r in rows)
+        raise Conflict(f"several communities ({codes}): name one with --community", field=field)
+    return CommunityRow(*rows[0])
+
+
+def community_by_id(conn: Connection, *, community_id: int) -> CommunityRow:
+    """Community ``community_id`` (it must exist)."""
+    row = conn.execute(select(*_COMMUNITY_COLUMNS).where(m.Community.id == community_id)).one()
+    return CommunityRow(*row)
+
+
+def list_communities(conn: Connection) -> list[CommunityName]:
+    """Every community's id, code and name, ordered by code."""
+    rows = conn.execute(
+        select(m.Community.id, m.Community.code, m.Community.name).order_by(m.Community.code)
+    ).all()
+    return [CommunityName(*r) for r in rows]
+
+
+def community_boundary(conn: Connection, *, community_id: int) -> BaseGeometry:
+    """The community's boundary (EPSG:4326)."""
+    b = conn.execute(
+        select(gfunc.ST_AsBinary(m.Community.boundary)).where(m.Community.id == community_id)
+    ).scalar_one()
+    return shapely.from_wkb(bytes(b))
+
+
+def lookup_communities(conn: Connection) -> list[CommunityPlaces]:
+    """Every community with its place names (the address prefixes), ordered by code."""
+    c = m.Community
+    rows = conn.execute(
+        select(
+            c.id, c.code, c.name, c.name_en, c.province, c.city, c.district, c.subdistrict
+        ).order_by(c.code)
+    ).all()
+    return [CommunityPlaces(*r) for r in rows]
+
+
+def member_community_id(conn: Connection, *, member_id: int) -> int | None:
+    """The community of member ``member_id`` (None when there is no such member)."""
+    return conn.execute(
+        select(m.Member.community_id).where(m.Member.id == member_id)
+    ).scalar_one_or_none()
