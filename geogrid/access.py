@@ -34,10 +34,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 
 from geogrid.db import models as m
 from geogrid.db import queries as q
+from geogrid.db.queries import access as access_queries
+from geogrid.db.queries import catalogue as catalogue_queries
 from geogrid.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from geogrid.periods import iso
 
@@ -164,18 +166,12 @@ def create_key(
         raise InvalidInput(f"unknown role {role!r}: use one of {names}", field="role") from None
     community_id = None
     if community_code is not None:
-        community_id = conn.execute(
-            select(m.Community.id).where(m.Community.code == community_code)
-        ).scalar()
-        if community_id is None:
-            raise NotFound(f"no community with code {community_code!r}", field="community")
+        community_id = q.community_row(conn, code=community_code).id
     department_id = None
     if r is Role.DEPARTMENT:
         if department_code is None:
             raise InvalidInput("a department key needs --department CODE", field="department")
-        department_id = conn.execute(
-            select(m.Department.id).where(m.Department.code == department_code)
-        ).scalar()
+        department_id = catalogue_queries.department_id(conn, code=department_code)
         if department_id is None:
             raise NotFound(f"no department with code {department_code!r}", field="department")
     elif department_code is not None:
@@ -183,13 +179,11 @@ def create_key(
     if r is Role.MEMBER:
         if member_id is None:
             raise InvalidInput("a member key needs --member ID", field="member")
-        member = conn.execute(
-            select(m.Member.id, m.Member.community_id).where(m.Member.id == member_id)
-        ).one_or_none()
-        if member is None:
+        member_community_id = q.member_community_id(conn, member_id=member_id)
+        if member_community_id is None:
             raise NotFound(f"no member with id {member_id}", field="member")
-        community_id = community_id or member.community_id
-        if community_id != member.community_id:
+        community_id = community_id or member_community_id
+        if community_id != member_community_id:
             raise InvalidInput("the member belongs to another community", field="member")
     elif member_id is not None:
         raise InvalidInput("--member is for member keys only", field="member")
@@ -198,25 +192,21 @@ def create_key(
             f"a {r.value} key cannot carry the personal_data right", field="personal_data"
         )
     prefix = secrets.token_hex(4)
-    while conn.execute(select(m.ApiKey.id).where(m.ApiKey.prefix == prefix)).first():
+    while access_queries.prefix_taken(conn, prefix=prefix):
         prefix = secrets.token_hex(4)  # pragma: no cover - 1 in 4 billion
     key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    key_id = conn.execute(
-        insert(m.ApiKey)
-        .values(
-            prefix=prefix,
-            key_hash=_hash(key),
-            name=name,
-            role=r.value,
-            community_id=community_id,
-            member_id=member_id,
-            department_id=department_id,
-            personal_data=personal_data,
-            created_at=m.utcnow(),
-        )
-        .returning(m.ApiKey.id)
-    ).scalar_one()
-    return NewKey(id=int(key_id), key=key, prefix=prefix, role=r.value)
+    key_id = access_queries.insert_key(
+        conn,
+        prefix=prefix,
+        key_hash=_hash(key),
+        name=name,
+        role=r.value,
+        community_id=community_id,
+        member_id=member_id,
+        department_id=department_id,
+        personal_data=personal_data,
+    )
+    return NewKey(id=key_id, key=key, prefix=prefix, role=r.value)
 
 
 def _prefix_of(key: str) -> str | None:
@@ -229,55 +219,28 @@ def _prefix_of(key: str) -> str | None:
 def revoke_key(conn: Connection, *, key_or_prefix: str) -> str:
     """Revoke a key given in full or by its prefix; return the prefix."""
     prefix = _prefix_of(key_or_prefix) or key_or_prefix
-    row = conn.execute(
-        select(m.ApiKey.id, m.ApiKey.revoked_at).where(m.ApiKey.prefix == prefix)
-    ).one_or_none()
+    row = access_queries.key_by_prefix(conn, prefix=prefix)
     if row is None:
         raise NotFound(f"no key with prefix {prefix!r}", field="key")
     now = m.utcnow()
     if row.revoked_at is None:
-        conn.execute(update(m.ApiKey).where(m.ApiKey.id == row.id).values(revoked_at=now))
-    conn.execute(
-        update(m.ApiSession)
-        .where(m.ApiSession.api_key_id == row.id, m.ApiSession.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+        access_queries.set_key_revoked(conn, key_id=row.id, at=now)
+    access_queries.revoke_key_sessions(conn, key_id=row.id, at=now)
     return prefix
 
 
 def list_keys(conn: Connection, *, include_revoked: bool = False) -> list[dict[str, Any]]:
     """Every key's public facts (never a hash or secret)."""
-    k = m.ApiKey
-    stmt = (
-        select(
-            k.id,
-            k.prefix,
-            k.name,
-            k.role,
-            m.Community.code.label("community"),
-            k.member_id,
-            m.Department.code.label("department"),
-            k.personal_data,
-            k.created_at,
-            k.revoked_at,
-            k.last_used_at,
-        )
-        .outerjoin(m.Community, m.Community.id == k.community_id)
-        .outerjoin(m.Department, m.Department.id == k.department_id)
-        .order_by(k.id)
-    )
-    if not include_revoked:
-        stmt = stmt.where(k.revoked_at.is_(None))
     out = []
-    for r in conn.execute(stmt):
-        d = dict(r._mapping)
-        for c in ("created_at", "revoked_at", "last_used_at"):
-            d[c] = iso(d[c])
-        out.append(d)
+    for row in access_queries.list_keys(conn, include_revoked=include_revoked):
+        key = row._asdict()
+        for column in ("created_at", "revoked_at", "last_used_at"):
+            key[column] = iso(key[column])
+        out.append(key)
     return out
 
 
-def _actor_of(row: Any, *, via_session: bool = False) -> Actor:
+def _actor_of(row: access_queries.KeyRow, *, via_session: bool = False) -> Actor:
     name = f" {row.name}" if row.name else ""
     return Actor(
         role=Role(row.role),
@@ -291,27 +254,12 @@ def _actor_of(row: Any, *, via_session: bool = False) -> Actor:
     )
 
 
-_KEY_COLUMNS = (
-    m.ApiKey.id,
-    m.ApiKey.prefix,
-    m.ApiKey.key_hash,
-    m.ApiKey.name,
-    m.ApiKey.role,
-    m.ApiKey.community_id,
-    m.ApiKey.member_id,
-    m.ApiKey.department_id,
-    m.ApiKey.personal_data,
-    m.ApiKey.revoked_at,
-    m.ApiKey.last_used_at,
-)
-
-
 def authenticate(conn: Connection, key: str, *, field: str = "api_key") -> Actor:
     """The actor of a key; :class:`NotAuthenticated` for a wrong or revoked one."""
     prefix = _prefix_of(key.strip())
     row = None
     if prefix is not None:
-        row = conn.execute(select(*_KEY_COLUMNS).where(m.ApiKey.prefix == prefix)).one_or_none()
+        row = access_queries.key_by_prefix(conn, prefix=prefix)
     # compare_digest even for an unknown prefix: the answer takes the same time.
     expected = row.key_hash if row is not None else _hash("")
     if not hmac.compare_digest(expected, _hash(key.strip())) or row is None:
@@ -321,7 +269,7 @@ def authenticate(conn: Connection, key: str, *, field: str = "api_key") -> Actor
     now = m.utcnow()
     # last_used_at to the minute: one write a minute per key at most, not one per request.
     if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):
-        conn.execute(update(m.ApiKey).where(m.ApiKey.id == row.id).values(last_used_at=now))
+        access_queries.set_key_used(conn, key_id=row.id, at=now)
     return _actor_of(row)
 
 
@@ -336,38 +284,28 @@ def open_session(conn: Connection, *, key: str, hours: int = SESSION_HOURS) -> t
         raise Forbidden(f"browser sign-in is for {names} keys; this key is {actor.role.value}")
     token = secrets.token_urlsafe(32)
     now = m.utcnow()
-    conn.execute(
-        insert(m.ApiSession).values(
-            token_hash=_hash(token),
-            api_key_id=actor.key_id,
-            created_at=now,
-            expires_at=now + dt.timedelta(hours=hours),
-        )
+    access_queries.insert_session(
+        conn,
+        token_hash=_hash(token),
+        key_id=actor.key_id,
+        created_at=now,
+        expires_at=now + dt.timedelta(hours=hours),
     )
     return token, actor
 
 
 def session_actor(conn: Connection, token: str) -> Actor:
     """The actor of a session token; :class:`NotAuthenticated` when unknown or expired."""
-    s = m.ApiSession
-    row = conn.execute(
-        select(*_KEY_COLUMNS, s.expires_at, s.revoked_at.label("session_revoked_at"))
-        .join(m.ApiKey, m.ApiKey.id == s.api_key_id)
-        .where(s.token_hash == _hash(token))
-    ).one_or_none()
-    if row is None or row.session_revoked_at is not None or row.revoked_at is not None:
+    session = access_queries.session_by_token_hash(conn, token_hash=_hash(token))
+    if session is None or session.revoked_at is not None or session.key.revoked_at is not None:
         raise NotAuthenticated("the session is not valid: sign in again", field="session")
-    if row.expires_at <= m.utcnow():
+    if session.expires_at <= m.utcnow():
         raise NotAuthenticated("the session has expired: sign in again", field="session")
-    return _actor_of(row, via_session=True)
+    return _actor_of(session.key, via_session=True)
 
 
 def close_session(conn: Connection, token: str) -> None:
-    conn.execute(
-        update(m.ApiSession)
-        .where(m.ApiSession.token_hash == _hash(token), m.ApiSession.revoked_at.is_(None))
-        .values(revoked_at=m.utcnow())
-    )
+    access_queries.revoke_session(conn, token_hash=_hash(token), at=m.utcnow())
 
 
 # --- personal data ---------------------------------------------------------------------------
@@ -383,32 +321,21 @@ def log_personal_read(
     via: str,
 ) -> int:
     """Record who read which person's unmasked data (never the data itself)."""
-    now = m.utcnow()
-    names = sorted(set(fields))
-    rows = [
-        {
-            "at": now,
-            "api_key_id": actor.key_id,
-            "actor": actor.label,
-            "subject": subject,
-            "subject_id": int(i),
-            "fields": names,
-            "via": via[:200],
-        }
-        for i in subject_ids
-    ]
-    if rows:
-        conn.execute(insert(m.PersonalDataRead), rows)
-    return len(rows)
+    return access_queries.insert_personal_reads(
+        conn,
+        at=m.utcnow(),
+        api_key_id=actor.key_id,
+        actor=actor.label,
+        subject=subject,
+        subject_ids=subject_ids,
+        fields=sorted(set(fields)),
+        via=via[:200],  # the column's length
+    )
 
 
 def personal_reads(
     conn: Connection, *, limit: int = 100, subject: str | None = None
 ) -> list[dict[str, Any]]:
     """The latest entries of the personal-data read log."""
-    p = m.PersonalDataRead
-    stmt = select(p.id, p.at, p.api_key_id, p.actor, p.subject, p.subject_id, p.fields, p.via)
-    if subject is not None:
-        stmt = stmt.where(p.subject == subject)
-    rows = conn.execute(stmt.order_by(p.id.desc()).limit(limit)).all()
-    return [{**dict(r._mapping), "at": iso(r.at)} for r in rows]
+    rows = access_queries.personal_reads(conn, limit=limit, subject=subject)
+    return [{**row._asdict(), "at": iso(row.at)} for row in rows]

@@ -12,11 +12,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection
 
 from geogrid.db import dialect
 from geogrid.db import models as m
 from geogrid.db import queries as q
+from geogrid.db.queries import assignment
 from geogrid.spatial import assign_points
 
 #: How many outside households to name in a report (all are counted).
@@ -54,14 +55,10 @@ def assign_community(
     Runs in the caller's transaction: roll it back for a dry run. ``all_requests`` also
     re-assigns closed requests (only when a community is first loaded).
     """
-    community = conn.execute(
-        select(m.Community.code).where(m.Community.id == community_id)
-    ).scalar_one()
+    community = q.community_by_id(conn, community_id=community_id).code
     if plan_id is None:
         plan_id = q.require_active_plan(conn, community_id=community_id).id
-    version = conn.execute(
-        select(m.BoundaryPlan.version).where(m.BoundaryPlan.id == plan_id)
-    ).scalar_one()
+    version = assignment.plan_version(conn, plan_id=plan_id)
     report = AssignmentReport(community_code=community, plan_id=plan_id, plan_version=version)
 
     before = q.household_assignments(conn, plan_id=plan_id)
@@ -77,7 +74,9 @@ def assign_community(
     report.households = q.count(conn, m.Household, m.Household.community_id == community_id)
     report.households_outside = report.households - report.households_in_grids
     if report.households_outside:
-        report.outside_address_ids = _outside_households(conn, community_id, plan_id)
+        report.outside_address_ids = assignment.outside_households(
+            conn, community_id=community_id, plan_id=plan_id, limit=REPORT_LIMIT
+        )
     if before:
         # Only a re-run has rows to compare (a plan assigned for the first time has none):
         # reading 1M rows back costs ~2 s.
@@ -102,18 +101,6 @@ def assign_community(
         rerouted,
     )
     return report
-
-
-def _outside_households(conn: Connection, community_id: int, plan_id: int) -> list[str]:
-    h, a = m.Household, m.HouseholdAssignment
-    covered = select(a.household_id).where(a.plan_id == plan_id)
-    rows = conn.execute(
-        select(h.address_id)
-        .where(h.community_id == community_id, h.id.not_in(covered))
-        .order_by(h.address_id)
-        .limit(REPORT_LIMIT)
-    ).scalars()
-    return list(rows)
 
 
 def _assign_fields(conn: Connection, *, community_id: int, plan_id: int) -> int:
@@ -146,51 +133,34 @@ def assign_requests(
     ``request_ids`` limits the run to those requests (intake of one request, a field
     changing hands); their status filter still applies unless ``all_requests``.
     """
-    r = m.Request
-    where = "t.community_id = :community_id"
-    if not all_requests:
-        where += " AND t.status IN (" + ", ".join(f"'{s}'" for s in m.OPEN_STATUSES) + ")"
-    if request_ids is not None:
-        if not request_ids:
-            return 0, 0, 0
-        # Integers only (int() below), so the list is safe to inline.
-        where += " AND t.id IN (" + ", ".join(str(int(i)) for i in request_ids) + ")"
-    params = {"plan_id": plan_id, "community_id": community_id}
-    grid_of = dialect.cover_pairs(
-        conn, target="grids", point_table="requests", point_where=where, params=params
+    if request_ids is not None and not request_ids:
+        return 0, 0, 0
+    open_only = not all_requests
+    grid_of, field_of = assignment.request_cover(
+        conn,
+        community_id=community_id,
+        plan_id=plan_id,
+        open_only=open_only,
+        request_ids=request_ids,
     )
-    field_of = dialect.cover_pairs(
-        conn, target="fields", point_table="requests", point_where=where, params=params
+    plan_grids = assignment.plan_grids(conn, plan_id=plan_id)
+    leads = {grid.id: grid.lead_member_id for grid in plan_grids}
+    code_of = {grid.id: grid.code for grid in plan_grids}
+    holders = assignment.field_holders(conn, community_id=community_id)
+    rows = assignment.request_places(
+        conn, community_id=community_id, open_only=open_only, request_ids=request_ids
     )
-    plan_grids = conn.execute(
-        select(m.Grid.id, m.Grid.lead_member_id, m.Grid.code).where(m.Grid.plan_id == plan_id)
-    ).all()
-    leads = {g.id: g.lead_member_id for g in plan_grids}
-    code_of = {g.id: g.code for g in plan_grids}
-    holders = dict(
-        conn.execute(
-            select(m.ResponsibilityField.id, m.ResponsibilityField.member_id).where(
-                m.ResponsibilityField.community_id == community_id
-            )
-        ).all()
-    )
-    stmt = select(r.id, r.grid_id, r.member_id).where(r.community_id == community_id)
-    if not all_requests:
-        stmt = stmt.where(r.status.in_(m.OPEN_STATUSES))
-    if request_ids is not None:
-        stmt = stmt.where(r.id.in_([int(i) for i in request_ids]))
-    rows = conn.execute(stmt).all()
     # Codes of the grids requests had under an earlier plan (re-routing is judged by code).
-    earlier = {g for _, g, _ in rows if g is not None and g not in code_of}
+    earlier = {
+        row.grid_id for row in rows if row.grid_id is not None and row.grid_id not in code_of
+    }
     if earlier:
-        code_of |= dict(
-            conn.execute(select(m.Grid.id, m.Grid.code).where(m.Grid.id.in_(earlier))).all()
-        )
-    updates: list[dict[str, Any]] = []
+        code_of |= assignment.grid_codes(conn, grid_ids=earlier)
+    routes: list[assignment.RequestRoute] = []
     outside = rerouted = 0
-    for rid, old_grid, old_member in rows:
-        grid_id = grid_of.get(rid)
-        field_id = field_of.get(rid)
+    for request_id, old_grid, old_member in rows:
+        grid_id = grid_of.get(request_id)
+        field_id = field_of.get(request_id)
         member_id = holders.get(field_id) if field_id is not None else None
         if grid_id is None:
             rule = "none"
@@ -204,25 +174,6 @@ def assign_requests(
         new_code = code_of.get(grid_id) if grid_id is not None else None
         if old_grid is not None and (code_of.get(old_grid) != new_code or old_member != member_id):
             rerouted += 1
-        updates.append(
-            {
-                "rid": rid,
-                "grid_id": grid_id,
-                "field_id": field_id,
-                "member_id": member_id,
-                "rule": rule,
-            }
-        )
-    if updates:
-        conn.execute(
-            update(m.table(r))
-            .where(m.table(r).c.id == bindparam("rid"))
-            .values(
-                grid_id=bindparam("grid_id"),
-                field_id=bindparam("field_id"),
-                member_id=bindparam("member_id"),
-                assignment_rule=bindparam("rule"),
-            ),
-            updates,
-        )
-    return len(updates) - outside, outside, rerouted
+        routes.append(assignment.RequestRoute(request_id, grid_id, field_id, member_id, rule))
+    assignment.set_request_routes(conn, routes=routes)
+    return len(routes) - outside, outside, rerouted

@@ -11,10 +11,11 @@ import io
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from geogrid.db import models as m
 from geogrid.db import queries as q
+from geogrid.db.queries import catalogue as catalogue_queries
 
 
 def read_default(name: str) -> list[dict[str, str]]:
@@ -28,18 +29,18 @@ def ensure_default_catalogue(conn: Connection) -> dict[str, int]:
 
     Existing rows are left as officials edited them. Returns how many of each were added.
     """
-    have_dept = dict(conn.execute(select(m.Department.code, m.Department.id)).all())
+    existing_departments = catalogue_queries.department_ids(conn)
     new_depts = [
         {"code": r["code"], "name": r["name"], "name_en": r.get("name_en") or None}
         for r in read_default("departments")
-        if r["code"] not in have_dept
+        if r["code"] not in existing_departments
     ]
     q.bulk_insert(conn, m.Department, new_depts)
-    dept_ids = dict(conn.execute(select(m.Department.code, m.Department.id)).all())
-    have_cat = set(conn.execute(select(m.Category.code)).scalars())
+    department_ids = catalogue_queries.department_ids(conn)
+    existing_categories = catalogue_queries.category_codes(conn)
     new_cats: list[dict[str, Any]] = []
     for r in read_default("categories"):
-        if r["code"] in have_cat:
+        if r["code"] in existing_categories:
             continue
         new_cats.append(
             {
@@ -50,7 +51,7 @@ def ensure_default_catalogue(conn: Connection) -> dict[str, int]:
                 "category_class": r["class"],
                 "subclass": r.get("subclass") or None,
                 "sla_hours": int(r["sla_hours"]),
-                "department_id": dept_ids.get(r.get("department_code") or ""),
+                "department_id": department_ids.get(r.get("department_code") or ""),
             }
         )
     q.bulk_insert(conn, m.Category, new_cats)

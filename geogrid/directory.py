@@ -16,13 +16,14 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 
 from geogrid.access import Actor, limit_to_scope, log_personal_read
 from geogrid.assign import assign_requests
 from geogrid.db import models as m
 from geogrid.db import queries as q
-from geogrid.errors import InvalidInput, NotFound
+from geogrid.db.queries import assignment, catalogue, people
+from geogrid.errors import Conflict, InvalidInput, NotFound
 from geogrid.privacy import mask_name
 from geogrid.requests.workflow import ATTRIBUTE_TYPES
 
@@ -115,29 +116,9 @@ def check_attribute_definitions(defs: Any) -> list[dict[str, Any]] | None:
 
 
 def list_categories(conn: Connection, *, include_inactive: bool = False) -> list[dict[str, Any]]:
-    c, d = m.Category, m.Department
-    stmt = (
-        select(
-            c.code,
-            c.name,
-            c.name_en,
-            c.programme,
-            c.category_class,
-            c.subclass,
-            c.sla_hours,
-            d.code.label("department"),
-            d.name.label("department_name"),
-            c.attributes,
-            c.active,
-        )
-        .outerjoin(d, d.id == c.department_id)
-        .order_by(c.code)
-    )
-    if not include_inactive:
-        stmt = stmt.where(c.active.is_(True))
     out = []
-    for r in conn.execute(stmt):
-        row = dict(r._mapping)
+    for category in catalogue.categories(conn, include_inactive=include_inactive):
+        row = category._asdict()
         row["class"] = row.pop("category_class")
         out.append(row)
     return out
@@ -161,10 +142,8 @@ def save_category(
             f"unknown field {sorted(unknown)[0]!r}: one of {', '.join(CATEGORY_FIELDS)}",
             field=sorted(unknown)[0],
         )
-    exists = conn.execute(select(m.Category.id).where(m.Category.code == code)).scalar()
+    exists = catalogue.category_id(conn, code=code)
     if create and exists:
-        from geogrid.errors import Conflict
-
         raise Conflict(f"category {code!r} exists already", field="code")
     if not create and not exists:
         raise NotFound(f"no category {code!r}", field="category")
@@ -199,10 +178,10 @@ def save_category(
         if dcode is None:
             row["department_id"] = None
         else:
-            did = conn.execute(select(m.Department.id).where(m.Department.code == dcode)).scalar()
-            if did is None:
+            department_id = catalogue.department_id(conn, code=dcode)
+            if department_id is None:
                 raise InvalidInput(f"unknown department {dcode!r}", field="department")
-            row["department_id"] = did
+            row["department_id"] = department_id
     if "attributes" in values:
         row["attributes"] = check_attribute_definitions(values.get("attributes"))
     if "active" in values:
@@ -211,9 +190,9 @@ def save_category(
         row["active"] = values["active"]
     if create:
         row.setdefault("active", True)
-        conn.execute(insert(m.Category).values(code=code, **row))
+        catalogue.insert_category(conn, code=code, values=row)
     elif row:
-        conn.execute(update(m.Category).where(m.Category.code == code).values(**row))
+        catalogue.update_category(conn, code=code, values=row)
     return get_category(conn, code)
 
 
@@ -221,10 +200,7 @@ def save_category(
 
 
 def list_departments(conn: Connection) -> list[dict[str, Any]]:
-    d = m.Department
-    return [
-        dict(r._mapping) for r in conn.execute(select(d.code, d.name, d.name_en).order_by(d.code))
-    ]
+    return [department._asdict() for department in catalogue.departments(conn)]
 
 
 def save_department(
@@ -232,7 +208,7 @@ def save_department(
 ) -> dict[str, Any]:
     """Create or rename a department (upsert by code)."""
     _code(code)
-    exists = conn.execute(select(m.Department.id).where(m.Department.code == code)).scalar()
+    exists = catalogue.department_id(conn, code=code)
     if exists:
         values: dict[str, Any] = {}
         if name is not None:
@@ -240,12 +216,13 @@ def save_department(
         if name_en is not None:
             values["name_en"] = _str(name_en, "name_en")
         if values:
-            conn.execute(update(m.Department).where(m.Department.id == exists).values(**values))
+            catalogue.update_department(conn, department_id=exists, values=values)
     else:
-        conn.execute(
-            insert(m.Department).values(
-                code=code, name=_str(name, "name", required=True), name_en=_str(name_en, "name_en")
-            )
+        catalogue.insert_department(
+            conn,
+            code=code,
+            name=_str(name, "name", required=True),
+            name_en=_str(name_en, "name_en"),
         )
     return next(d for d in list_departments(conn) if d["code"] == code)
 
@@ -254,7 +231,7 @@ def save_department(
 
 
 def _member_dict(
-    row: Any, fields: list[int], leads: list[str], *, personal: bool
+    row: people.MemberRow, fields: list[int], leads: list[str], *, personal: bool
 ) -> dict[str, Any]:
     out = {
         "id": int(row.id),
@@ -287,46 +264,15 @@ def list_members(
         actor.require_personal_data(what="members' names and phones")
     if community is not None:  # another community's members, asked by name: refused
         community = limit_to_scope(conn, actor, community, what="members")
-    mb, cm = m.Member, m.Community
-    stmt = (
-        select(
-            mb.id,
-            cm.code.label("community_code"),
-            mb.community_id,
-            mb.name,
-            mb.phone,
-            mb.kind,
-            m.Branch.name.label("branch"),
-            mb.active,
-        )
-        .join(cm, cm.id == mb.community_id)
-        .outerjoin(m.Branch, m.Branch.id == mb.branch_id)
-        .order_by(mb.id)
-    )
-    if community is not None:
-        stmt = stmt.where(cm.code == community)
-    if actor.community_id is not None:
-        stmt = stmt.where(mb.community_id == actor.community_id)
-    if ids:
-        stmt = stmt.where(mb.id.in_([int(i) for i in ids]))
-    rows = conn.execute(stmt).all()
+    rows = people.members(conn, community_code=community, community_id=actor.community_id, ids=ids)
     member_ids = [int(r.id) for r in rows]
     fields: dict[int, list[int]] = {i: [] for i in member_ids}
     leads: dict[int, list[str]] = {i: [] for i in member_ids}
     if member_ids:
-        f = m.ResponsibilityField
-        for fid, mid in conn.execute(
-            select(f.id, f.member_id).where(f.member_id.in_(member_ids)).order_by(f.id)
-        ):
-            fields[int(mid or 0)].append(int(fid))
-        g, p = m.Grid, m.BoundaryPlan
-        for code, mid in conn.execute(
-            select(g.code, g.lead_member_id)
-            .join(p, p.id == g.plan_id)
-            .where(g.lead_member_id.in_(member_ids), p.status == m.PlanStatus.ACTIVE.value)
-            .order_by(g.code)
-        ):
-            leads[int(mid or 0)].append(str(code))
+        for field_id, holder_id in people.fields_held(conn, member_ids=member_ids):
+            fields[int(holder_id or 0)].append(int(field_id))
+        for grid_code, lead_id in people.grids_led(conn, member_ids=member_ids):
+            leads[int(lead_id or 0)].append(str(grid_code))
     out = [_member_dict(r, fields[int(r.id)], leads[int(r.id)], personal=personal) for r in rows]
     if personal and member_ids:
         log_personal_read(
@@ -357,12 +303,10 @@ def save_member(
     if member_id is None:
         cid = q.community_row(conn, code=community).id
     else:
-        cur = conn.execute(
-            select(m.Member.community_id).where(m.Member.id == member_id)
-        ).one_or_none()
-        if cur is None:
+        member_community_id = q.member_community_id(conn, member_id=member_id)
+        if member_community_id is None:
             raise NotFound(f"no member with id {member_id}", field="id")
-        cid = cur.community_id
+        cid = member_community_id
     if "name" in values or member_id is None:
         row["name"] = _str(values.get("name"), "name", required=True)
     if "phone" in values:
@@ -378,28 +322,21 @@ def save_member(
         if name is None:
             row["branch_id"] = None
         else:
-            bid = conn.execute(
-                select(m.Branch.id).where(m.Branch.community_id == cid, m.Branch.name == name)
-            ).scalar()
-            if bid is None:
+            branch_id = people.branch_id(conn, community_id=cid, name=name)
+            if branch_id is None:
                 raise InvalidInput(f"no branch named {name!r} in the community", field="branch")
-            row["branch_id"] = bid
+            row["branch_id"] = branch_id
     if "active" in values:
         if not isinstance(values["active"], bool):
             raise InvalidInput("active must be true or false", field="active")
         row["active"] = values["active"]
     if member_id is None:
         row.setdefault("active", True)
-        member_id = int(
-            conn.execute(
-                insert(m.Member).values(community_id=cid, **row).returning(m.Member.id)
-            ).scalar_one()
-        )
+        member_id = people.insert_member(conn, community_id=cid, values=row)
     elif row:
-        conn.execute(update(m.Member).where(m.Member.id == member_id).values(**row))
+        people.update_member(conn, member_id=member_id, values=row)
     if row.get("active") is False:
-        f = m.ResponsibilityField
-        conn.execute(update(f).where(f.member_id == member_id).values(member_id=None))
+        people.vacate_fields(conn, member_id=member_id)
         reroute_open_requests(conn, community_id=cid)
     return member_id
 
@@ -408,23 +345,7 @@ def save_member(
 
 
 def list_fields(conn: Connection, *, community: str | None = None) -> list[dict[str, Any]]:
-    f, g, mb = m.ResponsibilityField, m.Grid, m.Member
-    stmt = (
-        select(
-            f.id,
-            f.name,
-            f.member_id,
-            mb.name.label("member_name"),
-            g.code.label("grid_code"),
-            f.needs_review,
-        )
-        .outerjoin(mb, mb.id == f.member_id)
-        .outerjoin(g, g.id == f.grid_id)
-        .order_by(f.id)
-    )
-    if community is not None:
-        cid = q.community_row(conn, code=community).id
-        stmt = stmt.where(f.community_id == cid)
+    cid = q.community_row(conn, code=community).id if community is not None else None
     return [
         {
             "id": int(r.id),
@@ -435,14 +356,12 @@ def list_fields(conn: Connection, *, community: str | None = None) -> list[dict[
             "vacant": r.member_id is None,
             "needs_review": bool(r.needs_review),
         }
-        for r in conn.execute(stmt)
+        for r in people.fields(conn, community_id=cid)
     ]
 
 
 def _active_member(conn: Connection, member_id: int, community_id: int, field: str) -> None:
-    row = conn.execute(
-        select(m.Member.community_id, m.Member.active).where(m.Member.id == member_id)
-    ).one_or_none()
+    row = people.member_state(conn, member_id=member_id)
     if row is None or row.community_id != community_id:
         raise InvalidInput(f"no member {member_id} in the community", field=field)
     if not row.active:
@@ -455,15 +374,14 @@ def set_field_member(
     """Give a field to a member, or vacate it (``None``); re-route open requests.
 
     A key scoped to a community changes only that community's fields."""
-    f = m.ResponsibilityField
-    row = conn.execute(select(f.community_id).where(f.id == field_id)).one_or_none()
-    if row is None:
+    community_id = people.field_community_id(conn, field_id=field_id)
+    if community_id is None:
         raise NotFound(f"no responsibility field with id {field_id}", field="id")
-    actor.require_community(row.community_id, what=f"assigning field {field_id}")
+    actor.require_community(community_id, what=f"assigning field {field_id}")
     if member_id is not None:
-        _active_member(conn, member_id, row.community_id, "member_id")
-    conn.execute(update(f).where(f.id == field_id).values(member_id=member_id))
-    rerouted = reroute_open_requests(conn, community_id=row.community_id)
+        _active_member(conn, member_id, community_id, "member_id")
+    people.set_field_member(conn, field_id=field_id, member_id=member_id)
+    rerouted = reroute_open_requests(conn, community_id=community_id)
     return {"field_id": field_id, "member_id": member_id, "requests_rerouted": rerouted}
 
 
@@ -478,24 +396,15 @@ def set_grid_lead(
     """Set (or clear) the lead member of a grid of the active plan; re-route open requests.
 
     A key scoped to a community changes only that community's grids."""
-    c = q.community_row(conn, code=community) if community else None
-    g, p = m.Grid, m.BoundaryPlan
-    stmt = (
-        select(g.id, p.community_id)
-        .join(p, p.id == g.plan_id)
-        .where(g.code == grid_code, p.status == m.PlanStatus.ACTIVE.value)
-    )
-    if c is not None:
-        stmt = stmt.where(p.community_id == c.id)
-    elif actor.community_id is not None:  # a scoped key means its own community's grid
-        stmt = stmt.where(p.community_id == actor.community_id)
-    row = conn.execute(stmt).one_or_none()
+    # Without a community named, a scoped key means its own community's grid.
+    community_id = q.community_row(conn, code=community).id if community else actor.community_id
+    row = people.active_grid(conn, grid_code=grid_code, community_id=community_id)
     if row is None:
         raise NotFound(f"no grid {grid_code!r} in an active plan", field="grid")
     actor.require_community(row.community_id, what=f"setting the lead of grid {grid_code}")
     if member_id is not None:
         _active_member(conn, member_id, row.community_id, "member_id")
-    conn.execute(update(g).where(g.id == row.id).values(lead_member_id=member_id))
+    people.set_grid_lead(conn, grid_id=row.id, member_id=member_id)
     rerouted = reroute_open_requests(conn, community_id=row.community_id)
     return {"grid_code": grid_code, "lead_member_id": member_id, "requests_rerouted": rerouted}
 
@@ -505,17 +414,7 @@ def reroute_open_requests(conn: Connection, *, community_id: int) -> int:
     plan = q.active_plan(conn, community_id=community_id)
     if plan is None:
         return 0
-    r = m.Request
-    ids = [
-        int(i)
-        for i in conn.execute(
-            select(r.id).where(
-                r.community_id == community_id,
-                r.status.in_(m.OPEN_STATUSES),
-                (r.assignment_rule != "manual") | r.assignment_rule.is_(None),
-            )
-        ).scalars()
-    ]
+    ids = assignment.reroutable_request_ids(conn, community_id=community_id)
     _, _, rerouted = assign_requests(
         conn, community_id=community_id, plan_id=plan.id, all_requests=False, request_ids=ids
     )

@@ -15,12 +15,12 @@ from fastapi import APIRouter, Body, Query
 from api.auth import ActorDep
 from api.deps import ConnDep, EngineDep, SettingsDep
 from api.schemas import ErrorEnvelope
-from geogrid import directory as d
+from geogrid import directory
 from geogrid.db import queries as q
 from geogrid.db.models import Role
 from geogrid.errors import InvalidInput
 from geogrid.periods import period
-from geogrid.requests import visits as v
+from geogrid.requests import visits
 
 router = APIRouter(prefix="/v1", tags=["directory"])
 
@@ -36,7 +36,7 @@ JsonBody = Annotated[dict[str, Any], Body()]
 
 @router.get("/categories", summary="The request catalogue", responses=_ERRORS)
 def list_categories(conn: ConnDep, include_inactive: bool = False) -> list[dict[str, Any]]:
-    return d.list_categories(conn, include_inactive=include_inactive)
+    return directory.list_categories(conn, include_inactive=include_inactive)
 
 
 @router.post("/categories", status_code=201, summary="Add a category", responses=_ERRORS)
@@ -66,7 +66,7 @@ def create_category(
     body = dict(body)
     code = body.pop("code", None)
     with engine.begin() as conn:
-        return d.save_category(conn, code=code, values=body, create=True)
+        return directory.save_category(conn, code=code, values=body, create=True)
 
 
 @router.patch("/categories/{code}", summary="Change a category", responses=_ERRORS)
@@ -76,12 +76,12 @@ def update_category(
     actor.require(*_EDITORS, what="editing the catalogue")
     actor.require_unscoped(what="editing the catalogue")
     with engine.begin() as conn:
-        return d.save_category(conn, code=code, values=body, create=False)
+        return directory.save_category(conn, code=code, values=body, create=False)
 
 
 @router.get("/departments", summary="The departments requests escalate to")
 def list_departments(conn: ConnDep) -> list[dict[str, Any]]:
-    return d.list_departments(conn)
+    return directory.list_departments(conn)
 
 
 @router.put("/departments/{code}", summary="Add or rename a department", responses=_ERRORS)
@@ -91,7 +91,7 @@ def save_department(
     actor.require(*_EDITORS, what="editing departments")
     actor.require_unscoped(what="editing departments")
     with engine.begin() as conn:
-        return d.save_department(
+        return directory.save_department(
             conn, code=code, name=body.get("name"), name_en=body.get("name_en")
         )
 
@@ -110,7 +110,7 @@ def list_members(
 ) -> list[dict[str, Any]]:
     actor.require(Role.MEMBER, Role.DEPARTMENT, *_EDITORS, Role.PLANNER, what="reading members")
     with engine.begin() as conn:
-        return d.list_members(conn, actor=actor, community=community, personal=personal)
+        return directory.list_members(conn, actor=actor, community=community, personal=personal)
 
 
 @router.post("/members", status_code=201, summary="Add a member", responses=_ERRORS)
@@ -122,9 +122,9 @@ def create_member(engine: EngineDep, actor: ActorDep, body: JsonBody) -> dict[st
     with engine.begin() as conn:
         if actor.community_id is not None and community is None:
             community = q.community_by_id(conn, community_id=actor.community_id).code
-        member_id = d.save_member(conn, member_id=None, values=body, community=community)
+        member_id = directory.save_member(conn, member_id=None, values=body, community=community)
         _in_scope(conn, actor, member_id)
-        return d.list_members(conn, actor=actor, ids=[member_id])[0]
+        return directory.list_members(conn, actor=actor, ids=[member_id])[0]
 
 
 @router.patch("/members/{member_id}", summary="Change a member", responses=_ERRORS)
@@ -135,8 +135,8 @@ def update_member(
     actor.require(*_EDITORS, what="editing members")
     with engine.begin() as conn:
         _in_scope(conn, actor, member_id)
-        d.save_member(conn, member_id=member_id, values=body)
-        return d.list_members(conn, actor=actor, ids=[member_id])[0]
+        directory.save_member(conn, member_id=member_id, values=body)
+        return directory.list_members(conn, actor=actor, ids=[member_id])[0]
 
 
 def _in_scope(conn: Any, actor: Any, member_id: int) -> None:
@@ -146,7 +146,7 @@ def _in_scope(conn: Any, actor: Any, member_id: int) -> None:
 
 @router.get("/fields", summary="Responsibility fields and who holds them")
 def list_fields(conn: ConnDep, community: str | None = None) -> list[dict[str, Any]]:
-    return d.list_fields(conn, community=community)
+    return directory.list_fields(conn, community=community)
 
 
 @router.put(
@@ -161,7 +161,7 @@ def set_field_member(
     actor.require(*_EDITORS, what="assigning fields")
     member_id = _member_id(body)
     with engine.begin() as conn:
-        return d.set_field_member(conn, field_id=field_id, member_id=member_id, actor=actor)
+        return directory.set_field_member(conn, field_id=field_id, member_id=member_id, actor=actor)
 
 
 @router.put("/grids/{grid_code}/lead", summary="Set the lead member of a grid", responses=_ERRORS)
@@ -173,7 +173,7 @@ def set_grid_lead(
 ) -> dict[str, Any]:
     actor.require(*_EDITORS, what="setting grid leads")
     with engine.begin() as conn:
-        return d.set_grid_lead(
+        return directory.set_grid_lead(
             conn,
             grid_code=grid_code,
             member_id=_member_id(body),
@@ -217,7 +217,7 @@ def log_visit(
     """A member logs its own visits to households of its fields; officials for any member
     (``member_id``). kind: routine, care, follow_up, mediation, other."""
     with engine.begin() as conn:
-        vid = v.log_visit(
+        vid = visits.log_visit(
             conn,
             actor=actor,
             address_id=str(body.get("address_id") or ""),
@@ -241,7 +241,7 @@ def list_visits(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     p = period(from_, to, tz=settings.service.timezone) if (from_ or to) else None
-    return v.list_visits(
+    return visits.list_visits(
         conn, actor=actor, member_id=member_id, period=p, limit=limit, offset=offset
     )
 
@@ -266,5 +266,7 @@ def visit_coverage(
     return {
         "period": p.to_dict(),
         "group_by": group_by,
-        "rows": v.coverage(conn, period=p, group_by=group_by, community=community, actor=actor),
+        "rows": visits.coverage(
+            conn, period=p, group_by=group_by, community=community, actor=actor
+        ),
     }

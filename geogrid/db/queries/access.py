@@ -1,0 +1,275 @@
+"""Queries of access: API keys, browser sessions and the personal-data read log.
+
+The rules (who may hold which key, what a session authorizes, when a key counts as used)
+are in ``geogrid.access``; here only the statements.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from sqlalchemy import Connection, insert, select, update
+
+from geogrid.db import models as m
+from geogrid.db import queries as q
+
+
+class KeyRow(NamedTuple):
+    """An API key's row as authentication reads it (with its hash, never shown)."""
+
+    id: int
+    prefix: str
+    key_hash: str
+    name: str | None
+    role: str
+    community_id: int | None
+    member_id: int | None
+    department_id: int | None
+    personal_data: bool
+    revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+
+
+class SessionRow(NamedTuple):
+    """A browser session with the key it was opened with."""
+
+    key: KeyRow
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+class KeyListing(NamedTuple):
+    """A key's public facts: community and department by code, no hash."""
+
+    id: int
+    prefix: str
+    name: str | None
+    role: str
+    community: str | None
+    member_id: int | None
+    department: str | None
+    personal_data: bool
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+
+
+class PersonalRead(NamedTuple):
+    """An entry of the personal-data read log."""
+
+    id: int
+    at: dt.datetime
+    api_key_id: int | None
+    actor: str | None
+    subject: str
+    subject_id: int
+    fields: list[str]
+    via: str | None
+
+
+_KEY_COLUMNS = (
+    m.ApiKey.id,
+    m.ApiKey.prefix,
+    m.ApiKey.key_hash,
+    m.ApiKey.name,
+    m.ApiKey.role,
+    m.ApiKey.community_id,
+    m.ApiKey.member_id,
+    m.ApiKey.department_id,
+    m.ApiKey.personal_data,
+    m.ApiKey.revoked_at,
+    m.ApiKey.last_used_at,
+)
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+def key_by_prefix(conn: Connection, *, prefix: str) -> KeyRow | None:
+    """The key with ``prefix``, or None."""
+    row = conn.execute(select(*_KEY_COLUMNS).where(m.ApiKey.prefix == prefix)).one_or_none()
+    return None if row is None else KeyRow._make(row)
+
+
+def prefix_taken(conn: Connection, *, prefix: str) -> bool:
+    """Whether a key (revoked or not) already has ``prefix``."""
+    return conn.execute(select(m.ApiKey.id).where(m.ApiKey.prefix == prefix)).first() is not None
+
+
+def insert_key(
+    conn: Connection,
+    *,
+    prefix: str,
+    key_hash: str,
+    name: str | None,
+    role: str,
+    community_id: int | None,
+    member_id: int | None,
+    department_id: int | None,
+    personal_data: bool,
+) -> int:
+    """Store a new key (its hash only); return its id."""
+    key_id = conn.execute(
+        insert(m.ApiKey)
+        .values(
+            prefix=prefix,
+            key_hash=key_hash,
+            name=name,
+            role=role,
+            community_id=community_id,
+            member_id=member_id,
+            department_id=department_id,
+            personal_data=personal_data,
+            created_at=m.utcnow(),
+        )
+        .returning(m.ApiKey.id)
+    ).scalar_one()
+    return int(key_id)
+
+
+def set_key_revoked(conn: Connection, *, key_id: int, at: dt.datetime) -> None:
+    """Mark a key revoked at ``at``."""
+    conn.execute(update(m.ApiKey).where(m.ApiKey.id == key_id).values(revoked_at=at))
+
+
+def set_key_used(conn: Connection, *, key_id: int, at: dt.datetime) -> None:
+    """Record that a key was used at ``at``."""
+    conn.execute(update(m.ApiKey).where(m.ApiKey.id == key_id).values(last_used_at=at))
+
+
+def list_keys(conn: Connection, *, include_revoked: bool) -> list[KeyListing]:
+    """Every key's public facts, by id; revoked ones only with ``include_revoked``."""
+    key = m.ApiKey
+    stmt = (
+        select(
+            key.id,
+            key.prefix,
+            key.name,
+            key.role,
+            m.Community.code.label("community"),
+            key.member_id,
+            m.Department.code.label("department"),
+            key.personal_data,
+            key.created_at,
+            key.revoked_at,
+            key.last_used_at,
+        )
+        .outerjoin(m.Community, m.Community.id == key.community_id)
+        .outerjoin(m.Department, m.Department.id == key.department_id)
+        .order_by(key.id)
+    )
+    if not include_revoked:
+        stmt = stmt.where(key.revoked_at.is_(None))
+    return [KeyListing._make(row) for row in conn.execute(stmt)]
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+
+def insert_session(
+    conn: Connection,
+    *,
+    token_hash: str,
+    key_id: int | None,
+    created_at: dt.datetime,
+    expires_at: dt.datetime,
+) -> None:
+    """Store a new browser session (the hash of its token only)."""
+    conn.execute(
+        insert(m.ApiSession).values(
+            token_hash=token_hash,
+            api_key_id=key_id,
+            created_at=created_at,
+            expires_at=expires_at,
+        )
+    )
+
+
+def session_by_token_hash(conn: Connection, *, token_hash: str) -> SessionRow | None:
+    """The session whose token has ``token_hash``, with its key; None when unknown."""
+    session = m.ApiSession
+    row = conn.execute(
+        select(*_KEY_COLUMNS, session.expires_at, session.revoked_at)
+        .join(m.ApiKey, m.ApiKey.id == session.api_key_id)
+        .where(session.token_hash == token_hash)
+    ).one_or_none()
+    if row is None:
+        return None
+    *key, expires_at, revoked_at = row
+    return SessionRow(key=KeyRow._make(key), expires_at=expires_at, revoked_at=revoked_at)
+
+
+def revoke_session(conn: Connection, *, token_hash: str, at: dt.datetime) -> None:
+    """Revoke the session whose token has ``token_hash`` (unless it is revoked already)."""
+    session = m.ApiSession
+    conn.execute(
+        update(session)
+        .where(session.token_hash == token_hash, session.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+
+
+def revoke_key_sessions(conn: Connection, *, key_id: int, at: dt.datetime) -> None:
+    """Revoke every session still open with key ``key_id``."""
+    session = m.ApiSession
+    conn.execute(
+        update(session)
+        .where(session.api_key_id == key_id, session.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+
+
+# --- personal data ---------------------------------------------------------------------------
+
+
+def insert_personal_reads(
+    conn: Connection,
+    *,
+    at: dt.datetime,
+    api_key_id: int | None,
+    actor: str,
+    subject: str,
+    subject_ids: Iterable[int],
+    fields: list[str],
+    via: str,
+) -> int:
+    """Log one read of ``fields`` per subject id; return how many entries."""
+    return q.bulk_insert(
+        conn,
+        m.PersonalDataRead,
+        (
+            {
+                "at": at,
+                "api_key_id": api_key_id,
+                "actor": actor,
+                "subject": subject,
+                "subject_id": int(i),
+                "fields": fields,
+                "via": via,
+            }
+            for i in subject_ids
+        ),
+    )
+
+
+def personal_reads(conn: Connection, *, limit: int, subject: str | None) -> list[PersonalRead]:
+    """The latest ``limit`` entries of the read log, newest first (of ``subject`` only)."""
+    read = m.PersonalDataRead
+    stmt = select(
+        read.id,
+        read.at,
+        read.api_key_id,
+        read.actor,
+        read.subject,
+        read.subject_id,
+        read.fields,
+        read.via,
+    )
+    if subject is not None:
+        stmt = stmt.where(read.subject == subject)
+    return [
+        PersonalRead._make(row)
+        for row in conn.execute(stmt.order_by(read.id.desc()).limit(limit)).all()
+    ]

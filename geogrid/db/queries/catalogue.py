@@ -1,0 +1,122 @@
+"""Queries of the request catalogue: categories and the departments requests escalate to.
+
+Validation of what an official enters is in ``geogrid.directory``; the shipped defaults are
+loaded by ``geogrid.catalogue``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, insert, select, update
+
+from geogrid.db import models as m
+
+
+class CategoryRow(NamedTuple):
+    """A category with its escalation department by code and name."""
+
+    code: str
+    name: str
+    name_en: str | None
+    programme: str
+    category_class: str
+    subclass: str | None
+    sla_hours: int
+    department: str | None
+    department_name: str | None
+    attributes: list[dict[str, Any]] | None
+    active: bool
+
+
+class DepartmentRow(NamedTuple):
+    """A department as the catalogue shows it."""
+
+    code: str
+    name: str
+    name_en: str | None
+
+
+# --- categories ------------------------------------------------------------------------------
+
+
+def categories(conn: Connection, *, include_inactive: bool) -> list[CategoryRow]:
+    """The categories by code; retired ones only with ``include_inactive``."""
+    category, department = m.Category, m.Department
+    stmt = (
+        select(
+            category.code,
+            category.name,
+            category.name_en,
+            category.programme,
+            category.category_class,
+            category.subclass,
+            category.sla_hours,
+            department.code.label("department"),
+            department.name.label("department_name"),
+            category.attributes,
+            category.active,
+        )
+        .outerjoin(department, department.id == category.department_id)
+        .order_by(category.code)
+    )
+    if not include_inactive:
+        stmt = stmt.where(category.active.is_(True))
+    return [CategoryRow._make(row) for row in conn.execute(stmt)]
+
+
+def category_id(conn: Connection, *, code: str) -> int | None:
+    """The id of the category with ``code``, or None."""
+    return conn.execute(select(m.Category.id).where(m.Category.code == code)).scalar()
+
+
+def category_codes(conn: Connection) -> set[str]:
+    """The codes of every category, retired ones included."""
+    return set(conn.execute(select(m.Category.code)).scalars())
+
+
+def insert_category(conn: Connection, *, code: str, values: Mapping[str, Any]) -> None:
+    """Add category ``code`` with column ``values``."""
+    conn.execute(insert(m.Category).values(code=code, **values))
+
+
+def update_category(conn: Connection, *, code: str, values: Mapping[str, Any]) -> None:
+    """Set column ``values`` of category ``code``."""
+    conn.execute(update(m.Category).where(m.Category.code == code).values(**values))
+
+
+# --- departments -----------------------------------------------------------------------------
+
+
+def departments(conn: Connection) -> list[DepartmentRow]:
+    """The departments by code."""
+    department = m.Department
+    return [
+        DepartmentRow._make(row)
+        for row in conn.execute(
+            select(department.code, department.name, department.name_en).order_by(department.code)
+        )
+    ]
+
+
+def department_id(conn: Connection, *, code: str) -> int | None:
+    """The id of the department with ``code``, or None."""
+    return conn.execute(select(m.Department.id).where(m.Department.code == code)).scalar()
+
+
+def department_ids(conn: Connection) -> dict[str, int]:
+    """``{code: id}`` of every department."""
+    return {row.code: row.id for row in conn.execute(select(m.Department.code, m.Department.id))}
+
+
+def insert_department(
+    conn: Connection, *, code: str, name: str | None, name_en: str | None
+) -> None:
+    """Add department ``code``."""
+    conn.execute(insert(m.Department).values(code=code, name=name, name_en=name_en))
+
+
+def update_department(conn: Connection, *, department_id: int, values: Mapping[str, Any]) -> None:
+    """Set column ``values`` of department ``department_id``."""
+    conn.execute(update(m.Department).where(m.Department.id == department_id).values(**values))
