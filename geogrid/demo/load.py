@@ -14,7 +14,7 @@ from geogrid.assign import AssignmentReport, assign_community
 from geogrid.catalogue import ensure_default_catalogue
 from geogrid.db import models as m
 from geogrid.db import queries as q
-from geogrid.db.queries import imports as import_queries
+from geogrid.db.queries import catalogue as catalogue_queries
 from geogrid.demo.generate import DemoData
 from geogrid.errors import Conflict
 from geogrid.spatial import multi
@@ -67,8 +67,8 @@ def load_demo(
             field="community",
         )
     ensure_default_catalogue(conn)
-    dept_ids = import_queries.department_ids(conn)
-    categories = import_queries.categories(conn)
+    dept_ids = catalogue_queries.department_ids(conn)
+    categories = catalogue_queries.categories_for_intake(conn)
     cat_ids = {category.code: category.id for category in categories}
     sla_hours = {category.code: category.sla_hours for category in categories}
 

@@ -83,6 +83,7 @@ from sqlalchemy import Connection
 from geogrid.assign import assign_community
 from geogrid.db import models as m
 from geogrid.db import queries as q
+from geogrid.db.queries import catalogue as catalogue_queries
 from geogrid.db.queries import imports as import_queries
 from geogrid.errors import InvalidInput
 from geogrid.io.readers import ReadResult, read_layer
@@ -1097,8 +1098,8 @@ _LATER_TIMES = ("registered_at", "dispatched_at", "resolved_at", "closed_at")
 
 def _plan_requests(ctx: _Context, plan_name: str | None) -> Writer:
     r, cid, conn = m.Request, ctx.community.id, ctx.conn
-    categories = {row.code: row for row in import_queries.categories(conn)}
-    departments = import_queries.department_ids(conn)
+    categories = {row.code: row for row in catalogue_queries.categories_for_intake(conn)}
+    departments = catalogue_queries.department_ids(conn)
     category_col = ctx.first_column("category", "category_code")
     if category_col is None:
         ctx.require("category")

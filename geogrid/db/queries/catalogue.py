@@ -71,6 +71,24 @@ def category_id(conn: Connection, *, code: str) -> int | None:
     return conn.execute(select(m.Category.id).where(m.Category.code == code)).scalar()
 
 
+class CategoryIntake(NamedTuple):
+    """What filing a request under a category needs: its id, programme and time limit."""
+
+    id: int
+    code: str
+    programme: str
+    sla_hours: int
+
+
+def categories_for_intake(conn: Connection) -> list[CategoryIntake]:
+    """Every category (retired ones included) with its id, programme and SLA hours."""
+    category = m.Category
+    rows = conn.execute(
+        select(category.id, category.code, category.programme, category.sla_hours)
+    ).all()
+    return [CategoryIntake(*row) for row in rows]
+
+
 def category_codes(conn: Connection) -> set[str]:
     """The codes of every category, retired ones included."""
     return set(conn.execute(select(m.Category.code)).scalars())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import shapely
 from sqlalchemy import ColumnElement, Connection, bindparam, select, update
@@ -189,32 +189,6 @@ def households_with_personal(conn: Connection, *, household_ids: Sequence[int]) 
 
 
 # --- catalogue and requests ----------------------------------------------------------------
-
-
-class CategoryRow(NamedTuple):
-    """A catalogue category as a request is filed under it."""
-
-    id: int
-    code: str
-    programme: str
-    sla_hours: int
-
-
-def categories(conn: Connection) -> list[CategoryRow]:
-    """Every category of the catalogue."""
-    c = m.Category
-    return [
-        CategoryRow(*row)
-        for row in conn.execute(select(c.id, c.code, c.programme, c.sla_hours)).all()
-    ]
-
-
-def department_ids(conn: Connection) -> dict[str, int]:
-    """``{code: id}`` of the departments requests can be escalated to."""
-    return {
-        str(code): int(did)
-        for code, did in conn.execute(select(m.Department.code, m.Department.id)).all()
-    }
 
 
 #: ``(category_id, received_at, description)``: a file's request equal to a stored one (or to
