@@ -11,21 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 from geogrid.access import Actor
-from geogrid.db import models as m
+from geogrid.db.models import Role
 from geogrid.db.queries.requests import RequestScope
-
-R = m.Role
 
 
 def can_read(actor: Actor, row: Any) -> bool:
     """Whether ``actor`` may see request ``row`` beyond its public view (scope)."""
     if actor.community_id is not None and row.community_id != actor.community_id:
         return False
-    if actor.role is R.MEMBER:
+    if actor.role is Role.MEMBER:
         return bool(row.member_id == actor.member_id)
-    if actor.role is R.DEPARTMENT:
+    if actor.role is Role.DEPARTMENT:
         return bool(row.escalated_to_id == actor.department_id)
-    return actor.role in (R.OFFICIAL, R.ADMIN, R.PLANNER)
+    return actor.role in (Role.OFFICIAL, Role.ADMIN, Role.PLANNER)
 
 
 def list_scope(actor: Actor) -> RequestScope:
@@ -34,9 +32,9 @@ def list_scope(actor: Actor) -> RequestScope:
     (every other role is scoped)."""
     return RequestScope(
         community_id=actor.community_id,
-        exclude_care=actor.role is R.PUBLIC,
-        own_member=actor.role is R.MEMBER,
+        exclude_care=actor.role is Role.PUBLIC,
+        own_member=actor.role is Role.MEMBER,
         member_id=actor.member_id,
-        own_department=actor.role is R.DEPARTMENT,
+        own_department=actor.role is Role.DEPARTMENT,
         department_id=actor.department_id,
     )

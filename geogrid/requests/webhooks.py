@@ -56,7 +56,6 @@ EVENT_OVERDUE: Final = "request.overdue"
 EVENT_RESOLVED: Final = "request.resolved"
 EVENTS: Final = (EVENT_DISPATCHED, EVENT_ESCALATED, EVENT_OVERDUE, EVENT_RESOLVED)
 SIGNATURE_HEADER: Final = "X-Geogrid-Signature"
-D = m.DeliveryStatus
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -323,10 +322,10 @@ def _attempt(
     report.attempted += 1
     report.ids.append(int(row.id))
     if error is None:
-        outcome = D.DELIVERED.value
+        outcome = m.DeliveryStatus.DELIVERED.value
         report.delivered += 1
     elif attempts >= settings.webhook_max_attempts:
-        outcome = D.FAILED.value
+        outcome = m.DeliveryStatus.FAILED.value
         report.failed += 1
         log.warning("webhook delivery %s failed after %s attempts: %s", row.id, attempts, error)
     else:
