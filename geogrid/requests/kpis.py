@@ -33,15 +33,17 @@ from typing import Any, Final
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, exists, select
+from sqlalchemy import Connection
 
 from geogrid.access import Actor
 from geogrid.db import models as m
+from geogrid.db.queries import kpis as kpi_queries
+from geogrid.db.queries import visits as visit_queries
 from geogrid.errors import InvalidInput
 from geogrid.periods import Period, zone
 from geogrid.privacy import mask_name
 from geogrid.rates import rate
-from geogrid.requests.visits import community_ids, households_frame, visited_households
+from geogrid.requests.visits import community_ids
 
 GROUPS: Final = ("community", "grid", "branch", "member", "category", "programme", "month")
 #: Group keys that need an official's key (per-member figures are about people).
@@ -74,50 +76,12 @@ _DISPATCHED: Final = ("dispatched", "in_progress", "escalated", "resolved", "clo
 
 
 def _frame(conn: Connection, cids: Sequence[int], period: Period) -> pd.DataFrame:
-    r, c, g, mb, b, cm = m.Request, m.Category, m.Grid, m.Member, m.Branch, m.Community
-    e = m.RequestEvent
-    escalated = exists(
-        select(e.id).where(e.request_id == r.id, e.to_status == m.RequestStatus.ESCALATED.value)
+    rows = kpi_queries.kpi_requests(
+        conn, community_ids=cids, received_from=period.lower, received_before=period.upper
     )
-    rows = conn.execute(
-        select(
-            r.id,
-            r.community_id,
-            cm.code.label("community_code"),
-            cm.name.label("community_name"),
-            cm.timezone,
-            r.grid_id,
-            g.code.label("grid_code"),
-            g.name.label("grid_name"),
-            r.member_id,
-            mb.name.label("member_name"),
-            mb.branch_id,
-            b.name.label("branch_name"),
-            c.code.label("category_code"),
-            c.name.label("category_name"),
-            r.programme,
-            r.status,
-            r.received_at,
-            r.registered_at,
-            r.dispatched_at,
-            r.due_at,
-            r.resolved_at,
-            r.closed_at,
-            r.satisfaction,
-            (escalated | r.escalated_to_id.is_not(None)).label("escalated"),
-        )
-        .join(c, c.id == r.category_id)
-        .join(cm, cm.id == r.community_id)
-        .outerjoin(g, g.id == r.grid_id)
-        .outerjoin(mb, mb.id == r.member_id)
-        .outerjoin(b, b.id == mb.branch_id)
-        .where(
-            r.community_id.in_(list(cids)),
-            r.received_at >= period.lower,
-            r.received_at < period.upper,
-        )
-    ).all()
-    frame = pd.DataFrame([dict(x._mapping) for x in rows], columns=list(_COLUMNS))
+    frame = pd.DataFrame(
+        [row._asdict() for row in rows], columns=list(kpi_queries.KpiRequest._fields)
+    )
     for col in (
         "received_at",
         "registered_at",
@@ -128,14 +92,6 @@ def _frame(conn: Connection, cids: Sequence[int], period: Period) -> pd.DataFram
     ):
         frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame
-
-
-_COLUMNS: Final = (
-    "id", "community_id", "community_code", "community_name", "timezone", "grid_id", "grid_code",
-    "grid_name", "member_id", "member_name", "branch_id", "branch_name", "category_code",
-    "category_name", "programme", "status", "received_at", "registered_at", "dispatched_at",
-    "due_at", "resolved_at", "closed_at", "satisfaction", "escalated",
-)  # fmt: skip
 
 
 def _metrics(f: pd.DataFrame, *, period: Period, now: dt.datetime) -> dict[str, Any]:
@@ -216,8 +172,10 @@ def kpis(
     now = now or m.utcnow()
     cids = community_ids(conn, community=community, actor=actor)
     frame = _frame(conn, cids, period)
-    homes = households_frame(conn, community_ids=cids)
-    visited = visited_households(conn, community_ids=cids, start=period.start, end=period.end)
+    homes = visit_queries.households_frame(conn, community_ids=cids)
+    visited = visit_queries.visited_households(
+        conn, community_ids=cids, start=period.start, end=period.end
+    )
     homes["visited"] = homes["household_id"].isin(visited)
     total = {
         **_metrics(frame, period=period, now=now),
@@ -308,28 +266,16 @@ def _labels(
     """Names for group keys (masked for members), and a sort key."""
     if not keys:
         return {}
-    rows: Sequence[Any]
-    if group_by == "community":
-        c = m.Community
-        rows = conn.execute(select(c.id, c.code, c.name).where(c.id.in_(keys))).all()
-        return {r.id: {"label": r.name, "code": r.code, "sort": r.code} for r in rows}
-    if group_by == "grid":
-        g = m.Grid
-        rows = conn.execute(select(g.id, g.code, g.name).where(g.id.in_(keys))).all()
-        return {r.id: {"label": r.name, "code": r.code, "sort": r.code} for r in rows}
+    if group_by not in ("community", "grid", "branch", "member", "category"):
+        return {k: {"label": k} for k in keys}
+    names = kpi_queries.group_names(conn, group_by=group_by, keys=keys)
+    if group_by in ("community", "grid"):
+        return {r.key: {"label": r.name, "code": r.code, "sort": r.code} for r in names}
     if group_by == "branch":
-        b = m.Branch
-        rows = conn.execute(select(b.id, b.name).where(b.id.in_(keys))).all()
-        return {r.id: {"label": r.name, "sort": f"{r.id:09d}"} for r in rows}
+        return {r.key: {"label": r.name, "sort": f"{r.key:09d}"} for r in names}
     if group_by == "member":
-        mb = m.Member
-        rows = conn.execute(select(mb.id, mb.name).where(mb.id.in_(keys))).all()
-        return {r.id: {"label": mask_name(r.name), "sort": f"{r.id:09d}"} for r in rows}
-    if group_by == "category":
-        c2 = m.Category
-        rows = conn.execute(select(c2.code, c2.name).where(c2.code.in_(keys))).all()
-        return {r.code: {"label": r.name} for r in rows}
-    return {k: {"label": k} for k in keys}
+        return {r.key: {"label": mask_name(r.name), "sort": f"{r.key:09d}"} for r in names}
+    return {r.key: {"label": r.name} for r in names}
 
 
 def _month_coverage(
@@ -338,7 +284,7 @@ def _month_coverage(
     first = dt.date.fromisoformat(f"{month}-01")
     last = (pd.Timestamp(first) + pd.offsets.MonthEnd(0)).date()
     start, end = max(first, period.start), min(last, period.end)
-    seen = visited_households(conn, community_ids=cids, start=start, end=end)
+    seen = visit_queries.visited_households(conn, community_ids=cids, start=start, end=end)
     return _coverage(len(homes), int(homes["household_id"].isin(seen).sum()))
 
 

@@ -24,13 +24,15 @@ import datetime as dt
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final
 from xml.etree import ElementTree as ET
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from geogrid.access import Forbidden, NotAuthenticated
 from geogrid.db import models as m
+from geogrid.db.queries import requests as request_queries
 from geogrid.directory import list_categories
 from geogrid.errors import GeogridError, InvalidInput, NotFound
 from geogrid.periods import iso, zone
@@ -40,7 +42,6 @@ from geogrid.requests.views import (
     agency_responsible,
     media_of,
     public_location,
-    request_select,
 )
 from geogrid.requests.workflow import Contact, Intake, sla_due
 
@@ -194,11 +195,10 @@ def service_definition(conn: Connection, code: str) -> dict[str, Any]:
 def require_service(conn: Connection, code: str | None) -> str:
     if not code:
         raise InvalidInput("service_code is required", field="service_code")
-    c = m.Category
-    found = conn.execute(select(c.code).where(c.code == code, c.active.is_(True))).scalar()
-    if found is None:
+    found = request_queries.category(conn, code=code)
+    if found is None or not found.active:
         raise NotFound(f"service_code {code!r} not found", field="service_code")
-    return str(found)
+    return found.code
 
 
 # --- POST requests ---------------------------------------------------------------------------
@@ -314,59 +314,45 @@ def request_rows(
     statuses: Sequence[str] = (),
     community: str | None = None,
     token: str | None = None,
-) -> list[Any]:
+) -> list[request_queries.RequestRow]:
     """Requests for Open311's public answers: never care-programme ones, except by token
     (whose holder then sees the status alone, ``tokens/{token}``)."""
-    r = m.Request
-    stmt = request_select()
-    if token is None:
-        stmt = stmt.where(r.programme != m.Programme.CARE.value)
-    if ids:
-        stmt = stmt.where(r.id.in_(list(ids)))
-    else:
-        if service_codes:
-            stmt = stmt.where(m.Category.code.in_(list(service_codes)))
-        if start is not None:
-            stmt = stmt.where(r.received_at >= start)
-        if end is not None:
-            stmt = stmt.where(r.received_at <= end)
+    # Asked for by id, the other filters do not apply.
+    where = request_queries.RequestWhere(ids=list(ids), community_code=community, token=token)
+    if not ids:
+        wanted: list[str] | None = None
         if statuses:
-            wanted: list[str] = []
+            wanted = []
             if "open" in statuses:
                 wanted += list(m.OPEN_STATUSES)
             if "closed" in statuses:
                 wanted += [s.value for s in m.RequestStatus if s.value not in m.OPEN_STATUSES]
-            stmt = stmt.where(r.status.in_(wanted))
-    if community is not None:
-        stmt = stmt.where(m.Community.code == community)
-    if token is not None:
-        stmt = stmt.where(r.token == token)
-    return list(
-        conn.execute(stmt.order_by(r.received_at.desc(), r.id.desc()).limit(MAX_REQUESTS)).all()
+        where = replace(
+            where,
+            category_codes=list(service_codes),
+            received_from=start,
+            received_until=end,
+            statuses=wanted,
+        )
+    return request_queries.find_requests(
+        conn,
+        where=where,
+        scope=request_queries.RequestScope(exclude_care=token is None),
+        limit=MAX_REQUESTS,
     )
 
 
 def _status_notes(conn: Connection, ids: Sequence[int]) -> dict[int, str]:
     if not ids:
         return {}
-    e = m.RequestEvent
-    rows = conn.execute(
-        select(e.request_id, e.note)
-        .where(
-            e.request_id.in_(list(ids)),
-            e.action.in_(PUBLIC_NOTE_ACTIONS),
-            e.note.is_not(None),
-        )
-        .order_by(e.at, e.id)
-    ).all()
+    rows = request_queries.notes(conn, request_ids=ids, actions=PUBLIC_NOTE_ACTIONS)
     return {int(r.request_id): str(r.note) for r in rows}  # the latest wins
 
 
 def _sla_hours(conn: Connection, codes: Sequence[str]) -> dict[str, int]:
     if not codes:
         return {}
-    c = m.Category
-    return dict(conn.execute(select(c.code, c.sla_hours).where(c.code.in_(list(codes)))).all())
+    return request_queries.sla_hours_by_code(conn, category_codes=codes)
 
 
 def requests_out(conn: Connection, rows: Sequence[Any], *, base_url: str) -> list[dict[str, Any]]:

@@ -21,93 +21,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from geoalchemy2 import functions as gfunc
-from sqlalchemy import Connection, and_, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Connection
 
 from geogrid.access import Actor, Forbidden, log_personal_read
 from geogrid.db import models as m
+from geogrid.db.queries import requests as request_queries
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.periods import Period, iso
 from geogrid.privacy import mask_name, scrub, snap
 from geogrid.requests.media import ACCEPTED_TYPES
-from geogrid.requests.workflow import can_read
+from geogrid.requests.rights import can_read, list_scope
 
-R = m.Role
 #: Actions whose notes are addressed to the reporter (Open311 ``status_notes``).
 PUBLIC_NOTE_ACTIONS: Final = ("resolve", "reject", "close", "reopen", "send_back")
 MAX_PAGE: Final = 500
-
-_r = m.Request
-_c = m.Category
-_cm = m.Community
-_g = m.Grid
-_mb = m.Member
-_d = m.Department
-_h = m.Household
-_cd = aliased(m.Department, name="category_department")
-
-
-def request_select() -> Any:
-    """Every column a view needs, one row per request."""
-    stmt = (
-        select(
-            _r.id,
-            _r.community_id,
-            _cm.code.label("community_code"),
-            _cm.name.label("community_name"),
-            _cm.timezone,
-            _r.status,
-            _r.version,
-            _r.programme,
-            _c.code.label("category_code"),
-            _c.name.label("category_name"),
-            _c.name_en.label("category_name_en"),
-            _c.category_class,
-            _r.description,
-            _r.source,
-            _r.address_id,
-            _h.street_name,
-            _h.house_number,
-            _h.compound,
-            _h.building_name,
-            _r.received_at,
-            _r.registered_at,
-            _r.dispatched_at,
-            _r.due_at,
-            _r.resolved_at,
-            _r.closed_at,
-            _r.updated_at,
-            _r.escalated_to_id,
-            _d.code.label("department_code"),
-            _d.name.label("department_name"),
-            _cd.code.label("category_department_code"),
-            _cd.name.label("category_department_name"),
-            _r.satisfaction,
-            _r.satisfaction_comment,
-            _r.evaluated_at,
-            _r.grid_id,
-            _g.code.label("grid_code"),
-            _g.name.label("grid_name"),
-            _r.field_id,
-            _r.member_id,
-            _mb.name.label("member_name"),
-            _r.assignment_rule,
-            _r.flag,
-            _r.token,
-            _r.attributes,
-            gfunc.ST_X(_r.geom).label("lon"),
-            gfunc.ST_Y(_r.geom).label("lat"),
-        )
-        .join(_c, _c.id == _r.category_id)
-        .join(_cm, _cm.id == _r.community_id)
-        .outerjoin(_g, _g.id == _r.grid_id)
-        .outerjoin(_mb, _mb.id == _r.member_id)
-        .outerjoin(_d, _d.id == _r.escalated_to_id)
-        .outerjoin(_cd, _cd.id == _c.department_id)
-        .outerjoin(_h, _h.address_id == _r.address_id)
-    )
-    return stmt
 
 
 def public_address(row: Any) -> str | None:
@@ -234,13 +161,7 @@ def media_of(
     out: dict[int, list[dict[str, Any]]] = {int(i): [] for i in request_ids}
     if not request_ids:
         return out
-    rm = m.RequestMedia
-    rows = conn.execute(
-        select(rm.id, rm.request_id, rm.url, rm.content_type, rm.event_id)
-        .where(rm.request_id.in_(list(request_ids)))
-        .order_by(rm.id)
-    ).all()
-    for r in rows:
+    for r in request_queries.media(conn, request_ids=request_ids):
         out[int(r.request_id)].append(
             {
                 "id": int(r.id),
@@ -274,12 +195,7 @@ def stored_photo(conn: Connection, media_id: int, *, actor: Actor) -> StoredPhot
     """A photo with the read rights of its request; :class:`NotFound` when the caller may not
     see it (as for one that does not exist), or when it is a link (``media_url``), which is
     shown in the request's view and never redirected to."""
-    rm = m.RequestMedia
-    media = conn.execute(
-        select(rm.id, rm.request_id, rm.content_type, rm.data, rm.quarantined).where(
-            rm.id == media_id
-        )
-    ).one_or_none()
+    media = request_queries.stored_media(conn, media_id=media_id)
     missing = NotFound(f"no photo with id {media_id}", field="media_id")
     if media is None:
         raise missing
@@ -289,7 +205,8 @@ def stored_photo(conn: Connection, media_id: int, *, actor: Actor) -> StoredPhot
             "photo: the request's view shows the link",
             field="media_id",
         )
-    row = conn.execute(request_select().where(_r.id == media.request_id)).one()
+    row = request_queries.request_row(conn, request_id=media.request_id)
+    assert row is not None  # media rows go with their request (ON DELETE CASCADE)
     public = not is_care(row)  # care photos: only for the request's scope
     if not (public or can_read(actor, row)):
         raise missing
@@ -307,25 +224,8 @@ def history_of(
 ) -> list[dict[str, Any]]:
     """Every transition, oldest first. The public sees roles, not names, and only notes
     addressed to the reporter."""
-    e = m.RequestEvent
-    rows = conn.execute(
-        select(
-            e.id,
-            e.at,
-            e.actor,
-            e.actor_role,
-            e.from_status,
-            e.to_status,
-            e.note,
-            e.action,
-            e.version,
-            e.details,
-        )
-        .where(e.request_id == request_id)
-        .order_by(e.at, e.id)
-    ).all()
     out = []
-    for r in rows:
+    for r in request_queries.events(conn, request_id=request_id):
         public_note = r.action in PUBLIC_NOTE_ACTIONS or r.action is None
         out.append(
             {
@@ -358,7 +258,7 @@ def get_request(
     member's name (needs the right; logged). ``filer``: the answer to whoever just filed it,
     who sees its public view even of a care request (what they typed, blurred and scrubbed);
     afterwards only its scope does, and the token's holder its status (Open311 ``tokens``)."""
-    row = conn.execute(request_select().where(_r.id == request_id)).one_or_none()
+    row = request_queries.request_row(conn, request_id=request_id)
     if row is None:
         raise NotFound(f"no request with id {request_id}", field="id")
     scoped = can_read(actor, row)
@@ -385,21 +285,18 @@ def get_request(
             fields=["description", "notes", "comment"],
             via=via,
         )
-        contact = conn.execute(
-            select(m.table(m.RequestContact)).where(m.RequestContact.request_id == request_id)
-        ).one_or_none()
+        contact = request_queries.contact(conn, request_id=request_id)
         out["contact"] = None
         fields: list[str] = []
         if contact is not None:
-            c = contact
             out["contact"] = {
-                "first_name": c.first_name,
-                "last_name": c.last_name,
-                "email": c.email,
-                "phone": c.phone,
-                "device_id": c.device_id,
-                "account_id": c.account_id,
-                "address_string": c.address_string,
+                "first_name": contact.first_name,
+                "last_name": contact.last_name,
+                "email": contact.email,
+                "phone": contact.phone,
+                "device_id": contact.device_id,
+                "account_id": contact.account_id,
+                "address_string": contact.address_string,
             }
             fields = [k for k, v in out["contact"].items() if v]
             log_personal_read(
@@ -440,56 +337,35 @@ class RequestFilter:
     ids: Sequence[int] = ()
 
 
-def _where(conn: Connection, f: RequestFilter, actor: Actor) -> list[Any]:
-    where: list[Any] = []
+def _where(f: RequestFilter) -> request_queries.RequestWhere:
+    """The checked filters (:class:`~geogrid.errors.InvalidInput` naming a bad one)."""
     bad = [s for s in f.status if s not in {x.value for x in m.RequestStatus} | {"open"}]
     if bad:
         names = ", ".join(x.value for x in m.RequestStatus)
         raise InvalidInput(f"unknown status {bad[0]!r}: one of open, {names}", field="status")
+    statuses = None
     if f.status:
-        statuses = {s for s in f.status if s != "open"}
+        wanted = {s for s in f.status if s != "open"}
         if "open" in f.status:
-            statuses |= set(m.OPEN_STATUSES)
-        where.append(_r.status.in_(sorted(statuses)))
-    if f.category:
-        where.append(_c.code.in_(list(f.category)))
-    if f.programme:
-        if f.programme not in {p.value for p in m.Programme}:
-            names = ", ".join(p.value for p in m.Programme)
-            raise InvalidInput(f"unknown programme {f.programme!r}: {names}", field="programme")
-        where.append(_r.programme == f.programme)
-    if f.community:
-        where.append(_cm.code == f.community)
-    if f.grid:
-        where.append(_g.code == f.grid)
-    if f.member_id is not None:
-        where.append(_r.member_id == f.member_id)
-    if f.department:
-        where.append(_d.code == f.department)
-    if f.flag:
-        where.append(_r.flag == f.flag)
-    if f.overdue is not None:
-        late = and_(_r.status.in_(m.OPEN_STATUSES), _r.due_at < m.utcnow())
-        where.append(
-            late
-            if f.overdue
-            else or_(~_r.status.in_(m.OPEN_STATUSES), _r.due_at.is_(None), _r.due_at >= m.utcnow())
-        )
-    if f.period is not None:
-        where += [_r.received_at >= f.period.lower, _r.received_at < f.period.upper]
-    if f.ids:
-        where.append(_r.id.in_([int(i) for i in f.ids]))
-    # Scope: a member's list is its own requests, a department's what is escalated to it,
-    # a community key's its community.
-    if actor.community_id is not None:
-        where.append(_r.community_id == actor.community_id)
-    if actor.role is R.PUBLIC:  # care requests are never public (every other role is scoped)
-        where.append(_r.programme != m.Programme.CARE.value)
-    if actor.role is R.MEMBER:
-        where.append(_r.member_id == actor.member_id)
-    elif actor.role is R.DEPARTMENT:
-        where.append(_r.escalated_to_id == actor.department_id)
-    return where
+            wanted |= set(m.OPEN_STATUSES)
+        statuses = sorted(wanted)
+    if f.programme and f.programme not in {p.value for p in m.Programme}:
+        names = ", ".join(p.value for p in m.Programme)
+        raise InvalidInput(f"unknown programme {f.programme!r}: {names}", field="programme")
+    return request_queries.RequestWhere(
+        ids=list(f.ids),
+        statuses=statuses,
+        category_codes=list(f.category),
+        programme=f.programme,
+        community_code=f.community,
+        grid_code=f.grid,
+        member_id=f.member_id,
+        department_code=f.department,
+        flag=f.flag,
+        overdue=f.overdue,
+        received_from=None if f.period is None else f.period.lower,
+        received_before=None if f.period is None else f.period.upper,
+    )
 
 
 def list_requests(
@@ -507,11 +383,11 @@ def list_requests(
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
     if offset < 0:
         raise InvalidInput("offset cannot be negative", field="offset")
-    where = _where(conn, filters, actor)
-    base = request_select().where(*where)
-    total = conn.execute(select(func.count()).select_from(base.subquery())).scalar_one()
-    order = (_r.received_at.desc(), _r.id.desc()) if newest_first else (_r.received_at, _r.id)
-    rows = conn.execute(base.order_by(*order).limit(limit).offset(offset)).all()
+    where, scope = _where(filters), list_scope(actor)
+    total = request_queries.count_requests(conn, where=where, scope=scope)
+    rows = request_queries.find_requests(
+        conn, where=where, scope=scope, limit=limit, offset=offset, newest_first=newest_first
+    )
     media = media_of(conn, [int(r.id) for r in rows], base_url=base_url)
     now = m.utcnow()
     items = [

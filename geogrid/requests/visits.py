@@ -10,15 +10,15 @@ fields of the branch's members. Households outside every grid count for the comm
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any, Final
 
-import pandas as pd
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection
 
 from geogrid.access import Actor, Forbidden
 from geogrid.db import models as m
 from geogrid.db import queries as q
+from geogrid.db.queries import requests as request_queries
+from geogrid.db.queries import visits as visit_queries
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.periods import Period, today
 from geogrid.rates import rate
@@ -28,9 +28,8 @@ VISIT_KINDS: Final = ("routine", "care", "follow_up", "mediation", "other")
 COVERAGE_GROUPS: Final = ("community", "grid", "branch", "member")
 
 
-def _household(conn: Connection, address_id: str) -> Any:
-    h = m.Household
-    row = conn.execute(select(h.id, h.community_id).where(h.address_id == address_id)).one_or_none()
+def _household(conn: Connection, address_id: str) -> visit_queries.HouseholdRef:
+    row = visit_queries.household(conn, address_id=address_id)
     if row is None:
         raise InvalidInput(f"no household with address_id {address_id!r}", field="address_id")
     return row
@@ -40,12 +39,7 @@ def _holder_of(conn: Connection, household_id: int, community_id: int) -> int | 
     plan = q.active_plan(conn, community_id=community_id)
     if plan is None:
         return None
-    a, f = m.HouseholdAssignment, m.ResponsibilityField
-    return conn.execute(
-        select(f.member_id)
-        .join(a, a.field_id == f.id)
-        .where(a.plan_id == plan.id, a.household_id == household_id)
-    ).scalar()
+    return visit_queries.field_holder(conn, plan_id=plan.id, household_id=household_id)
 
 
 def log_visit(
@@ -82,27 +76,20 @@ def log_visit(
         raise InvalidInput("visited_on is in the future", field="visited_on")
     if note is not None and (not isinstance(note, str) or len(note) > 2000):
         raise InvalidInput("note must be text of at most 2000 characters", field="note")
-    hh = _household(conn, address_id)
-    actor.require_community(hh.community_id, what="a visit in this community")
-    member = conn.execute(
-        select(m.Member.community_id, m.Member.active).where(m.Member.id == member_id)
-    ).one_or_none()
-    if member is None or member.community_id != hh.community_id:
+    home = _household(conn, address_id)
+    actor.require_community(home.community_id, what="a visit in this community")
+    member = request_queries.member_standing(conn, member_id=member_id)
+    if member is None or member.community_id != home.community_id:
         raise InvalidInput(f"no member {member_id} in the household's community", field="member_id")
-    if actor.role is R.MEMBER and _holder_of(conn, hh.id, hh.community_id) != member_id:
+    if actor.role is R.MEMBER and _holder_of(conn, home.id, home.community_id) != member_id:
         raise Forbidden("the household is not in this member's responsibility field")
-    return int(
-        conn.execute(
-            insert(m.Visit)
-            .values(
-                member_id=member_id,
-                household_id=hh.id,
-                visited_on=visited_on,
-                kind=kind,
-                note=note,
-            )
-            .returning(m.Visit.id)
-        ).scalar_one()
+    return visit_queries.insert_visit(
+        conn,
+        member_id=member_id,
+        household_id=home.id,
+        visited_on=visited_on,
+        kind=kind,
+        note=note,
     )
 
 
@@ -119,20 +106,17 @@ def list_visits(
     actor.require(R.MEMBER, R.OFFICIAL, R.ADMIN, R.PLANNER, what="reading visits")
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit must be between 1 and 1000", field="limit")
-    v, h = m.Visit, m.Household
-    stmt = select(
-        v.id, v.member_id, h.address_id, v.visited_on, v.kind, v.note, h.community_id
-    ).join(h, h.id == v.household_id)
     if actor.role is R.MEMBER:
         member_id = actor.member_id
-    if member_id is not None:
-        stmt = stmt.where(v.member_id == member_id)
-    if actor.community_id is not None:
-        stmt = stmt.where(h.community_id == actor.community_id)
-    if period is not None:
-        stmt = stmt.where(v.visited_on >= period.start, v.visited_on <= period.end)
-    total = conn.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
-    rows = conn.execute(stmt.order_by(v.visited_on.desc(), v.id.desc()).limit(limit).offset(offset))
+    total, rows = visit_queries.visit_page(
+        conn,
+        member_id=member_id,
+        community_id=actor.community_id,
+        start=None if period is None else period.start,
+        end=None if period is None else period.end,
+        limit=limit,
+        offset=offset,
+    )
     items = [
         {
             "id": int(r.id),
@@ -145,54 +129,6 @@ def list_visits(
         for r in rows
     ]
     return {"total": int(total), "limit": limit, "offset": offset, "items": items}
-
-
-def households_frame(conn: Connection, *, community_ids: Sequence[int]) -> pd.DataFrame:
-    """``household_id, community_id, grid_id, field_id, member_id, branch_id`` (active plan;
-    NaN outside every grid or field)."""
-    h, a, f, mb, p = (
-        m.Household,
-        m.HouseholdAssignment,
-        m.ResponsibilityField,
-        m.Member,
-        m.BoundaryPlan,
-    )
-    active = (
-        select(p.id)
-        .where(p.community_id == h.community_id, p.status == m.PlanStatus.ACTIVE.value)
-        .scalar_subquery()
-    )
-    rows = conn.execute(
-        select(h.id, h.community_id, a.grid_id, a.field_id, f.member_id, mb.branch_id)
-        .select_from(h)
-        .outerjoin(a, (a.household_id == h.id) & (a.plan_id == active))
-        .outerjoin(f, f.id == a.field_id)
-        .outerjoin(mb, mb.id == f.member_id)
-        .where(h.community_id.in_(list(community_ids)))
-    ).all()
-    return pd.DataFrame(
-        rows,
-        columns=["household_id", "community_id", "grid_id", "field_id", "member_id", "branch_id"],
-    )
-
-
-def visited_households(
-    conn: Connection, *, community_ids: Sequence[int], start: dt.date, end: dt.date
-) -> set[int]:
-    v, h = m.Visit, m.Household
-    return {
-        int(i)
-        for i in conn.execute(
-            select(v.household_id)
-            .join(h, h.id == v.household_id)
-            .where(
-                h.community_id.in_(list(community_ids)),
-                v.visited_on >= start,
-                v.visited_on <= end,
-            )
-            .distinct()
-        ).scalars()
-    }
 
 
 def coverage(
@@ -209,8 +145,10 @@ def coverage(
             f"group_by must be one of {', '.join(COVERAGE_GROUPS)}", field="group_by"
         )
     cids = community_ids(conn, community=community, actor=actor)
-    frame = households_frame(conn, community_ids=cids)
-    visited = visited_households(conn, community_ids=cids, start=period.start, end=period.end)
+    frame = visit_queries.households_frame(conn, community_ids=cids)
+    visited = visit_queries.visited_households(
+        conn, community_ids=cids, start=period.start, end=period.end
+    )
     frame["visited"] = frame["household_id"].isin(visited)
     key = {
         "community": "community_id",
@@ -233,13 +171,12 @@ def coverage(
 
 
 def community_ids(conn: Connection, *, community: str | None, actor: Actor | None) -> list[int]:
-    c = m.Community
-    stmt = select(c.id).order_by(c.code)
-    if community is not None:
-        stmt = stmt.where(c.code == community)
-    if actor is not None and actor.community_id is not None:
-        stmt = stmt.where(c.id == actor.community_id)
-    ids = [int(i) for i in conn.execute(stmt).scalars()]
-    if community is not None and not ids:
+    """The ids of the communities asked for (``community``'s, else all) within the key's."""
+    scope = None if actor is None else actor.community_id
+    if community is None:
+        return visit_queries.community_ids(conn, community_id=scope)
+    row = q.community_row(conn, code=community)
+    if scope is not None and row.id != scope:
+        # A community key is told another community's code is unknown, as for a wrong code.
         raise NotFound(f"no community with code {community!r}", field="community")
-    return ids
+    return [int(row.id)]

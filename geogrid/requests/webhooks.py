@@ -36,13 +36,17 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import httpx
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine
 
 from geogrid.db import models as m
+from geogrid.db import queries as q
+from geogrid.db.queries import requests as request_queries
+from geogrid.db.queries import webhooks as webhook_queries
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.periods import iso
 from geogrid.privacy import mask_name
 from geogrid.requests.settings import RequestsSettings
+from geogrid.requests.views import public_address
 
 log = logging.getLogger("geogrid.webhooks")
 
@@ -52,7 +56,6 @@ EVENT_OVERDUE: Final = "request.overdue"
 EVENT_RESOLVED: Final = "request.resolved"
 EVENTS: Final = (EVENT_DISPATCHED, EVENT_ESCALATED, EVENT_OVERDUE, EVENT_RESOLVED)
 SIGNATURE_HEADER: Final = "X-Geogrid-Signature"
-D = m.DeliveryStatus
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -91,98 +94,56 @@ def create_webhook(
         raise InvalidInput("a webhook secret needs at least 16 characters", field="secret")
     community_id = None
     if community_code is not None:
-        community_id = conn.execute(
-            select(m.Community.id).where(m.Community.code == community_code)
-        ).scalar()
-        if community_id is None:
-            raise NotFound(f"no community with code {community_code!r}", field="community")
+        community_id = int(q.community_row(conn, code=community_code).id)
     secret = secret or secrets.token_urlsafe(32)
-    wid = conn.execute(
-        insert(m.Webhook)
-        .values(
-            url=url,
-            secret=secret,
-            events=sorted(set(events)),
-            community_id=community_id,
-            active=True,
-            description=description,
-            created_at=m.utcnow(),
-        )
-        .returning(m.Webhook.id)
-    ).scalar_one()
-    return int(wid), secret
+    webhook_id = webhook_queries.insert_webhook(
+        conn,
+        url=url,
+        secret=secret,
+        events=sorted(set(events)),
+        community_id=community_id,
+        description=description,
+        created_at=m.utcnow(),
+    )
+    return webhook_id, secret
 
 
 def set_webhook_active(conn: Connection, *, webhook_id: int, active: bool) -> None:
-    done = conn.execute(
-        update(m.Webhook).where(m.Webhook.id == webhook_id).values(active=active)
-    ).rowcount
-    if not done:
+    if not webhook_queries.set_active(conn, webhook_id=webhook_id, active=active):
         raise NotFound(f"no webhook with id {webhook_id}", field="id")
 
 
 def list_webhooks(conn: Connection) -> list[dict[str, Any]]:
     """Webhooks without their secrets."""
-    w = m.Webhook
-    rows = conn.execute(
-        select(
-            w.id,
-            w.url,
-            w.events,
-            m.Community.code.label("community"),
-            w.active,
-            w.description,
-            w.created_at,
-        )
-        .outerjoin(m.Community, m.Community.id == w.community_id)
-        .order_by(w.id)
-    ).all()
-    return [{**dict(r._mapping), "created_at": iso(r.created_at)} for r in rows]
+    return [
+        {**row._asdict(), "created_at": iso(row.created_at)}
+        for row in webhook_queries.webhooks(conn)
+    ]
 
 
 def deliveries(
     conn: Connection, *, webhook_id: int | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
     """The delivery log, newest first, each with its attempts."""
-    d, a = m.WebhookDelivery, m.WebhookAttempt
-    stmt = select(
-        d.id,
-        d.webhook_id,
-        d.event,
-        d.request_id,
-        d.status,
-        d.attempts,
-        d.next_attempt_at,
-        d.last_status_code,
-        d.last_error,
-        d.created_at,
-        d.delivered_at,
-    )
-    if webhook_id is not None:
-        stmt = stmt.where(d.webhook_id == webhook_id)
-    rows = conn.execute(stmt.order_by(d.id.desc()).limit(limit)).all()
+    rows = webhook_queries.deliveries(conn, webhook_id=webhook_id, limit=limit)
     ids = [int(r.id) for r in rows]
     tries: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
     if ids:
-        for t in conn.execute(
-            select(a.delivery_id, a.at, a.status_code, a.error, a.duration_ms)
-            .where(a.delivery_id.in_(ids))
-            .order_by(a.id)
-        ):
-            tries[int(t.delivery_id)].append(
+        for attempt in webhook_queries.attempts(conn, delivery_ids=ids):
+            tries[int(attempt.delivery_id)].append(
                 {
-                    "at": iso(t.at),
-                    "status_code": t.status_code,
-                    "error": t.error,
-                    "duration_ms": t.duration_ms,
+                    "at": iso(attempt.at),
+                    "status_code": attempt.status_code,
+                    "error": attempt.error,
+                    "duration_ms": attempt.duration_ms,
                 }
             )
     out = []
-    for r in rows:
-        row = dict(r._mapping)
-        for c in ("next_attempt_at", "created_at", "delivered_at"):
-            row[c] = iso(row[c])
-        row["attempt_log"] = tries[int(r.id)]
+    for delivery in rows:
+        row: dict[str, Any] = delivery._asdict()
+        for column in ("next_attempt_at", "created_at", "delivered_at"):
+            row[column] = iso(row[column])
+        row["attempt_log"] = tries[int(delivery.id)]
         out.append(row)
     return out
 
@@ -192,9 +153,8 @@ def deliveries(
 
 def _payload(conn: Connection, *, event: str, request_id: int, now: dt.datetime) -> dict[str, Any]:
     """What a receiver needs to act (a member's app, an SMS gateway): no reporter data."""
-    from geogrid.requests.views import public_address, request_select
-
-    row = conn.execute(request_select().where(m.Request.id == request_id)).one()
+    row = request_queries.request_row(conn, request_id=request_id)
+    assert row is not None  # queued in the transaction that changed it
     tz = row.timezone
     return {
         "event": event,
@@ -228,14 +188,11 @@ def enqueue(
 ) -> list[int]:
     """Queue ``event`` about a request for every active webhook that wants it."""
     now = now or m.utcnow()
-    community_id = conn.execute(
-        select(m.Request.community_id).where(m.Request.id == request_id)
-    ).scalar_one()
-    w = m.Webhook
+    community_id = request_queries.request_community_id(conn, request_id=request_id)
     hooks = [
-        h
-        for h in conn.execute(select(w.id, w.events, w.community_id).where(w.active.is_(True)))
-        if event in (h.events or []) and h.community_id in (None, community_id)
+        hook
+        for hook in webhook_queries.active_webhooks(conn)
+        if event in (hook.events or []) and hook.community_id in (None, community_id)
     ]
     if not hooks:
         return []
@@ -244,49 +201,23 @@ def enqueue(
         ensure_ascii=False,
         separators=(",", ":"),
     )
-    ids = []
-    for h in hooks:
-        ids.append(
-            int(
-                conn.execute(
-                    insert(m.WebhookDelivery)
-                    .values(
-                        webhook_id=h.id,
-                        event=event,
-                        request_id=request_id,
-                        payload=body,
-                        status=D.PENDING.value,
-                        attempts=0,
-                        next_attempt_at=now,
-                        created_at=now,
-                    )
-                    .returning(m.WebhookDelivery.id)
-                ).scalar_one()
-            )
+    return [
+        webhook_queries.insert_delivery(
+            conn, webhook_id=hook.id, event=event, request_id=request_id, payload=body, now=now
         )
-    return ids
+        for hook in hooks
+    ]
 
 
 def sweep_overdue(conn: Connection, *, now: dt.datetime | None = None) -> list[int]:
     """Mark open requests past their SLA deadline and queue ``request.overdue`` for each
     (once per deadline: a reopened request gets a new one). Returns the request ids."""
     now = now or m.utcnow()
-    r = m.Request
-    ids = [
-        int(i)
-        for i in conn.execute(
-            select(r.id).where(
-                r.status.in_(m.OPEN_STATUSES),
-                r.due_at.is_not(None),
-                r.due_at < now,
-                r.overdue_notified_at.is_(None),
-            )
-        ).scalars()
-    ]
+    ids = webhook_queries.overdue_request_ids(conn, now=now)
     if ids:
-        conn.execute(update(r).where(r.id.in_(ids)).values(overdue_notified_at=now))
-        for rid in ids:
-            enqueue(conn, event=EVENT_OVERDUE, request_id=rid, now=now)
+        webhook_queries.mark_overdue_notified(conn, request_ids=ids, now=now)
+        for request_id in ids:
+            enqueue(conn, event=EVENT_OVERDUE, request_id=request_id, now=now)
     return ids
 
 
@@ -312,37 +243,19 @@ class DeliveryReport:
 
 def _claim(
     engine: Engine, ids: Sequence[int] | None, now: dt.datetime, lease: float, limit: int
-) -> list[Any]:
+) -> list[webhook_queries.DueDelivery]:
     """Due deliveries, each leased (``next_attempt_at`` moved past the attempt) so that two
     workers never send the same one at once."""
-    d, w = m.WebhookDelivery, m.Webhook
     with engine.begin() as conn:
-        stmt = (
-            select(d.id, d.event, d.payload, d.attempts, d.next_attempt_at, w.url, w.secret)
-            .join(w, w.id == d.webhook_id)
-            .where(d.status == D.PENDING.value, w.active.is_(True))
-        )
-        stmt = (
-            stmt.where(d.id.in_(list(ids)))
-            if ids is not None
-            else stmt.where(d.next_attempt_at <= now)
-        )
-        rows = conn.execute(stmt.order_by(d.next_attempt_at, d.id).limit(limit)).all()
-        claimed = []
+        rows = webhook_queries.due_deliveries(conn, ids=ids, now=now, limit=limit)
         until = now + dt.timedelta(seconds=lease)
-        for row in rows:
-            got = conn.execute(
-                update(d)
-                .where(
-                    d.id == row.id,
-                    d.status == D.PENDING.value,
-                    d.next_attempt_at == row.next_attempt_at,
-                )
-                .values(next_attempt_at=until)
-            ).rowcount
-            if got:
-                claimed.append(row)
-        return claimed
+        return [
+            row
+            for row in rows
+            if webhook_queries.lease_delivery(
+                conn, delivery_id=row.id, seen_next_attempt_at=row.next_attempt_at, until=until
+            )
+        ]
 
 
 def deliver_due(
@@ -376,7 +289,7 @@ def deliver_due(
 def _attempt(
     engine: Engine,
     http: httpx.Client,
-    row: Any,
+    row: webhook_queries.DueDelivery,
     settings: RequestsSettings,
     report: DeliveryReport,
     clock: dt.datetime | None,
@@ -404,28 +317,34 @@ def _attempt(
     took = int((time.perf_counter() - started) * 1000)
     at = clock or m.utcnow()
     attempts = int(row.attempts) + 1
-    d = m.WebhookDelivery
-    values: dict[str, Any] = {"attempts": attempts, "last_status_code": status, "last_error": error}
+    outcome: str | None = None  # the delivery's new status; None: still pending
+    next_attempt_at: dt.datetime | None = None
     report.attempted += 1
     report.ids.append(int(row.id))
     if error is None:
-        values.update(status=D.DELIVERED.value, delivered_at=at, next_attempt_at=None)
+        outcome = m.DeliveryStatus.DELIVERED.value
         report.delivered += 1
     elif attempts >= settings.webhook_max_attempts:
-        values.update(status=D.FAILED.value, next_attempt_at=None)
+        outcome = m.DeliveryStatus.FAILED.value
         report.failed += 1
         log.warning("webhook delivery %s failed after %s attempts: %s", row.id, attempts, error)
     else:
         wait = settings.webhook_backoff_seconds * 2 ** (attempts - 1)
-        values["next_attempt_at"] = at + dt.timedelta(seconds=wait)
+        next_attempt_at = at + dt.timedelta(seconds=wait)
         report.retrying += 1
     with engine.begin() as conn:
-        conn.execute(
-            insert(m.WebhookAttempt).values(
-                delivery_id=row.id, at=at, status_code=status, error=error, duration_ms=took
-            )
+        webhook_queries.record_attempt(
+            conn,
+            delivery_id=row.id,
+            at=at,
+            status_code=status,
+            error=error,
+            duration_ms=took,
+            attempts=attempts,
+            next_attempt_at=next_attempt_at,
+            status=outcome,
+            delivered_at=at if error is None else None,
         )
-        conn.execute(update(d).where(d.id == row.id).values(**values))
 
 
 class WebhookWorker:

@@ -37,19 +37,19 @@ from enum import StrEnum
 from typing import Any, Final
 
 import pyproj
-import shapely
-from geoalchemy2 import functions as gfunc
 from shapely.geometry import Point
 from shapely.ops import nearest_points
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 
 from geogrid import crs as gcrs
 from geogrid.access import Actor, Forbidden
 from geogrid.assign import assign_requests
 from geogrid.db import models as m
 from geogrid.db import queries as q
+from geogrid.db.queries import requests as request_queries
 from geogrid.errors import Conflict, InvalidInput, NotFound
 from geogrid.periods import zone
+from geogrid.requests import webhooks
 from geogrid.requests.media import Photo, check_photos
 from geogrid.requests.settings import RequestsSettings
 
@@ -319,21 +319,17 @@ def _store_media(
         }
         for u in urls
     ]
-    if rows:
-        conn.execute(insert(m.RequestMedia), rows)
+    request_queries.insert_media(conn, rows=rows)
 
 
 # --- categories and attributes ---------------------------------------------------------------
 
 
-def category_row(conn: Connection, code: str, *, field: str = "category") -> Any:
+def category_row(
+    conn: Connection, code: str, *, field: str = "category"
+) -> request_queries.CategoryRow:
     """An active category by code, or :class:`InvalidInput` naming ``field``."""
-    c = m.Category
-    row = conn.execute(
-        select(
-            c.id, c.code, c.name, c.programme, c.sla_hours, c.department_id, c.attributes, c.active
-        ).where(c.code == code)
-    ).one_or_none()
+    row = request_queries.category(conn, code=code)
     if row is None or not row.active:
         raise InvalidInput(f"unknown category {code!r}", field=field)
     return row
@@ -449,15 +445,10 @@ def _point_from_input(intake: Intake) -> tuple[float, float] | None:
 
 
 def _household_point(conn: Connection, address_id: str) -> tuple[float, float, int]:
-    h = m.Household
-    row = conn.execute(
-        select(gfunc.ST_X(h.geom), gfunc.ST_Y(h.geom), h.community_id).where(
-            h.address_id == address_id
-        )
-    ).one_or_none()
+    row = request_queries.household_point(conn, address_id=address_id)
     if row is None:
         raise InvalidInput(f"no household with address_id {address_id!r}", field="address_id")
-    return float(row[0]), float(row[1]), int(row[2])
+    return row.lon, row.lat, row.community_id
 
 
 def _community_for_point(
@@ -470,25 +461,23 @@ def _community_for_point(
 ) -> tuple[int, str]:
     """The community whose boundary covers the point (lowest code), else the nearest one
     within ``tolerance_m`` metres; :class:`InvalidInput` when none is that near."""
-    c = m.Community
-    stmt = select(c.id, c.code, c.timezone, gfunc.ST_AsBinary(c.boundary)).order_by(c.code)
     if community_code is not None:
-        stmt = stmt.where(c.code == community_code)
-    rows = conn.execute(stmt).all()
-    if not rows:
-        if community_code is not None:
-            raise InvalidInput(f"no community with code {community_code!r}", field="community")
+        try:
+            q.community_row(conn, code=community_code)
+        except NotFound as exc:  # a code given with a location is a bad input (400), not a 404
+            raise InvalidInput(exc.message, field="community") from None
+    areas = request_queries.community_areas(conn, code=community_code)
+    if not areas:
         raise NotFound("the database holds no community yet: import one or run `geogrid demo`")
     point = Point(lon, lat)
-    best: tuple[float, Any] | None = None
-    for row in rows:
-        boundary = shapely.from_wkb(bytes(row[3]))
-        if boundary.covers(point):
-            return int(row.id), str(row.timezone)
-        near = nearest_points(boundary, point)[0]
+    best: tuple[float, request_queries.CommunityArea] | None = None
+    for area in areas:
+        if area.boundary.covers(point):
+            return area.id, area.timezone
+        near = nearest_points(area.boundary, point)[0]
         _, _, dist = _GEOD.inv(lon, lat, near.x, near.y)
         if best is None or dist < best[0]:
-            best = (float(dist), row)
+            best = (float(dist), area)
     assert best is not None
     if best[0] > tolerance_m:
         raise InvalidInput(
@@ -496,7 +485,7 @@ def _community_for_point(
             f"nearest community ({best[1].code}) is {best[0]:,.0f} m away",
             field="location",
         )
-    return int(best[1].id), str(best[1].timezone)
+    return best[1].id, best[1].timezone
 
 
 def _locate(
@@ -576,32 +565,25 @@ def receive(
     now = m.utcnow()
     received_at = intake.received_at or now
     token = secrets.token_urlsafe(12)
-    rid = int(
-        conn.execute(
-            insert(m.Request)
-            .values(
-                community_id=place.community_id,
-                category_id=cat.id,
-                programme=cat.programme,
-                description=description,
-                source=(intake.source or "api")[:32],
-                address_id=place.address_id,
-                status=S.RECEIVED.value,
-                received_at=received_at,
-                version=1,
-                updated_at=now,
-                geom=q.geom_value(Point(place.lon, place.lat)),
-                token=token,
-                attributes=attributes,
-            )
-            .returning(m.Request.id)
-        ).scalar_one()
+    rid = request_queries.insert_request(
+        conn,
+        community_id=place.community_id,
+        category_id=cat.id,
+        programme=cat.programme,
+        description=description,
+        source=(intake.source or "api")[:32],
+        address_id=place.address_id,
+        status=S.RECEIVED.value,
+        received_at=received_at,
+        updated_at=now,
+        lon=place.lon,
+        lat=place.lat,
+        token=token,
+        attributes=attributes,
     )
     if contact or intake.address:
-        conn.execute(
-            insert(m.RequestContact).values(
-                request_id=rid, address_string=intake.address, **contact.values()
-            )
+        request_queries.insert_contact(
+            conn, request_id=rid, address_string=intake.address, **contact.values()
         )
     event_id = _event(
         conn,
@@ -619,7 +601,7 @@ def receive(
     rule = assign_one(conn, request_id=rid, community_id=place.community_id)
     flag = FLAG_OUTSIDE_GRIDS if rule == "none" else None
     if flag:
-        conn.execute(update(m.Request).where(m.Request.id == rid).values(flag=flag))
+        request_queries.update_request(conn, request_id=rid, values={"flag": flag})
     return Outcome(
         rid, S.RECEIVED.value, 1, [event_id], token=token, flag=flag, assignment_rule=rule
     )
@@ -629,10 +611,15 @@ def assign_one(conn: Connection, *, request_id: int, community_id: int) -> str:
     """Run the grid → field → member assignment for one request; return its rule."""
     plan = q.active_plan(conn, community_id=community_id)
     if plan is None:
-        conn.execute(
-            update(m.Request)
-            .where(m.Request.id == request_id)
-            .values(grid_id=None, field_id=None, member_id=None, assignment_rule="none")
+        request_queries.update_request(
+            conn,
+            request_id=request_id,
+            values={
+                "grid_id": None,
+                "field_id": None,
+                "member_id": None,
+                "assignment_rule": "none",
+            },
         )
         return "none"
     assign_requests(
@@ -642,11 +629,7 @@ def assign_one(conn: Connection, *, request_id: int, community_id: int) -> str:
         all_requests=True,
         request_ids=[request_id],
     )
-    return str(
-        conn.execute(
-            select(m.Request.assignment_rule).where(m.Request.id == request_id)
-        ).scalar_one()
-    )
+    return str(request_queries.assignment_rule(conn, request_id=request_id))
 
 
 def _event(
@@ -662,55 +645,22 @@ def _event(
     note: str | None,
     details: dict[str, Any] | None = None,
 ) -> int:
-    return int(
-        conn.execute(
-            insert(m.RequestEvent)
-            .values(
-                request_id=request_id,
-                at=at,
-                actor=actor.label[:200],
-                actor_role=actor.role.value,
-                from_status=from_status,
-                to_status=to_status,
-                note=note,
-                action=action.value,
-                version=version,
-                details=details,
-            )
-            .returning(m.RequestEvent.id)
-        ).scalar_one()
+    return request_queries.insert_event(
+        conn,
+        request_id=request_id,
+        at=at,
+        actor=actor.label[:200],
+        actor_role=actor.role.value,
+        action=action.value,
+        from_status=from_status,
+        to_status=to_status,
+        version=version,
+        note=note,
+        details=details,
     )
 
 
 # --- actions ---------------------------------------------------------------------------------
-
-_STATE = (
-    m.Request.id,
-    m.Request.community_id,
-    m.Request.category_id,
-    m.Request.status,
-    m.Request.version,
-    m.Request.member_id,
-    m.Request.grid_id,
-    m.Request.escalated_to_id,
-    m.Request.token,
-    m.Request.updated_at,
-)
-
-
-def state_of(conn: Connection, request_id: int) -> Any:
-    return conn.execute(select(*_STATE).where(m.Request.id == request_id)).one_or_none()
-
-
-def can_read(actor: Actor, row: Any) -> bool:
-    """Whether ``actor`` may see request ``row`` beyond its public view (scope)."""
-    if actor.community_id is not None and row.community_id != actor.community_id:
-        return False
-    if actor.role is R.MEMBER:
-        return bool(row.member_id == actor.member_id)
-    if actor.role is R.DEPARTMENT:
-        return bool(row.escalated_to_id == actor.department_id)
-    return actor.role in (R.OFFICIAL, R.ADMIN, R.PLANNER)
 
 
 def _check_scope(actor: Actor, action: Action, row: Any, params: ActionInput) -> None:
@@ -749,8 +699,6 @@ def act(
     now: dt.datetime | None = None,
 ) -> Outcome:
     """Perform ``action`` on a request, as the module docstring describes."""
-    from geogrid.requests import webhooks
-
     settings = settings or RequestsSettings()
     try:
         act_ = Action(action)
@@ -765,20 +713,17 @@ def act(
             "version is required: the version of the request you saw", field="version"
         )
     now = now or m.utcnow()
-    r = m.Request
     # 1. Claim the row (see the module docstring: optimistic lock + write lock first).
-    claimed = conn.execute(
-        update(r)
-        .where(r.id == request_id, r.version == params.version)
-        .values(version=r.version + 1, updated_at=now)
-    ).rowcount
-    row = state_of(conn, request_id)
+    claimed = request_queries.claim_request(
+        conn, request_id=request_id, version=params.version, now=now
+    )
+    row = request_queries.request_state(conn, request_id=request_id)
     if row is None:
         raise NotFound(f"no request with id {request_id}", field="id")
     # 2. Who may — before saying anything about the state.
     actor.require(*transition.roles, what=f"the action {act_.value}")
     _check_scope(actor, act_, row, params)
-    if claimed != 1:
+    if not claimed:
         raise Conflict(
             f"request {request_id} has changed: you sent version {params.version}, it is at "
             f"version {row.version} ({row.status}); reload it and try again",
@@ -808,9 +753,7 @@ def act(
     after = transition.target or before
     version = int(row.version)
     deliveries: list[str] = []
-    tz = conn.execute(
-        select(m.Community.timezone).where(m.Community.id == row.community_id)
-    ).scalar_one()
+    tz = q.community_by_id(conn, community_id=row.community_id).timezone
 
     if act_ is Action.REGISTER:
         values["registered_at"] = now
@@ -823,9 +766,7 @@ def act(
         values["escalated_to_id"] = None
         if act_ is not Action.SEND_BACK:
             # The clock starts at dispatch (GB/T 30428); a reopened case gets a new one.
-            sla = conn.execute(
-                select(m.Category.sla_hours).where(m.Category.id == row.category_id)
-            ).scalar_one()
+            sla = request_queries.sla_hours(conn, category_id=row.category_id)
             values.update(dispatched_at=now, due_at=sla_due(now, sla, tz), overdue_notified_at=None)
             details["due_at"] = values["due_at"].isoformat()
         if act_ is Action.REOPEN:
@@ -868,7 +809,7 @@ def act(
     if after != before:
         values["status"] = after
     if values:
-        conn.execute(update(r).where(r.id == request_id).values(**values))
+        request_queries.update_request(conn, request_id=request_id, values=values)
     event_ids = [
         _event(
             conn,
@@ -904,9 +845,7 @@ def act(
 
 
 def _manual_member(conn: Connection, row: Any, member_id: int) -> dict[str, Any]:
-    member = conn.execute(
-        select(m.Member.id, m.Member.community_id, m.Member.active).where(m.Member.id == member_id)
-    ).one_or_none()
+    member = request_queries.member_standing(conn, member_id=member_id)
     if member is None or member.community_id != row.community_id:
         raise InvalidInput(f"no member {member_id} in the request's community", field="member_id")
     if not member.active:
@@ -915,19 +854,14 @@ def _manual_member(conn: Connection, row: Any, member_id: int) -> dict[str, Any]
 
 
 def _department(conn: Connection, row: Any, code: str | None) -> tuple[int, str]:
-    d = m.Department
     if code is None:
-        dept = conn.execute(
-            select(d.id, d.code)
-            .join(m.Category, m.Category.department_id == d.id)
-            .where(m.Category.id == row.category_id)
-        ).one_or_none()
+        dept = request_queries.category_department(conn, category_id=row.category_id)
         if dept is None:
             raise InvalidInput(
                 "the category has no default department: give department", field="department"
             )
         return int(dept.id), str(dept.code)
-    dept = conn.execute(select(d.id, d.code).where(d.code == code)).one_or_none()
+    dept = request_queries.department(conn, code=code)
     if dept is None:
         raise InvalidInput(f"unknown department {code!r}", field="department")
     return int(dept.id), str(dept.code)

@@ -1,0 +1,180 @@
+"""Queries of visits (分类走访) and of the households their coverage counts.
+
+``geogrid.requests.visits`` checks rights and inputs and computes coverage;
+``geogrid.requests.kpis`` adds coverage to its table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import pandas as pd
+from sqlalchemy import Connection, func, insert, select
+
+from geogrid.db import models as m
+
+
+class HouseholdRef(NamedTuple):
+    id: int
+    community_id: int
+
+
+def household(conn: Connection, *, address_id: str) -> HouseholdRef | None:
+    """A household's id and community by its address id, or None."""
+    home = m.Household
+    row = conn.execute(
+        select(home.id, home.community_id).where(home.address_id == address_id)
+    ).one_or_none()
+    return None if row is None else HouseholdRef(**row._asdict())
+
+
+def field_holder(conn: Connection, *, plan_id: int, household_id: int) -> int | None:
+    """The member holding the responsibility field of a household under a plan (or None)."""
+    assignment, field = m.HouseholdAssignment, m.ResponsibilityField
+    member_id = conn.execute(
+        select(field.member_id)
+        .join(assignment, assignment.field_id == field.id)
+        .where(assignment.plan_id == plan_id, assignment.household_id == household_id)
+    ).scalar()
+    return None if member_id is None else int(member_id)
+
+
+def insert_visit(
+    conn: Connection,
+    *,
+    member_id: int,
+    household_id: int,
+    visited_on: dt.date,
+    kind: str,
+    note: str | None,
+) -> int:
+    """Record a visit; its id."""
+    return int(
+        conn.execute(
+            insert(m.Visit)
+            .values(
+                member_id=member_id,
+                household_id=household_id,
+                visited_on=visited_on,
+                kind=kind,
+                note=note,
+            )
+            .returning(m.Visit.id)
+        ).scalar_one()
+    )
+
+
+class VisitRow(NamedTuple):
+    id: int
+    member_id: int
+    address_id: str
+    visited_on: dt.date
+    kind: str | None
+    note: str | None
+    community_id: int
+
+
+class VisitPage(NamedTuple):
+    #: How many visits match (all pages).
+    total: int
+    rows: list[VisitRow]
+
+
+def visit_page(
+    conn: Connection,
+    *,
+    member_id: int | None,
+    community_id: int | None,
+    start: dt.date | None,
+    end: dt.date | None,
+    limit: int,
+    offset: int,
+) -> VisitPage:
+    """Visits (of a member, in a community, between inclusive dates), newest first."""
+    visit, home = m.Visit, m.Household
+    stmt = select(
+        visit.id,
+        visit.member_id,
+        home.address_id,
+        visit.visited_on,
+        visit.kind,
+        visit.note,
+        home.community_id,
+    ).join(home, home.id == visit.household_id)
+    if member_id is not None:
+        stmt = stmt.where(visit.member_id == member_id)
+    if community_id is not None:
+        stmt = stmt.where(home.community_id == community_id)
+    if start is not None:
+        stmt = stmt.where(visit.visited_on >= start)
+    if end is not None:
+        stmt = stmt.where(visit.visited_on <= end)
+    total = conn.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    rows = conn.execute(
+        stmt.order_by(visit.visited_on.desc(), visit.id.desc()).limit(limit).offset(offset)
+    ).all()
+    return VisitPage(int(total), [VisitRow(**r._asdict()) for r in rows])
+
+
+def households_frame(conn: Connection, *, community_ids: Sequence[int]) -> pd.DataFrame:
+    """``household_id, community_id, grid_id, field_id, member_id, branch_id`` (active plan;
+    NaN outside every grid or field)."""
+    home, assignment, field = m.Household, m.HouseholdAssignment, m.ResponsibilityField
+    member, plan = m.Member, m.BoundaryPlan
+    active = (
+        select(plan.id)
+        .where(plan.community_id == home.community_id, plan.status == m.PlanStatus.ACTIVE.value)
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        select(
+            home.id,
+            home.community_id,
+            assignment.grid_id,
+            assignment.field_id,
+            field.member_id,
+            member.branch_id,
+        )
+        .select_from(home)
+        .outerjoin(
+            assignment, (assignment.household_id == home.id) & (assignment.plan_id == active)
+        )
+        .outerjoin(field, field.id == assignment.field_id)
+        .outerjoin(member, member.id == field.member_id)
+        .where(home.community_id.in_(list(community_ids)))
+    ).all()
+    return pd.DataFrame(
+        rows,
+        columns=["household_id", "community_id", "grid_id", "field_id", "member_id", "branch_id"],
+    )
+
+
+def visited_households(
+    conn: Connection, *, community_ids: Sequence[int], start: dt.date, end: dt.date
+) -> set[int]:
+    """Households of these communities visited between ``start`` and ``end`` (inclusive)."""
+    visit, home = m.Visit, m.Household
+    return {
+        int(i)
+        for i in conn.execute(
+            select(visit.household_id)
+            .join(home, home.id == visit.household_id)
+            .where(
+                home.community_id.in_(list(community_ids)),
+                visit.visited_on >= start,
+                visit.visited_on <= end,
+            )
+            .distinct()
+        ).scalars()
+    }
+
+
+def community_ids(conn: Connection, *, community_id: int | None) -> list[int]:
+    """Every community's id by code, or only ``community_id`` (a community key's)."""
+    community = m.Community
+    stmt = select(community.id).order_by(community.code)
+    if community_id is not None:
+        stmt = stmt.where(community.id == community_id)
+    return [int(i) for i in conn.execute(stmt).scalars()]
