@@ -9,13 +9,23 @@ from __future__ import annotations
 import csv
 import io
 from importlib import resources
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Connection
 
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.db.queries import catalogue as catalogue_queries
+
+#: Open311 attribute datatypes (GeoReport v2, "GET Service Definition").
+ATTRIBUTE_TYPES: Final = (
+    "string",
+    "number",
+    "datetime",
+    "text",
+    "singlevaluelist",
+    "multivaluelist",
+)
 
 
 def read_default(name: str) -> list[dict[str, str]]:

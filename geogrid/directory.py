@@ -20,12 +20,12 @@ from sqlalchemy import Connection
 
 from geogrid.access import Actor, limit_to_scope, log_personal_read
 from geogrid.assign import assign_requests
+from geogrid.catalogue import ATTRIBUTE_TYPES
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.db.queries import assignment, catalogue, people
 from geogrid.errors import Conflict, InvalidInput, NotFound
 from geogrid.privacy import mask_name
-from geogrid.requests.workflow import ATTRIBUTE_TYPES
 
 _CODE_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 CATEGORY_FIELDS: Final = (

@@ -59,15 +59,6 @@ R = m.Role
 #: Flag of a request whose location is outside every grid (handled at the community level).
 FLAG_OUTSIDE_GRIDS: Final = "outside_grids"
 SATISFACTION_VALUES: Final = ("satisfied", "unsatisfied")
-#: Open311 attribute datatypes (GeoReport v2, "GET Service Definition").
-ATTRIBUTE_TYPES: Final = (
-    "string",
-    "number",
-    "datetime",
-    "text",
-    "singlevaluelist",
-    "multivaluelist",
-)
 MAX_STRING_ATTRIBUTE: Final = 200
 _GEOD: Final = pyproj.Geod(ellps="WGS84")
 
