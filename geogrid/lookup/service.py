@@ -68,7 +68,7 @@ from geogrid.errors import DatabaseNotReady, GeogridError, InvalidInput, NotFoun
 from geogrid.privacy import mask_name
 
 if TYPE_CHECKING:  # pragma: no cover
-    from geogrid.address import AddressMatch, Candidate, Gazetteer
+    from geogrid.lookup.address import AddressMatch, Candidate, Gazetteer
 
 __all__ = [
     "MAX_BATCH",
@@ -1183,7 +1183,7 @@ class LookupService:
         self, conn: Connection, info: CommunityInfo, frames: _Frames
     ) -> Gazetteer | None:
         try:
-            from geogrid.address import Gazetteer
+            from geogrid.lookup.address import Gazetteer
         except ImportError:  # pragma: no cover - address matching not installed
             return None
         return Gazetteer.from_frames(
