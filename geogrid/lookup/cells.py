@@ -2,7 +2,7 @@
 
 :class:`Cells` answers as an STRtree query with the edge rule would (lowest rank wins on
 shared edges; ``tests/test_lookup.py`` checks it on random tilings, every vertex and edge),
-about six times faster for one point and in bulk without Point objects. Pure numpy and
+in ~0.5 µs a point instead of ~3 µs, and in bulk without Point objects. Pure numpy and
 shapely; :class:`~geogrid.lookup.index.LookupIndex` keeps one per layer.
 """
 

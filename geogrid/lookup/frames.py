@@ -3,7 +3,7 @@
 Every read is one of the shared queries (``geogrid.db.queries``, "lookup"); here they are
 only gathered per community (:func:`read_frames`) and reshaped for the gazetteer
 (:func:`gazetteer_frames`). :func:`int_or_none` and :func:`str_or_none` read the frames'
-cells, where pandas writes a missing value as NaN.
+cells, where pandas writes a missing value as NaN (:func:`geogrid.values.plain`).
 """
 
 from __future__ import annotations
@@ -18,26 +18,19 @@ from sqlalchemy import Connection
 
 from geogrid.db import queries as q
 from geogrid.lookup.places import CommunityInfo, PlanInfo
+from geogrid.values import plain
 
 __all__ = ["Frames", "gazetteer_frames", "int_or_none", "read_frames", "str_or_none"]
 
 
-def _missing(value: Any) -> bool:
-    """None, NaN or pandas' NA (lists and other non-scalars are not missing)."""
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def int_or_none(value: Any) -> int | None:
-    return None if _missing(value) else int(value)
+    value = plain(value)
+    return None if value is None else int(value)
 
 
 def str_or_none(value: Any) -> str | None:
-    return None if _missing(value) else str(value)
+    value = plain(value)
+    return None if value is None else str(value)
 
 
 @dataclass

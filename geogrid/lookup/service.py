@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from geogrid import crs as gcrs
 from geogrid.background import Poller
@@ -31,7 +31,7 @@ from geogrid.db import dialect
 from geogrid.db import queries as q
 from geogrid.errors import DatabaseNotReady, GeogridError, InvalidInput, NotFound
 from geogrid.lookup.address import AddressMatch, Gazetteer
-from geogrid.lookup.frames import Frames, gazetteer_frames, read_frames
+from geogrid.lookup.frames import gazetteer_frames, read_frames
 from geogrid.lookup.index import LookupIndex
 from geogrid.lookup.places import CommunityInfo, GridInfo, PointLookup
 from geogrid.lookup.points import check_point, convert_point, crs_kind, parse_point
@@ -219,7 +219,9 @@ class LookupService:
                         ):
                             gazetteer = previous.gazetteer
                         else:
-                            gazetteer = self._gazetteer(conn, info, frames)
+                            gazetteer = Gazetteer.from_frames(
+                                **gazetteer_frames(conn, info, frames), prefixes=info.prefixes
+                            )
                     states.append(_CommunityState(info, index, problem, gazetteer))
         finally:
             conn.close()
@@ -229,9 +231,6 @@ class LookupService:
             by_code={s.info.code: s for s in states},
             built_at=time.time(),
         )
-
-    def _gazetteer(self, conn: Connection, info: CommunityInfo, frames: Frames) -> Gazetteer:
-        return Gazetteer.from_frames(**gazetteer_frames(conn, info, frames), prefixes=info.prefixes)
 
     # --- scope ---------------------------------------------------------------------------------
 
