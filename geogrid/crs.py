@@ -49,6 +49,7 @@ __all__ = [
     "bd09_to_gcj02",
     "bd09_to_wgs84",
     "check_lonlat",
+    "finite_number",
     "frame_from_wgs84",
     "frame_to_wgs84",
     "from_wgs84",
@@ -603,8 +604,8 @@ def check_lonlat(
     Numbers and numeric strings are accepted; anything else raises :class:`InvalidInput`
     naming the field and the value (with a hint when the two look swapped).
     """
-    x = _finite_float(lon, lon_field)
-    y = _finite_float(lat, lat_field)
+    x = finite_number(lon, lon_field)
+    y = finite_number(lat, lat_field)
     if not -180.0 <= x <= 180.0:
         raise InvalidInput(
             f"{lon_field} must be between -180 and 180 degrees, got {x!r}", field=lon_field
@@ -617,7 +618,12 @@ def check_lonlat(
     return x, y
 
 
-def _finite_float(value: object, field: str) -> float:
+def finite_number(value: object, field: str) -> float:
+    """``value`` as a finite float: a number or numeric string, not a bool, NaN or infinity.
+
+    Else :class:`InvalidInput` naming ``field`` and the value (cut at 60 characters). The
+    number rules of :func:`check_lonlat` without its degree ranges (for projected CRSs).
+    """
     if isinstance(value, bool):
         raise InvalidInput(f"{field} must be a number, got {value!r}", field=field)
     try:

@@ -12,7 +12,8 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from geogrid.address import (
+from geogrid.errors import InvalidInput, NotFound
+from geogrid.lookup.address import (
     COARSE_FACTOR,
     SKIPPED_TEXT_FACTOR,
     UNRESOLVED_DETAIL_FACTOR,
@@ -23,7 +24,6 @@ from geogrid.address import (
     normalize_address,
     parse_address,
 )
-from geogrid.errors import InvalidInput, NotFound
 
 PREFIX = "广东省惠州市惠城区小金口街道金源社区"
 

@@ -195,7 +195,7 @@ def test_bucket_cells_equal_the_strtree_rule(seed: int) -> None:
     y = np.concatenate(
         [Y0 - 0.005 + rng.random(20000) * 0.03, vertices[:, 1], shapely.get_y(along)]
     )
-    from geogrid.lookup import _Cells
+    from geogrid.lookup.cells import Cells as _Cells
 
     grid = _Cells(sorted_polys)
     want = assign_points(shapely.points(x, y), gpd.GeoSeries(sorted_polys))

@@ -606,3 +606,20 @@ def lock_community(conn: Connection, *, community_id: int) -> None:
             "nothing was changed: run the command again",
             field="plan",
         ) from exc
+
+
+def snapshot(conn: Connection) -> Connection:
+    """``conn`` set so that its next transaction reads one consistent snapshot throughout.
+
+    For a build that reads several tables in turn (the lookup reads the change counters, then
+    every community's plan, grids, fields, buildings …): a change committed meanwhile must show
+    as a newer counter at the next poll, never as a half-read plan. PostgreSQL's default READ
+    COMMITTED takes a new snapshot per statement; ``REPEATABLE READ`` keeps the first one for
+    the whole transaction (https://www.postgresql.org/docs/current/transaction-iso.html).
+    SQLite already reads one snapshot per transaction (the ``BEGIN`` of
+    ``geogrid.db.engine``; in WAL mode it is held from the first read to the end,
+    https://sqlite.org/isolation.html), so ``conn`` is returned as it is.
+    """
+    if backend_of(conn.engine) is Backend.POSTGIS:
+        return conn.execution_options(isolation_level="REPEATABLE READ")
+    return conn

@@ -1,0 +1,570 @@
+"""Point and address lookups over every community of a database, kept current.
+
+:class:`LookupService` holds an index (``geogrid.lookup.index``) and an address gazetteer
+(``geogrid.lookup.address``) for every community in the database and answers single
+lookups and batches from them; it never queries the database per lookup
+(``../shared/DESIGN.md``: set-based work in SQL, the hot lookup path from an in-memory
+spatial index). A background thread (:class:`~geogrid.background.Poller`) reads the change
+counters (``data_versions``, bumped by triggers on every table the indexes are built from)
+once per ``poll_interval`` — one single-row read — and when a counter moved it builds new
+indexes off the request path and swaps one reference. A change made by another process (the
+CLI) is therefore answered within ``poll_interval`` + build time (≈ 1 s + tens of ms for a
+community of the demo's size).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+from sqlalchemy import Engine
+
+from geogrid import crs as gcrs
+from geogrid.background import Poller
+from geogrid.db import dialect
+from geogrid.db import queries as q
+from geogrid.errors import DatabaseNotReady, GeogridError, InvalidInput, NotFound
+from geogrid.lookup.address import AddressMatch, Gazetteer
+from geogrid.lookup.frames import gazetteer_frames, read_frames
+from geogrid.lookup.index import LookupIndex
+from geogrid.lookup.places import CommunityInfo, GridInfo, PointLookup
+from geogrid.lookup.points import check_point, convert_point, crs_kind, parse_point
+from geogrid.lookup.result import LookupResult, match_dict, round_coord
+
+__all__ = ["MAX_BATCH", "LookupService"]
+
+log = logging.getLogger("geogrid.lookup")
+
+#: Most items one batch may hold (``POST /v1/lookup/batch``).
+MAX_BATCH: Final = 10_000
+
+
+@dataclass(frozen=True)
+class _CommunityState:
+    info: CommunityInfo
+    index: LookupIndex | None
+    #: Why there is no index (no active plan, no grids), for the error.
+    problem: str | None
+    gazetteer: Gazetteer | None
+
+
+@dataclass(frozen=True)
+class _State:
+    versions: dict[str, int] = field(default_factory=dict)
+    communities: tuple[_CommunityState, ...] = ()
+    by_code: dict[str, _CommunityState] = field(default_factory=dict)
+    built_at: float = 0.0
+
+
+class LookupService:
+    """Point and address lookups over every community of a database, kept current.
+
+    ``start()`` builds the indexes and starts the poller thread (``poll_interval`` seconds,
+    default 1); ``stop()`` ends it. ``freeze_gc`` (for servers) keeps the long-lived objects
+    out of the garbage collector's reach (:func:`gc.freeze`, see :meth:`refresh`). Without
+    ``start()`` (the CLI) call :meth:`refresh` yourself. Lookups never touch the database:
+    they read the current snapshot, which :meth:`refresh` replaces in one assignment once a
+    new one is fully built.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        poll_interval: float = 1.0,
+        addresses: bool = True,
+        freeze_gc: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.addresses = addresses
+        self.freeze_gc = freeze_gc
+        self._state = _State()
+        self._refresh_lock = threading.Lock()
+        self._poller = Poller(
+            self._poll,
+            interval=poll_interval,
+            name="geogrid-lookup-poll",
+            on_error=self._poll_failed,
+        )
+        self.last_error: str | None = None
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Build the indexes now (errors are logged, not raised) and start polling."""
+        try:
+            self.refresh(force=True)
+        except Exception as exc:  # the database may not be ready yet: keep polling
+            self.last_error = str(exc)
+            log.warning("lookup indexes not built at start: %s", exc)
+        self._poller.start()
+
+    def stop(self) -> None:
+        self._poller.stop()
+        if self.freeze_gc:
+            gc.unfreeze()  # hand everything back to the collector
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between two reads of the change counters (0: no poller thread)."""
+        return self._poller.interval
+
+    def _poll(self) -> None:
+        self.refresh()
+        self.last_error = None
+
+    def _poll_failed(self, exc: Exception) -> None:
+        # Keep serving the last good snapshot; log an error once, not once per poll.
+        if str(exc) != self.last_error:
+            log.warning("lookup index refresh failed: %s", exc)
+        self.last_error = str(exc)
+
+    @property
+    def versions(self) -> dict[str, int]:
+        """The change counters the current snapshot was built at."""
+        return dict(self._state.versions)
+
+    @property
+    def communities(self) -> tuple[CommunityInfo, ...]:
+        return tuple(c.info for c in self._state.communities)
+
+    def index(self, community: str | None = None) -> LookupIndex:
+        """The index of ``community`` (code; default: the only one)."""
+        state = self._scope(community)[0]
+        if state.index is None:
+            raise NotFound(state.problem or "no active boundary plan", field="community")
+        return state.index
+
+    # --- refreshing --------------------------------------------------------------------------
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Rebuild what changed since the snapshot (one cheap read when nothing did).
+
+        Returns whether a new snapshot was installed.
+        """
+        with self._refresh_lock:
+            if not force:
+                with self.engine.connect() as conn:
+                    versions = q.data_versions(conn)
+                if versions == self._state.versions:
+                    return False
+            started = time.perf_counter()
+            old_versions = self._state.versions
+            new = self._build(self._state, force=force)
+            first = not old_versions
+            self._state = new  # one reference: readers see the old or the new, never a mix
+            if self.freeze_gc:
+                # The indexes and gazetteers are ~200,000 long-lived objects; a full
+                # collection walks them all (~120 ms on the demo), which lands on a request
+                # as a latency spike (p99 at 64 connections). Frozen objects are left out of
+                # collections. On a rebuild the previous snapshot is unfrozen and collected
+                # first — one pause per data change, on this thread — so none of it leaks.
+                if not first:
+                    gc.unfreeze()
+                    gc.collect()
+                gc.freeze()
+            log.info(
+                "lookup indexes rebuilt at %s in %.0f ms",
+                new.versions,
+                (time.perf_counter() - started) * 1000,
+            )
+            return True
+
+    def _build(self, old: _State, *, force: bool) -> _State:
+        # One snapshot for the counters and every frame: a change committed meanwhile
+        # shows as a newer counter at the next poll, never as a half-read plan.
+        conn = dialect.snapshot(self.engine.connect())
+        try:
+            with conn.begin():
+                versions = q.data_versions(conn)
+                gazetteer_changed = force or versions.get("gazetteer") != old.versions.get(
+                    "gazetteer"
+                )
+                states = []
+                for row in q.lookup_communities(conn):
+                    info = CommunityInfo(
+                        id=int(row.id),
+                        code=str(row.code),
+                        name=str(row.name),
+                        prefixes=tuple(
+                            str(p)
+                            for p in (
+                                *(row.province, row.city, row.district),
+                                *(row.subdistrict, row.name),
+                            )
+                            if p
+                        ),
+                    )
+                    frames = read_frames(conn, info)
+                    index: LookupIndex | None = None
+                    problem: str | None = None
+                    try:
+                        index = LookupIndex.from_frames(frames, info)
+                    except NotFound as exc:
+                        problem = exc.message
+                    previous = old.by_code.get(info.code)
+                    gazetteer = None
+                    if self.addresses:
+                        if (
+                            not gazetteer_changed
+                            and previous is not None
+                            and previous.info == info
+                            and previous.gazetteer is not None
+                        ):
+                            gazetteer = previous.gazetteer
+                        else:
+                            gazetteer = Gazetteer.from_frames(
+                                **gazetteer_frames(conn, info, frames), prefixes=info.prefixes
+                            )
+                    states.append(_CommunityState(info, index, problem, gazetteer))
+        finally:
+            conn.close()
+        return _State(
+            versions=versions,
+            communities=tuple(states),
+            by_code={s.info.code: s for s in states},
+            built_at=time.time(),
+        )
+
+    # --- scope ---------------------------------------------------------------------------------
+
+    def _scope(self, community: str | None) -> tuple[_CommunityState, ...]:
+        state = self._state
+        if community is not None:
+            found = state.by_code.get(str(community))
+            if found is None:
+                raise NotFound(f"no community with code {community!r}", field="community")
+            return (found,)
+        if not state.communities:
+            if self.last_error and not state.versions:
+                raise DatabaseNotReady(
+                    "the lookup indexes could not be built: is the schema created "
+                    "(`geogrid db init`)?"
+                )
+            raise NotFound("the database holds no community yet: import one or run `geogrid demo`")
+        return state.communities
+
+    @staticmethod
+    def _indexes(scope: Sequence[_CommunityState]) -> list[LookupIndex]:
+        indexes = [s.index for s in scope if s.index is not None]
+        if not indexes:
+            raise NotFound(scope[0].problem or "no active boundary plan", field="community")
+        return indexes
+
+    # --- single lookups ------------------------------------------------------------------------
+
+    def lookup(
+        self,
+        *,
+        address: str | None = None,
+        lon: Any = None,
+        lat: Any = None,
+        crs: Any = "wgs84",
+        community: str | None = None,
+    ) -> LookupResult:
+        """Answer one address (``address``) or point (``lon``, ``lat`` in ``crs``).
+
+        Raises :class:`InvalidInput` (a bad or missing parameter, named in ``field``),
+        :class:`~geogrid.errors.CRSError` or :class:`NotFound` (no match; outside every grid,
+        with the nearest grid).
+        """
+        name = gcrs.normalize_crs(crs if crs not in (None, "") else "wgs84", field="crs")
+        has_point = lon is not None or lat is not None
+        if address is not None and has_point:
+            raise InvalidInput("give either address or lon and lat, not both", field="address")
+        scope = self._scope(community)
+        if address is not None:
+            return self._lookup_address(address, name, scope)
+        if not has_point:
+            raise InvalidInput("give an address, or lon and lat", field="address")
+        return self._lookup_point(lon, lat, name, scope)
+
+    def _lookup_point(
+        self, lon: Any, lat: Any, crs: str, scope: Sequence[_CommunityState]
+    ) -> LookupResult:
+        indexes = self._indexes(scope)
+        try:
+            x, y, wgs_lon, wgs_lat = parse_point(lon, lat, crs)
+        except InvalidInput as exc:
+            raise self._with_swap_hint(exc, lon, lat, crs, indexes) from None
+        for index in indexes:
+            grid_pos, field_pos, building_pos = index.locate(wgs_lon, wgs_lat)
+            if grid_pos >= 0:
+                return LookupResult(
+                    index.answer(grid_pos, field_pos, building_pos, wgs_lon, wgs_lat), crs, x, y
+                )
+        swapped = self._swapped_inside(lon, lat, crs, indexes)
+        if swapped is not None:
+            raise InvalidInput(
+                f"the point (lon {x}, lat {y}) is outside every grid, but with lon and lat "
+                f"swapped it is inside {swapped.community.name} ({swapped.community.code}): "
+                "are lon and lat swapped?",
+                field="lon",
+                details={"swapped_inside": _swap_dict(swapped)},
+            )
+        raise self._outside(wgs_lon, wgs_lat, indexes)
+
+    @staticmethod
+    def _outside(lon: float, lat: float, indexes: Sequence[LookupIndex]) -> NotFound:
+        best: tuple[float, LookupIndex, GridInfo] | None = None
+        for index in indexes:
+            grid, dist = index.nearest_grid(lon, lat)
+            if best is None or dist < best[0]:
+                best = (dist, index, grid)
+        assert best is not None
+        return best[1].outside_error(lon, lat)
+
+    @staticmethod
+    def _swapped_inside(
+        lon: Any, lat: Any, crs: str, indexes: Sequence[LookupIndex]
+    ) -> PointLookup | None:
+        try:
+            _, _, wgs_lon, wgs_lat = parse_point(lat, lon, crs)
+        except (GeogridError, ValueError, TypeError):
+            return None
+        for index in indexes:
+            grid_pos, field_pos, building_pos = index.locate(wgs_lon, wgs_lat)
+            if grid_pos >= 0:
+                return index.answer(grid_pos, field_pos, building_pos, wgs_lon, wgs_lat)
+        return None
+
+    def _with_swap_hint(
+        self, exc: InvalidInput, lon: Any, lat: Any, crs: str, indexes: Sequence[LookupIndex]
+    ) -> InvalidInput:
+        swapped = self._swapped_inside(lon, lat, crs, indexes)
+        if swapped is None:
+            return exc
+        return InvalidInput(
+            f"{exc.message}; with lon and lat swapped the point is inside "
+            f"{swapped.community.name} ({swapped.community.code}): are they swapped?",
+            field=exc.field,
+            details={**exc.details, "swapped_inside": _swap_dict(swapped)},
+        )
+
+    def _lookup_address(
+        self, text: Any, crs: str, scope: Sequence[_CommunityState]
+    ) -> LookupResult:
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInput("address is empty", field="address")
+        best: tuple[_CommunityState, AddressMatch] | None = None
+        failure: NotFound | None = None
+        for state in scope:
+            if state.gazetteer is None:
+                continue
+            try:
+                match = state.gazetteer.match(text)
+            except NotFound as exc:
+                failure = _merge_not_found(failure, exc)
+                continue
+            if best is None or float(match.confidence) > float(best[1].confidence):
+                best = (state, match)
+        if best is None:
+            if failure is not None:
+                raise failure
+            raise NotFound("no address gazetteer is loaded", field="address")
+        return self._answer_match(best[0], best[1], crs)
+
+    def _answer_match(self, state: _CommunityState, match: AddressMatch, crs: str) -> LookupResult:
+        index = state.index
+        if index is None:
+            raise NotFound(state.problem or "no active boundary plan", field="community")
+        lon, lat = float(match.lon), float(match.lat)
+        building_id = match.building_id
+        grid_pos, field_pos, building_pos = index.locate(lon, lat)
+        if grid_pos < 0:
+            err = index.outside_error(lon, lat, field="address")
+            err.details["match"] = match_dict(match, None)
+            raise err
+        place = index.answer(grid_pos, field_pos, building_pos, lon, lat, building_id=building_id)
+        # A street-level answer (also a fuzzy one): say which grids the street crosses.
+        street_id = match.street_id
+        street_grids = (
+            index.street_grids.get(street_id, ())
+            if street_id is not None and match.building_id is None and match.household_id is None
+            else None
+        )
+        candidate_grids = tuple(_grid_at(index, c.lon, c.lat) for c in match.candidates)
+        rx, ry = (lon, lat) if gcrs.same_crs(crs, gcrs.WGS84) else gcrs.from_wgs84(lon, lat, crs)
+        return LookupResult(place, crs, rx, ry, match, street_grids, candidate_grids)
+
+    # --- batches -----------------------------------------------------------------------------
+
+    def lookup_many(
+        self, items: Sequence[Any], *, progress: Any = None
+    ) -> list[LookupResult | GeogridError]:
+        """One answer or error per item, in order; one bad item never fails the others.
+
+        Each item is a mapping with ``address`` or ``lon`` + ``lat``, and optionally ``crs``
+        (default wgs84) and ``community``. Points are answered in bulk per CRS and
+        community (:meth:`LookupIndex.lookup_points`), addresses with the gazetteer's
+        ``match_many``. ``progress(n)`` is called with the number of items done.
+        """
+        if len(items) > MAX_BATCH:
+            raise InvalidInput(
+                f"a batch holds at most {MAX_BATCH:,} items, got {len(items):,}", field="items"
+            )
+        out: list[LookupResult | GeogridError | None] = [None] * len(items)
+        points: dict[tuple[str, str | None], list[tuple[int, Any, Any]]] = {}
+        addresses: dict[str | None, list[tuple[int, str, str]]] = {}
+        for i, item in enumerate(items):
+            try:
+                kind, payload = self._parse_item(item)
+            except GeogridError as exc:
+                out[i] = exc
+                continue
+            if kind == "point":
+                lon, lat, crs, community = payload
+                points.setdefault((crs, community), []).append((i, lon, lat))
+            else:
+                text, crs, community = payload
+                addresses.setdefault(community, []).append((i, text, crs))
+        done = sum(1 for r in out if r is not None)
+        for (crs, community), group in points.items():
+            self._batch_points(group, crs, community, out)
+            done += len(group)
+            if progress:
+                progress(done)
+        for community, agroup in addresses.items():
+            self._batch_addresses(agroup, community, out)
+            done += len(agroup)
+            if progress:
+                progress(done)
+        return [r if r is not None else GeogridError("no answer") for r in out]
+
+    @staticmethod
+    def _parse_item(item: Any) -> tuple[str, tuple[Any, ...]]:
+        if not isinstance(item, Mapping):
+            raise InvalidInput(
+                "each item must be an object with address, or lon and lat", field="items"
+            )
+        crs = gcrs.normalize_crs(item.get("crs") or "wgs84", field="crs")
+        community = item.get("community")
+        community = None if community in (None, "") else str(community)
+        address = item.get("address")
+        has_point = item.get("lon") is not None or item.get("lat") is not None
+        if address is not None and has_point:
+            raise InvalidInput("give either address or lon and lat, not both", field="address")
+        if address is not None:
+            if not isinstance(address, str) or not address.strip():
+                raise InvalidInput("address is empty", field="address")
+            return "address", (address, crs, community)
+        if not has_point:
+            raise InvalidInput("give an address, or lon and lat", field="address")
+        return "point", (item.get("lon"), item.get("lat"), crs, community)
+
+    def _batch_points(
+        self,
+        group: list[tuple[int, Any, Any]],
+        crs: str,
+        community: str | None,
+        out: list[LookupResult | GeogridError | None],
+    ) -> None:
+        try:
+            indexes = self._indexes(self._scope(community))
+        except GeogridError as exc:
+            for i, _, _ in group:
+                out[i] = exc
+            return
+        ok: list[tuple[int, float, float]] = []
+        for i, lon, lat in group:
+            try:
+                x, y = check_point(lon, lat, crs)
+                if crs_kind(crs) != "lonlat":
+                    convert_point(x, y, crs)  # the range is checked after conversion
+                ok.append((i, x, y))
+            except InvalidInput as exc:
+                out[i] = self._with_swap_hint(exc, lon, lat, crs, indexes)
+        if not ok:
+            return
+        pos = np.asarray([i for i, _, _ in ok], dtype=np.int64)
+        xs = np.asarray([x for _, x, _ in ok], dtype=np.float64)
+        ys = np.asarray([y for _, _, y in ok], dtype=np.float64)
+        wgs_lons, wgs_lats = (
+            (xs, ys) if gcrs.same_crs(crs, gcrs.WGS84) else gcrs.to_wgs84(xs, ys, crs)
+        )
+        todo = np.arange(len(ok))
+        for index in indexes:
+            if not len(todo):
+                break
+            res = index.lookup_points(wgs_lons[todo], wgs_lats[todo])
+            for j in np.flatnonzero(res.found):
+                k = int(todo[j])
+                place = res.get(int(j))
+                assert place is not None
+                out[int(pos[k])] = LookupResult(place, crs, float(xs[k]), float(ys[k]))
+            todo = todo[~res.found]
+        raw = {i: (lon, lat) for i, lon, lat in group}
+        for kk in todo:
+            k, i = int(kk), int(pos[kk])
+            swapped = self._swapped_inside(*raw[i], crs, indexes)
+            if swapped is not None:
+                out[i] = InvalidInput(
+                    "the point is outside every grid, but with lon and lat swapped it is "
+                    f"inside {swapped.community.name} ({swapped.community.code}): "
+                    "are lon and lat swapped?",
+                    field="lon",
+                    details={"swapped_inside": _swap_dict(swapped)},
+                )
+            else:
+                out[i] = self._outside(float(wgs_lons[k]), float(wgs_lats[k]), indexes)
+
+    def _batch_addresses(
+        self,
+        group: list[tuple[int, str, str]],
+        community: str | None,
+        out: list[LookupResult | GeogridError | None],
+    ) -> None:
+        try:
+            scope = self._scope(community)
+        except GeogridError as exc:
+            for i, _, _ in group:
+                out[i] = exc
+            return
+        gazetteers = [s for s in scope if s.gazetteer is not None]
+        if len(gazetteers) != 1:
+            # Several communities (or none): item by item picks the best community.
+            for i, text, crs in group:
+                try:
+                    out[i] = self._lookup_address(text, crs, scope)
+                except GeogridError as exc:
+                    out[i] = exc
+            return
+        state = gazetteers[0]
+        assert state.gazetteer is not None
+        matches = state.gazetteer.match_many([t for _, t, _ in group])
+        for (i, _, crs), match in zip(group, matches, strict=True):
+            if isinstance(match, GeogridError):
+                out[i] = match
+                continue
+            try:
+                out[i] = self._answer_match(state, match, crs)
+            except GeogridError as exc:
+                out[i] = exc
+
+
+def _grid_at(index: LookupIndex, lon: float, lat: float) -> GridInfo | None:
+    grid_pos = index.locate(lon, lat)[0]
+    return index.grids[grid_pos] if grid_pos >= 0 else None
+
+
+def _swap_dict(p: PointLookup) -> dict[str, Any]:
+    return {
+        "community": p.community.code,
+        "grid": p.grid.code,
+        "lon": round_coord(p.lon),
+        "lat": round_coord(p.lat),
+    }
+
+
+def _merge_not_found(a: NotFound | None, b: NotFound) -> NotFound:
+    if a is None:
+        return b
+    sa = list(a.details.get("suggestions", []))
+    sb = list(b.details.get("suggestions", []))
+    return NotFound(a.message, field=a.field, details={**a.details, "suggestions": sa + sb})
