@@ -1,4 +1,4 @@
-"""geogrid.address: normalisation, parsing and the in-memory gazetteer (no database).
+"""geogrid.lookup.address: normalisation, parsing and the in-memory gazetteer (no database).
 
 Two tiny hand-made gazetteers: a Chinese one modelled on the demo community (two compounds
 that both have a 3栋, village houses on 长湖街, a street 三元里 whose name holds a numeral)

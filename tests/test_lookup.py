@@ -652,7 +652,7 @@ def test_cli_file_needs_address_or_lon_lat_columns(
     assert "needs an address column, or lon and lat" in r.stderr
 
 
-# --- addresses (geogrid.address's gazetteer, answered with the index) ----------------------
+# --- addresses (geogrid.lookup.address's gazetteer, answered with the index) ---------------
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,6 @@ import hmac
 import json
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from typing import Any, Final
 import httpx
 from sqlalchemy import Connection, Engine
 
+from geogrid.background import Poller
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.db.queries import requests as request_queries
@@ -354,30 +354,21 @@ class WebhookWorker:
     def __init__(self, engine: Engine, settings: RequestsSettings | None = None) -> None:
         self.engine = engine
         self.settings = settings or RequestsSettings()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # A failed round keeps the worker alive; the next round retries.
+        self._poller = Poller(
+            self.run_once,
+            interval=self.settings.webhook_poll_seconds,
+            name="geogrid-webhooks",
+            on_error=lambda exc: log.warning("webhook worker round failed: %s", exc),
+        )
 
     def start(self) -> None:
-        if self.settings.webhook_poll_seconds <= 0 or self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="geogrid-webhooks", daemon=True)
-        self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._poller.stop()
 
     def run_once(self) -> DeliveryReport:
         with self.engine.begin() as conn:
             sweep_overdue(conn)
         return deliver_due(self.engine, settings=self.settings)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.settings.webhook_poll_seconds):
-            try:
-                self.run_once()
-            except Exception as exc:  # keep the worker alive; the next round retries
-                log.warning("webhook worker round failed: %s", exc)
