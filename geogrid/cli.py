@@ -267,7 +267,7 @@ def summary(
 
     with errors():
         settings = settings_for(database)
-        engine = open_engine(database)
+        engine = open_engine(database, settings=settings)
         with engine.connect() as conn:
             data = build(
                 conn,

@@ -111,17 +111,22 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.
 
 
 def settings_for(database: str | None) -> Settings:
+    """The command's settings: read from the environment and ``.env`` here, once per command,
+    and passed down (no library function reads the environment); ``--database`` wins."""
     settings = Settings()
     if database:
         settings.database.database_url = database
     return settings
 
 
-def open_engine(database: str | None, *, require_schema: bool = True) -> Engine:
+def open_engine(
+    database: str | None, *, require_schema: bool = True, settings: Settings | None = None
+) -> Engine:
+    """The engine of ``settings`` (default: :func:`settings_for` ``database``)."""
     from geogrid.db.engine import make_engine
     from geogrid.db.engine import require_schema as check
 
-    engine = make_engine(settings=settings_for(database).database)
+    engine = make_engine(settings=(settings or settings_for(database)).database)
     if require_schema:
         check(engine)
     return engine

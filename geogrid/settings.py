@@ -1,36 +1,61 @@
-"""Settings, one class per concern, read from the environment (``GEOGRID_`` prefix).
+"""Settings, one class per concern, read from the environment (``GEOGRID_`` prefix) and ``.env``.
 
-Built by the caller (CLI, ``api.create_app``), never at import time.
+One :class:`Settings` is built by the caller — ``api.create_app`` and the CLI, once each — and
+passed down; no library function reads the environment. A library function given no settings
+uses the built-in defaults (:meth:`Section.defaults`), never the environment. ``.env.example``
+documents every variable with its unit and default.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Self, cast
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_PATH = Path("var") / "geogrid.sqlite"
 
 
-class DatabaseSettings(BaseSettings):
-    """Where the data lives."""
+class Section(BaseSettings):
+    """One concern's settings."""
 
-    model_config = SettingsConfigDict(env_prefix="GEOGRID_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="GEOGRID_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    @classmethod
+    def defaults(cls) -> Self:
+        """The built-in defaults, without reading the environment or ``.env``: what a library
+        function uses when its caller gave no settings."""
+        sections: dict[str, Any] = {
+            name: field.annotation.defaults()
+            for name, field in cls.model_fields.items()
+            if isinstance(field.annotation, type) and issubclass(field.annotation, Section)
+        }
+        return cast(Self, cls.model_construct(None, **sections))
+
+
+class DatabaseSettings(Section):
+    """Where the data lives."""
 
     #: SQLAlchemy URL. ``sqlite:///var/geogrid.sqlite`` (SpatiaLite, the embedded default) or
     #: ``postgresql+psycopg://user:pass@host:port/db`` (PostGIS).
     database_url: str = Field(default=f"sqlite:///{DEFAULT_SQLITE_PATH}")
-    #: Name or path of the SpatiaLite extension module (``mod_spatialite``).
-    spatialite_library_path: str = "mod_spatialite"
+    #: Name or path of the SpatiaLite extension module (``mod_spatialite``). GeoAlchemy2's own
+    #: ``SPATIALITE_LIBRARY_PATH`` is honoured too, and wins, as it always has.
+    spatialite_library_path: str = Field(
+        default="mod_spatialite",
+        validation_alias=AliasChoices(
+            "SPATIALITE_LIBRARY_PATH", "GEOGRID_SPATIALITE_LIBRARY_PATH", "spatialite_library_path"
+        ),
+    )
     #: Echo SQL statements to the log (debugging only).
     database_echo: bool = False
 
 
-class ServiceSettings(BaseSettings):
+class ServiceSettings(Section):
     """How the service presents data."""
-
-    model_config = SettingsConfigDict(env_prefix="GEOGRID_", env_file=".env", extra="ignore")
 
     #: IANA time zone for dates in requests and responses.
     timezone: str = "Asia/Shanghai"
@@ -39,10 +64,54 @@ class ServiceSettings(BaseSettings):
     port: int = 8000
 
 
-class Settings(BaseSettings):
-    """All settings of one process."""
+class RequestsSettings(Section):
+    """Limits of intake, browser sessions, webhooks and Open311 (docs/api.md)."""
 
-    model_config = SettingsConfigDict(env_prefix="GEOGRID_", env_file=".env", extra="ignore")
+    #: Longest request description, in characters (Open311 practice: 4,000).
+    max_description: int = 4000
+    #: Largest photo, in bytes.
+    max_photo_bytes: int = 5_000_000
+    #: A point farther than this from every community (metres) is refused as outside the
+    #: service area; nearer ones are accepted at the community level and flagged.
+    outside_tolerance_m: float = 2000.0
+    #: Lifetime of a browser session, in hours.
+    session_hours: int = 12
+    #: Send the session cookie over HTTPS only (set true behind TLS).
+    session_cookie_secure: bool = False
+    #: Seconds to wait for a webhook receiver.
+    webhook_timeout_seconds: float = 5.0
+    #: Attempts before a delivery is given up (logged as failed).
+    webhook_max_attempts: int = 6
+    #: Wait before the first retry, in seconds; doubled after each failure (30 s … 16 min).
+    webhook_backoff_seconds: float = 30.0
+    #: How often the server's worker delivers retries and looks for overdue requests
+    #: (seconds); 0 turns the worker off (then run `geogrid webhooks deliver` from cron).
+    webhook_poll_seconds: float = 5.0
+    #: Open311 ``start_date``/``end_date`` default window, in days (the spec: 90).
+    open311_default_days: int = 90
+
+
+class MapSettings(Section):
+    """The maps: base map, offline assets, the browser that renders PNGs."""
+
+    #: Base map when none is asked for: ``none`` works on an intranet and sends nothing out.
+    map_tiles: str = "none"
+    #: Tianditu (天地图) key (``tk``), from https://console.tianditu.gov.cn/.
+    tianditu_key: str | None = None
+    #: ``tiles=custom``: an XYZ URL template ``…/{z}/{x}/{y}.png``, its CRS and attribution.
+    map_tile_url: str | None = None
+    map_tile_crs: str = "wgs84"
+    map_tile_attribution: str = ""
+    #: Folder of the installed Leaflet files (default: ``geogrid/maps/vendor``).
+    map_assets_dir: Path | None = None
+    #: Chromium/Chrome for ``geogrid map … --png`` (default: the first on the PATH).
+    chromium: str | None = None
+
+
+class Settings(Section):
+    """All settings of one process."""
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    requests: RequestsSettings = Field(default_factory=RequestsSettings)
+    maps: MapSettings = Field(default_factory=MapSettings)

@@ -99,8 +99,7 @@ def set_attributes(engine: Engine, category: str, attributes: list[dict[str, Any
 def make_app(db_url: str, **requests_settings: Any) -> Any:
     """The app over ``db_url``, with requests settings for tests (no webhook polling)."""
     from api import create_app
-    from geogrid.requests.settings import RequestsSettings
-    from geogrid.settings import DatabaseSettings, Settings
+    from geogrid.settings import DatabaseSettings, RequestsSettings, Settings
 
     app = create_app(Settings(database=DatabaseSettings(database_url=db_url)))
     app.state.requests_settings = RequestsSettings(

@@ -35,8 +35,8 @@ from geogrid.maps.hotspot import hotspot_map
 from geogrid.maps.labels import _TEXT
 from geogrid.maps.plan import plan_changes, plan_map
 from geogrid.maps.service import HotspotRequest, build_coverage, build_hotspots
-from geogrid.maps.tiles import MapSettings, tile_source
-from geogrid.settings import DatabaseSettings, Settings
+from geogrid.maps.tiles import tile_source
+from geogrid.settings import DatabaseSettings, MapSettings, Settings
 
 GEOD = pyproj.Geod(ellps="WGS84")
 X0, Y0 = 114.40, 23.14  # near Huizhou

@@ -15,8 +15,8 @@ from sqlalchemy import Engine, select, update
 from geogrid.access import Actor
 from geogrid.db import models as m
 from geogrid.requests import webhooks as w
-from geogrid.requests.settings import RequestsSettings
 from geogrid.requests.workflow import ActionInput, Intake, act, receive
+from geogrid.settings import RequestsSettings
 from tests.requests_factories import IN_FIELD, Receiver, World, build_world, make_app, new_key
 
 SECRET = "s3cret-s3cret-s3cret"

@@ -9,7 +9,6 @@ install.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from enum import StrEnum
 from pathlib import Path
@@ -105,7 +104,7 @@ def make_engine(
     SpatiaLite files are created on first use, with their parent folder; the spatial metadata
     is initialised by the migrations (``geogrid db init``).
     """
-    settings = settings or DatabaseSettings()
+    settings = settings or DatabaseSettings.defaults()
     url = url or settings.database_url
     backend = backend_of(url)
     if backend is Backend.POSTGIS:
@@ -115,7 +114,7 @@ def make_engine(
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    library = os.environ.get("SPATIALITE_LIBRARY_PATH") or settings.spatialite_library_path
+    library = settings.spatialite_library_path
     engine = create_engine(
         url,
         module=_sqlite_module(),

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import re
 import sys
 from importlib import resources
@@ -31,6 +30,7 @@ from typing import Final
 
 from geogrid.errors import ConfigurationError, InvalidInput
 from geogrid.maps.vendoring import MANIFEST, NPM_PACKAGES, FetchError, vendor, wanted
+from geogrid.settings import MapSettings
 
 __all__ = [
     "ASSET_PREFIX",
@@ -81,9 +81,9 @@ def resolve_asset(path: str) -> str:
     return path.replace("{heat}", _heat_folder())
 
 
-def assets_dir() -> Path:
-    """Where the assets are: ``$GEOGRID_MAP_ASSETS_DIR``, else ``geogrid/maps/vendor``."""
-    configured = os.environ.get("GEOGRID_MAP_ASSETS_DIR")
+def assets_dir(configured: Path | str | None = None) -> Path:
+    """Where the assets are: ``configured`` (``MapSettings.map_assets_dir``, from
+    ``GEOGRID_MAP_ASSETS_DIR``), else ``geogrid/maps/vendor``."""
     return Path(configured) if configured else _DEFAULT_DIR
 
 
@@ -164,9 +164,10 @@ _EXTERNAL_RE = re.compile(
 )
 
 
-def link_assets(page: str, url_prefix: str) -> str:
-    """Point the page's asset links at ``url_prefix`` (e.g. ``assets/`` or ``/maps/assets/``)."""
-    check_assets()
+def link_assets(page: str, url_prefix: str, directory: Path | None = None) -> str:
+    """Point the page's asset links at ``url_prefix`` (e.g. ``assets/`` or ``/maps/assets/``),
+    after checking the assets are installed in ``directory`` (default :func:`assets_dir`)."""
+    check_assets(directory)
     prefix = url_prefix if url_prefix.endswith("/") else url_prefix + "/"
     page = _SCRIPT_RE.sub(lambda mt: f'<script src="{prefix}{html.escape(mt[1])}"></script>', page)
     return _LINK_RE.sub(
@@ -174,9 +175,10 @@ def link_assets(page: str, url_prefix: str) -> str:
     )
 
 
-def inline_assets(page: str) -> str:
-    """Put the assets' contents into the page itself: one standalone file."""
-    directory = check_assets()
+def inline_assets(page: str, directory: Path | None = None) -> str:
+    """Put the assets' contents (from ``directory``, default :func:`assets_dir`) into the page
+    itself: one standalone file."""
+    directory = check_assets(directory)
 
     def script(mt: re.Match[str]) -> str:
         code = _SOURCE_MAP_RE.sub("", asset_path(mt[1], directory).read_text(encoding="utf-8"))
@@ -222,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         "--check", action="store_true", help="only check they are installed (exit 1 if not)"
     )
     args = parser.parse_args(argv)
-    directory = args.dir or assets_dir()
+    # An entry point (like the CLI): it reads the settings, once.
+    directory = args.dir or assets_dir(MapSettings().map_assets_dir)
     try:
         if args.check:
             check_assets(directory)

@@ -16,6 +16,7 @@ import re
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, cast
 
 import folium
@@ -543,10 +544,11 @@ def register_layers(m: folium.Map, **layers: Any) -> None:
     _context(m).layers.update(layers)
 
 
-def render_html(m: folium.Map, *, assets: str = "inline") -> str:
+def render_html(m: folium.Map, *, assets: str = "inline", assets_dir: Path | None = None) -> str:
     """The page: ``assets="inline"`` for one standalone file, or a URL prefix of the served
-    assets (``"assets/"`` from ``/maps/…``). Refuses to produce a page that would fetch any
-    script or style sheet from another server."""
+    assets (``"assets/"`` from ``/maps/…``), from ``assets_dir`` (``MapSettings``; default the
+    installed ones). Refuses to produce a page that would fetch any script or style sheet
+    from another server."""
     ctx = _context(m)
     # Both must come after every layer (their scripts name the layers): re-added last.
     for name in ("geogrid_layer_control", "geogrid_registry"):
@@ -561,7 +563,11 @@ def render_html(m: folium.Map, *, assets: str = "inline") -> str:
     page = page.replace("<html>", f'<html lang="{lang}">', 1)
     # No favicon request: the page fetches nothing it does not need.
     page = page.replace("<head>", '<head>\n<link rel="icon" href="data:,">', 1)
-    page = a.inline_assets(page) if assets == "inline" else a.link_assets(page, assets)
+    page = (
+        a.inline_assets(page, assets_dir)
+        if assets == "inline"
+        else a.link_assets(page, assets, assets_dir)
+    )
     outside = a.external_links(page)
     if outside:
         raise ConfigurationError(

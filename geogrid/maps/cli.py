@@ -14,9 +14,10 @@ from typing import Annotated, Any
 import typer
 
 from geogrid.clikit import err as _err
-from geogrid.clikit import errors, open_engine
+from geogrid.clikit import errors, open_engine, settings_for
 from geogrid.clikit import out as _out
 from geogrid.errors import InvalidInput
+from geogrid.settings import MapSettings
 
 map_app = typer.Typer(
     help="Interactive maps (Folium/Leaflet) as standalone HTML files that work offline.",
@@ -63,18 +64,12 @@ TilesOpt = Annotated[
 ]
 
 
-def _timezone() -> str:
-    from geogrid.settings import ServiceSettings
-
-    return ServiceSettings().timezone
-
-
-def _write(m: Any, out: Path | None, png: Path | None) -> None:
+def _write(m: Any, out: Path | None, png: Path | None, settings: MapSettings) -> None:
     from geogrid.maps.base import render_html
 
     if out is None and png is None:
         raise InvalidInput("give --out FILE.html and/or --png FILE.png", field="out")
-    page = render_html(m, assets="inline")
+    page = render_html(m, assets="inline", assets_dir=settings.map_assets_dir)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(page, encoding="utf-8")
@@ -82,7 +77,7 @@ def _write(m: Any, out: Path | None, png: Path | None) -> None:
     if png is not None:
         from geogrid.maps.png import render_png
 
-        render_png(page, png)
+        render_png(page, png, chromium=settings.chromium)
         _err.print(f"wrote {png}", highlight=False)
 
 
@@ -107,7 +102,8 @@ def coverage(
     from geogrid.maps.service import build_coverage
 
     with errors():
-        engine = open_engine(database)
+        settings = settings_for(database)
+        engine = open_engine(database, settings=settings)
         with engine.connect() as conn:
             m = build_coverage(
                 conn,
@@ -118,9 +114,10 @@ def coverage(
                 audience=audience,
                 lang=lang,
                 tiles=tiles,
-                timezone=_timezone(),
+                timezone=settings.service.timezone,
+                settings=settings.maps,
             )
-        _write(m, out, png)
+        _write(m, out, png, settings.maps)
 
 
 @map_app.command("hotspots")
@@ -166,7 +163,8 @@ def hotspots(
                     f"--min-households must be a number or 'median', got {min_households!r}",
                     field="min_households",
                 ) from None
-        engine = open_engine(database)
+        settings = settings_for(database)
+        engine = open_engine(database, settings=settings)
         with engine.connect() as conn:
             m, result = build_hotspots(
                 conn,
@@ -185,9 +183,10 @@ def hotspots(
                     lang=lang,
                     tiles=tiles,
                 ),
-                timezone=_timezone(),
+                timezone=settings.service.timezone,
+                settings=settings.maps,
             )
-        _write(m, out, png)
+        _write(m, out, png, settings.maps)
         summary = result.summary()
         if as_json:
             sys.stdout.write(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
@@ -212,7 +211,7 @@ def assets(
     from geogrid.maps.assets import assets_dir, install_assets
 
     with errors():
-        target = directory or assets_dir()
+        target = directory or assets_dir(settings_for(None).maps.map_assets_dir)
         versions = install_assets(target, force=force)
         listed = ", ".join(f"{k} {v}" for k, v in versions.items())
         _out.print(f"map assets ready in {target} ({listed})", highlight=False)

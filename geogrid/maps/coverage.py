@@ -32,8 +32,9 @@ import shapely
 from geogrid.errors import InvalidInput
 from geogrid.maps import base
 from geogrid.maps.labels import KINDS, Lang, check_lang, pick, t
-from geogrid.maps.tiles import MapSettings, TileSource, tile_source
+from geogrid.maps.tiles import TileSource, tile_source
 from geogrid.rates import percent, rate
+from geogrid.settings import MapSettings
 
 __all__ = ["AUDIENCES", "MEASURES", "coverage_map", "grid_measures"]
 

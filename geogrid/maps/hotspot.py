@@ -22,7 +22,8 @@ from folium.plugins import HeatMap
 from geogrid.hotspots import HotSpotResult
 from geogrid.maps import base
 from geogrid.maps.labels import STATUSES, Lang, check_lang, pick, t
-from geogrid.maps.tiles import MapSettings, TileSource, tile_source
+from geogrid.maps.tiles import TileSource, tile_source
+from geogrid.settings import MapSettings
 
 __all__ = ["BIN_COLOURS", "hotspot_map"]
 

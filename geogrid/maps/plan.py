@@ -19,7 +19,8 @@ import shapely
 
 from geogrid.maps import base
 from geogrid.maps.labels import Lang, check_lang, t
-from geogrid.maps.tiles import MapSettings, TileSource, tile_source
+from geogrid.maps.tiles import TileSource, tile_source
+from geogrid.settings import MapSettings
 from geogrid.spatial import assign_points
 
 __all__ = ["PlanChanges", "plan_changes", "plan_map"]

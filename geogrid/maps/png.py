@@ -1,7 +1,8 @@
 """A printable PNG of a map page, rendered by headless Chromium (no Python browser driver).
 
-Chromium is ``$GEOGRID_CHROMIUM``, else the first of ``chromium``, ``chromium-browser``,
-``google-chrome`` on the ``PATH`` (Debian: ``apt-get install chromium``). Chinese labels need a
+Chromium is the one configured (``GEOGRID_CHROMIUM``, passed down by the caller), else the
+first of ``chromium``, ``chromium-browser``, ``google-chrome`` on the ``PATH`` (Debian:
+``apt-get install chromium``). Chinese labels need a
 CJK font (Debian: ``fonts-noto-cjk``). The page must be standalone (assets inlined): it is
 opened from a temporary file, with the flags this kind of machine needs
 (../shared/DESIGN.md, "Known traps").
@@ -22,9 +23,10 @@ __all__ = ["find_chromium", "render_png"]
 _CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
-def find_chromium() -> str:
-    """The Chromium binary, or :class:`ConfigurationError` saying how to get one."""
-    configured = os.environ.get("GEOGRID_CHROMIUM")
+def find_chromium(configured: str | None = None) -> str:
+    """The Chromium binary — ``configured`` (a path or a name on the PATH, from
+    ``MapSettings.chromium``) or the first found — or :class:`ConfigurationError` saying how to
+    get one."""
     if configured:
         if os.path.isfile(configured) and os.access(configured, os.X_OK):
             return configured
@@ -58,7 +60,7 @@ def render_png(
     ``wait_ms`` of virtual time lets the page's scripts draw the map (it does not wait for
     tiles from a slow server: use ``tiles=none`` for prints made offline).
     """
-    binary = chromium or find_chromium()
+    binary = find_chromium(chromium)
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="geogrid-png-") as tmp:

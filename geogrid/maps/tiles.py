@@ -20,30 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from geogrid.crs import GCJ02, WGS84, normalize_crs
 from geogrid.errors import ConfigurationError, InvalidInput
+from geogrid.settings import MapSettings
 
-__all__ = ["TILE_SOURCES", "MapSettings", "TileSource", "tile_source"]
+__all__ = ["TILE_SOURCES", "TileSource", "tile_source"]
 
 #: The ``tiles`` values accepted everywhere (``--tiles``, ``?tiles=``).
 TILE_SOURCES: Final = ("none", "osm", "tianditu", "amap", "custom")
-
-
-class MapSettings(BaseSettings):
-    """Settings of the maps (``GEOGRID_`` prefix), built by the caller."""
-
-    model_config = SettingsConfigDict(env_prefix="GEOGRID_", env_file=".env", extra="ignore")
-
-    #: Base map when none is asked for: ``none`` works on an intranet and sends nothing out.
-    map_tiles: str = "none"
-    #: Tianditu (天地图) key (``tk``), from https://console.tianditu.gov.cn/.
-    tianditu_key: str | None = None
-    #: ``tiles=custom``: an XYZ URL template ``…/{z}/{x}/{y}.png``, its CRS and attribution.
-    map_tile_url: str | None = None
-    map_tile_crs: str = "wgs84"
-    map_tile_attribution: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,7 +76,7 @@ def tile_source(
     key: str | None, *, lang: str = "zh", settings: MapSettings | None = None
 ) -> TileSource:
     """The base map named ``key`` (default ``settings.map_tiles``) in ``lang`` (zh or en)."""
-    settings = settings or MapSettings()
+    settings = settings or MapSettings.defaults()
     key = (key or settings.map_tiles or "none").strip().lower()
     if key == "none":
         return TileSource("none", WGS84, ())

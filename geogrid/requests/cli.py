@@ -34,6 +34,7 @@ from geogrid.clikit import (
     open_engine,
     out,
     print_json,
+    settings_for,
     transaction,
 )
 
@@ -165,12 +166,11 @@ def kpi(
     from geogrid.periods import period
     from geogrid.rates import percent
     from geogrid.requests.kpis import METRICS, kpis, to_csv
-    from geogrid.settings import Settings
 
     with _session(database, commit=False) as conn:
         if fmt not in ("table", "json", "csv"):
             raise InvalidInput("--format must be table, json or csv", field="format")
-        p = period(from_, to, tz=Settings().service.timezone)
+        p = period(from_, to, tz=settings_for(database).service.timezone)
         table = kpis(conn, period=p, group_by=group_by, community=community, actor=Actor.system())
     if fmt == "json":
         text = json.dumps(table, ensure_ascii=False, indent=2, default=str) + "\n"
@@ -510,10 +510,11 @@ def webhooks_deliver(as_json: JsonOpt = False, database: DatabaseOpt = None) -> 
     from geogrid.requests.webhooks import deliver_due, sweep_overdue
 
     with errors():
-        engine = open_engine(database)
+        settings = settings_for(database)
+        engine = open_engine(database, settings=settings)
         with engine.begin() as conn:
             overdue = sweep_overdue(conn)
-        report = deliver_due(engine).to_dict()
+        report = deliver_due(engine, settings=settings.requests).to_dict()
     report["overdue_found"] = len(overdue)
     if as_json:
         print_json(report)
@@ -579,6 +580,7 @@ def requests_act(
     from geogrid.requests.webhooks import deliver_due
     from geogrid.requests.workflow import ActionInput, act
 
+    settings = settings_for(database)
     with _session(database) as conn:
         outcome = act(
             conn,
@@ -586,9 +588,14 @@ def requests_act(
             action=action,
             actor=Actor.system(f"cli {actor_name}"),
             params=ActionInput(version=version, note=note, member_id=member, department=department),
+            settings=settings.requests,
         )
     out.print(f"request {request_id}: {outcome.status}, version {outcome.version}")
     if outcome.deliveries:
         with errors():
-            report = deliver_due(open_engine(database), ids=outcome.deliveries)
+            report = deliver_due(
+                open_engine(database, settings=settings),
+                ids=outcome.deliveries,
+                settings=settings.requests,
+            )
         out.print(f"webhooks: {report.to_dict()}")

@@ -45,8 +45,8 @@ from geogrid.db.queries import webhooks as webhook_queries
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.periods import iso
 from geogrid.privacy import mask_name
-from geogrid.requests.settings import RequestsSettings
 from geogrid.requests.views import public_address
+from geogrid.settings import RequestsSettings
 
 log = logging.getLogger("geogrid.webhooks")
 
@@ -268,7 +268,7 @@ def deliver_due(
     limit: int = 100,
 ) -> DeliveryReport:
     """Send the deliveries that are due (or exactly ``ids``); record each attempt."""
-    settings = settings or RequestsSettings()
+    settings = settings or RequestsSettings.defaults()
     clock = now  # a given time (tests, replays) also dates the attempts
     now = now or m.utcnow()
     report = DeliveryReport()
@@ -353,7 +353,7 @@ class WebhookWorker:
 
     def __init__(self, engine: Engine, settings: RequestsSettings | None = None) -> None:
         self.engine = engine
-        self.settings = settings or RequestsSettings()
+        self.settings = settings or RequestsSettings.defaults()
         # A failed round keeps the worker alive; the next round retries.
         self._poller = Poller(
             self.run_once,

@@ -51,7 +51,7 @@ from geogrid.errors import Conflict, InvalidInput, NotFound
 from geogrid.periods import zone
 from geogrid.requests import webhooks
 from geogrid.requests.media import Photo, check_photos
-from geogrid.requests.settings import RequestsSettings
+from geogrid.settings import RequestsSettings
 
 S = m.RequestStatus
 R = m.Role
@@ -540,7 +540,7 @@ def receive(
     ``assignment_rule`` ``none``) and flagged ``outside_grids`` for an official. Everything
     is checked before anything is written; the caller owns the transaction.
     """
-    settings = settings or RequestsSettings()
+    settings = settings or RequestsSettings.defaults()
     actor.require(*m.Role, what="filing a request")
     cat = category_row(conn, intake.category)
     description = _text(intake.description, field="description", limit=settings.max_description)
@@ -690,7 +690,7 @@ def act(
     now: dt.datetime | None = None,
 ) -> Outcome:
     """Perform ``action`` on a request, as the module docstring describes."""
-    settings = settings or RequestsSettings()
+    settings = settings or RequestsSettings.defaults()
     try:
         act_ = Action(action)
     except ValueError:
