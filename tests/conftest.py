@@ -196,3 +196,14 @@ def client(db_url: str, world: World) -> Iterator[TestClient]:
     """The API over the ``world`` database."""
     with TestClient(make_app(db_url)) as c:
         yield c
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that runs on PostGIS ``postgis`` (``-m "not postgis"`` runs the
+    SpatiaLite half alone, e.g. on a laptop without a server)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None:
+            continue
+        if "postgis" in (callspec.params.get("backend"), callspec.params.get("demo_api")):
+            item.add_marker(pytest.mark.postgis)
