@@ -18,7 +18,7 @@ from geogrid.assign import assign_community
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.errors import Conflict, InvalidInput, InvalidPlan
-from geogrid.planning import store
+from geogrid.planning import activation, store
 from geogrid.planning.files import write_plan_geojson
 from geogrid.requests.workflow import Intake, receive
 from tests.factories import X0, Y0, D, square_grids
@@ -302,7 +302,7 @@ def test_a_failed_activation_changes_nothing(
         raise RuntimeError("disk full")
 
     # Fail at the very end, after fields were clipped and the plans switched.
-    monkeypatch.setattr(store, "assign_community", boom)
+    monkeypatch.setattr(activation, "assign_community", boom)
     with pytest.raises(RuntimeError), engine.begin() as conn:
         store.activate_plan(conn, community_id=world.community_id, plan_id=draft)
     status = _status(engine)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import itertools
 import json
-import re
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -574,11 +573,3 @@ def render_html(m: folium.Map, *, assets: str = "inline", assets_dir: Path | Non
             f"the page would load from other servers: {outside[:3]}", field="assets"
         )
     return page
-
-
-_TAG_RE: Final = re.compile(r"<[^>]+>")
-
-
-def text_of(page: str) -> str:
-    """The page without tags (for tests searching it for personal data)."""
-    return html.unescape(_TAG_RE.sub(" ", page))

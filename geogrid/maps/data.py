@@ -1,4 +1,5 @@
-"""What the maps show, read from the database: one query per layer, both backends alike.
+"""What the maps show, read from the database (:mod:`geogrid.db.queries.maps`) and shaped
+into frames for the builders, both backends alike.
 
 Every function takes keyword-only arguments and returns plain frames in WGS 84 (EPSG:4326);
 the builders (``geogrid.maps.coverage`` …) never touch the database. Personal data stays here:
@@ -21,11 +22,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from geoalchemy2 import functions as gfunc
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection
 
 from geogrid.db import models as m
 from geogrid.db import queries as q
+from geogrid.db.queries import maps as map_queries
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.periods import Period
 from geogrid.privacy import mask_name
@@ -67,27 +68,13 @@ def community_scope(
     conn: Connection, *, community_codes: Sequence[str] | None, period: Period
 ) -> Scope:
     """The communities named (all of them when None: a district map) with active plans."""
-    c = m.Community
-    stmt = select(
-        c.id, c.code, c.name, c.name_en, c.district, c.synthetic, c.timezone, q.wkb(c.boundary)
-    ).order_by(c.code)
-    if community_codes:
-        stmt = stmt.where(c.code.in_(list(community_codes)))
-    frame = q.read_frame(conn, stmt)
-    if community_codes:
-        missing = sorted(set(community_codes) - set(frame["code"]))
-        if missing:
-            raise NotFound(f"no community with code {', '.join(missing)}", field="community")
+    for code in sorted(set(community_codes or ())):
+        q.community_row(conn, code=code, field="community")
+    frame = map_queries.communities_frame(conn, codes=community_codes)
     if frame.empty:
         raise NotFound("the database holds no community yet: import one or run `geogrid demo`")
-    p = m.BoundaryPlan
     plans = pd.DataFrame(
-        conn.execute(
-            select(p.community_id, p.id, p.version, p.name, p.activated_at).where(
-                p.community_id.in_([int(i) for i in frame["id"]]),
-                p.status == m.PlanStatus.ACTIVE.value,
-            )
-        ).all(),
+        map_queries.active_plans(conn, community_ids=[int(i) for i in frame["id"]]),
         columns=["community_id", "plan_id", "version", "name", "activated_at"],
     )
     if plans.empty:
@@ -116,9 +103,10 @@ class CoverageFrames:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _grouped(conn: Connection, stmt: Any, key: str, value: str) -> pd.Series:
-    rows = conn.execute(stmt).all()
-    return pd.Series({r[0]: r[1] for r in rows}, name=value, dtype="float64").rename_axis(key)
+def _per_key(counts: dict[int, int], keys: pd.Series) -> np.ndarray:
+    """``counts`` in the order of ``keys`` (0 where a key has none), as int64."""
+    series = pd.Series(counts, dtype="float64")
+    return series.reindex(keys).fillna(0).to_numpy().astype(np.int64)
 
 
 def coverage_frames(
@@ -127,104 +115,20 @@ def coverage_frames(
     """The per-grid figures, fields, uncovered households, streets (and members)."""
     plan_ids = scope.plan_ids
     ids = scope.community_ids
-    g, p, a = m.Grid, m.BoundaryPlan, m.HouseholdAssignment
-    lead = m.Member
-    grids = q.read_frame(
-        conn,
-        select(
-            g.id.label("grid_id"),
-            g.code,
-            g.name,
-            g.plan_id,
-            m.Community.code.label("community_code"),
-            lead.name.label("lead_member"),
-            q.wkb(g.geom),
-        )
-        .join(p, p.id == g.plan_id)
-        .join(m.Community, m.Community.id == p.community_id)
-        .outerjoin(lead, lead.id == g.lead_member_id)
-        .where(g.plan_id.in_(plan_ids))
-        .order_by(g.code, g.id),
-    )
+    grids = map_queries.coverage_grids_frame(conn, plan_ids=plan_ids)
     # The only personal datum read here: masked at once, the raw name dropped.
     grids["lead_member_masked"] = [mask_name(v) or None for v in grids.pop("lead_member")]
     gid = grids["grid_id"]
-
-    def per_grid(series: pd.Series) -> np.ndarray:
-        return series.reindex(gid).fillna(0).to_numpy().astype(np.int64)
-
-    grids["households"] = per_grid(
-        _grouped(
-            conn,
-            select(a.grid_id, func.count()).where(a.plan_id.in_(plan_ids)).group_by(a.grid_id),
-            "grid_id",
-            "households",
-        )
+    figures = map_queries.grid_figures(
+        conn, plan_ids=plan_ids, visited_from=scope.period.start, visited_to=scope.period.end
     )
-    grids["residents"] = per_grid(
-        _grouped(
-            conn,
-            select(a.grid_id, func.coalesce(func.sum(m.Household.size), 0))
-            .join(m.Household, m.Household.id == a.household_id)
-            .where(a.plan_id.in_(plan_ids))
-            .group_by(a.grid_id),
-            "grid_id",
-            "residents",
-        )
-    )
-    grids["uncovered"] = per_grid(
-        _grouped(
-            conn,
-            select(a.grid_id, func.count())
-            .where(a.plan_id.in_(plan_ids), a.field_id.is_(None))
-            .group_by(a.grid_id),
-            "grid_id",
-            "uncovered",
-        )
-    )
-    f = m.ResponsibilityField
-    in_grids = f.grid_id.in_(select(g.id).where(g.plan_id.in_(plan_ids)))
-    grids["fields"] = per_grid(
-        _grouped(
-            conn,
-            select(f.grid_id, func.count()).where(in_grids).group_by(f.grid_id),
-            "grid_id",
-            "fields",
-        )
-    )
-    grids["fields_vacant"] = per_grid(
-        _grouped(
-            conn,
-            select(f.grid_id, func.count())
-            .where(in_grids, f.member_id.is_(None))
-            .group_by(f.grid_id),
-            "grid_id",
-            "fields_vacant",
-        )
-    )
-    grids["members"] = per_grid(
-        _grouped(
-            conn,
-            select(f.grid_id, func.count(func.distinct(f.member_id)))
-            .where(in_grids, f.member_id.is_not(None))
-            .group_by(f.grid_id),
-            "grid_id",
-            "members",
-        )
-    )
-    # Households visited in the period (distinct), by the grid that holds them.
-    v = m.Visit
-    grids["visited"] = per_grid(
-        _grouped(
-            conn,
-            select(a.grid_id, func.count(func.distinct(v.household_id)))
-            .join(a, and_(a.household_id == v.household_id, a.plan_id.in_(plan_ids)))
-            .where(v.visited_on >= scope.period.start, v.visited_on <= scope.period.end)
-            .group_by(a.grid_id),
-            "grid_id",
-            "visited",
-        )
-    )
+    grids["households"] = _per_key(figures.households, gid)
+    grids["residents"] = _per_key(figures.residents, gid)
+    grids["uncovered"] = _per_key(figures.uncovered, gid)
+    grids["fields"] = _per_key(figures.fields, gid)
+    grids["fields_vacant"] = _per_key(figures.fields_vacant, gid)
+    grids["members"] = _per_key(figures.members, gid)
+    grids["visited"] = _per_key(figures.visited, gid)
     branches = pd.concat(
         [q.branch_grids_frame(conn, plan_id=pid) for pid in plan_ids], ignore_index=True
     )
@@ -246,71 +150,32 @@ def coverage_frames(
     grids["open_requests"] = np.bincount(idx[inside & opened], minlength=n)
     extra = {"requests_outside": int((~inside).sum()), "requests": len(req)}
 
-    fields = q.read_frame(
-        conn,
-        select(
-            f.id.label("field_id"),
-            f.name,
-            f.member_id,
-            f.grid_id,
-            m.Member.name.label("member"),
-            q.wkb(f.geom),
-        )
-        .outerjoin(m.Member, m.Member.id == f.member_id)
-        .where(f.community_id.in_(ids))
-        .order_by(f.id),
-    )
+    fields = map_queries.fields_frame(conn, community_ids=ids)
     fields["member_masked"] = [mask_name(v) or None for v in fields.pop("member")]
     fields["grid_code"] = fields["grid_id"].map(dict(zip(gid, grids["code"], strict=True)))
-    fields["households"] = (
-        _grouped(
-            conn,
-            select(a.field_id, func.count())
-            .where(a.plan_id.in_(plan_ids), a.field_id.is_not(None))
-            .group_by(a.field_id),
-            "field_id",
-            "households",
-        )
-        .reindex(fields["field_id"])
-        .fillna(0)
-        .to_numpy()
-        .astype(np.int64)
+    fields["households"] = _per_key(
+        map_queries.field_households(conn, plan_ids=plan_ids), fields["field_id"]
     )
-
-    # Households no field covers: in a grid without a field, or outside every grid.
-    h = m.Household
     uncovered = pd.DataFrame(
-        conn.execute(
-            select(gfunc.ST_X(h.geom), gfunc.ST_Y(h.geom))
-            .outerjoin(a, and_(a.household_id == h.id, a.plan_id.in_(plan_ids)))
-            .where(h.community_id.in_(ids), a.field_id.is_(None))
-        ).all(),
+        map_queries.uncovered_households(conn, plan_ids=plan_ids, community_ids=ids),
         columns=["lon", "lat"],
         dtype="float64",
     )
-    s = m.Street
-    streets = q.read_frame(
-        conn,
-        select(s.id, s.name, q.wkb(s.geom)).where(s.community_id.in_(ids)).order_by(s.id),
-    )
+    streets = map_queries.streets_frame(conn, community_ids=ids)
     members = None
     if include_members:
-        mb = m.Member
-        rows = conn.execute(
-            select(
-                mb.id,
-                mb.name,
-                mb.kind,
-                m.Branch.name,
-                gfunc.ST_X(mb.position),
-                gfunc.ST_Y(mb.position),
-            )
-            .outerjoin(m.Branch, m.Branch.id == mb.branch_id)
-            .where(mb.community_id.in_(ids), mb.active.is_(True), mb.position.is_not(None))
-            .order_by(mb.id)
-        ).all()
         members = pd.DataFrame(
-            [(r[0], mask_name(r[1]) or None, r[2], r[3], r[4], r[5]) for r in rows],
+            [
+                (
+                    member.id,
+                    mask_name(member.name) or None,
+                    member.kind,
+                    member.branch,
+                    member.lon,
+                    member.lat,
+                )
+                for member in map_queries.member_points(conn, community_ids=ids)
+            ],
             columns=["id", "name_masked", "kind", "branch", "lon", "lat"],
         )
     return CoverageFrames(
@@ -343,37 +208,9 @@ def request_points(
     ``status``: None (all), ``open`` (still open) or ``overdue`` (open and past its SLA
     deadline at ``as_of``, default now). No description, address or person is read.
     """
-    r, cat = m.Request, m.Category
-    stmt = (
-        select(
-            r.id,
-            cat.code,
-            cat.name,
-            cat.name_en,
-            r.programme,
-            r.status,
-            r.received_at,
-            r.due_at,
-            gfunc.ST_X(r.geom),
-            gfunc.ST_Y(r.geom),
-        )
-        .join(cat, cat.id == r.category_id)
-        .where(
-            r.community_id.in_(list(community_ids)),
-            r.received_at >= period.lower,
-            r.received_at < period.upper,
-        )
-        .order_by(r.id)
-    )
     as_of = as_of or dt.datetime.now(dt.UTC)
-    if status in ("open", "overdue"):
-        stmt = stmt.where(r.status.in_(m.OPEN_STATUSES))
-    if status == "overdue":
-        stmt = stmt.where(r.due_at.is_not(None), r.due_at < as_of)
-    elif status not in (None, "open", "all"):
+    if status not in (None, "open", "overdue", "all"):
         raise InvalidInput(f"status must be open, overdue or all, got {status!r}", field="status")
-    if categories:
-        stmt = stmt.where(cat.code.in_(list(categories)))
     if programmes:
         known = {p.value for p in m.Programme}
         bad = sorted(set(programmes) - known)
@@ -382,9 +219,17 @@ def request_points(
                 f"unknown programme {', '.join(bad)}; one of {', '.join(sorted(known))}",
                 field="programme",
             )
-        stmt = stmt.where(r.programme.in_(list(programmes)))
     frame = pd.DataFrame(
-        conn.execute(stmt).all(),
+        map_queries.request_points(
+            conn,
+            community_ids=community_ids,
+            received_from=period.lower,
+            received_before=period.upper,
+            open_only=status in ("open", "overdue"),
+            due_before=as_of if status == "overdue" else None,
+            categories=categories,
+            programmes=programmes,
+        ),
         columns=[
             "id",
             "category",
@@ -409,21 +254,15 @@ def request_points(
 
 def check_categories(conn: Connection, codes: Sequence[str]) -> None:
     """Refuse unknown category codes (so a typo is an error, not an empty map)."""
-    known = set(conn.execute(select(m.Category.code)).scalars())
-    bad = sorted(set(codes) - known)
+    bad = sorted(set(codes) - map_queries.category_codes(conn))
     if bad:
         raise InvalidInput(f"unknown category {', '.join(bad)}", field="category")
 
 
 def household_points(conn: Connection, *, community_ids: Sequence[int]) -> pd.DataFrame:
     """Household doors as ``lon, lat`` only (for normalizing by households)."""
-    h = m.Household
     return pd.DataFrame(
-        conn.execute(
-            select(gfunc.ST_X(h.geom), gfunc.ST_Y(h.geom))
-            .where(h.community_id.in_(list(community_ids)))
-            .order_by(h.id)
-        ).all(),
+        map_queries.household_points(conn, community_ids=community_ids),
         columns=["lon", "lat"],
         dtype="float64",
     )
@@ -431,21 +270,7 @@ def household_points(conn: Connection, *, community_ids: Sequence[int]) -> pd.Da
 
 def grid_frame(conn: Connection, *, scope: Scope) -> gpd.GeoDataFrame:
     """The active plans' grids: ``grid_id, code, name, community_code`` and polygons."""
-    g, p = m.Grid, m.BoundaryPlan
-    return q.read_frame(
-        conn,
-        select(
-            g.id.label("grid_id"),
-            g.code,
-            g.name,
-            m.Community.code.label("community_code"),
-            q.wkb(g.geom),
-        )
-        .join(p, p.id == g.plan_id)
-        .join(m.Community, m.Community.id == p.community_id)
-        .where(g.plan_id.in_(scope.plan_ids))
-        .order_by(g.code, g.id),
-    )
+    return map_queries.grids_frame(conn, plan_ids=scope.plan_ids)
 
 
 def points_frame(frame: pd.DataFrame) -> gpd.GeoDataFrame:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import folium
 import h3
@@ -234,8 +233,3 @@ def _snap(req: pd.DataFrame, resolution: int) -> pd.DataFrame:
     out["lat"] = np.array([c[0] for c in centres], dtype=float)
     out["lon"] = np.array([c[1] for c in centres], dtype=float)
     return out
-
-
-def describe(result: HotSpotResult) -> dict[str, Any]:
-    """The statistics of a hot-spot map as JSON-ready figures (CLI ``--json``)."""
-    return result.summary()

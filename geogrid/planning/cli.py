@@ -361,7 +361,8 @@ def activate(
 ) -> None:
     """Make a draft active in one transaction: retire the active plan, clip cut fields,
     re-map branches and leads, re-assign households, fields and open requests."""
-    from geogrid.planning.store import activate_plan, load_plan, resolve_plan
+    from geogrid.planning.activation import activate_plan
+    from geogrid.planning.store import load_plan, resolve_plan
 
     with errors():
         engine = open_engine(database)
@@ -385,7 +386,7 @@ def rollback(
     database: DatabaseOpt = None,
 ) -> None:
     """Re-activate the plan the active one replaced (fields clipped by it are restored)."""
-    from geogrid.planning.store import rollback_plan
+    from geogrid.planning.activation import rollback_plan
 
     with errors():
         engine = open_engine(database)

@@ -1,41 +1,33 @@
-"""Boundary plans in the database: load drafts, gather frames, activate and roll back.
+"""Boundary plans in the database: load drafts, gather frames, resolve references, review.
 
-Activation is one transaction (the caller's): the draft is validated, the active plan retired
-with its date, responsibility fields that new boundaries cut are clipped to the grid holding
-most of them and flagged for review (their previous shape kept in ``field_revisions``),
-branches and grid leads follow each new grid's parent (largest overlap), then every household,
-field and open request is re-assigned (:func:`geogrid.assign.assign_community`; closed
-requests keep their grid). The ``boundary_plans`` change bumps the ``spatial`` data version,
-so running servers' lookup indexes follow within their poll interval.
-
-Two planners who drafted from the same active plan cannot both activate: a draft records its
-base plan, and activation under a row lock refuses a draft whose base is no longer active.
+Activation and rollback live in :mod:`geogrid.planning.activation` (which uses this module's
+frames and diff); their names stay importable from here.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import pandas as pd
-import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection
 
-from geogrid.assign import assign_community
-from geogrid.db import dialect
 from geogrid.db import models as m
 from geogrid.db import queries as q
+from geogrid.db.queries import boundary_plans as plan_queries
+from geogrid.db.queries.boundary_plans import PlanRow
 from geogrid.errors import Conflict, InvalidInput, InvalidPlan, NotFound
 from geogrid.io.readers import read_layer
 from geogrid.planning.diff import PlanDiff, diff_plans
 from geogrid.planning.metrics import PlanMetrics, measure_plan
 from geogrid.planning.validate import PlanProblem, ValidationReport, validate_plan
 from geogrid.spatial import multi
+
+if TYPE_CHECKING:
+    from geogrid.planning.activation import ActivationReport, activate_plan, rollback_plan
 
 __all__ = [
     "ActivationReport",
@@ -49,8 +41,18 @@ __all__ = [
     "validate_in_db",
 ]
 
-#: How many cut-off households a field's review note names (the report lists them all).
-NOTE_LIMIT = 20
+#: Kept importable from here (api/routes/plans.py, tests, benchmarks, the planner notebook).
+_FROM_ACTIVATION = frozenset({"ActivationReport", "activate_plan", "rollback_plan"})
+
+
+def __getattr__(name: str) -> Any:
+    """The activation names, from :mod:`geogrid.planning.activation` on first use (it imports
+    this module, so this one cannot import it at the top)."""
+    if name in _FROM_ACTIVATION:
+        from geogrid.planning import activation
+
+        return getattr(activation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -125,7 +127,7 @@ class PlanFrames:
     community_code: str
     community_name: str | None
     boundary: BaseGeometry
-    active_plan: Any | None
+    active_plan: PlanRow | None
     active: gpd.GeoDataFrame  # the active plan's grids (empty without one)
     households: gpd.GeoDataFrame
     fields: gpd.GeoDataFrame
@@ -135,7 +137,7 @@ class PlanFrames:
 
 def read_frames(conn: Connection, *, community_id: int) -> PlanFrames:
     community = q.community_by_id(conn, community_id=community_id)
-    active = q.active_plan(conn, community_id=community_id)
+    active = plan_queries.active_plan(conn, community_id=community_id)
     plan_id = active.id if active is not None else None
     grids = (
         q.grids_frame(conn, plan_id=plan_id)
@@ -161,9 +163,9 @@ def read_frames(conn: Connection, *, community_id: int) -> PlanFrames:
     )
 
 
-def community_plan(conn: Connection, *, community_id: int, plan_id: int) -> Any:
+def community_plan(conn: Connection, *, community_id: int, plan_id: int) -> PlanRow:
     """A plan's row; :class:`NotFound` when there is none or it is another community's."""
-    row = q.plan_row(conn, plan_id=plan_id)
+    row = plan_queries.plan_row(conn, plan_id=plan_id)
     if row.community_id != community_id:
         raise NotFound(f"boundary plan {plan_id} belongs to another community", field="plan")
     return row
@@ -309,7 +311,7 @@ def invalid_plan_error(report: ValidationReport, *, what: str) -> InvalidPlan:
     )
 
 
-def delete_draft(conn: Connection, *, community_id: int, plan_id: int) -> Any:
+def delete_draft(conn: Connection, *, community_id: int, plan_id: int) -> PlanRow:
     """Delete a draft and its grids (a planner's abandoned draft); returns its row.
 
     Active and retired plans are history and are never deleted (:class:`Conflict`).
@@ -333,9 +335,9 @@ def review(conn: Connection, *, community_id: int) -> dict[str, Any]:
     ``acting_leads``: grids whose lead is, since the activation, their parent grid's lead and
     still is (a lead changed since is not listed).
     """
-    active = q.require_active_plan(conn, community_id=community_id)
+    active = plan_queries.require_active_plan(conn, community_id=community_id)
     branches = q.plan_branches_frame(conn, plan_id=active.id)
-    event = q.last_plan_event(conn, community_id=community_id, plan_id=active.id)
+    event = plan_queries.last_plan_event(conn, community_id=community_id, plan_id=active.id)
     acting: dict[str, int] = dict((event.report or {}).get("acting_leads", {})) if event else {}
     if acting:
         grids = q.grids_frame(conn, plan_id=active.id)
@@ -370,7 +372,7 @@ def clear_review(
     """Mark reviewed: the given fields and branches (ids), or everything flagged."""
     if not everything and not fields and not branches:
         raise InvalidInput("name fields or branches to mark reviewed, or all", field="fields")
-    active = q.require_active_plan(conn, community_id=community_id)
+    active = plan_queries.require_active_plan(conn, community_id=community_id)
     return {
         "fields": q.clear_field_reviews(
             conn, community_id=community_id, field_ids=None if everything else fields or []
@@ -379,257 +381,6 @@ def clear_review(
             conn, plan_id=active.id, branch_ids=None if everything else branches or []
         ),
     }
-
-
-# --- activate and roll back ------------------------------------------------------------------
-
-
-@dataclass
-class ActivationReport:
-    """What an activation (or rollback) did — or, in a dry run, would do."""
-
-    action: str
-    community_code: str
-    plan_id: int
-    plan_version: int
-    previous_plan_id: int | None
-    previous_plan_version: int | None
-    activated_at: dt.datetime
-    event_id: int
-    counts: dict[str, int] = field(default_factory=dict)
-    fields_clipped: list[dict[str, Any]] = field(default_factory=list)
-    fields_restored: int = 0
-    branches_mapped: list[dict[str, Any]] = field(default_factory=list)
-    leads_assigned: dict[str, int] = field(default_factory=dict)
-    #: Grids led for now by their parent grid's lead (to confirm or replace).
-    acting_leads: dict[str, int] = field(default_factory=dict)
-    grids_without_lead: list[str] = field(default_factory=list)
-    assignment: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["activated_at"] = self.activated_at.isoformat()
-        return out
-
-
-def activate_plan(
-    conn: Connection,
-    *,
-    community_id: int,
-    plan_id: int,
-    actor: str | None = None,
-) -> ActivationReport:
-    """Make a draft (or retired) plan active; see the module docstring. Caller's transaction.
-
-    Raises :class:`Conflict` when the plan is already active or was drafted from a plan that
-    is no longer active (another planner activated first), :class:`InvalidPlan` when it does
-    not validate.
-    """
-    dialect.lock_community(conn, community_id=community_id)
-    plan = community_plan(conn, community_id=community_id, plan_id=plan_id)
-    active = _active_row(conn, community_id)
-    if plan.status == m.PlanStatus.ACTIVE.value:
-        raise Conflict(f"plan v{plan.version} (id {plan_id}) is already active", field="plan")
-    active_id = active.id if active is not None else None
-    if plan.base_plan_id != active_id:
-        base = (
-            f"v{q.plan_row(conn, plan_id=plan.base_plan_id).version}"
-            if plan.base_plan_id is not None
-            else "no plan"
-        )
-        since = (
-            f" since {active.activated_at:%Y-%m-%d %H:%M} UTC"
-            if active is not None and active.activated_at
-            else ""
-        )
-        now = f"v{active.version}" if active is not None else "no plan"
-        raise Conflict(
-            f"plan v{plan.version} was drafted from {base}, but {now} has been active{since} "
-            f"(another planner activated it): review `geogrid plan diff {plan_id}` against "
-            f"{now}, then load the file again to draft from {now} and activate that",
-            field="plan",
-            details={"base_plan_id": plan.base_plan_id, "active_plan_id": active_id},
-        )
-    return _activate(
-        conn,
-        community_id=community_id,
-        plan=plan,
-        active=active,
-        actor=actor,
-        action=m.PlanAction.ACTIVATE.value,
-    )
-
-
-def rollback_plan(
-    conn: Connection, *, community_id: int, actor: str | None = None
-) -> ActivationReport:
-    """Re-activate the plan the active one replaced; fields clipped by that activation get
-    their previous shape and review flags back."""
-    dialect.lock_community(conn, community_id=community_id)
-    active = q.plan_row(conn, plan_id=q.require_active_plan(conn, community_id=community_id).id)
-    event = q.last_plan_event(conn, community_id=community_id, plan_id=active.id)
-    if event is None or event.previous_plan_id is None:
-        raise Conflict(
-            f"nothing to roll back: plan v{active.version} did not replace another plan "
-            "(it was the community's first)",
-            field="plan",
-        )
-    previous = q.plan_row(conn, plan_id=event.previous_plan_id)
-    restored = 0
-    if event.action == m.PlanAction.ACTIVATE.value:
-        revisions = q.field_revisions(conn, event_id=event.id)
-        q.update_fields(
-            conn,
-            [
-                (
-                    r.field_id,
-                    shapely.from_wkb(bytes(r.geom_wkb)),
-                    bool(r.needs_review),
-                    r.review_note,
-                )
-                for r in revisions
-            ],
-        )
-        restored = len(revisions)
-    report = _activate(
-        conn,
-        community_id=community_id,
-        plan=previous,
-        active=active,
-        actor=actor,
-        action=m.PlanAction.ROLLBACK.value,
-    )
-    report.fields_restored = restored
-    q.set_plan_event_report(conn, event_id=report.event_id, report=_json(report.to_dict()))
-    return report
-
-
-def _active_row(conn: Connection, community_id: int) -> Any | None:
-    active = q.active_plan(conn, community_id=community_id)
-    return None if active is None else q.plan_row(conn, plan_id=active.id)
-
-
-def _activate(
-    conn: Connection,
-    *,
-    community_id: int,
-    plan: Any,
-    active: Any | None,
-    actor: str | None,
-    action: str,
-) -> ActivationReport:
-    frames = read_frames(conn, community_id=community_id)
-    draft = q.grids_frame(conn, plan_id=plan.id)
-    validation = validate_plan(draft, frames.boundary, community_code=frames.community_code)
-    if not validation.valid:
-        raise invalid_plan_error(validation, what=f"plan v{plan.version}")
-    diff = diff_in_db(conn, community_id=community_id, draft=draft, frames=frames)
-    now = m.utcnow()
-    event_id = q.insert_plan_event(
-        conn,
-        community_id=community_id,
-        plan_id=plan.id,
-        previous_plan_id=active.id if active is not None else None,
-        action=action,
-        actor=actor,
-    )
-    report = ActivationReport(
-        action=action,
-        community_code=frames.community_code,
-        plan_id=plan.id,
-        plan_version=plan.version,
-        previous_plan_id=active.id if active is not None else None,
-        previous_plan_version=active.version if active is not None else None,
-        activated_at=now,
-        event_id=event_id,
-        counts=diff.counts,
-        warnings=[p.message for p in validation.problems if p.severity == "warning"],
-    )
-
-    # Fields cut by the new boundaries: keep the part in the grid holding most of the field.
-    grid_geom = dict(zip(draft["code"].astype(str), draft.geometry, strict=True))
-    q.save_field_revisions(
-        conn, event_id=event_id, field_ids=[int(c.field_id) for c in diff.fields_cut]
-    )
-    field_geom = dict(zip(frames.fields["id"].astype(int), frames.fields.geometry, strict=True))
-    clips: list[tuple[int, BaseGeometry, bool, str | None]] = []
-    for cut in diff.fields_cut:
-        keep = grid_geom.get(str(cut.grid_code))
-        old = field_geom[int(cut.field_id)]
-        clipped = _polygonal(old.intersection(keep)) if keep is not None else None
-        if clipped is None:
-            continue
-        shown = ", ".join(str(h) for h in cut.cut_households[:NOTE_LIMIT])
-        more = len(cut.cut_households) - NOTE_LIMIT
-        note = (
-            f"cut by plan v{plan.version} on {now:%Y-%m-%d}: kept the {1 - cut.cut_share:.1%} "
-            f"in grid {cut.grid_code}, {cut.cut_area_m2:,.0f} m² cut off"
-            + (
-                f"; {cut.households_cut} households cut off: {shown}"
-                + (f" … and {more} more" if more > 0 else "")
-                if cut.households_cut
-                else ""
-            )
-        )
-        clips.append((int(cut.field_id), clipped, True, note))
-        report.fields_clipped.append({**asdict(cut), "review_note": note})
-    q.update_fields(conn, clips)
-
-    # Grid leads and branches follow each new grid's parent (largest overlap).
-    ids = dict(zip(draft["code"].astype(str), draft["id"].astype(int), strict=True))
-    own = {
-        str(c): v
-        for c, v in zip(draft["code"], draft["lead_member_id"], strict=True)
-        if v is not None and not pd.isna(v)
-    }
-    new_leads = {
-        code: lead for code, lead in diff.leads.items() if lead is not None and code not in own
-    }
-    q.set_grid_leads(conn, leads={ids[c]: int(v) for c, v in new_leads.items()})
-    report.leads_assigned = new_leads
-    report.acting_leads = {c: v for c, v in diff.acting_leads.items() if c not in own}
-    report.grids_without_lead = sorted(c for c, v in diff.leads.items() if v is None)
-    if q.plan_branches_frame(conn, plan_id=plan.id).empty:
-        rows = [
-            {"branch_id": b, "grid_id": ids[code], "needs_review": True}
-            for code, bids in diff.branches.items()
-            for b in bids
-        ]
-        q.insert_branch_grids(conn, rows)
-        report.branches_mapped = [
-            {"branch_id": b, "code": code} for code, bids in diff.branches.items() for b in bids
-        ]
-
-    # Retire the active plan with its date, then re-assign under the new one.
-    if active is not None:
-        q.set_plan_status(
-            conn,
-            plan_id=active.id,
-            status=m.PlanStatus.RETIRED.value,
-            activated_at=active.activated_at,
-            retired_at=now,
-        )
-    q.set_plan_status(conn, plan_id=plan.id, status=m.PlanStatus.ACTIVE.value, activated_at=now)
-    report.assignment = assign_community(conn, community_id=community_id, plan_id=plan.id).to_dict()
-    # assign_community compares a plan's rows with its own earlier rows; a plan activated for
-    # the first time has none, so the change of grid is the diff's (by grid code).
-    report.assignment["households_changed_grid"] = len(diff.households_moved)
-    q.set_plan_event_report(conn, event_id=event_id, report=_json(report.to_dict()))
-    return report
-
-
-def _polygonal(geom: BaseGeometry) -> BaseGeometry | None:
-    """The polygonal part of an intersection as a MultiPolygon (lines and points dropped)."""
-    parts = [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]
-    if not parts:
-        return None
-    return multi(shapely.union_all(parts))
-
-
-def _json(value: Any) -> Any:
-    """Plain JSON types for the event report (numpy scalars, dates)."""
-    return json.loads(json.dumps(value, default=str))
 
 
 # --- references: "a draft id or a file" -------------------------------------------------------
@@ -658,7 +409,7 @@ def resolve_plan(
     (the API) never reads a file."""
     text = (ref or "active").strip()
     if text == "active":
-        plan = q.require_active_plan(conn, community_id=community_id)
+        plan = plan_queries.require_active_plan(conn, community_id=community_id)
         return _stored(conn, community_id, int(plan.id))
     if not files or not Path(text).exists():
         if text.isdigit():
