@@ -26,7 +26,7 @@ from geogrid.access import (
     session_actor,
 )
 from geogrid.errors import GeogridError
-from geogrid.requests.settings import RequestsSettings
+from geogrid.settings import RequestsSettings
 
 SESSION_COOKIE = "geogrid_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -24,7 +24,7 @@ Timed, each a median of ``--repeats`` runs, product and baseline alternating:
 3. On PostGIS (a fresh database migrated by ``geogrid.db.migrate.upgrade``, loaded like
    ``benchmarks.assignment`` does, the active plan assigned by ``geogrid.assign``, the draft
    stored with ``geogrid.planning.store.load_plan``): ``store.diff_in_db`` (read + diff, a dry
-   run) and ``store.activate_plan`` (one transaction) against "the same with plain
+   run) and ``activation.activate_plan`` (one transaction) against "the same with plain
    geopandas": ``read_postgis`` of households, fields, grids and open requests, ``sjoin``
    and ``overlay`` as above, clipped fields written with ``to_postgis``, the household
    assignment with ``COPY``, requests, leads and branches with ``to_sql`` + ``UPDATE``.
@@ -690,7 +690,7 @@ def timed_activation(
     engine: Engine, db: Database, ids: Ids, *, commit: bool, check: bool
 ) -> tuple[Sample, dict[str, Any]]:
     """One ``activate_plan`` in its own transaction; rolled back unless ``commit``."""
-    from geogrid.planning import store
+    from geogrid.planning import activation
 
     with engine.connect() as conn:
         pid = backend_pid(conn, db.backend)
@@ -699,7 +699,7 @@ def timed_activation(
         with measure.process_peak() as py, server_memory(pid) as mem:
             t0 = time.perf_counter()
             trans = conn.begin()
-            report = store.activate_plan(
+            report = activation.activate_plan(
                 conn,
                 community_id=ids.community_id,
                 plan_id=ids.draft_plan_id,
@@ -1162,7 +1162,7 @@ def run_postgis(
             Step("diff_in_db (dry run)", "product", dry,
                  "q.grids_frame(draft) + store.diff_in_db: read_frames + diff_plans"),
             Step("activate_plan", "product", act,
-                 "store.activate_plan in one transaction; repeats before the last rolled "
+                 "activation.activate_plan in one transaction; repeats before the last rolled "
                  "back (time without commit), the last committed (time with commit)"),
             Step("activate_plan", "baseline", base,
                  "geopandas: read_postgis ×4, overlay fields × draft, sjoin households → "
@@ -1228,7 +1228,7 @@ def profile(
     from pyinstrument import Profiler
 
     from geogrid.db.engine import make_engine
-    from geogrid.planning import store
+    from geogrid.planning import activation
     from geogrid.planning.diff import diff_plans
     from geogrid.planning.validate import validate_plan
 
@@ -1255,7 +1255,7 @@ def profile(
 
             def activate() -> None:
                 with engine.connect() as conn, conn.begin() as trans:
-                    store.activate_plan(
+                    activation.activate_plan(
                         conn, community_id=ids.community_id, plan_id=ids.draft_plan_id
                     )
                     trans.rollback()

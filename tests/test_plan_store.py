@@ -167,7 +167,7 @@ def test_activate_reassigns_clips_remaps_and_rollback_restores(
     draft = _load(engine, world, _file(tmp_path, _shifted()))
 
     with engine.begin() as conn:
-        report = store.activate_plan(
+        report = activation.activate_plan(
             conn, community_id=world.community_id, plan_id=draft, actor="t"
         )
 
@@ -252,7 +252,7 @@ def test_activate_reassigns_clips_remaps_and_rollback_restores(
     assert left["fields"] == [] and left["branches"] == []
 
     with engine.begin() as conn:
-        back = store.rollback_plan(conn, community_id=world.community_id, actor="t")
+        back = activation.rollback_plan(conn, community_id=world.community_id, actor="t")
     assert back.plan_id == world.plan_id and back.fields_restored == 1
     status = _status(engine)
     assert status[world.plan_id][0] == "active" and status[world.plan_id][2] is None
@@ -264,14 +264,14 @@ def test_activate_reassigns_clips_remaps_and_rollback_restores(
         assert not restored["needs_review"][f2]
     # Rolling back again goes back to the plan the rollback replaced (the draft).
     with engine.begin() as conn:
-        again = store.rollback_plan(conn, community_id=world.community_id)
+        again = activation.rollback_plan(conn, community_id=world.community_id)
     assert again.plan_id == draft and again.action == "rollback"
     assert [f["field_id"] for f in again.fields_clipped] == [f2]
 
 
 def test_nothing_to_roll_back_before_a_first_activation(engine: Engine, world: World) -> None:
     with pytest.raises(Conflict, match="nothing to roll back"), engine.begin() as conn:
-        store.rollback_plan(conn, community_id=world.community_id)
+        activation.rollback_plan(conn, community_id=world.community_id)
 
 
 def test_second_planner_from_the_same_base_is_refused(
@@ -280,14 +280,14 @@ def test_second_planner_from_the_same_base_is_refused(
     first = _load(engine, world, _file(tmp_path, _shifted(), "first"))
     second = _load(engine, world, _file(tmp_path, _shifted(X0 + D - 0.002), "second"))
     with engine.begin() as conn:
-        store.activate_plan(conn, community_id=world.community_id, plan_id=first)
+        activation.activate_plan(conn, community_id=world.community_id, plan_id=first)
     with pytest.raises(Conflict) as exc, engine.begin() as conn:
-        store.activate_plan(conn, community_id=world.community_id, plan_id=second)
+        activation.activate_plan(conn, community_id=world.community_id, plan_id=second)
     message = str(exc.value)
     assert "another planner" in message and "v1" in message and "v2" in message
     assert _status(engine)[first][0] == "active" and _status(engine)[second][0] == "draft"
     with pytest.raises(Conflict, match="already active"), engine.begin() as conn:
-        store.activate_plan(conn, community_id=world.community_id, plan_id=first)
+        activation.activate_plan(conn, community_id=world.community_id, plan_id=first)
 
 
 def test_a_failed_activation_changes_nothing(
@@ -304,7 +304,7 @@ def test_a_failed_activation_changes_nothing(
     # Fail at the very end, after fields were clipped and the plans switched.
     monkeypatch.setattr(activation, "assign_community", boom)
     with pytest.raises(RuntimeError), engine.begin() as conn:
-        store.activate_plan(conn, community_id=world.community_id, plan_id=draft)
+        activation.activate_plan(conn, community_id=world.community_id, plan_id=draft)
     status = _status(engine)
     assert status[world.plan_id][0] == "active" and status[draft][0] == "draft"
     with engine.connect() as conn:
@@ -329,7 +329,7 @@ def test_a_stored_invalid_draft_is_not_activated(engine: Engine, world: World) -
             ],
         )
     with pytest.raises(InvalidPlan, match="gap"), engine.begin() as conn:
-        store.activate_plan(conn, community_id=world.community_id, plan_id=plan_id)
+        activation.activate_plan(conn, community_id=world.community_id, plan_id=plan_id)
     assert _status(engine)[world.plan_id][0] == "active"
 
 
@@ -347,7 +347,7 @@ def test_two_planners_at_the_same_moment(engine: Engine, world: World, tmp_path:
         started.wait(10)
         try:
             with engine.begin() as conn:
-                store.activate_plan(conn, community_id=world.community_id, plan_id=second)
+                activation.activate_plan(conn, community_id=world.community_id, plan_id=second)
             outcome["second"] = "activated"
         except Conflict as exc:
             outcome["second"] = exc
@@ -355,7 +355,7 @@ def test_two_planners_at_the_same_moment(engine: Engine, world: World, tmp_path:
     thread = threading.Thread(target=later)
     thread.start()
     with engine.begin() as conn:
-        store.activate_plan(conn, community_id=world.community_id, plan_id=first)
+        activation.activate_plan(conn, community_id=world.community_id, plan_id=first)
         started.set()  # the second starts while the first still holds its transaction
         thread.join(0.5)
     thread.join(30)

@@ -25,7 +25,7 @@ from geogrid.db import queries as q
 from geogrid.db.models import Role
 from geogrid.errors import InvalidInput
 from geogrid.maps.base import render_html
-from geogrid.planning import store
+from geogrid.planning import activation, store
 from geogrid.planning.common import parse_target
 from geogrid.planning.files import write_plan_geojson
 from geogrid.planning.service import plan_map_in_db, propose_in_db
@@ -88,8 +88,8 @@ def list_plans(conn: ConnDep, actor: ActorDep, community: Community = None) -> d
     row = _community(conn, actor, community, what="reading plans")
     return {
         "community": row.code,
-        "plans": [dict(r._mapping) for r in q.plans(conn, community_id=row.id)],
-        "events": [dict(r._mapping) for r in q.plan_events(conn, community_id=row.id)],
+        "plans": [r._asdict() for r in q.plans(conn, community_id=row.id)],
+        "events": [r._asdict() for r in q.plan_events(conn, community_id=row.id)],
     }
 
 
@@ -206,7 +206,7 @@ def activate(
         row = _community(conn, actor, community, what="activating plans")
         ref = _stored(conn, row.id, plan)
         assert ref.plan_id is not None
-        report = store.activate_plan(
+        report = activation.activate_plan(
             conn, community_id=row.id, plan_id=ref.plan_id, actor=actor.label
         )
     return report.to_dict()
@@ -274,7 +274,7 @@ def rollback(engine: EngineDep, actor: ActorDep, community: Community = None) ->
     actor.require(*_WRITE, what="rolling back plans")
     with engine.begin() as conn:
         row = _community(conn, actor, community, what="rolling back plans")
-        report = store.rollback_plan(conn, community_id=row.id, actor=actor.label)
+        report = activation.rollback_plan(conn, community_id=row.id, actor=actor.label)
     return report.to_dict()
 
 

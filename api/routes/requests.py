@@ -25,7 +25,6 @@ from geogrid.errors import Conflict
 from geogrid.periods import period
 from geogrid.requests import views, webhooks
 from geogrid.requests.media import Photo
-from geogrid.requests.settings import RequestsSettings
 from geogrid.requests.workflow import (
     TRANSITIONS,
     ActionInput,
@@ -36,6 +35,7 @@ from geogrid.requests.workflow import (
     act,
     receive,
 )
+from geogrid.settings import RequestsSettings
 
 
 @asynccontextmanager

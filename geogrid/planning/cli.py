@@ -93,8 +93,8 @@ def list_(
         engine = open_engine(database)
         with engine.connect() as conn:
             row = _community(conn, community)
-            plans = [dict(r._mapping) for r in q.plans(conn, community_id=row.id)]
-            events = [dict(r._mapping) for r in q.plan_events(conn, community_id=row.id)]
+            plans = [r._asdict() for r in q.plans(conn, community_id=row.id)]
+            events = [r._asdict() for r in q.plan_events(conn, community_id=row.id)]
         if as_json:
             print_json({"community_code": row.code, "plans": plans, "events": events})
             return

@@ -7,7 +7,8 @@ requests go to grids by the edge rule (:func:`geogrid.spatial.assign_points`); a
 new boundary cuts keeps the part in the grid holding most of its area, the rest is *cut off*.
 
 Each new grid has a *parent*: the active grid it overlaps most. Branches and grid leads follow
-parents (largest overlap), which is what activation applies (:mod:`geogrid.planning.store`).
+parents (largest overlap), which is what activation applies
+(:mod:`geogrid.planning.activation`).
 """
 
 from __future__ import annotations

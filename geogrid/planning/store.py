@@ -1,14 +1,14 @@
 """Boundary plans in the database: load drafts, gather frames, resolve references, review.
 
-Activation and rollback live in :mod:`geogrid.planning.activation` (which uses this module's
-frames and diff); their names stay importable from here.
+Activation and rollback live in :mod:`geogrid.planning.activation`, which uses this module's
+frames and diff.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -26,33 +26,14 @@ from geogrid.planning.metrics import PlanMetrics, measure_plan
 from geogrid.planning.validate import PlanProblem, ValidationReport, validate_plan
 from geogrid.spatial import multi
 
-if TYPE_CHECKING:
-    from geogrid.planning.activation import ActivationReport, activate_plan, rollback_plan
-
 __all__ = [
-    "ActivationReport",
     "PlanFrames",
-    "activate_plan",
     "diff_in_db",
     "load_plan",
     "measure_in_db",
     "read_plan_file",
-    "rollback_plan",
     "validate_in_db",
 ]
-
-#: Kept importable from here (api/routes/plans.py, tests, benchmarks, the planner notebook).
-_FROM_ACTIVATION = frozenset({"ActivationReport", "activate_plan", "rollback_plan"})
-
-
-def __getattr__(name: str) -> Any:
-    """The activation names, from :mod:`geogrid.planning.activation` on first use (it imports
-    this module, so this one cannot import it at the top)."""
-    if name in _FROM_ACTIVATION:
-        from geogrid.planning import activation
-
-        return getattr(activation, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -345,7 +326,7 @@ def review(conn: Connection, *, community_id: int) -> dict[str, Any]:
         acting = {c: v for c, v in acting.items() if leads.get(c) == v}
     return {
         "plan": {"id": active.id, "version": active.version},
-        "fields": [dict(r._mapping) for r in q.review_fields(conn, community_id=community_id)],
+        "fields": [r._asdict() for r in q.review_fields(conn, community_id=community_id)],
         "branches": [
             {"branch_id": int(b), "branch_name": n, "code": c}
             for b, n, c, flag in zip(
