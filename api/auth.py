@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api import errors
-from api.deps import EngineDep
+from api.deps import EngineDep, RequestsSettingsDep
 from geogrid.access import (
     Actor,
     authenticate,
@@ -26,7 +26,6 @@ from geogrid.access import (
     session_actor,
 )
 from geogrid.errors import GeogridError
-from geogrid.settings import RequestsSettings
 
 SESSION_COOKIE = "geogrid_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -35,13 +34,6 @@ _key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="An API key (`geogrid keys create`)."
 )
 _bearer = HTTPBearer(auto_error=False, description="The same key as a bearer token.")
-
-
-def requests_settings(request: Request) -> RequestsSettings:
-    settings = getattr(request.app.state, "requests_settings", None)
-    if settings is None:
-        settings = request.app.state.requests_settings = RequestsSettings()
-    return settings
 
 
 def get_actor(
@@ -63,7 +55,6 @@ def get_actor(
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]
-RequestsSettingsDep = Annotated[RequestsSettings, Depends(requests_settings)]
 
 router = APIRouter(tags=["access"])
 

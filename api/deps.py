@@ -1,4 +1,5 @@
-"""Dependencies: the engine lives on the app (opened in the lifespan), a connection per request."""
+"""Dependencies: the engine and the settings live on the app (``create_app`` reads the
+settings once; the lifespan opens the engine), a connection per request."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
 
-from geogrid.settings import Settings
+from geogrid.lookup import LookupService
+from geogrid.requests.geocoder import lookup_geocoder
+from geogrid.requests.workflow import Geocoder
+from geogrid.settings import MapSettings, RequestsSettings, Settings
+
+# Map pages load their vendored scripts and styles relative to the page (/maps/assets/…).
+ASSETS_URL = "assets/"
 
 
 def get_engine(request: Request) -> Engine:
@@ -19,12 +26,33 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_requests_settings(request: Request) -> RequestsSettings:
+    return request.app.state.settings.requests
+
+
+def get_map_settings(request: Request) -> MapSettings:
+    return request.app.state.settings.maps
+
+
 def get_conn(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Connection]:
     """A read connection for one request."""
     with engine.connect() as conn:
         yield conn
 
 
+def base_url(request: Request) -> str:
+    """The service's own address as the caller reached it (for links in bodies)."""
+    return str(request.base_url).rstrip("/")
+
+
+def geocoder_of(request: Request) -> Geocoder | None:
+    """Addresses are resolved by the lookup service of the app, when it runs one."""
+    service: LookupService | None = getattr(request.app.state, "lookup", None)
+    return lookup_geocoder(service)
+
+
 ConnDep = Annotated[Connection, Depends(get_conn)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+RequestsSettingsDep = Annotated[RequestsSettings, Depends(get_requests_settings)]
+MapSettingsDep = Annotated[MapSettings, Depends(get_map_settings)]

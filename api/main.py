@@ -27,6 +27,7 @@ from api.routes import (
 from geogrid import hotspots
 from geogrid.db.engine import make_engine
 from geogrid.lookup import LookupService
+from geogrid.requests.webhooks import WebhookWorker
 from geogrid.settings import Settings
 
 INDEX = """<!doctype html>
@@ -50,7 +51,9 @@ INDEX = """<!doctype html>
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the engine is opened in the lifespan and disposed at shutdown."""
+    """Build the app. ``settings`` (else the environment, read here once) is kept on
+    ``app.state.settings`` and handed to every route through ``api.deps``. The lifespan opens
+    the engine, starts the lookup's poller and the webhook worker, and stops them at shutdown."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -60,11 +63,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # objects are frozen out of the garbage collector (p99 latency, geogrid.lookup).
         app.state.lookup = LookupService(app.state.engine, freeze_gc=True)
         app.state.lookup.start()
+        # Retries webhook deliveries and notices overdue requests (geogrid.requests.webhooks).
+        worker = WebhookWorker(app.state.engine, settings.requests)
+        worker.start()
         # esda/libpysal take ~2 s to import: pay it off the request path.
         threading.Thread(target=hotspots.warm_up, name="hotspots-warm-up", daemon=True).start()
         try:
             yield
         finally:
+            worker.stop()
             app.state.lookup.stop()
             app.state.engine.dispose()
 

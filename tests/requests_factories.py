@@ -101,11 +101,12 @@ def make_app(db_url: str, **requests_settings: Any) -> Any:
     from api import create_app
     from geogrid.settings import DatabaseSettings, RequestsSettings, Settings
 
-    app = create_app(Settings(database=DatabaseSettings(database_url=db_url)))
-    app.state.requests_settings = RequestsSettings(
-        **{"webhook_poll_seconds": 0, **requests_settings}
+    return create_app(
+        Settings(
+            database=DatabaseSettings(database_url=db_url),
+            requests=RequestsSettings(**{"webhook_poll_seconds": 0, **requests_settings}),
+        )
     )
-    return app
 
 
 def file_request(client: Any, key: str, **body: Any) -> Any:

@@ -17,7 +17,7 @@ from shapely.geometry import box
 from sqlalchemy import Engine
 
 from api import create_app
-from api.schemas_lookup import LookupBatchOut, LookupErrorEnvelope, LookupOut
+from api.schemas.lookup import LookupBatchOut, LookupErrorEnvelope, LookupOut
 from geogrid import crs as gcrs
 from geogrid.lookup import MAX_BATCH
 from geogrid.settings import DatabaseSettings, Settings

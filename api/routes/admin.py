@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Query
 
 from api.auth import ActorDep
 from api.deps import ConnDep, EngineDep
-from api.schemas import ErrorEnvelope
+from api.schemas.common import ErrorEnvelope
 from geogrid import access
 from geogrid.db.models import Role
 from geogrid.requests import webhooks

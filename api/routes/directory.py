@@ -14,7 +14,7 @@ from fastapi import APIRouter, Body, Query
 
 from api.auth import ActorDep
 from api.deps import ConnDep, EngineDep, SettingsDep
-from api.schemas import ErrorEnvelope
+from api.schemas.common import ErrorEnvelope
 from geogrid import directory
 from geogrid.db import queries as q
 from geogrid.db.models import Role

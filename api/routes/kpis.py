@@ -10,8 +10,8 @@ from fastapi.responses import Response
 
 from api.auth import ActorDep
 from api.deps import ConnDep, SettingsDep
-from api.schemas import ErrorEnvelope
-from api.schemas_requests import KpiTable
+from api.schemas.common import ErrorEnvelope
+from api.schemas.requests import KpiTable
 from geogrid.periods import period
 from geogrid.requests.kpis import GROUPS, kpis, to_csv
 

@@ -10,7 +10,6 @@ pool so the loop keeps serving.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -18,7 +17,7 @@ from fastapi.responses import Response
 from starlette.routing import Route
 
 from api.errors import status_of
-from api.schemas_lookup import (
+from api.schemas.lookup import (
     LookupBatchIn,
     LookupBatchOut,
     LookupErrorEnvelope,
@@ -26,6 +25,7 @@ from api.schemas_lookup import (
 )
 from geogrid.errors import GeogridError
 from geogrid.lookup import MAX_BATCH, LookupService
+from geogrid.lookup.result import compact_json
 
 router = APIRouter(prefix="/v1", tags=["lookup"])
 
@@ -42,10 +42,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "or an unknown crs (invalid_crs)",
     },
 }
-
-
-def _dumps(body: Any) -> str:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
 def _service(request: Request) -> LookupService:
@@ -169,5 +165,5 @@ def install(app: FastAPI) -> None:
 
 def _result_json(r: Any) -> str:
     if isinstance(r, GeogridError):
-        return _dumps({"error": {**r.to_dict(), "status": status_of(r)}})
+        return compact_json({"error": {**r.to_dict(), "status": status_of(r)}})
     return r.to_json()

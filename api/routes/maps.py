@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, HTMLResponse
 
 from api.auth import ActorDep
-from api.deps import ConnDep, SettingsDep
-from api.schemas import ErrorEnvelope
+from api.deps import ASSETS_URL, ConnDep, MapSettingsDep, SettingsDep
+from api.schemas.common import ErrorEnvelope
 from geogrid.access import Actor, limit_to_scope
 from geogrid.db.models import Role
 from geogrid.errors import InvalidInput, NotFound
@@ -24,7 +24,6 @@ from geogrid.hotspots import DEFAULT_RESOLUTION
 from geogrid.maps.assets import asset_path
 from geogrid.maps.base import render_html
 from geogrid.maps.service import HotspotRequest, build_coverage, build_hotspots
-from geogrid.maps.tiles import MapSettings
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 
@@ -33,8 +32,6 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     422: {"model": ErrorEnvelope, "description": "a parameter is malformed (invalid_input)"},
     500: {"model": ErrorEnvelope, "description": "tiles or map assets not configured"},
 }
-#: Served pages point at the assets relative to themselves: /maps/x → /maps/assets/….
-ASSETS_URL = "assets/"
 
 Community = Annotated[
     str | None,
@@ -62,13 +59,6 @@ Tiles = Annotated[
 ]
 
 
-def _map_settings(request: Request) -> MapSettings:
-    settings = getattr(request.app.state, "map_settings", None)
-    if settings is None:
-        settings = request.app.state.map_settings = MapSettings()
-    return settings
-
-
 def _page(html: str) -> HTMLResponse:
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
@@ -80,10 +70,10 @@ def _page(html: str) -> HTMLResponse:
     responses=_ERRORS,
 )
 def coverage(
-    request: Request,
     conn: ConnDep,
     actor: ActorDep,
     settings: SettingsDep,
+    map_settings: MapSettingsDep,
     community: Community = None,
     measure: Annotated[
         Literal["households_per_member", "visit_coverage", "open_per_100"],
@@ -107,9 +97,9 @@ def coverage(
         lang=lang,
         tiles=tiles,
         timezone=settings.service.timezone,
-        settings=_map_settings(request),
+        settings=map_settings,
     )
-    return _page(render_html(m, assets=ASSETS_URL))
+    return _page(render_html(m, assets=ASSETS_URL, assets_dir=map_settings.map_assets_dir))
 
 
 @router.get(
@@ -119,10 +109,10 @@ def coverage(
     responses=_ERRORS,
 )
 def hotspots(
-    request: Request,
     conn: ConnDep,
     actor: ActorDep,
     settings: SettingsDep,
+    map_settings: MapSettingsDep,
     community: Community = None,
     from_: From = None,
     to: To = None,
@@ -170,9 +160,9 @@ def hotspots(
             tiles=tiles,
         ),
         timezone=settings.service.timezone,
-        settings=_map_settings(request),
+        settings=map_settings,
     )
-    return _page(render_html(m, assets=ASSETS_URL))
+    return _page(render_html(m, assets=ASSETS_URL, assets_dir=map_settings.map_assets_dir))
 
 
 def _check_audience(conn: Any, actor: Actor, audience: str, community: str | None) -> str | None:
@@ -186,10 +176,10 @@ def _check_audience(conn: Any, actor: Actor, audience: str, community: str | Non
 
 
 @router.get("/assets/{path:path}", include_in_schema=False)
-def asset(path: str) -> FileResponse:
+def asset(path: str, map_settings: MapSettingsDep) -> FileResponse:
     """Leaflet & co. (``geogrid.maps.assets``); every path carries its version: cached."""
     try:
-        file = asset_path(path)
+        file = asset_path(path, map_settings.map_assets_dir)
     except InvalidInput:
         raise NotFound(f"no map asset {path!r}", field="path") from None
     return FileResponse(file, headers={"Cache-Control": "public, max-age=31536000, immutable"})

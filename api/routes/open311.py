@@ -16,8 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import requests_settings
-from api.routes.requests import base_url, geocoder_of
+from api.deps import base_url, geocoder_of
 from geogrid.access import NotAuthenticated, authenticate
 from geogrid.db import models as m
 from geogrid.db import queries as q
@@ -105,7 +104,7 @@ def service_definition(name: str, request: Request) -> Response:
 @router.get("/requests.{fmt}", summary="Service requests: filters, last 90 days by default")
 def get_requests(fmt: str, request: Request) -> Response:
     engine = request.app.state.engine
-    settings = requests_settings(request)
+    settings = request.app.state.settings.requests
     tz = request.app.state.settings.service.timezone
     qp = request.query_params
 
@@ -210,7 +209,7 @@ async def post_request(fmt: str, request: Request) -> Response:
         if k == "api_key":
             fields.setdefault(k, [v])
     engine = request.app.state.engine
-    settings = requests_settings(request)
+    settings = request.app.state.settings.requests
     geocoder = geocoder_of(request)
 
     def create() -> Any:

@@ -17,9 +17,8 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from api.auth import ActorDep
-from api.deps import ConnDep, EngineDep
-from api.routes.maps import ASSETS_URL
-from api.schemas import ErrorEnvelope
+from api.deps import ASSETS_URL, ConnDep, EngineDep, MapSettingsDep
+from api.schemas.common import ErrorEnvelope
 from geogrid.access import Actor
 from geogrid.db import queries as q
 from geogrid.db.models import Role
@@ -334,6 +333,7 @@ def export(plan: str, conn: ConnDep, actor: ActorDep, community: Community = Non
 def plan_map(
     conn: ConnDep,
     actor: ActorDep,
+    map_settings: MapSettingsDep,
     draft: Annotated[str, Query(description="id or vN of the draft")],
     against: Annotated[str, Query(description="id, vN or active")] = "active",
     community: Community = None,
@@ -344,7 +344,8 @@ def plan_map(
     m = plan_map_in_db(
         conn, community_id=row.id, draft=draft, against=against, lang=lang, files=False
     )
-    return HTMLResponse(render_html(m, assets=ASSETS_URL), headers={"Cache-Control": "no-store"})
+    page = render_html(m, assets=ASSETS_URL, assets_dir=map_settings.map_assets_dir)
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 
 def _stored(conn: Any, community_id: int, ref: str) -> store.PlanRef:

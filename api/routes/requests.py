@@ -2,25 +2,23 @@
 
 Thin routes: parse, call ``geogrid.requests``, return its JSON. Each write is one
 transaction; webhook deliveries queued by it are sent after the commit (a background task),
-and the router's lifespan runs the worker that retries them and finds overdue requests.
+and the app's lifespan runs the worker that retries them and finds overdue requests.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, BackgroundTasks, FastAPI, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import Engine
 
-from api.auth import ActorDep, RequestsSettingsDep
-from api.deps import ConnDep, EngineDep, SettingsDep
-from api.schemas import ErrorEnvelope
-from api.schemas_requests import ActionIn, RequestCreate, RequestOut, RequestPage
+from api.auth import ActorDep
+from api.deps import ConnDep, EngineDep, RequestsSettingsDep, SettingsDep, base_url, geocoder_of
+from api.schemas.common import ErrorEnvelope
+from api.schemas.requests import ActionIn, RequestCreate, RequestOut, RequestPage
 from geogrid.errors import Conflict
 from geogrid.periods import period
 from geogrid.requests import views, webhooks
@@ -29,29 +27,13 @@ from geogrid.requests.workflow import (
     TRANSITIONS,
     ActionInput,
     Contact,
-    Geocoded,
-    Geocoder,
     Intake,
     act,
     receive,
 )
 from geogrid.settings import RequestsSettings
 
-
-@asynccontextmanager
-async def _worker(app: FastAPI) -> AsyncIterator[None]:
-    """Retries webhooks and notices overdue requests while the app runs."""
-    settings = getattr(app.state, "requests_settings", None) or RequestsSettings()
-    app.state.requests_settings = settings
-    worker = webhooks.WebhookWorker(app.state.engine, settings)
-    worker.start()
-    try:
-        yield
-    finally:
-        worker.stop()
-
-
-router = APIRouter(prefix="/v1", tags=["requests"], lifespan=_worker)
+router = APIRouter(prefix="/v1", tags=["requests"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorEnvelope, "description": "No key, or a wrong or revoked one"},
@@ -64,28 +46,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     },
     422: {"model": ErrorEnvelope, "description": "Bad input; error.field names it"},
 }
-
-
-def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
-def geocoder_of(request: Request) -> Geocoder | None:
-    """Addresses are resolved by the lookup service of the app, when it runs one."""
-    service = getattr(request.app.state, "lookup", None)
-    if service is None:
-        return None
-
-    def geocode(address: str, community: str | None) -> Geocoded:
-        result = service.lookup(address=address, community=community)
-        match = result.match
-        return Geocoded(
-            float(result.place.lon),
-            float(result.place.lat),
-            getattr(match, "address_id", None) if match is not None else None,
-        )
-
-    return geocode
 
 
 def _photos(items: list[Any], field: str) -> list[Photo]:

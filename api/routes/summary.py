@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import ConnDep, SettingsDep
-from api.schemas import ErrorEnvelope, SummaryOut
+from api.schemas.common import ErrorEnvelope
+from api.schemas.summary import SummaryOut
 from geogrid.periods import period
 from geogrid.summary import summary as build_summary
 

@@ -83,7 +83,7 @@ def build_coverage(
     measure_ = check_measure(measure)
     audience_ = check_audience(audience)
     lang_ = check_lang(lang)
-    settings = settings or MapSettings()
+    settings = settings or MapSettings.defaults()
     source = tile_source(tiles, lang=lang_, settings=settings)
     p = period(date_from, date_to, tz=timezone)
     scope = d.community_scope(conn, community_codes=parse_codes(community) or None, period=p)
@@ -154,7 +154,7 @@ def build_hotspots(
         raise InvalidInput(
             f"resolution must be 6–12 (H3), got {request.resolution}", field="resolution"
         )
-    settings = settings or MapSettings()
+    settings = settings or MapSettings.defaults()
     source = tile_source(request.tiles, lang=lang_, settings=settings)
     p = period(request.date_from, request.date_to, tz=timezone)
     scope = d.community_scope(

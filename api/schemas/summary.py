@@ -1,30 +1,10 @@
-"""Public response schemas (names follow docs/api.md)."""
+"""`/v1/summary`: headline figures per community."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-
-class ErrorBody(BaseModel):
-    code: str = Field(examples=["invalid_input"])
-    message: str = Field(examples=["from must be a date like 2017-07-01, got '2017-13-01'"])
-    field: str | None = Field(default=None, examples=["from"])
-
-
-class ErrorEnvelope(BaseModel):
-    error: ErrorBody
-
-
-class PeriodOut(BaseModel):
-    from_: str = Field(alias="from", examples=["2017-07-01"])
-    to: str = Field(examples=["2018-04-18"])
-    timezone: str = Field(examples=["Asia/Shanghai"])
-
-
-class PlanRef(BaseModel):
-    id: int
-    version: int
-    name: str
+from api.schemas.common import PeriodOut, PlanRef
 
 
 class MembersOut(BaseModel):

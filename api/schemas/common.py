@@ -1,0 +1,27 @@
+"""Shared response parts: the error envelope, periods, plan references."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["invalid_input"])
+    message: str = Field(examples=["from must be a date like 2017-07-01, got '2017-13-01'"])
+    field: str | None = Field(default=None, examples=["from"])
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+
+
+class PeriodOut(BaseModel):
+    from_: str = Field(alias="from", examples=["2017-07-01"])
+    to: str = Field(examples=["2018-04-18"])
+    timezone: str = Field(examples=["Asia/Shanghai"])
+
+
+class PlanRef(BaseModel):
+    id: int
+    version: int
+    name: str
