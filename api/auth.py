@@ -10,7 +10,7 @@ token (docs/api.md, "Access").
 from __future__ import annotations
 
 import html
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -18,6 +18,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from api import errors
 from api.deps import EngineDep, RequestsSettingsDep
+from api.schemas.auth import MeOut
+from api.schemas.common import ErrorEnvelope
 from geogrid.access import (
     Actor,
     authenticate,
@@ -87,7 +89,20 @@ def login_page(next: str | None = None) -> str:
     return _PAGE.format(message="", next=html.escape(_safe_next(next)))
 
 
-@router.post("/login", summary="Sign in with a key: sets the session cookie")
+_LOGIN_ANSWERS: dict[int | str, dict[str, Any]] = {
+    303: {"description": "Signed in: the session cookie is set; on to `next`"},
+    401: {"content": {"text/html": {}}, "description": "The sign-in page again, saying why"},
+    403: {"content": {"text/html": {}}, "description": "A key that may not sign in"},
+}
+
+
+@router.post(
+    "/login",
+    summary="Sign in with a key: sets the session cookie",
+    status_code=303,
+    response_class=Response,
+    responses=_LOGIN_ANSWERS,
+)
 def login(
     engine: EngineDep,
     settings: RequestsSettingsDep,
@@ -117,7 +132,13 @@ def login(
     return response
 
 
-@router.post("/logout", summary="Sign out: ends the session")
+@router.post(
+    "/logout",
+    summary="Sign out: ends the session",
+    status_code=303,
+    response_class=Response,
+    responses={303: {"description": "Signed out: the cookie is cleared; on to `/login`"}},
+)
 def logout(request: Request, engine: EngineDep) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
@@ -128,7 +149,12 @@ def logout(request: Request, engine: EngineDep) -> Response:
     return response
 
 
-@router.get("/v1/me", summary="Who am I: the role and scope of the key or session")
+@router.get(
+    "/v1/me",
+    summary="Who am I: the role and scope of the key or session",
+    response_model=MeOut,
+    responses={401: {"model": ErrorEnvelope, "description": "A wrong or revoked key"}},
+)
 def me(actor: ActorDep) -> dict[str, object]:
     return {
         "authenticated": actor.authenticated,

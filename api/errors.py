@@ -12,20 +12,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from geogrid import errors as e
+from geogrid import errors as domain
 
-STATUS: dict[type[e.GeogridError], int] = {
-    e.InvalidInput: 422,
-    e.NotFound: 404,
-    e.Conflict: 409,
-    e.NotAuthenticated: 401,
-    e.Forbidden: 403,
-    e.DatabaseNotReady: 503,
-    e.ConfigurationError: 500,
+STATUS: dict[type[domain.GeogridError], int] = {
+    domain.InvalidInput: 422,
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+    domain.NotAuthenticated: 401,
+    domain.Forbidden: 403,
+    domain.DatabaseNotReady: 503,
+    domain.ConfigurationError: 500,
 }
 
 
-def status_of(exc: e.GeogridError) -> int:
+def status_of(exc: domain.GeogridError) -> int:
     """The status of the nearest class in :data:`STATUS` (subclasses inherit)."""
     for cls in type(exc).__mro__:
         if cls in STATUS:
@@ -38,7 +38,7 @@ def envelope(code: str, message: str, field: str | None = None, **extra: Any) ->
 
 
 async def _geogrid_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, e.GeogridError)
+    assert isinstance(exc, domain.GeogridError)
     return JSONResponse({"error": exc.to_dict()}, status_code=status_of(exc))
 
 
@@ -68,6 +68,6 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(e.GeogridError, _geogrid_error)
+    app.add_exception_handler(domain.GeogridError, _geogrid_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -267,43 +267,47 @@ def prepare(engine: Engine, db: Database, city: City) -> Ids:
     ``0001``: the plain ``household_assignments`` of migrations 0001–0003; ``partitioned``: the
     head, where migration 0004 partitions it by plan (PostgreSQL only).
     """
-    from geogrid.db import migrate
-    from geogrid.db import models as m
-    from geogrid.db import queries as q
+    from geogrid.db import migrate, models, queries
 
     migrate.upgrade(engine, "0003" if db.schema == "0001" else "head")
     with engine.begin() as conn:
-        cid = q.insert_returning_ids(
+        cid = queries.insert_returning_ids(
             conn,
-            m.Community,
+            models.Community,
             [
                 {
                     "code": COMMUNITY_CODE,
                     "name": "基准城 (synthetic)",
                     "synthetic": True,
-                    "boundary": q.geom_value(shapely.MultiPolygon([shapely.box(X0, Y0, X1, Y1)])),
-                    "created_at": m.utcnow(),
+                    "boundary": queries.geom_value(
+                        shapely.MultiPolygon([shapely.box(X0, Y0, X1, Y1)])
+                    ),
+                    "created_at": models.utcnow(),
                 }
             ],
         )[0]
-        plan_id = q.create_plan(conn, community_id=cid, name="benchmark plan")
-        grid_ids = q.insert_returning_ids(
+        plan_id = queries.create_plan(conn, community_id=cid, name="benchmark plan")
+        grid_ids = queries.insert_returning_ids(
             conn,
-            m.Grid,
+            models.Grid,
             [
-                {"plan_id": plan_id, "code": c, "geom": q.geom_value(shapely.MultiPolygon([g]))}
+                {
+                    "plan_id": plan_id,
+                    "code": c,
+                    "geom": queries.geom_value(shapely.MultiPolygon([g])),
+                }
                 for c, g in zip(city.grid_codes, city.grids, strict=True)
             ],
         )
-        q.mark_plan_active(conn, community_id=cid, plan_id=plan_id)
-        field_ids = q.insert_returning_ids(
+        queries.mark_plan_active(conn, community_id=cid, plan_id=plan_id)
+        field_ids = queries.insert_returning_ids(
             conn,
-            m.ResponsibilityField,
+            models.ResponsibilityField,
             [
                 {
                     "community_id": cid,
                     "needs_review": False,
-                    "geom": q.geom_value(shapely.MultiPolygon([f])),
+                    "geom": queries.geom_value(shapely.MultiPolygon([f])),
                 }
                 for f in city.fields
             ],

@@ -312,13 +312,13 @@ def server(db_url: str) -> Iterator[str]:
 
 def sample_requests(db_url: str, n: int, seed: int) -> dict[str, list[str]]:
     """Request paths per endpoint: door points of random households, and their addresses."""
-    from geogrid.db import queries as q
+    from geogrid.db import queries
     from geogrid.db.engine import make_engine
 
     engine = make_engine(db_url)
     with engine.connect() as conn:
-        row = q.community_row(conn)
-        hh = q.address_households_frame(conn, community_id=row.id).astype(object)
+        row = queries.community_row(conn)
+        hh = queries.address_households_frame(conn, community_id=row.id).astype(object)
     engine.dispose()
     hh = hh.where(hh.notna(), None)
     rng = np.random.default_rng(seed)

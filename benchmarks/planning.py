@@ -509,16 +509,15 @@ def setup_database(
     (stage times are recorded)."""
     from geogrid.assign import assign_community
     from geogrid.catalogue import ensure_default_catalogue
-    from geogrid.db import dialect, migrate
+    from geogrid.db import dialect, migrate, queries
     from geogrid.db import models as m
-    from geogrid.db import queries as q
     from geogrid.planning import store
 
     took: dict[str, float] = {}
     with stopwatch(took, "migrate"):
         migrate.upgrade(engine, "head")
     with engine.begin() as conn, stopwatch(took, "community, members, grids, fields"):
-        cid = q.insert_returning_ids(
+        cid = queries.insert_returning_ids(
             conn,
             m.Community,
             [
@@ -526,14 +525,16 @@ def setup_database(
                     "code": COMMUNITY_CODE,
                     "name": "基准城 (synthetic)",
                     "synthetic": True,
-                    "boundary": q.geom_value(shapely.MultiPolygon([shapely.box(X0, Y0, X1, Y1)])),
+                    "boundary": queries.geom_value(
+                        shapely.MultiPolygon([shapely.box(X0, Y0, X1, Y1)])
+                    ),
                     "created_at": m.utcnow(),
                 }
             ],
         )[0]
         ensure_default_catalogue(conn)
         members = np.asarray(
-            q.insert_returning_ids(
+            queries.insert_returning_ids(
                 conn,
                 m.Member,
                 [
@@ -542,9 +543,9 @@ def setup_database(
                 ],
             )
         )
-        plan_id = q.create_plan(conn, community_id=cid, name="benchmark: active plan")
+        plan_id = queries.create_plan(conn, community_id=cid, name="benchmark: active plan")
         grid_ids = np.asarray(
-            q.insert_returning_ids(
+            queries.insert_returning_ids(
                 conn,
                 m.Grid,
                 [
@@ -552,7 +553,7 @@ def setup_database(
                         "plan_id": plan_id,
                         "code": c,
                         "lead_member_id": int(members[lead]),
-                        "geom": q.geom_value(shapely.MultiPolygon([g])),
+                        "geom": queries.geom_value(shapely.MultiPolygon([g])),
                     }
                     for c, g, lead in zip(
                         city.grid_codes, city.grids, extras.grid_lead, strict=True
@@ -560,15 +561,15 @@ def setup_database(
                 ],
             )
         )
-        q.mark_plan_active(conn, community_id=cid, plan_id=plan_id)
+        queries.mark_plan_active(conn, community_id=cid, plan_id=plan_id)
         branch_ids = np.asarray(
-            q.insert_returning_ids(
+            queries.insert_returning_ids(
                 conn,
                 m.Branch,
                 [{"community_id": cid, "name": f"第{b + 1}支部"} for b in range(extras.branches)],
             )
         )
-        q.insert_branch_grids(
+        queries.insert_branch_grids(
             conn,
             [
                 {
@@ -579,7 +580,7 @@ def setup_database(
                 for b, g in extras.branch_grids
             ],
         )
-        q.bulk_insert(
+        queries.bulk_insert(
             conn,
             m.ResponsibilityField,
             (
@@ -588,7 +589,7 @@ def setup_database(
                     "name": f"责任田 {i + 1}",
                     "member_id": int(members[h]) if h >= 0 else None,
                     "needs_review": False,
-                    "geom": q.geom_value(shapely.MultiPolygon([g])),
+                    "geom": queries.geom_value(shapely.MultiPolygon([g])),
                 }
                 for i, (g, h) in enumerate(zip(city.fields, extras.field_holder, strict=True))
             ),
@@ -611,7 +612,7 @@ def setup_database(
             m.RequestStatus.CLOSED.value,
         )
         now = m.utcnow()
-        q.bulk_insert(
+        queries.bulk_insert(
             conn,
             m.Request,
             (
@@ -622,7 +623,7 @@ def setup_database(
                     "source": "benchmark",
                     "status": str(s),
                     "received_at": now - dt.timedelta(hours=int(h)),
-                    "geom": q.geom_value(shapely.Point(px, py)),
+                    "geom": queries.geom_value(shapely.Point(px, py)),
                 }
                 for px, py, s, h in zip(
                     extras.req_x,
@@ -1073,7 +1074,7 @@ def run_postgis(
     db: Database, city: City, draft: Draft, extras: Extras, n: int, repeats: int
 ) -> tuple[list[Step], dict[str, Any]]:
     """diff_in_db and activate_plan against the geopandas activation, on PostGIS."""
-    from geogrid.db import queries as q
+    from geogrid.db import queries
     from geogrid.db.engine import make_engine
     from geogrid.planning import store
     from geogrid.planning.common import local_crs
@@ -1123,7 +1124,7 @@ def run_postgis(
                     lambda c=conn: store.diff_in_db(
                         c,
                         community_id=ids.community_id,
-                        draft=q.grids_frame(c, plan_id=ids.draft_plan_id),
+                        draft=queries.grids_frame(c, plan_id=ids.draft_plan_id),
                     )
                 )
                 s.extra = {"counts": diff.counts}
@@ -1181,7 +1182,7 @@ def run_spatialite(
     city: City, draft: Draft, extras: Extras, n: int, repeats: int
 ) -> tuple[list[Step], dict[str, Any]]:
     """The product's activation and dry-run diff on SpatiaLite."""
-    from geogrid.db import queries as q
+    from geogrid.db import queries
     from geogrid.db.engine import make_engine
     from geogrid.planning import store
 
@@ -1199,7 +1200,7 @@ def run_spatialite(
                     lambda c=conn: store.diff_in_db(
                         c,
                         community_id=ids.community_id,
-                        draft=q.grids_frame(c, plan_id=ids.draft_plan_id),
+                        draft=queries.grids_frame(c, plan_id=ids.draft_plan_id),
                     )
                 )
                 s.extra = {"counts": diff.counts}

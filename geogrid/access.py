@@ -36,14 +36,13 @@ from typing import Any, Final
 
 from sqlalchemy import Connection
 
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import models, queries
 from geogrid.db.queries import access as access_queries
 from geogrid.db.queries import catalogue as catalogue_queries
 from geogrid.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from geogrid.periods import iso
 
-Role = m.Role
+Role = models.Role
 
 #: Roles that may sign in from a browser (login page + session cookie).
 SESSION_ROLES: Final = frozenset({Role.OFFICIAL, Role.PLANNER, Role.ADMIN})
@@ -58,7 +57,7 @@ KEY_PREFIX: Final = "gg_"
 class Actor:
     """Who is acting: the role and scope of a key (or of the CLI, ``system``)."""
 
-    role: m.Role
+    role: models.Role
     label: str
     key_id: int | None = None
     community_id: int | None = None
@@ -79,10 +78,10 @@ class Actor:
         """The command line: an operator on the server, acting as admin."""
         return cls(role=Role.ADMIN, label=label, personal_data=True)
 
-    def has(self, *roles: m.Role) -> bool:
+    def has(self, *roles: models.Role) -> bool:
         return self.role in roles
 
-    def require(self, *roles: m.Role, what: str) -> None:
+    def require(self, *roles: models.Role, what: str) -> None:
         """Raise :class:`Forbidden` (or :class:`NotAuthenticated`) unless the role is one of
         ``roles``."""
         if not self.authenticated:
@@ -121,7 +120,7 @@ def limit_to_scope(
     would otherwise mean every community), anyone else what was asked."""
     if actor.community_id is None:
         return community
-    own = q.community_by_id(conn, community_id=actor.community_id).code
+    own = queries.community_by_id(conn, community_id=actor.community_id).code
     asked = [c.strip() for c in (community or own).split(",") if c.strip()]
     others = [c for c in asked if c != own]
     if others:
@@ -166,7 +165,7 @@ def create_key(
         raise InvalidInput(f"unknown role {role!r}: use one of {names}", field="role") from None
     community_id = None
     if community_code is not None:
-        community_id = q.community_row(conn, code=community_code).id
+        community_id = queries.community_row(conn, code=community_code).id
     department_id = None
     if r is Role.DEPARTMENT:
         if department_code is None:
@@ -179,7 +178,7 @@ def create_key(
     if r is Role.MEMBER:
         if member_id is None:
             raise InvalidInput("a member key needs --member ID", field="member")
-        member_community_id = q.member_community_id(conn, member_id=member_id)
+        member_community_id = queries.member_community_id(conn, member_id=member_id)
         if member_community_id is None:
             raise NotFound(f"no member with id {member_id}", field="member")
         community_id = community_id or member_community_id
@@ -222,7 +221,7 @@ def revoke_key(conn: Connection, *, key_or_prefix: str) -> str:
     row = access_queries.key_by_prefix(conn, prefix=prefix)
     if row is None:
         raise NotFound(f"no key with prefix {prefix!r}", field="key")
-    now = m.utcnow()
+    now = models.utcnow()
     if row.revoked_at is None:
         access_queries.set_key_revoked(conn, key_id=row.id, at=now)
     access_queries.revoke_key_sessions(conn, key_id=row.id, at=now)
@@ -266,7 +265,7 @@ def authenticate(conn: Connection, key: str, *, field: str = "api_key") -> Actor
         raise NotAuthenticated("the API key is not valid", field=field)
     if row.revoked_at is not None:
         raise NotAuthenticated("the API key has been revoked", field=field)
-    now = m.utcnow()
+    now = models.utcnow()
     # last_used_at to the minute: one write a minute per key at most, not one per request.
     if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):
         access_queries.set_key_used(conn, key_id=row.id, at=now)
@@ -283,7 +282,7 @@ def open_session(conn: Connection, *, key: str, hours: int = SESSION_HOURS) -> t
         names = ", ".join(sorted(r.value for r in SESSION_ROLES))
         raise Forbidden(f"browser sign-in is for {names} keys; this key is {actor.role.value}")
     token = secrets.token_urlsafe(32)
-    now = m.utcnow()
+    now = models.utcnow()
     access_queries.insert_session(
         conn,
         token_hash=_hash(token),
@@ -299,13 +298,13 @@ def session_actor(conn: Connection, token: str) -> Actor:
     session = access_queries.session_by_token_hash(conn, token_hash=_hash(token))
     if session is None or session.revoked_at is not None or session.key.revoked_at is not None:
         raise NotAuthenticated("the session is not valid: sign in again", field="session")
-    if session.expires_at <= m.utcnow():
+    if session.expires_at <= models.utcnow():
         raise NotAuthenticated("the session has expired: sign in again", field="session")
     return _actor_of(session.key, via_session=True)
 
 
 def close_session(conn: Connection, token: str) -> None:
-    access_queries.revoke_session(conn, token_hash=_hash(token), at=m.utcnow())
+    access_queries.revoke_session(conn, token_hash=_hash(token), at=models.utcnow())
 
 
 # --- personal data ---------------------------------------------------------------------------
@@ -323,7 +322,7 @@ def log_personal_read(
     """Record who read which person's unmasked data (never the data itself)."""
     return access_queries.insert_personal_reads(
         conn,
-        at=m.utcnow(),
+        at=models.utcnow(),
         api_key_id=actor.key_id,
         actor=actor.label,
         subject=subject,

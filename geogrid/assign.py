@@ -14,9 +14,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection
 
-from geogrid.db import dialect
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import dialect, models, queries
 from geogrid.db.queries import assignment
 from geogrid.spatial import assign_points
 
@@ -55,13 +53,13 @@ def assign_community(
     Runs in the caller's transaction: roll it back for a dry run. ``all_requests`` also
     re-assigns closed requests (only when a community is first loaded).
     """
-    community = q.community_by_id(conn, community_id=community_id).code
+    community = queries.community_by_id(conn, community_id=community_id).code
     if plan_id is None:
-        plan_id = q.require_active_plan(conn, community_id=community_id).id
+        plan_id = queries.require_active_plan(conn, community_id=community_id).id
     version = assignment.plan_version(conn, plan_id=plan_id)
     report = AssignmentReport(community_code=community, plan_id=plan_id, plan_version=version)
 
-    before = q.household_assignments(conn, plan_id=plan_id)
+    before = queries.household_assignments(conn, plan_id=plan_id)
     # Two steps rather than dialect.assign_households (one partition build): the combined
     # statement's plan proved unstable at small sizes (20k households: 12 s against 0.8 s for
     # the two steps, benchmarks/README.md), while the two steps are steady at every size.
@@ -71,7 +69,9 @@ def assign_community(
     report.households_in_fields = dialect.assign_households_to_fields(
         conn, plan_id=plan_id, community_id=community_id
     )
-    report.households = q.count(conn, m.Household, m.Household.community_id == community_id)
+    report.households = queries.count(
+        conn, models.Household, models.Household.community_id == community_id
+    )
     report.households_outside = report.households - report.households_in_grids
     if report.households_outside:
         report.outside_address_ids = assignment.outside_households(
@@ -80,7 +80,7 @@ def assign_community(
     if before:
         # Only a re-run has rows to compare (a plan assigned for the first time has none):
         # reading 1M rows back costs ~2 s.
-        after = q.household_assignments(conn, plan_id=plan_id)
+        after = queries.household_assignments(conn, plan_id=plan_id)
         for hid, (grid_id, field_id) in after.items():
             old = before.get(hid)
             if old is None or old[0] != grid_id:
@@ -105,10 +105,10 @@ def assign_community(
 
 def _assign_fields(conn: Connection, *, community_id: int, plan_id: int) -> int:
     """Set each field's grid: the grid covering its representative point. Returns changes."""
-    fields = q.fields_frame(conn, community_id=community_id)
+    fields = queries.fields_frame(conn, community_id=community_id)
     if fields.empty:
         return 0
-    grids = q.grids_frame(conn, plan_id=plan_id)
+    grids = queries.grids_frame(conn, plan_id=plan_id)
     idx = assign_points(fields.representative_point(), grids, key=grids["code"].to_numpy())
     new_ids = [int(grids["id"].iloc[i]) if i >= 0 else None for i in idx]
     changes = [
@@ -116,7 +116,7 @@ def _assign_fields(conn: Connection, *, community_id: int, plan_id: int) -> int:
         for fid, old, gid in zip(fields["id"], fields["grid_id"], new_ids, strict=True)
         if (None if old is None or (isinstance(old, float) and np.isnan(old)) else int(old)) != gid
     ]
-    q.update_ids(conn, m.ResponsibilityField, "grid_id", changes)
+    queries.update_ids(conn, models.ResponsibilityField, "grid_id", changes)
     return len(changes)
 
 

@@ -13,8 +13,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection
 
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import models, queries
 from geogrid.db.queries import catalogue as catalogue_queries
 
 #: Open311 attribute datatypes (GeoReport v2, "GET Service Definition").
@@ -45,7 +44,7 @@ def ensure_default_catalogue(conn: Connection) -> dict[str, int]:
         for r in read_default("departments")
         if r["code"] not in existing_departments
     ]
-    q.bulk_insert(conn, m.Department, new_depts)
+    queries.bulk_insert(conn, models.Department, new_depts)
     department_ids = catalogue_queries.department_ids(conn)
     existing_categories = catalogue_queries.category_codes(conn)
     new_cats: list[dict[str, Any]] = []
@@ -64,5 +63,5 @@ def ensure_default_catalogue(conn: Connection) -> dict[str, int]:
                 "department_id": department_ids.get(r.get("department_code") or ""),
             }
         )
-    q.bulk_insert(conn, m.Category, new_cats)
+    queries.bulk_insert(conn, models.Category, new_cats)
     return {"departments": len(new_depts), "categories": len(new_cats)}

@@ -105,8 +105,7 @@ def demo(
     """Generate the synthetic demo community (modelled on Jinyuan Community) and load it."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from geogrid.db import models as m
-    from geogrid.db import queries as q
+    from geogrid.db import models, queries
     from geogrid.demo.generate import generate_demo
     from geogrid.demo.load import load_demo
     from geogrid.periods import parse_date
@@ -114,7 +113,7 @@ def demo(
     with errors():
         engine = open_engine(database)
         with engine.connect() as conn:
-            existing = q.count(conn, m.Community)
+            existing = queries.count(conn, models.Community)
         if existing:
             if if_empty:
                 out.print("the database already holds a community: demo not loaded again")
@@ -233,12 +232,12 @@ def assign(
 ) -> None:
     """Re-run the assignment of households, fields and open requests; print what changed."""
     from geogrid.assign import assign_community
-    from geogrid.db import queries as q
+    from geogrid.db import queries
 
     with errors():
         engine = open_engine(database)
         with transaction(engine, commit=commit) as conn:
-            row = q.community_row(conn, code=community)
+            row = queries.community_row(conn, code=community)
             report = assign_community(conn, community_id=row.id)
         if as_json:
             print_json(report.to_dict())

@@ -21,8 +21,7 @@ from sqlalchemy import Connection
 from geogrid.access import Actor, limit_to_scope, log_personal_read
 from geogrid.assign import assign_requests
 from geogrid.catalogue import ATTRIBUTE_TYPES
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import models, queries
 from geogrid.db.queries import assignment, catalogue, people
 from geogrid.errors import Conflict, InvalidInput, NotFound
 from geogrid.privacy import mask_name
@@ -154,13 +153,13 @@ def save_category(
         row["name_en"] = _str(values.get("name_en"), "name_en")
     if "programme" in values or create:
         p = values.get("programme")
-        if p not in {x.value for x in m.Programme}:
-            names = ", ".join(x.value for x in m.Programme)
+        if p not in {x.value for x in models.Programme}:
+            names = ", ".join(x.value for x in models.Programme)
             raise InvalidInput(f"programme must be one of {names}, got {p!r}", field="programme")
         row["programme"] = p
     if "class" in values or create:
         k = values.get("class")
-        if k not in {x.value for x in m.CategoryClass}:
+        if k not in {x.value for x in models.CategoryClass}:
             raise InvalidInput(f"class must be component or event, got {k!r}", field="class")
         row["category_class"] = k
     if "subclass" in values:
@@ -301,9 +300,9 @@ def save_member(
         raise InvalidInput(f"unknown field {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
     row: dict[str, Any] = {}
     if member_id is None:
-        cid = q.community_row(conn, code=community).id
+        cid = queries.community_row(conn, code=community).id
     else:
-        member_community_id = q.member_community_id(conn, member_id=member_id)
+        member_community_id = queries.member_community_id(conn, member_id=member_id)
         if member_community_id is None:
             raise NotFound(f"no member with id {member_id}", field="id")
         cid = member_community_id
@@ -313,8 +312,8 @@ def save_member(
         row["phone"] = _str(values.get("phone"), "phone", limit=64)
     if "kind" in values or member_id is None:
         kind = values.get("kind")
-        if kind not in {k.value for k in m.MemberKind}:
-            names = ", ".join(k.value for k in m.MemberKind)
+        if kind not in {k.value for k in models.MemberKind}:
+            names = ", ".join(k.value for k in models.MemberKind)
             raise InvalidInput(f"kind must be one of {names}, got {kind!r}", field="kind")
         row["kind"] = kind
     if "branch" in values:
@@ -345,7 +344,7 @@ def save_member(
 
 
 def list_fields(conn: Connection, *, community: str | None = None) -> list[dict[str, Any]]:
-    cid = q.community_row(conn, code=community).id if community is not None else None
+    cid = queries.community_row(conn, code=community).id if community is not None else None
     return [
         {
             "id": int(r.id),
@@ -397,7 +396,9 @@ def set_grid_lead(
 
     A key scoped to a community changes only that community's grids."""
     # Without a community named, a scoped key means its own community's grid.
-    community_id = q.community_row(conn, code=community).id if community else actor.community_id
+    community_id = (
+        queries.community_row(conn, code=community).id if community else actor.community_id
+    )
     row = people.active_grid(conn, grid_code=grid_code, community_id=community_id)
     if row is None:
         raise NotFound(f"no grid {grid_code!r} in an active plan", field="grid")
@@ -411,7 +412,7 @@ def set_grid_lead(
 
 def reroute_open_requests(conn: Connection, *, community_id: int) -> int:
     """Route the community's open requests again, except those assigned by hand."""
-    plan = q.active_plan(conn, community_id=community_id)
+    plan = queries.active_plan(conn, community_id=community_id)
     if plan is None:
         return 0
     ids = assignment.reroutable_request_ids(conn, community_id=community_id)

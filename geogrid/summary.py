@@ -6,8 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import models, queries
 from geogrid.periods import Period
 from geogrid.rates import rate
 
@@ -18,8 +17,8 @@ def community_summary(conn: Connection, *, community_id: int, period: Period) ->
     Requests are selected by received date within ``period``; resolution rate = resolved ÷
     received (``geogrid.rates``).
     """
-    row = q.community_by_id(conn, community_id=community_id)
-    c = q.summary_counts(
+    row = queries.community_by_id(conn, community_id=community_id)
+    c = queries.summary_counts(
         conn, community_id=community_id, received_from=period.lower, received_to=period.upper
     )
     by_kind = c["members_by_kind"]
@@ -39,7 +38,7 @@ def community_summary(conn: Connection, *, community_id: int, period: Period) ->
         "members": {
             "total": total,
             "by_kind": by_kind,
-            "membership_elsewhere": total - by_kind[m.MemberKind.RESIDENT.value],
+            "membership_elsewhere": total - by_kind[models.MemberKind.RESIDENT.value],
         },
         "households": c["households"],
         "residents": c["residents"],
@@ -57,9 +56,9 @@ def summary(
 ) -> dict[str, Any]:
     """The summary of every community (or one), with the period it covers."""
     if community_code is not None:
-        ids = [q.community_row(conn, code=community_code).id]
+        ids = [queries.community_row(conn, code=community_code).id]
     else:
-        ids = [r.id for r in q.list_communities(conn)]
+        ids = [r.id for r in queries.list_communities(conn)]
     return {
         "period": period.to_dict(),
         "communities": [community_summary(conn, community_id=i, period=period) for i in ids],

@@ -12,8 +12,7 @@ from sqlalchemy import Connection
 
 from geogrid.assign import AssignmentReport, assign_community
 from geogrid.catalogue import ensure_default_catalogue
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import models, queries
 from geogrid.db.queries import catalogue as catalogue_queries
 from geogrid.demo.generate import DemoData
 from geogrid.errors import Conflict
@@ -61,7 +60,7 @@ def load_demo(
     """Write ``data`` into an empty database (the caller owns the transaction)."""
     say = progress or (lambda _msg: None)
     c = data.community
-    if q.count(conn, m.Community, m.Community.code == c["code"]):
+    if queries.count(conn, models.Community, models.Community.code == c["code"]):
         raise Conflict(
             f"community {c['code']} is already loaded: use a fresh database for the demo",
             field="community",
@@ -73,9 +72,9 @@ def load_demo(
     sla_hours = {category.code: category.sla_hours for category in categories}
 
     say("community")
-    community_id = q.insert_returning_ids(
+    community_id = queries.insert_returning_ids(
         conn,
-        m.Community,
+        models.Community,
         [
             {
                 "code": c["code"],
@@ -89,8 +88,8 @@ def load_demo(
                 "timezone": c.get("timezone", "Asia/Shanghai"),
                 "synthetic": bool(c.get("synthetic", True)),
                 "note": c.get("note"),
-                "boundary": q.geom_value(multi(c["boundary"])),
-                "created_at": m.utcnow(),
+                "boundary": queries.geom_value(multi(c["boundary"])),
+                "created_at": models.utcnow(),
             }
         ],
     )[0]
@@ -99,20 +98,20 @@ def load_demo(
     say("streets")
     street_ids = _keyed(
         conn,
-        m.Street,
+        models.Street,
         data.streets,
         "street_key",
         lambda r: {
             "community_id": community_id,
             "name": r.name,
             "kind": r.kind,
-            "geom": q.geom_value(multi(r.geometry)),
+            "geom": queries.geom_value(multi(r.geometry)),
         },
     )
     say("buildings")
     building_ids = _keyed(
         conn,
-        m.Building,
+        models.Building,
         data.buildings,
         "building_key",
         lambda r: {
@@ -123,15 +122,15 @@ def load_demo(
             "street_id": street_ids.get(_int(r.street_key)),
             "house_number": _none(r.house_number),
             "floors": _int(r.floors),
-            "geom": q.geom_value(r.geometry),
+            "geom": queries.geom_value(r.geometry),
         },
     )
     unit_ids = dict(
         zip(
             data.resident_units["name"],
-            q.insert_returning_ids(
+            queries.insert_returning_ids(
                 conn,
-                m.ResidentUnit,
+                models.ResidentUnit,
                 [{"community_id": community_id, "name": n} for n in data.resident_units["name"]],
             ),
             strict=True,
@@ -139,14 +138,14 @@ def load_demo(
     )
     branch_ids = _keyed(
         conn,
-        m.Branch,
+        models.Branch,
         data.branches,
         "branch_key",
         lambda r: {"community_id": community_id, "name": r.name},
     )
     group_ids = _keyed(
         conn,
-        m.Group,
+        models.Group,
         data.groups,
         "group_key",
         lambda r: {
@@ -158,7 +157,7 @@ def load_demo(
     say("members")
     member_ids = _keyed(
         conn,
-        m.Member,
+        models.Member,
         data.members,
         "member_key",
         lambda r: {
@@ -169,12 +168,12 @@ def load_demo(
             "branch_id": branch_ids.get(_int(r.branch_key)),
             "group_id": group_ids.get(_int(r.group_key)),
             "active": True,
-            "position": q.geom_value(r.geometry),
+            "position": queries.geom_value(r.geometry),
         },
     )
 
     say("boundary plan")
-    plan_id = q.create_plan(
+    plan_id = queries.create_plan(
         conn,
         community_id=community_id,
         name="示例初始方案 (demo initial plan)",
@@ -191,28 +190,32 @@ def load_demo(
             "code": r.code,
             "name": r.name,
             "lead_member_id": leads.get(r.code),
-            "geom": q.geom_value(multi(r.geometry)),
+            "geom": queries.geom_value(multi(r.geometry)),
         }
         for r in data.grids.itertuples()
     ]
     grid_ids = dict(
-        zip(data.grids["code"], q.insert_returning_ids(conn, m.Grid, grid_rows), strict=True)
+        zip(
+            data.grids["code"],
+            queries.insert_returning_ids(conn, models.Grid, grid_rows),
+            strict=True,
+        )
     )
-    q.bulk_insert(
+    queries.bulk_insert(
         conn,
-        m.BranchGrid,
+        models.BranchGrid,
         (
             {"branch_id": branch_ids[int(r.branch_key)], "grid_id": grid_ids[code]}
             for r in data.branches.itertuples()
             for code in r.grid_codes
         ),
     )
-    q.mark_plan_active(conn, community_id=community_id, plan_id=plan_id)
+    queries.mark_plan_active(conn, community_id=community_id, plan_id=plan_id)
 
     say("responsibility fields")
     field_ids = _keyed(
         conn,
-        m.ResponsibilityField,
+        models.ResponsibilityField,
         data.fields,
         "field_key",
         lambda r: {
@@ -220,14 +223,14 @@ def load_demo(
             "member_id": member_ids[int(r.member_key)],
             "name": r.name,
             "street_id": street_ids.get(_int(r.street_key)),
-            "geom": q.geom_value(multi(r.geometry)),
+            "geom": queries.geom_value(multi(r.geometry)),
         },
     )
 
     say("households")
     household_ids = _keyed(
         conn,
-        m.Household,
+        models.Household,
         data.households,
         "address_id",
         lambda r: {
@@ -243,13 +246,13 @@ def load_demo(
             "room": _none(r.room),
             "size": int(r.size),
             "registered": bool(r.registered),
-            "geom": q.geom_value(r.geometry),
+            "geom": queries.geom_value(r.geometry),
         },
         key_type=str,
     )
-    q.bulk_insert(
+    queries.bulk_insert(
         conn,
-        m.HouseholdPersonal,
+        models.HouseholdPersonal,
         (
             {
                 "household_id": household_ids[r.address_id],
@@ -264,7 +267,7 @@ def load_demo(
     say("requests")
     request_ids = _keyed(
         conn,
-        m.Request,
+        models.Request,
         data.requests,
         "request_key",
         lambda r: {
@@ -287,12 +290,12 @@ def load_demo(
             "updated_at": max(
                 t for t in (_ts(getattr(r, c)) for c in _REQUEST_TIMES) if t is not None
             ),
-            "geom": q.geom_value(r.geometry),
+            "geom": queries.geom_value(r.geometry),
         },
     )
-    q.bulk_insert(
+    queries.bulk_insert(
         conn,
-        m.RequestEvent,
+        models.RequestEvent,
         (
             {
                 "request_id": request_ids[int(r.request_key)],
@@ -305,9 +308,9 @@ def load_demo(
             for r in data.request_events.itertuples()
         ),
     )
-    q.bulk_insert(
+    queries.bulk_insert(
         conn,
-        m.Visit,
+        models.Visit,
         (
             {
                 "member_id": member_ids[int(r.member_key)],
@@ -363,5 +366,5 @@ def _keyed(
 ) -> dict[Any, int]:
     """Insert one row per frame row; map the frame's ``key`` column to the new ids."""
     rows = [row(r) for r in frame.itertuples(index=False)]
-    ids = q.insert_returning_ids(conn, model, rows)
+    ids = queries.insert_returning_ids(conn, model, rows)
     return {key_type(k): i for k, i in zip(frame[key], ids, strict=True)}

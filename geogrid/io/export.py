@@ -63,7 +63,7 @@ import geopandas as gpd
 import pandas as pd
 from sqlalchemy import Connection
 
-from geogrid.db import queries as q
+from geogrid.db import queries
 from geogrid.db.queries import export as export_queries
 from geogrid.io.readers import gdal_without_spatialite
 from geogrid.privacy import mask_name, pseudonym, scrub
@@ -112,9 +112,9 @@ def export_geopackage(
     """
     out = Path(out)
     if community_code is not None:
-        ids = [q.community_row(conn, code=community_code).id]
+        ids = [queries.community_row(conn, code=community_code).id]
     else:
-        ids = [int(r.id) for r in q.list_communities(conn)]
+        ids = [int(r.id) for r in queries.list_communities(conn)]
     zones = {
         cid: ZoneInfo(tz or "Asia/Shanghai")
         for cid, tz in export_queries.community_timezones(conn, community_ids=ids).items()
@@ -128,7 +128,7 @@ def export_geopackage(
         Path(f"{out}{suffix}").unlink(missing_ok=True)
     # Without personal data, address ids (which encode unit and room) become stable
     # stand-ins: the same in every export of this database, so layers and exports still join.
-    key = None if include_personal else q.instance_secret(conn, "pseudonyms").encode()
+    key = None if include_personal else queries.instance_secret(conn, "pseudonyms").encode()
     counts: dict[str, int] = {}
     for layer, geometry_type in LAYERS.items():
         frame = _BUILDERS[layer](conn, community_ids=ids, plan_ids=plans)

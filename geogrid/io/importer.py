@@ -81,8 +81,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection
 
 from geogrid.assign import assign_community
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import models, queries
 from geogrid.db.queries import catalogue as catalogue_queries
 from geogrid.db.queries import imports as import_queries
 from geogrid.errors import InvalidInput
@@ -181,7 +180,7 @@ def import_layer(
         raise InvalidInput(
             f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}", field="layer"
         )
-    community = q.community_row(conn, code=community_code)
+    community = queries.community_row(conn, code=community_code)
     read = read_layer(Path(path), crs=crs, encoding=encoding, layer=source_layer or layer)
     ctx = _Context(conn, layer, read, community)
     report = ImportReport(
@@ -222,7 +221,7 @@ class _Context:
         self.used: set[str] = set()
         self.missing: set[str] = set()
         self.warnings: list[str] = []
-        self.boundary = q.community_boundary(conn, community_id=community.id)
+        self.boundary = queries.community_boundary(conn, community_id=community.id)
         lat = self.boundary.centroid.y if not self.boundary.is_empty else 0.0
         # Local metres per degree (equirectangular, good to < 1 % over a community).
         self.mx = _M_PER_DEG_LON * max(math.cos(math.radians(lat)), 0.01)
@@ -542,7 +541,7 @@ class _Upsert:
 
     def write(self, conn: Connection, model: Any, report: ImportReport) -> list[int]:
         """Insert and update; return the new ids (in insert order)."""
-        ids = q.insert_returning_ids(conn, model, self.inserts)
+        ids = queries.insert_returning_ids(conn, model, self.inserts)
         import_queries.update_rows(conn, model=model, rows=self.updates)
         report.inserted, report.updated, report.unchanged = (
             len(self.inserts),
@@ -554,12 +553,14 @@ class _Upsert:
 
 def _geom_values(values: dict[str, Any]) -> dict[str, Any]:
     """``values`` with shapely geometries as bind values."""
-    return {k: q.geom_value(v) if isinstance(v, BaseGeometry) else v for k, v in values.items()}
+    return {
+        k: queries.geom_value(v) if isinstance(v, BaseGeometry) else v for k, v in values.items()
+    }
 
 
 def _assign(ctx: _Context, report: ImportReport, *, all_requests: bool = False) -> None:
     """Run assignment when the community has an active plan; warn otherwise."""
-    plan = q.active_plan(ctx.conn, community_id=ctx.community.id)
+    plan = queries.active_plan(ctx.conn, community_id=ctx.community.id)
     if plan is None:
         report.warnings.append(
             "the community has no active boundary plan: nothing assigned "
@@ -577,7 +578,7 @@ Writer = Callable[[ImportReport], None]
 
 
 def _plan_grids(ctx: _Context, plan_name: str | None) -> Writer:
-    c = m.Grid
+    c = models.Grid
     ctx.require_coordinates("wkt")
     chinese = bool(re.fullmatch(r"\d{12}", ctx.community.code))
     lead_col = ctx.first_column("lead_member", "lead_member_id")
@@ -617,27 +618,29 @@ def _plan_grids(ctx: _Context, plan_name: str | None) -> Writer:
 
     def write(report: ImportReport) -> None:
         conn, cid = ctx.conn, ctx.community.id
-        before = q.active_plan(conn, community_id=cid)
+        before = queries.active_plan(conn, community_id=cid)
         name = plan_name or f"import of {ctx.read.file}"
-        plan_id = q.create_plan(
+        plan_id = queries.create_plan(
             conn,
             community_id=cid,
             name=name,
             source=f"geogrid import grids {ctx.read.file} (CRS {ctx.read.crs})",
         )
-        q.bulk_insert(conn, m.Grid, [_geom_values({"plan_id": plan_id, **r}) for r in rows])
+        queries.bulk_insert(
+            conn, models.Grid, [_geom_values({"plan_id": plan_id, **r}) for r in rows]
+        )
         report.inserted = len(rows)
         report.plan_id = plan_id
-        report.plan_version = q.plan_row(conn, plan_id=plan_id).version
+        report.plan_version = queries.plan_row(conn, plan_id=plan_id).version
         if before is None:
-            q.mark_plan_active(conn, community_id=cid, plan_id=plan_id)
+            queries.mark_plan_active(conn, community_id=cid, plan_id=plan_id)
             report.activated = True
-            report.plan_status = m.PlanStatus.ACTIVE.value
+            report.plan_status = models.PlanStatus.ACTIVE.value
             # The community's first plan: requests of every status get their grid.
             result = assign_community(conn, community_id=cid, plan_id=plan_id, all_requests=True)
             report.assignment = result.to_dict()
         else:
-            report.plan_status = m.PlanStatus.DRAFT.value
+            report.plan_status = models.PlanStatus.DRAFT.value
             report.warnings.append(
                 f"plan v{report.plan_version} is a draft; the active plan v{before.version} "
                 "is unchanged (review the draft, then activate it)"
@@ -704,7 +707,7 @@ class _Stored:
 
 
 def _plan_streets(ctx: _Context, plan_name: str | None) -> Writer:
-    c, cid = m.Street, ctx.community.id
+    c, cid = models.Street, ctx.community.id
     ctx.require_coordinates("wkt")
     has_name = ctx.require("name")
     stored = _Stored.of(
@@ -729,7 +732,7 @@ def _plan_streets(ctx: _Context, plan_name: str | None) -> Writer:
 
 
 def _plan_buildings(ctx: _Context, plan_name: str | None) -> Writer:
-    c, cid = m.Building, ctx.community.id
+    c, cid = models.Building, ctx.community.id
     ctx.require_coordinates("wkt")
     has_name = ctx.require("name")
     columns = ["name", "compound", "aliases", "house_number", "floors", "street_id", "geom"]
@@ -737,7 +740,7 @@ def _plan_buildings(ctx: _Context, plan_name: str | None) -> Writer:
         import_queries.stored_rows(ctx.conn, model=c, columns=columns, community_id=cid),
         lambda r: (r["name"], r["compound"]),
     )
-    streets = import_queries.ids_by_name(ctx.conn, model=m.Street, community_id=cid)
+    streets = import_queries.ids_by_name(ctx.conn, model=models.Street, community_id=cid)
     plan = _Upsert()
     keys: list[tuple[str, str | None] | None] = []
     for i in ctx.rows:
@@ -790,7 +793,7 @@ _PERSONAL = ("head_name", "phone", "care_flags")
 
 
 def _plan_households(ctx: _Context, plan_name: str | None) -> Writer:
-    c, cid = m.Household, ctx.community.id
+    c, cid = models.Household, ctx.community.id
     ctx.require_coordinates()
     has_key = ctx.require("address_id")
     present = [col for col in _HOUSEHOLD_TEXT if ctx.has(col)]
@@ -814,7 +817,7 @@ def _plan_households(ctx: _Context, plan_name: str | None) -> Writer:
         r["address_id"]: r
         for r in import_queries.stored_households(ctx.conn, address_ids=wanted, columns=columns)
     }
-    streets = import_queries.ids_by_name(ctx.conn, model=m.Street, community_id=cid)
+    streets = import_queries.ids_by_name(ctx.conn, model=models.Street, community_id=cid)
     buildings = import_queries.building_ids_by_key(ctx.conn, community_id=cid)
     personal = [col for col in _PERSONAL if ctx.has(col)]
     plan = _Upsert()
@@ -841,9 +844,11 @@ def _plan_households(ctx: _Context, plan_name: str | None) -> Writer:
         if personal:
             person: dict[str, Any] = {}
             if "head_name" in personal:
-                person["head_name"] = ctx.text(i, "head_name", limit=m.HouseholdPersonal.head_name)
+                person["head_name"] = ctx.text(
+                    i, "head_name", limit=models.HouseholdPersonal.head_name
+                )
             if "phone" in personal:
-                person["phone"] = ctx.text(i, "phone", limit=m.HouseholdPersonal.phone)
+                person["phone"] = ctx.text(i, "phone", limit=models.HouseholdPersonal.phone)
             if "care_flags" in personal:
                 person["care_flags"] = _split(ctx.text(i, "care_flags"), _LIST_SPLIT)
             people[i] = person
@@ -866,7 +871,7 @@ def _write_personal(
     report: ImportReport,
 ) -> None:
     """Upsert ``household_personal`` for the file's households (only the columns given)."""
-    conn, p = ctx.conn, m.HouseholdPersonal
+    conn, p = ctx.conn, models.HouseholdPersonal
     wanted = [a for a in address_ids if a is not None]
     hid = import_queries.household_ids(conn, address_ids=wanted)
     have = import_queries.households_with_personal(conn, household_ids=list(hid.values()))
@@ -877,14 +882,14 @@ def _write_personal(
             updates.append({"household_id": household, **values})
         elif any(values.values()):  # no empty rows for households without personal data
             inserts.append({"household_id": household, **values})
-    q.bulk_insert(conn, p, inserts)
+    queries.bulk_insert(conn, p, inserts)
     import_queries.update_rows(conn, model=p, rows=updates, key="household_id")
     report.created["household_personal"] = len(inserts)
 
 
 # --- members --------------------------------------------------------------------------------
 
-_MEMBER_KINDS = tuple(k.value for k in m.MemberKind)
+_MEMBER_KINDS = tuple(k.value for k in models.MemberKind)
 
 
 @dataclass(frozen=True)
@@ -896,7 +901,7 @@ class _NewRef:
 
 
 def _plan_members(ctx: _Context, plan_name: str | None) -> Writer:
-    c, cid = m.Member, ctx.community.id
+    c, cid = models.Member, ctx.community.id
     has_name = ctx.require("name")
     has_kind = ctx.require("kind")
     columns = ["name", "phone", "kind", "home_unit_id", "branch_id", "active", "position"]
@@ -910,7 +915,7 @@ def _plan_members(ctx: _Context, plan_name: str | None) -> Writer:
                 ctx.conn, model=model, community_id=cid
             ).items()
         }
-        for model in (m.ResidentUnit, m.Branch)
+        for model in (models.ResidentUnit, models.Branch)
     }
     new: dict[_NewRef, None] = {}
 
@@ -927,7 +932,7 @@ def _plan_members(ctx: _Context, plan_name: str | None) -> Writer:
     keys: list[Any] = []
     leads: dict[int, str] = {}
     matched: dict[int, int] = {}
-    active = q.active_plan(ctx.conn, community_id=cid)
+    active = queries.active_plan(ctx.conn, community_id=cid)
     grid_codes = import_queries.grid_codes(ctx.conn, plan_id=active.id) if active else set()
     for i in ctx.rows:
         lead = ctx.text(i, "lead_grid")
@@ -962,10 +967,12 @@ def _plan_members(ctx: _Context, plan_name: str | None) -> Writer:
         values["kind"] = kind.lower() if kind else None
         if ctx.has("home_unit"):
             values["home_unit_id"] = ref(
-                m.ResidentUnit, ctx.text(i, "home_unit", limit=m.ResidentUnit.name)
+                models.ResidentUnit, ctx.text(i, "home_unit", limit=models.ResidentUnit.name)
             )
         if ctx.has("branch"):
-            values["branch_id"] = ref(m.Branch, ctx.text(i, "branch", limit=m.Branch.name))
+            values["branch_id"] = ref(
+                models.Branch, ctx.text(i, "branch", limit=models.Branch.name)
+            )
         is_active = ctx.boolean(i, "active")
         if ctx.has("active") or old is None:
             values["active"] = True if is_active is None else is_active
@@ -984,9 +991,9 @@ def _plan_members(ctx: _Context, plan_name: str | None) -> Writer:
 
     def write(report: ImportReport) -> None:
         made: dict[_NewRef, int] = {}
-        for model in (m.ResidentUnit, m.Branch):
+        for model in (models.ResidentUnit, models.Branch):
             wanted = [r for r in new if r.model is model]
-            ids = q.insert_returning_ids(
+            ids = queries.insert_returning_ids(
                 ctx.conn, model, [{"community_id": cid, "name": r.name} for r in wanted]
             )
             made.update(zip(wanted, ids, strict=True))
@@ -1013,13 +1020,13 @@ def _plan_members(ctx: _Context, plan_name: str | None) -> Writer:
 
 
 def _plan_fields(ctx: _Context, plan_name: str | None) -> Writer:
-    c, cid = m.ResponsibilityField, ctx.community.id
+    c, cid = models.ResponsibilityField, ctx.community.id
     ctx.require_coordinates("wkt")
     members = import_queries.member_names(ctx.conn, community_id=cid)
     by_name: dict[str, list[int]] = defaultdict(list)
     for mid, mname in sorted(members.items()):
         by_name[mname].append(mid)
-    streets = import_queries.ids_by_name(ctx.conn, model=m.Street, community_id=cid)
+    streets = import_queries.ids_by_name(ctx.conn, model=models.Street, community_id=cid)
     id_col = ctx.first_column("member_id")
     name_col = ctx.first_column("member", "member_name")
     stored = _Stored.of(
@@ -1092,12 +1099,12 @@ def _member_ref(
 
 # --- requests -------------------------------------------------------------------------------
 
-_STATUSES = tuple(s.value for s in m.RequestStatus)
+_STATUSES = tuple(s.value for s in models.RequestStatus)
 _LATER_TIMES = ("registered_at", "dispatched_at", "resolved_at", "closed_at")
 
 
 def _plan_requests(ctx: _Context, plan_name: str | None) -> Writer:
-    r, cid, conn = m.Request, ctx.community.id, ctx.conn
+    r, cid, conn = models.Request, ctx.community.id, ctx.conn
     categories = {row.code: row for row in catalogue_queries.categories_for_intake(conn)}
     departments = catalogue_queries.department_ids(conn)
     category_col = ctx.first_column("category", "category_code")
@@ -1118,7 +1125,7 @@ def _plan_requests(ctx: _Context, plan_name: str | None) -> Writer:
                 sample = ", ".join(sorted(categories)[:8]) or "none: load the catalogue"
                 ctx.problem(i, f"unknown category {code!r} (known: {sample}…)", category_col)
         received = ctx.timestamp(i, "received_at", required=ctx.has("received_at"))
-        status = (ctx.text(i, "status") or m.RequestStatus.RECEIVED.value).lower()
+        status = (ctx.text(i, "status") or models.RequestStatus.RECEIVED.value).lower()
         if status not in _STATUSES:
             ctx.problem(
                 i, f"unknown status {status!r}; expected one of {', '.join(_STATUSES)}", "status"
@@ -1164,10 +1171,10 @@ def _plan_requests(ctx: _Context, plan_name: str | None) -> Writer:
         ctx.warnings.append(f"{skipped} rows equal stored or earlier requests: left unchanged")
 
     def write(report: ImportReport) -> None:
-        ids = q.insert_returning_ids(conn, r, [_geom_values(v) for v in rows])
-        q.bulk_insert(
+        ids = queries.insert_returning_ids(conn, r, [_geom_values(v) for v in rows])
+        queries.bulk_insert(
             conn,
-            m.RequestEvent,
+            models.RequestEvent,
             [
                 {
                     "request_id": rid,

@@ -68,7 +68,7 @@ import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from geogrid.crs import CRS_HELP, check_lonlat, frame_to_wgs84, normalize_crs
+from geogrid.crs import CRS_HELP, check_lonlat, finite_number, frame_to_wgs84, normalize_crs
 from geogrid.errors import CRSError, ImportRefused, InvalidInput
 
 __all__ = [
@@ -818,7 +818,12 @@ def _table_geometries(
                 pass  # no CRS: reported once for the file
             else:
                 try:
-                    x, y = check_lonlat(lon, lat) if geographic else _xy(lon, lat)
+                    x, y = (
+                        check_lonlat(lon, lat)
+                        if geographic
+                        # Projected: metres have no range to check, only finiteness.
+                        else (finite_number(lon, "lon"), finite_number(lat, "lat"))
+                    )
                 except InvalidInput as exc:
                     result.problem(i, exc.message, field=exc.field)
                     result.bad_geometry.add(i)
@@ -826,20 +831,6 @@ def _table_geometries(
                     geom = shapely.Point(x, y)
         out.append(geom)
     return out
-
-
-def _xy(x: Any, y: Any) -> tuple[float, float]:
-    """Projected coordinates as floats (no range to check in metres)."""
-    out = []
-    for value, name in ((x, "lon"), (y, "lat")):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise InvalidInput(f"{name} must be a number, got {value!r}", field=name) from None
-        if not math.isfinite(number):
-            raise InvalidInput(f"{name} must be a finite number, got {value!r}", field=name)
-        out.append(number)
-    return out[0], out[1]
 
 
 def _check_range(

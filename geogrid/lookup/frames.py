@@ -16,7 +16,7 @@ import shapely
 from geopandas import GeoDataFrame
 from sqlalchemy import Connection
 
-from geogrid.db import queries as q
+from geogrid.db import queries
 from geogrid.lookup.places import CommunityInfo, PlanInfo
 from geogrid.values import plain
 
@@ -50,17 +50,17 @@ class Frames:
 def read_frames(conn: Connection, community: CommunityInfo, *, plan_only: bool = False) -> Frames:
     """The frames of ``community``'s active plan, its buildings and streets (one snapshot:
     the caller's transaction)."""
-    plan = q.active_plan(conn, community_id=community.id)
+    plan = queries.active_plan(conn, community_id=community.id)
     frames = Frames(plan=None if plan is None else PlanInfo(int(plan.id), int(plan.version)))
     if plan is not None:
-        frames.grids = q.grids_frame(conn, plan_id=plan.id)
-        frames.fields = q.fields_frame(conn, community_id=community.id)
-        frames.members = q.members_frame(conn, community_id=community.id)
-        frames.branch_grids = q.branch_grids_frame(conn, plan_id=plan.id)
-        frames.groups = q.party_groups_frame(conn, community_id=community.id)
+        frames.grids = queries.grids_frame(conn, plan_id=plan.id)
+        frames.fields = queries.fields_frame(conn, community_id=community.id)
+        frames.members = queries.members_frame(conn, community_id=community.id)
+        frames.branch_grids = queries.branch_grids_frame(conn, plan_id=plan.id)
+        frames.groups = queries.party_groups_frame(conn, community_id=community.id)
     if not plan_only:
-        frames.buildings = q.buildings_frame(conn, community_id=community.id)
-        frames.streets = q.streets_frame(conn, community_id=community.id)
+        frames.buildings = queries.buildings_frame(conn, community_id=community.id)
+        frames.streets = queries.streets_frame(conn, community_id=community.id)
     return frames
 
 
@@ -68,7 +68,7 @@ def gazetteer_frames(
     conn: Connection, community: CommunityInfo, frames: Frames
 ) -> dict[str, pd.DataFrame]:
     """The frames ``geogrid.lookup.address.Gazetteer.from_frames`` takes (points as lon/lat)."""
-    households = q.address_households_frame(conn, community_id=community.id)
+    households = queries.address_households_frame(conn, community_id=community.id)
     streets = frames.streets if frames.streets is not None else GeoDataFrame()
     buildings = frames.buildings if frames.buildings is not None else GeoDataFrame()
     street_names = (

@@ -27,8 +27,7 @@ from sqlalchemy import Engine
 
 from geogrid import crs as gcrs
 from geogrid.background import Poller
-from geogrid.db import dialect
-from geogrid.db import queries as q
+from geogrid.db import dialect, queries
 from geogrid.errors import DatabaseNotReady, GeogridError, InvalidInput, NotFound
 from geogrid.lookup.address import AddressMatch, Gazetteer
 from geogrid.lookup.frames import gazetteer_frames, read_frames
@@ -151,7 +150,7 @@ class LookupService:
         with self._refresh_lock:
             if not force:
                 with self.engine.connect() as conn:
-                    versions = q.data_versions(conn)
+                    versions = queries.data_versions(conn)
                 if versions == self._state.versions:
                     return False
             started = time.perf_counter()
@@ -182,12 +181,12 @@ class LookupService:
         conn = dialect.snapshot(self.engine.connect())
         try:
             with conn.begin():
-                versions = q.data_versions(conn)
+                versions = queries.data_versions(conn)
                 gazetteer_changed = force or versions.get("gazetteer") != old.versions.get(
                     "gazetteer"
                 )
                 states = []
-                for row in q.lookup_communities(conn):
+                for row in queries.lookup_communities(conn):
                     info = CommunityInfo(
                         id=int(row.id),
                         code=str(row.code),

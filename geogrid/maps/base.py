@@ -31,7 +31,7 @@ from markupsafe import Markup
 
 from geogrid.crs import WGS84, frame_from_wgs84, from_wgs84
 from geogrid.errors import ConfigurationError
-from geogrid.maps import assets as a
+from geogrid.maps import assets as map_assets
 from geogrid.maps.labels import Lang
 from geogrid.maps.tiles import TileSource
 from geogrid.values import plain
@@ -144,16 +144,20 @@ def localize(element: JSCSSMixin) -> JSCSSMixin:
     A link with no local copy is an error rather than a silent CDN request.
     """
     names = [n for n, _ in [*element.default_js, *element.default_css]]
-    unknown = [n for n in names if n not in a.JS and n not in a.CSS and n not in _DROPPED]
+    unknown = [
+        n for n in names if n not in map_assets.JS and n not in map_assets.CSS and n not in _DROPPED
+    ]
     if unknown:
         raise ConfigurationError(f"no local asset for {', '.join(unknown)}", field="assets")
     element.default_js = [
-        (n, a.ASSET_PREFIX + a.resolve_asset(a.JS[n])) for n, _ in element.default_js if n in a.JS
+        (n, map_assets.ASSET_PREFIX + map_assets.resolve_asset(map_assets.JS[n]))
+        for n, _ in element.default_js
+        if n in map_assets.JS
     ]
     element.default_css = [
-        (n, a.ASSET_PREFIX + a.resolve_asset(a.CSS[n]))
+        (n, map_assets.ASSET_PREFIX + map_assets.resolve_asset(map_assets.CSS[n]))
         for n, _ in element.default_css
-        if n in a.CSS
+        if n in map_assets.CSS
     ]
     return element
 
@@ -563,11 +567,11 @@ def render_html(m: folium.Map, *, assets: str = "inline", assets_dir: Path | Non
     # No favicon request: the page fetches nothing it does not need.
     page = page.replace("<head>", '<head>\n<link rel="icon" href="data:,">', 1)
     page = (
-        a.inline_assets(page, assets_dir)
+        map_assets.inline_assets(page, assets_dir)
         if assets == "inline"
-        else a.link_assets(page, assets, assets_dir)
+        else map_assets.link_assets(page, assets, assets_dir)
     )
-    outside = a.external_links(page)
+    outside = map_assets.external_links(page)
     if outside:
         raise ConfigurationError(
             f"the page would load from other servers: {outside[:3]}", field="assets"

@@ -24,8 +24,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection
 
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import models, queries
 from geogrid.db.queries import maps as map_queries
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.periods import Period
@@ -69,7 +68,7 @@ def community_scope(
 ) -> Scope:
     """The communities named (all of them when None: a district map) with active plans."""
     for code in sorted(set(community_codes or ())):
-        q.community_row(conn, code=code, field="community")
+        queries.community_row(conn, code=code, field="community")
     frame = map_queries.communities_frame(conn, codes=community_codes)
     if frame.empty:
         raise NotFound("the database holds no community yet: import one or run `geogrid demo`")
@@ -130,7 +129,7 @@ def coverage_frames(
     grids["members"] = _per_key(figures.members, gid)
     grids["visited"] = _per_key(figures.visited, gid)
     branches = pd.concat(
-        [q.branch_grids_frame(conn, plan_id=pid) for pid in plan_ids], ignore_index=True
+        [queries.branch_grids_frame(conn, plan_id=pid) for pid in plan_ids], ignore_index=True
     )
     names = branches.groupby("grid_id")["branch_name"].agg(lambda s: "、".join(map(str, s)))
     grids["branch"] = [names.get(i) for i in gid]
@@ -142,8 +141,8 @@ def coverage_frames(
         key=grids["code"].to_numpy(),
     )
     n = len(grids)
-    opened = req["status"].isin(m.OPEN_STATUSES).to_numpy()
-    resolved = req["status"].isin(m.RESOLVED_STATUSES).to_numpy()
+    opened = req["status"].isin(models.OPEN_STATUSES).to_numpy()
+    resolved = req["status"].isin(models.RESOLVED_STATUSES).to_numpy()
     inside = idx >= 0
     grids["received"] = np.bincount(idx[inside], minlength=n)
     grids["resolved"] = np.bincount(idx[inside & resolved], minlength=n)
@@ -212,7 +211,7 @@ def request_points(
     if status not in (None, "open", "overdue", "all"):
         raise InvalidInput(f"status must be open, overdue or all, got {status!r}", field="status")
     if programmes:
-        known = {p.value for p in m.Programme}
+        known = {p.value for p in models.Programme}
         bad = sorted(set(programmes) - known)
         if bad:
             raise InvalidInput(
@@ -245,7 +244,7 @@ def request_points(
     )
     due = pd.to_datetime(frame["due_at"], utc=True)
     frame["overdue"] = (
-        frame["status"].isin(m.OPEN_STATUSES) & due.notna() & (due < pd.Timestamp(as_of))
+        frame["status"].isin(models.OPEN_STATUSES) & due.notna() & (due < pd.Timestamp(as_of))
     ).to_numpy(dtype=bool)
     frame["lon"] = frame["lon"].astype("float64")
     frame["lat"] = frame["lat"].astype("float64")

@@ -18,7 +18,7 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from geogrid.hotspots import DEFAULT_RESOLUTION, HotSpotResult, hotspots
-from geogrid.maps import data as d
+from geogrid.maps import data
 from geogrid.maps.coverage import check_audience, check_measure, coverage_map
 from geogrid.maps.hotspot import hotspot_map
 from geogrid.maps.labels import PROGRAMMES, Lang, check_lang, pick, t
@@ -40,7 +40,7 @@ def parse_codes(value: str | Sequence[str] | None) -> list[str]:
     return [c.strip() for item in items for c in str(item).split(",") if c.strip()]
 
 
-def _names(scope: d.Scope, lang: Lang) -> str:
+def _names(scope: data.Scope, lang: Lang) -> str:
     c = scope.communities
     if len(c) == 1:
         row = c.iloc[0]
@@ -49,7 +49,7 @@ def _names(scope: d.Scope, lang: Lang) -> str:
     return f"{district} {len(c)} {t('communities', lang)}".strip()
 
 
-def _plan_line(scope: d.Scope, lang: Lang, today: dt.date) -> str:
+def _plan_line(scope: data.Scope, lang: Lang, today: dt.date) -> str:
     plans = scope.plans
     if len(plans) == 1:
         p = plans.iloc[0]
@@ -86,8 +86,8 @@ def build_coverage(
     settings = settings or MapSettings.defaults()
     source = tile_source(tiles, lang=lang_, settings=settings)
     p = period(date_from, date_to, tz=timezone)
-    scope = d.community_scope(conn, community_codes=parse_codes(community) or None, period=p)
-    frames = d.coverage_frames(conn, scope=scope, include_members=audience_ == "official")
+    scope = data.community_scope(conn, community_codes=parse_codes(community) or None, period=p)
+    frames = data.coverage_frames(conn, scope=scope, include_members=audience_ == "official")
     today = dt.datetime.now(zone(timezone)).date()
     return coverage_map(
         frames.grids,
@@ -157,15 +157,15 @@ def build_hotspots(
     settings = settings or MapSettings.defaults()
     source = tile_source(request.tiles, lang=lang_, settings=settings)
     p = period(request.date_from, request.date_to, tz=timezone)
-    scope = d.community_scope(
+    scope = data.community_scope(
         conn, community_codes=parse_codes(request.community) or None, period=p
     )
     categories = parse_codes(request.categories)
     programmes = parse_codes(request.programmes)
     if categories:
-        d.check_categories(conn, categories)
+        data.check_categories(conn, categories)
     as_of = as_of or dt.datetime.now(dt.UTC)
-    req = d.request_points(
+    req = data.request_points(
         conn,
         community_ids=scope.community_ids,
         period=p,
@@ -174,12 +174,12 @@ def build_hotspots(
         programmes=programmes,
         as_of=as_of,
     )
-    homes = d.household_points(conn, community_ids=scope.community_ids)
-    grids = d.grid_frame(conn, scope=scope)
+    homes = data.household_points(conn, community_ids=scope.community_ids)
+    grids = data.grid_frame(conn, scope=scope)
     area = scope.boundary.geometry.union_all()
     result = hotspots(
-        d.points_frame(req),
-        d.points_frame(homes),
+        data.points_frame(req),
+        data.points_frame(homes),
         unit=request.unit,  # type: ignore[arg-type]
         resolution=int(request.resolution),
         grids=grids,

@@ -25,9 +25,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection
 
 from geogrid.assign import assign_community
-from geogrid.db import dialect
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import dialect, models, queries
 from geogrid.db.queries import boundary_plans as plan_queries
 from geogrid.db.queries.boundary_plans import PlanRow
 from geogrid.errors import Conflict
@@ -86,7 +84,7 @@ def activate_plan(
     dialect.lock_community(conn, community_id=community_id)
     plan = community_plan(conn, community_id=community_id, plan_id=plan_id)
     active = plan_queries.active_plan(conn, community_id=community_id)
-    if plan.status == m.PlanStatus.ACTIVE.value:
+    if plan.status == models.PlanStatus.ACTIVE.value:
         raise Conflict(f"plan v{plan.version} (id {plan_id}) is already active", field="plan")
     active_id = active.id if active is not None else None
     if plan.base_plan_id != active_id:
@@ -114,7 +112,7 @@ def activate_plan(
         plan=plan,
         active=active,
         actor=actor,
-        action=m.PlanAction.ACTIVATE.value,
+        action=models.PlanAction.ACTIVATE.value,
     )
 
 
@@ -134,9 +132,9 @@ def rollback_plan(
         )
     previous = plan_queries.plan_row(conn, plan_id=event.previous_plan_id)
     restored = 0
-    if event.action == m.PlanAction.ACTIVATE.value:
+    if event.action == models.PlanAction.ACTIVATE.value:
         revisions = plan_queries.field_revisions(conn, event_id=event.id)
-        q.update_fields(
+        queries.update_fields(
             conn,
             [
                 (
@@ -155,10 +153,10 @@ def rollback_plan(
         plan=previous,
         active=active,
         actor=actor,
-        action=m.PlanAction.ROLLBACK.value,
+        action=models.PlanAction.ROLLBACK.value,
     )
     report.fields_restored = restored
-    q.set_plan_event_report(conn, event_id=report.event_id, report=_json(report.to_dict()))
+    queries.set_plan_event_report(conn, event_id=report.event_id, report=_json(report.to_dict()))
     return report
 
 
@@ -172,13 +170,13 @@ def _activate(
     action: str,
 ) -> ActivationReport:
     frames = read_frames(conn, community_id=community_id)
-    draft = q.grids_frame(conn, plan_id=plan.id)
+    draft = queries.grids_frame(conn, plan_id=plan.id)
     validation = validate_plan(draft, frames.boundary, community_code=frames.community_code)
     if not validation.valid:
         raise invalid_plan_error(validation, what=f"plan v{plan.version}")
     diff = diff_in_db(conn, community_id=community_id, draft=draft, frames=frames)
-    now = m.utcnow()
-    event_id = q.insert_plan_event(
+    now = models.utcnow()
+    event_id = queries.insert_plan_event(
         conn,
         community_id=community_id,
         plan_id=plan.id,
@@ -201,7 +199,7 @@ def _activate(
 
     # Fields cut by the new boundaries: keep the part in the grid holding most of the field.
     grid_geom = dict(zip(draft["code"].astype(str), draft.geometry, strict=True))
-    q.save_field_revisions(
+    queries.save_field_revisions(
         conn, event_id=event_id, field_ids=[int(c.field_id) for c in diff.fields_cut]
     )
     field_geom = dict(zip(frames.fields["id"].astype(int), frames.fields.geometry, strict=True))
@@ -226,7 +224,7 @@ def _activate(
         )
         clips.append((int(cut.field_id), clipped, True, note))
         report.fields_clipped.append({**asdict(cut), "review_note": note})
-    q.update_fields(conn, clips)
+    queries.update_fields(conn, clips)
 
     # Grid leads and branches follow each new grid's parent (largest overlap).
     ids = dict(zip(draft["code"].astype(str), draft["id"].astype(int), strict=True))
@@ -238,36 +236,38 @@ def _activate(
     new_leads = {
         code: lead for code, lead in diff.leads.items() if lead is not None and code not in own
     }
-    q.set_grid_leads(conn, leads={ids[c]: int(v) for c, v in new_leads.items()})
+    queries.set_grid_leads(conn, leads={ids[c]: int(v) for c, v in new_leads.items()})
     report.leads_assigned = new_leads
     report.acting_leads = {c: v for c, v in diff.acting_leads.items() if c not in own}
     report.grids_without_lead = sorted(c for c, v in diff.leads.items() if v is None)
-    if q.plan_branches_frame(conn, plan_id=plan.id).empty:
+    if queries.plan_branches_frame(conn, plan_id=plan.id).empty:
         rows = [
             {"branch_id": b, "grid_id": ids[code], "needs_review": True}
             for code, bids in diff.branches.items()
             for b in bids
         ]
-        q.insert_branch_grids(conn, rows)
+        queries.insert_branch_grids(conn, rows)
         report.branches_mapped = [
             {"branch_id": b, "code": code} for code, bids in diff.branches.items() for b in bids
         ]
 
     # Retire the active plan with its date, then re-assign under the new one.
     if active is not None:
-        q.set_plan_status(
+        queries.set_plan_status(
             conn,
             plan_id=active.id,
-            status=m.PlanStatus.RETIRED.value,
+            status=models.PlanStatus.RETIRED.value,
             activated_at=active.activated_at,
             retired_at=now,
         )
-    q.set_plan_status(conn, plan_id=plan.id, status=m.PlanStatus.ACTIVE.value, activated_at=now)
+    queries.set_plan_status(
+        conn, plan_id=plan.id, status=models.PlanStatus.ACTIVE.value, activated_at=now
+    )
     report.assignment = assign_community(conn, community_id=community_id, plan_id=plan.id).to_dict()
     # assign_community compares a plan's rows with its own earlier rows; a plan activated for
     # the first time has none, so the change of grid is the diff's (by grid code).
     report.assignment["households_changed_grid"] = len(diff.households_moved)
-    q.set_plan_event_report(conn, event_id=event_id, report=_json(report.to_dict()))
+    queries.set_plan_event_report(conn, event_id=event_id, report=_json(report.to_dict()))
     return report
 
 

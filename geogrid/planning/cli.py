@@ -53,9 +53,9 @@ LimitOpt = Annotated[
 
 
 def _community(conn: Any, code: str | None) -> Any:
-    from geogrid.db import queries as q
+    from geogrid.db import queries
 
-    return q.community_row(conn, code=code)
+    return queries.community_row(conn, code=code)
 
 
 def _fmt(v: Any) -> str:
@@ -87,14 +87,14 @@ def list_(
     community: CommunityOpt = None, as_json: JsonOpt = False, database: DatabaseOpt = None
 ) -> None:
     """The community's plans, newest first, and their activations."""
-    from geogrid.db import queries as q
+    from geogrid.db import queries
 
     with errors():
         engine = open_engine(database)
         with engine.connect() as conn:
             row = _community(conn, community)
-            plans = [r._asdict() for r in q.plans(conn, community_id=row.id)]
-            events = [r._asdict() for r in q.plan_events(conn, community_id=row.id)]
+            plans = [r._asdict() for r in queries.plans(conn, community_id=row.id)]
+            events = [r._asdict() for r in queries.plan_events(conn, community_id=row.id)]
         if as_json:
             print_json({"community_code": row.code, "plans": plans, "events": events})
             return
@@ -631,7 +631,7 @@ def export(
     database: DatabaseOpt = None,
 ) -> None:
     """Write a stored plan's grids as a plan file (GeoJSON with provenance)."""
-    from geogrid.db import queries as q
+    from geogrid.db import queries
     from geogrid.planning.files import write_plan_geojson
     from geogrid.planning.store import resolve_plan
 
@@ -640,7 +640,7 @@ def export(
         with engine.connect() as conn:
             row = _community(conn, community)
             ref = resolve_plan(conn, community_id=row.id, ref=plan)
-            row_ = q.plan_row(conn, plan_id=ref.plan_id) if ref.plan_id else None
+            row_ = queries.plan_row(conn, plan_id=ref.plan_id) if ref.plan_id else None
             meta = (
                 {
                     "plan": {

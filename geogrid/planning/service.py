@@ -12,7 +12,7 @@ from typing import Any
 import folium
 from sqlalchemy import Connection
 
-from geogrid.db import queries as q
+from geogrid.db import queries
 from geogrid.planning.common import DEFAULT_TARGET
 from geogrid.planning.files import write_plan_geojson
 from geogrid.planning.metrics import measure_plan
@@ -41,8 +41,8 @@ def propose_in_db(
     say = progress or (lambda _s: None)
     started = time.perf_counter()
     f = read_frames(conn, community_id=community_id)
-    buildings = q.buildings_frame(conn, community_id=community_id)
-    streets = q.streets_frame(conn, community_id=community_id)
+    buildings = queries.buildings_frame(conn, community_id=community_id)
+    streets = queries.streets_frame(conn, community_id=community_id)
     say(
         f"proposing for {f.community_code}: {len(f.households):,} households, "
         f"{len(buildings):,} buildings, {len(streets):,} streets, {len(f.active)} grids now"

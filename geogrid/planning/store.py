@@ -15,8 +15,7 @@ import pandas as pd
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection
 
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import models, queries
 from geogrid.db.queries import boundary_plans as plan_queries
 from geogrid.db.queries.boundary_plans import PlanRow
 from geogrid.errors import Conflict, InvalidInput, InvalidPlan, NotFound
@@ -117,16 +116,16 @@ class PlanFrames:
 
 
 def read_frames(conn: Connection, *, community_id: int) -> PlanFrames:
-    community = q.community_by_id(conn, community_id=community_id)
+    community = queries.community_by_id(conn, community_id=community_id)
     active = plan_queries.active_plan(conn, community_id=community_id)
     plan_id = active.id if active is not None else None
     grids = (
-        q.grids_frame(conn, plan_id=plan_id)
+        queries.grids_frame(conn, plan_id=plan_id)
         if plan_id is not None
         else gpd.GeoDataFrame({"code": []}, geometry=[], crs="EPSG:4326")
     )
     branches = (
-        q.plan_branches_frame(conn, plan_id=plan_id)
+        queries.plan_branches_frame(conn, plan_id=plan_id)
         if plan_id is not None
         else pd.DataFrame(columns=["branch_id", "branch_name", "grid_id", "code"])
     )
@@ -134,13 +133,15 @@ def read_frames(conn: Connection, *, community_id: int) -> PlanFrames:
         community_id=community_id,
         community_code=str(community.code),
         community_name=community.name,
-        boundary=q.community_boundary(conn, community_id=community_id),
+        boundary=queries.community_boundary(conn, community_id=community_id),
         active_plan=active,
         active=grids,
-        households=q.planning_households_frame(conn, community_id=community_id, plan_id=plan_id),
-        fields=q.fields_frame(conn, community_id=community_id),
+        households=queries.planning_households_frame(
+            conn, community_id=community_id, plan_id=plan_id
+        ),
+        fields=queries.fields_frame(conn, community_id=community_id),
         branches=branches,
-        open_requests=q.open_requests_frame(conn, community_id=community_id),
+        open_requests=queries.open_requests_frame(conn, community_id=community_id),
     )
 
 
@@ -162,10 +163,10 @@ def validate_in_db(
     grids: gpd.GeoDataFrame,
     tolerance_m2: float = 1.0,
 ) -> ValidationReport:
-    community = q.community_by_id(conn, community_id=community_id)
+    community = queries.community_by_id(conn, community_id=community_id)
     return validate_plan(
         grids,
-        q.community_boundary(conn, community_id=community_id),
+        queries.community_boundary(conn, community_id=community_id),
         community_code=str(community.code),
         tolerance_m2=tolerance_m2,
     )
@@ -228,7 +229,7 @@ def load_plan(
     report = _with_file_problems(
         validate_in_db(conn, community_id=community_id, grids=plan_file.grids), plan_file
     )
-    members = set(q.members_frame(conn, community_id=community_id)["id"].astype(int))
+    members = set(queries.members_frame(conn, community_id=community_id)["id"].astype(int))
     for i, lead in enumerate(plan_file.grids["lead_member_id"]):
         if lead is not None and not pd.isna(lead) and int(lead) not in members:
             report.problems.append(
@@ -248,7 +249,7 @@ def load_plan(
             report.valid = False
     if not report.valid:
         raise invalid_plan_error(report, what=str(plan_file.path.name))
-    plan_id = q.create_plan(
+    plan_id = queries.create_plan(
         conn,
         community_id=community_id,
         name=name or plan_file.path.stem,
@@ -256,16 +257,16 @@ def load_plan(
         description=description,
     )
     g = plan_file.grids
-    q.bulk_insert(
+    queries.bulk_insert(
         conn,
-        m.Grid,
+        models.Grid,
         [
             {
                 "plan_id": plan_id,
                 "code": str(code),
                 "name": None if name_ is None or pd.isna(name_) else str(name_),
                 "lead_member_id": None if lead is None or pd.isna(lead) else int(lead),
-                "geom": q.geom_value(multi(geom)),
+                "geom": queries.geom_value(multi(geom)),
             }
             for code, name_, lead, geom in zip(
                 g["code"], g["name"], g["lead_member_id"], g.geometry, strict=True
@@ -298,13 +299,13 @@ def delete_draft(conn: Connection, *, community_id: int, plan_id: int) -> PlanRo
     Active and retired plans are history and are never deleted (:class:`Conflict`).
     """
     plan = community_plan(conn, community_id=community_id, plan_id=plan_id)
-    if plan.status != m.PlanStatus.DRAFT.value:
+    if plan.status != models.PlanStatus.DRAFT.value:
         raise Conflict(
             f"plan v{plan.version} (id {plan_id}) is {plan.status}: only drafts are deleted "
             "(active and retired plans are the community's history)",
             field="plan",
         )
-    q.delete_plan(conn, plan_id=plan_id)
+    queries.delete_plan(conn, plan_id=plan_id)
     return plan
 
 
@@ -317,16 +318,16 @@ def review(conn: Connection, *, community_id: int) -> dict[str, Any]:
     still is (a lead changed since is not listed).
     """
     active = plan_queries.require_active_plan(conn, community_id=community_id)
-    branches = q.plan_branches_frame(conn, plan_id=active.id)
+    branches = queries.plan_branches_frame(conn, plan_id=active.id)
     event = plan_queries.last_plan_event(conn, community_id=community_id, plan_id=active.id)
     acting: dict[str, int] = dict((event.report or {}).get("acting_leads", {})) if event else {}
     if acting:
-        grids = q.grids_frame(conn, plan_id=active.id)
+        grids = queries.grids_frame(conn, plan_id=active.id)
         leads = dict(zip(grids["code"], grids["lead_member_id"], strict=True))
         acting = {c: v for c, v in acting.items() if leads.get(c) == v}
     return {
         "plan": {"id": active.id, "version": active.version},
-        "fields": [r._asdict() for r in q.review_fields(conn, community_id=community_id)],
+        "fields": [r._asdict() for r in queries.review_fields(conn, community_id=community_id)],
         "branches": [
             {"branch_id": int(b), "branch_name": n, "code": c}
             for b, n, c, flag in zip(
@@ -355,10 +356,10 @@ def clear_review(
         raise InvalidInput("name fields or branches to mark reviewed, or all", field="fields")
     active = plan_queries.require_active_plan(conn, community_id=community_id)
     return {
-        "fields": q.clear_field_reviews(
+        "fields": queries.clear_field_reviews(
             conn, community_id=community_id, field_ids=None if everything else fields or []
         ),
-        "branches": q.clear_branch_reviews(
+        "branches": queries.clear_branch_reviews(
             conn, plan_id=active.id, branch_ids=None if everything else branches or []
         ),
     }
@@ -396,7 +397,7 @@ def resolve_plan(
         if text.isdigit():
             return _stored(conn, community_id, int(text))
         if text[:1] in "vV" and text[1:].isdigit():
-            for row in q.plans(conn, community_id=community_id):
+            for row in queries.plans(conn, community_id=community_id):
                 if int(row.version) == int(text[1:]):
                     return _stored(conn, community_id, int(row.id))
             raise NotFound(f"the community has no plan version {text[1:]}", field="plan")
@@ -410,7 +411,7 @@ def _stored(conn: Connection, community_id: int, plan_id: int) -> PlanRef:
     row = community_plan(conn, community_id=community_id, plan_id=plan_id)
     return PlanRef(
         label=f"plan v{row.version} (id {plan_id}, {row.status})",
-        grids=q.grids_frame(conn, plan_id=plan_id),
+        grids=queries.grids_frame(conn, plan_id=plan_id),
         plan_id=plan_id,
     )
 

@@ -36,7 +36,7 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from geogrid.access import Actor
-from geogrid.db import models as m
+from geogrid.db import models
 from geogrid.db.queries import kpis as kpi_queries
 from geogrid.db.queries import visits as visit_queries
 from geogrid.errors import InvalidInput
@@ -103,8 +103,8 @@ def _metrics(f: pd.DataFrame, *, period: Period, now: dt.datetime) -> dict[str, 
                 out[k] = None
         return out
     status = f["status"]
-    resolved = status.isin(m.RESOLVED_STATUSES)
-    closed = status == m.RequestStatus.CLOSED.value
+    resolved = status.isin(models.RESOLVED_STATUSES)
+    closed = status == models.RequestStatus.CLOSED.value
     registered = f["registered_at"].notna() | status.isin(_REGISTERED)
     dispatched = f["dispatched_at"].notna() | status.isin(_DISPATCHED)
     deadline_end = min(period.upper, now)
@@ -112,7 +112,7 @@ def _metrics(f: pd.DataFrame, *, period: Period, now: dt.datetime) -> dict[str, 
     due = due_at.notna() & (due_at >= period.lower) & (due_at < deadline_end)
     closed_due = due & closed
     on_time = closed_due & (f["closed_at"] <= due_at)
-    is_open = status.isin(m.OPEN_STATUSES)
+    is_open = status.isin(models.OPEN_STATUSES)
     overdue = is_open & due_at.notna() & (due_at < now)
     took = [
         (b - a).total_seconds() / 3600.0
@@ -127,7 +127,7 @@ def _metrics(f: pd.DataFrame, *, period: Period, now: dt.datetime) -> dict[str, 
         "dispatched": int(dispatched.sum()),
         "resolved": int(resolved.sum()),
         "closed": int(closed.sum()),
-        "rejected": int((status == m.RequestStatus.REJECTED.value).sum()),
+        "rejected": int((status == models.RequestStatus.REJECTED.value).sum()),
         "resolution_rate": rate(int(resolved.sum()), n),
         "due": int(due.sum()),
         "closed_on_time": int(on_time.sum()),
@@ -168,8 +168,10 @@ def kpis(
         raise InvalidInput(f"group_by must be one of {', '.join(GROUPS)}", field="group_by")
     actor = actor or Actor.anonymous()
     if group_by in RESTRICTED_GROUPS:
-        actor.require(m.Role.OFFICIAL, m.Role.PLANNER, m.Role.ADMIN, what=f"KPIs by {group_by}")
-    now = now or m.utcnow()
+        actor.require(
+            models.Role.OFFICIAL, models.Role.PLANNER, models.Role.ADMIN, what=f"KPIs by {group_by}"
+        )
+    now = now or models.utcnow()
     cids = community_ids(conn, community=community, actor=actor)
     frame = _frame(conn, cids, period)
     homes = visit_queries.households_frame(conn, community_ids=cids)

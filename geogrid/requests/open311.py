@@ -31,7 +31,7 @@ from xml.etree import ElementTree as ET
 from sqlalchemy import Connection
 
 from geogrid.access import Forbidden, NotAuthenticated
-from geogrid.db import models as m
+from geogrid.db import models
 from geogrid.db.queries import requests as request_queries
 from geogrid.directory import list_categories
 from geogrid.errors import GeogridError, InvalidInput, NotFound
@@ -301,7 +301,7 @@ def parse_ids(value: str) -> list[int]:
 
 
 def status_of(status: str) -> str:
-    return "open" if status in m.OPEN_STATUSES else "closed"
+    return "open" if status in models.OPEN_STATUSES else "closed"
 
 
 def request_rows(
@@ -324,9 +324,11 @@ def request_rows(
         if statuses:
             wanted = []
             if "open" in statuses:
-                wanted += list(m.OPEN_STATUSES)
+                wanted += list(models.OPEN_STATUSES)
             if "closed" in statuses:
-                wanted += [s.value for s in m.RequestStatus if s.value not in m.OPEN_STATUSES]
+                wanted += [
+                    s.value for s in models.RequestStatus if s.value not in models.OPEN_STATUSES
+                ]
         where = replace(
             where,
             category_codes=list(service_codes),
@@ -365,7 +367,7 @@ def requests_out(conn: Connection, rows: Sequence[Any], *, base_url: str) -> lis
     for r in rows:
         tz = r.timezone
         expected = r.due_at
-        if expected is None and r.status in m.OPEN_STATUSES:
+        if expected is None and r.status in models.OPEN_STATUSES:
             expected = sla_due(r.received_at, sla.get(r.category_code, 72), tz)
         place = public_location(r)
         # Care requests never get here (request_rows): every photo listed is public.

@@ -24,7 +24,7 @@ from typing import Any, Final
 from sqlalchemy import Connection
 
 from geogrid.access import Actor, Forbidden, log_personal_read
-from geogrid.db import models as m
+from geogrid.db import models
 from geogrid.db.queries import requests as request_queries
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.periods import Period, iso
@@ -62,12 +62,12 @@ def public_location(row: Any) -> dict[str, Any]:
 
 def is_care(row: Any) -> bool:
     """A care-programme request (关爱): who needs care, and where, is never public."""
-    return bool(row.programme == m.Programme.CARE.value)
+    return bool(row.programme == models.Programme.CARE.value)
 
 
 def is_overdue(row: Any, now: dt.datetime | None = None) -> bool:
-    now = now or m.utcnow()
-    return bool(row.status in m.OPEN_STATUSES and row.due_at is not None and row.due_at < now)
+    now = now or models.utcnow()
+    return bool(row.status in models.OPEN_STATUSES and row.due_at is not None and row.due_at < now)
 
 
 def agency_responsible(row: Any) -> str:
@@ -97,7 +97,7 @@ def request_view(
     out: dict[str, Any] = {
         "id": int(row.id),
         "status": row.status,
-        "open": row.status in m.OPEN_STATUSES,
+        "open": row.status in models.OPEN_STATUSES,
         "version": int(row.version),
         "community": {"code": row.community_code, "name": row.community_name},
         "category": {
@@ -339,18 +339,18 @@ class RequestFilter:
 
 def _where(f: RequestFilter) -> request_queries.RequestWhere:
     """The checked filters (:class:`~geogrid.errors.InvalidInput` naming a bad one)."""
-    bad = [s for s in f.status if s not in {x.value for x in m.RequestStatus} | {"open"}]
+    bad = [s for s in f.status if s not in {x.value for x in models.RequestStatus} | {"open"}]
     if bad:
-        names = ", ".join(x.value for x in m.RequestStatus)
+        names = ", ".join(x.value for x in models.RequestStatus)
         raise InvalidInput(f"unknown status {bad[0]!r}: one of open, {names}", field="status")
     statuses = None
     if f.status:
         wanted = {s for s in f.status if s != "open"}
         if "open" in f.status:
-            wanted |= set(m.OPEN_STATUSES)
+            wanted |= set(models.OPEN_STATUSES)
         statuses = sorted(wanted)
-    if f.programme and f.programme not in {p.value for p in m.Programme}:
-        names = ", ".join(p.value for p in m.Programme)
+    if f.programme and f.programme not in {p.value for p in models.Programme}:
+        names = ", ".join(p.value for p in models.Programme)
         raise InvalidInput(f"unknown programme {f.programme!r}: {names}", field="programme")
     return request_queries.RequestWhere(
         ids=list(f.ids),
@@ -389,7 +389,7 @@ def list_requests(
         conn, where=where, scope=scope, limit=limit, offset=offset, newest_first=newest_first
     )
     media = media_of(conn, [int(r.id) for r in rows], base_url=base_url)
-    now = m.utcnow()
+    now = models.utcnow()
     items = [
         request_view(r, scoped=can_read(actor, r), media=media[int(r.id)], now=now) for r in rows
     ]

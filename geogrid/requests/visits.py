@@ -15,15 +15,14 @@ from typing import Any, Final
 from sqlalchemy import Connection
 
 from geogrid.access import Actor, Forbidden
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import models, queries
 from geogrid.db.queries import requests as request_queries
 from geogrid.db.queries import visits as visit_queries
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.periods import Period, today
 from geogrid.rates import rate
 
-R = m.Role
+R = models.Role
 VISIT_KINDS: Final = ("routine", "care", "follow_up", "mediation", "other")
 COVERAGE_GROUPS: Final = ("community", "grid", "branch", "member")
 
@@ -36,7 +35,7 @@ def _household(conn: Connection, address_id: str) -> visit_queries.HouseholdRef:
 
 
 def _holder_of(conn: Connection, household_id: int, community_id: int) -> int | None:
-    plan = q.active_plan(conn, community_id=community_id)
+    plan = queries.active_plan(conn, community_id=community_id)
     if plan is None:
         return None
     return visit_queries.field_holder(conn, plan_id=plan.id, household_id=household_id)
@@ -175,7 +174,7 @@ def community_ids(conn: Connection, *, community: str | None, actor: Actor | Non
     scope = None if actor is None else actor.community_id
     if community is None:
         return visit_queries.community_ids(conn, community_id=scope)
-    row = q.community_row(conn, code=community)
+    row = queries.community_row(conn, code=community)
     if scope is not None and row.id != scope:
         # A community key is told another community's code is unknown, as for a wrong code.
         raise NotFound(f"no community with code {community!r}", field="community")

@@ -38,8 +38,7 @@ import httpx
 from sqlalchemy import Connection, Engine
 
 from geogrid.background import Poller
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import models, queries
 from geogrid.db.queries import requests as request_queries
 from geogrid.db.queries import webhooks as webhook_queries
 from geogrid.errors import InvalidInput, NotFound
@@ -94,7 +93,7 @@ def create_webhook(
         raise InvalidInput("a webhook secret needs at least 16 characters", field="secret")
     community_id = None
     if community_code is not None:
-        community_id = int(q.community_row(conn, code=community_code).id)
+        community_id = int(queries.community_row(conn, code=community_code).id)
     secret = secret or secrets.token_urlsafe(32)
     webhook_id = webhook_queries.insert_webhook(
         conn,
@@ -103,7 +102,7 @@ def create_webhook(
         events=sorted(set(events)),
         community_id=community_id,
         description=description,
-        created_at=m.utcnow(),
+        created_at=models.utcnow(),
     )
     return webhook_id, secret
 
@@ -187,7 +186,7 @@ def enqueue(
     conn: Connection, *, event: str, request_id: int, now: dt.datetime | None = None
 ) -> list[int]:
     """Queue ``event`` about a request for every active webhook that wants it."""
-    now = now or m.utcnow()
+    now = now or models.utcnow()
     community_id = request_queries.request_community_id(conn, request_id=request_id)
     hooks = [
         hook
@@ -212,7 +211,7 @@ def enqueue(
 def sweep_overdue(conn: Connection, *, now: dt.datetime | None = None) -> list[int]:
     """Mark open requests past their SLA deadline and queue ``request.overdue`` for each
     (once per deadline: a reopened request gets a new one). Returns the request ids."""
-    now = now or m.utcnow()
+    now = now or models.utcnow()
     ids = webhook_queries.overdue_request_ids(conn, now=now)
     if ids:
         webhook_queries.mark_overdue_notified(conn, request_ids=ids, now=now)
@@ -270,7 +269,7 @@ def deliver_due(
     """Send the deliveries that are due (or exactly ``ids``); record each attempt."""
     settings = settings or RequestsSettings.defaults()
     clock = now  # a given time (tests, replays) also dates the attempts
-    now = now or m.utcnow()
+    now = now or models.utcnow()
     report = DeliveryReport()
     rows = _claim(engine, ids, now, settings.webhook_timeout_seconds * 2 + 5, limit)
     if not rows:
@@ -315,17 +314,17 @@ def _attempt(
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
     took = int((time.perf_counter() - started) * 1000)
-    at = clock or m.utcnow()
+    at = clock or models.utcnow()
     attempts = int(row.attempts) + 1
     outcome: str | None = None  # the delivery's new status; None: still pending
     next_attempt_at: dt.datetime | None = None
     report.attempted += 1
     report.ids.append(int(row.id))
     if error is None:
-        outcome = m.DeliveryStatus.DELIVERED.value
+        outcome = models.DeliveryStatus.DELIVERED.value
         report.delivered += 1
     elif attempts >= settings.webhook_max_attempts:
-        outcome = m.DeliveryStatus.FAILED.value
+        outcome = models.DeliveryStatus.FAILED.value
         report.failed += 1
         log.warning("webhook delivery %s failed after %s attempts: %s", row.id, attempts, error)
     else:

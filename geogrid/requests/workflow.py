@@ -44,8 +44,7 @@ from sqlalchemy import Connection
 from geogrid import crs as gcrs
 from geogrid.access import Actor, Forbidden
 from geogrid.assign import assign_requests
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import models, queries
 from geogrid.db.queries import requests as request_queries
 from geogrid.errors import Conflict, InvalidInput, NotFound
 from geogrid.periods import zone
@@ -53,8 +52,8 @@ from geogrid.requests import webhooks
 from geogrid.requests.media import Photo, check_photos
 from geogrid.settings import RequestsSettings
 
-S = m.RequestStatus
-R = m.Role
+S = models.RequestStatus
+R = models.Role
 
 #: Flag of a request whose location is outside every grid (handled at the community level).
 FLAG_OUTSIDE_GRIDS: Final = "outside_grids"
@@ -84,7 +83,7 @@ class Transition:
 
     sources: frozenset[str]
     target: str | None
-    roles: frozenset[m.Role]
+    roles: frozenset[models.Role]
     note_required: bool = False
     description: str = ""
 
@@ -92,7 +91,7 @@ class Transition:
 def _t(
     sources: Sequence[S],
     target: S | None,
-    roles: Sequence[m.Role],
+    roles: Sequence[models.Role],
     note: bool = False,
     description: str = "",
 ) -> Transition:
@@ -281,7 +280,7 @@ def _store_media(
     photos: Sequence[Photo],
     urls: Sequence[str],
 ) -> None:
-    now = m.utcnow()
+    now = models.utcnow()
     rows: list[dict[str, Any]] = [
         {
             "request_id": request_id,
@@ -454,7 +453,7 @@ def _community_for_point(
     within ``tolerance_m`` metres; :class:`InvalidInput` when none is that near."""
     if community_code is not None:
         try:
-            q.community_row(conn, code=community_code)
+            queries.community_row(conn, code=community_code)
         except NotFound as exc:  # a code given with a location is a bad input (400), not a 404
             raise InvalidInput(exc.message, field="community") from None
     areas = request_queries.community_areas(conn, code=community_code)
@@ -541,7 +540,7 @@ def receive(
     is checked before anything is written; the caller owns the transaction.
     """
     settings = settings or RequestsSettings.defaults()
-    actor.require(*m.Role, what="filing a request")
+    actor.require(*models.Role, what="filing a request")
     cat = category_row(conn, intake.category)
     description = _text(intake.description, field="description", limit=settings.max_description)
     attributes = check_attributes(cat.attributes, intake.attributes)
@@ -553,7 +552,7 @@ def receive(
     place = _locate(conn, intake, geocoder, settings)
     actor.require_community(place.community_id, what="filing a request in this community")
 
-    now = m.utcnow()
+    now = models.utcnow()
     received_at = intake.received_at or now
     token = secrets.token_urlsafe(12)
     rid = request_queries.insert_request(
@@ -600,7 +599,7 @@ def receive(
 
 def assign_one(conn: Connection, *, request_id: int, community_id: int) -> str:
     """Run the grid → field → member assignment for one request; return its rule."""
-    plan = q.active_plan(conn, community_id=community_id)
+    plan = queries.active_plan(conn, community_id=community_id)
     if plan is None:
         request_queries.update_request(
             conn,
@@ -703,7 +702,7 @@ def act(
         raise InvalidInput(
             "version is required: the version of the request you saw", field="version"
         )
-    now = now or m.utcnow()
+    now = now or models.utcnow()
     # 1. Claim the row (see the module docstring: optimistic lock + write lock first).
     claimed = request_queries.claim_request(
         conn, request_id=request_id, version=params.version, now=now
@@ -744,7 +743,7 @@ def act(
     after = transition.target or before
     version = int(row.version)
     deliveries: list[str] = []
-    tz = q.community_by_id(conn, community_id=row.community_id).timezone
+    tz = queries.community_by_id(conn, community_id=row.community_id).timezone
 
     if act_ is Action.REGISTER:
         values["registered_at"] = now

@@ -1,8 +1,8 @@
 """Keyword-only, typed query functions: the ordinary SQL of geogrid, one code path.
 
 A module per concern (``communities``, ``plans``, ``frames``, ``requests``, ``webhooks`` …);
-the shared ones are re-exported here, so ``from geogrid.db import queries as q`` then
-``q.community_row(…)``. Written with PostGIS function names through GeoAlchemy2; the few
+the shared ones are re-exported here, so ``from geogrid.db import queries`` then
+``queries.community_row(…)``. Written with PostGIS function names through GeoAlchemy2; the few
 statements that differ per backend live in ``geogrid.db.dialect``.
 """
 

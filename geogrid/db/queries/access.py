@@ -12,8 +12,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, insert, select, update
 
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import models, queries
 
 
 class KeyRow(NamedTuple):
@@ -70,17 +69,17 @@ class PersonalRead(NamedTuple):
 
 
 _KEY_COLUMNS = (
-    m.ApiKey.id,
-    m.ApiKey.prefix,
-    m.ApiKey.key_hash,
-    m.ApiKey.name,
-    m.ApiKey.role,
-    m.ApiKey.community_id,
-    m.ApiKey.member_id,
-    m.ApiKey.department_id,
-    m.ApiKey.personal_data,
-    m.ApiKey.revoked_at,
-    m.ApiKey.last_used_at,
+    models.ApiKey.id,
+    models.ApiKey.prefix,
+    models.ApiKey.key_hash,
+    models.ApiKey.name,
+    models.ApiKey.role,
+    models.ApiKey.community_id,
+    models.ApiKey.member_id,
+    models.ApiKey.department_id,
+    models.ApiKey.personal_data,
+    models.ApiKey.revoked_at,
+    models.ApiKey.last_used_at,
 )
 
 
@@ -89,13 +88,16 @@ _KEY_COLUMNS = (
 
 def key_by_prefix(conn: Connection, *, prefix: str) -> KeyRow | None:
     """The key with ``prefix``, or None."""
-    row = conn.execute(select(*_KEY_COLUMNS).where(m.ApiKey.prefix == prefix)).one_or_none()
+    row = conn.execute(select(*_KEY_COLUMNS).where(models.ApiKey.prefix == prefix)).one_or_none()
     return None if row is None else KeyRow._make(row)
 
 
 def prefix_taken(conn: Connection, *, prefix: str) -> bool:
     """Whether a key (revoked or not) already has ``prefix``."""
-    return conn.execute(select(m.ApiKey.id).where(m.ApiKey.prefix == prefix)).first() is not None
+    return (
+        conn.execute(select(models.ApiKey.id).where(models.ApiKey.prefix == prefix)).first()
+        is not None
+    )
 
 
 def insert_key(
@@ -112,7 +114,7 @@ def insert_key(
 ) -> int:
     """Store a new key (its hash only); return its id."""
     key_id = conn.execute(
-        insert(m.ApiKey)
+        insert(models.ApiKey)
         .values(
             prefix=prefix,
             key_hash=key_hash,
@@ -122,42 +124,42 @@ def insert_key(
             member_id=member_id,
             department_id=department_id,
             personal_data=personal_data,
-            created_at=m.utcnow(),
+            created_at=models.utcnow(),
         )
-        .returning(m.ApiKey.id)
+        .returning(models.ApiKey.id)
     ).scalar_one()
     return int(key_id)
 
 
 def set_key_revoked(conn: Connection, *, key_id: int, at: dt.datetime) -> None:
     """Mark a key revoked at ``at``."""
-    conn.execute(update(m.ApiKey).where(m.ApiKey.id == key_id).values(revoked_at=at))
+    conn.execute(update(models.ApiKey).where(models.ApiKey.id == key_id).values(revoked_at=at))
 
 
 def set_key_used(conn: Connection, *, key_id: int, at: dt.datetime) -> None:
     """Record that a key was used at ``at``."""
-    conn.execute(update(m.ApiKey).where(m.ApiKey.id == key_id).values(last_used_at=at))
+    conn.execute(update(models.ApiKey).where(models.ApiKey.id == key_id).values(last_used_at=at))
 
 
 def list_keys(conn: Connection, *, include_revoked: bool) -> list[KeyListing]:
     """Every key's public facts, by id; revoked ones only with ``include_revoked``."""
-    key = m.ApiKey
+    key = models.ApiKey
     stmt = (
         select(
             key.id,
             key.prefix,
             key.name,
             key.role,
-            m.Community.code.label("community"),
+            models.Community.code.label("community"),
             key.member_id,
-            m.Department.code.label("department"),
+            models.Department.code.label("department"),
             key.personal_data,
             key.created_at,
             key.revoked_at,
             key.last_used_at,
         )
-        .outerjoin(m.Community, m.Community.id == key.community_id)
-        .outerjoin(m.Department, m.Department.id == key.department_id)
+        .outerjoin(models.Community, models.Community.id == key.community_id)
+        .outerjoin(models.Department, models.Department.id == key.department_id)
         .order_by(key.id)
     )
     if not include_revoked:
@@ -178,7 +180,7 @@ def insert_session(
 ) -> None:
     """Store a new browser session (the hash of its token only)."""
     conn.execute(
-        insert(m.ApiSession).values(
+        insert(models.ApiSession).values(
             token_hash=token_hash,
             api_key_id=key_id,
             created_at=created_at,
@@ -189,10 +191,10 @@ def insert_session(
 
 def session_by_token_hash(conn: Connection, *, token_hash: str) -> SessionRow | None:
     """The session whose token has ``token_hash``, with its key; None when unknown."""
-    session = m.ApiSession
+    session = models.ApiSession
     row = conn.execute(
         select(*_KEY_COLUMNS, session.expires_at, session.revoked_at)
-        .join(m.ApiKey, m.ApiKey.id == session.api_key_id)
+        .join(models.ApiKey, models.ApiKey.id == session.api_key_id)
         .where(session.token_hash == token_hash)
     ).one_or_none()
     if row is None:
@@ -203,7 +205,7 @@ def session_by_token_hash(conn: Connection, *, token_hash: str) -> SessionRow | 
 
 def revoke_session(conn: Connection, *, token_hash: str, at: dt.datetime) -> None:
     """Revoke the session whose token has ``token_hash`` (unless it is revoked already)."""
-    session = m.ApiSession
+    session = models.ApiSession
     conn.execute(
         update(session)
         .where(session.token_hash == token_hash, session.revoked_at.is_(None))
@@ -213,7 +215,7 @@ def revoke_session(conn: Connection, *, token_hash: str, at: dt.datetime) -> Non
 
 def revoke_key_sessions(conn: Connection, *, key_id: int, at: dt.datetime) -> None:
     """Revoke every session still open with key ``key_id``."""
-    session = m.ApiSession
+    session = models.ApiSession
     conn.execute(
         update(session)
         .where(session.api_key_id == key_id, session.revoked_at.is_(None))
@@ -236,9 +238,9 @@ def insert_personal_reads(
     via: str,
 ) -> int:
     """Log one read of ``fields`` per subject id; return how many entries."""
-    return q.bulk_insert(
+    return queries.bulk_insert(
         conn,
-        m.PersonalDataRead,
+        models.PersonalDataRead,
         (
             {
                 "at": at,
@@ -256,7 +258,7 @@ def insert_personal_reads(
 
 def personal_reads(conn: Connection, *, limit: int, subject: str | None) -> list[PersonalRead]:
     """The latest ``limit`` entries of the read log, newest first (of ``subject`` only)."""
-    read = m.PersonalDataRead
+    read = models.PersonalDataRead
     stmt = select(
         read.id,
         read.at,

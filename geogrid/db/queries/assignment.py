@@ -12,8 +12,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from geogrid.db import dialect
-from geogrid.db import models as m
+from geogrid.db import dialect, models
 
 
 class PlanGrid(NamedTuple):
@@ -52,7 +51,7 @@ class RequestRoute(NamedTuple):
 def plan_version(conn: Connection, *, plan_id: int) -> int:
     """The version number of plan ``plan_id``."""
     return conn.execute(
-        select(m.BoundaryPlan.version).where(m.BoundaryPlan.id == plan_id)
+        select(models.BoundaryPlan.version).where(models.BoundaryPlan.id == plan_id)
     ).scalar_one()
 
 
@@ -60,7 +59,7 @@ def outside_households(
     conn: Connection, *, community_id: int, plan_id: int, limit: int
 ) -> list[str]:
     """Address ids of the first ``limit`` households no grid of the plan covers."""
-    household, assigned = m.Household, m.HouseholdAssignment
+    household, assigned = models.Household, models.HouseholdAssignment
     covered = select(assigned.household_id).where(assigned.plan_id == plan_id)
     rows = conn.execute(
         select(household.address_id)
@@ -83,7 +82,7 @@ def request_cover(
     ``dialect.cover_pairs``), for the community's (open) requests, or the given ones."""
     where = "t.community_id = :community_id"
     if open_only:
-        where += " AND t.status IN (" + ", ".join(f"'{s}'" for s in m.OPEN_STATUSES) + ")"
+        where += " AND t.status IN (" + ", ".join(f"'{s}'" for s in models.OPEN_STATUSES) + ")"
     if request_ids is not None:
         # Integers only (int() below), so the list is safe to inline.
         where += " AND t.id IN (" + ", ".join(str(int(i)) for i in request_ids) + ")"
@@ -100,7 +99,7 @@ def request_cover(
 
 def plan_grids(conn: Connection, *, plan_id: int) -> list[PlanGrid]:
     """The grids of a plan with their codes and leads."""
-    grid = m.Grid
+    grid = models.Grid
     return [
         PlanGrid._make(row)
         for row in conn.execute(
@@ -113,13 +112,15 @@ def grid_codes(conn: Connection, *, grid_ids: Collection[int]) -> dict[int, str]
     """``{grid_id: code}`` of the given grids (of any plan)."""
     return {
         row.id: row.code
-        for row in conn.execute(select(m.Grid.id, m.Grid.code).where(m.Grid.id.in_(grid_ids)))
+        for row in conn.execute(
+            select(models.Grid.id, models.Grid.code).where(models.Grid.id.in_(grid_ids))
+        )
     }
 
 
 def field_holders(conn: Connection, *, community_id: int) -> dict[int, int | None]:
     """``{field_id: member_id}`` of the community's fields (None: vacant)."""
-    field = m.ResponsibilityField
+    field = models.ResponsibilityField
     return {
         row.id: row.member_id
         for row in conn.execute(
@@ -136,12 +137,12 @@ def request_places(
     request_ids: Collection[int] | None,
 ) -> list[RequestPlace]:
     """The community's (open) requests, or the given ones, with their grid and member."""
-    request = m.Request
+    request = models.Request
     stmt = select(request.id, request.grid_id, request.member_id).where(
         request.community_id == community_id
     )
     if open_only:
-        stmt = stmt.where(request.status.in_(m.OPEN_STATUSES))
+        stmt = stmt.where(request.status.in_(models.OPEN_STATUSES))
     if request_ids is not None:
         stmt = stmt.where(request.id.in_([int(i) for i in request_ids]))
     return [RequestPlace._make(row) for row in conn.execute(stmt).all()]
@@ -149,13 +150,13 @@ def request_places(
 
 def reroutable_request_ids(conn: Connection, *, community_id: int) -> list[int]:
     """The community's open requests except those an official assigned by hand."""
-    request = m.Request
+    request = models.Request
     return [
         int(i)
         for i in conn.execute(
             select(request.id).where(
                 request.community_id == community_id,
-                request.status.in_(m.OPEN_STATUSES),
+                request.status.in_(models.OPEN_STATUSES),
                 (request.assignment_rule != "manual") | request.assignment_rule.is_(None),
             )
         ).scalars()
@@ -166,7 +167,7 @@ def set_request_routes(conn: Connection, *, routes: Sequence[RequestRoute]) -> N
     """Write each request's grid, field, member and assignment rule (one executemany)."""
     if not routes:
         return
-    requests = m.table(m.Request)
+    requests = models.table(models.Request)
     conn.execute(
         update(requests)
         .where(requests.c.id == bindparam("rid"))

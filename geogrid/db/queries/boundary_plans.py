@@ -14,7 +14,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, Select, delete, func, insert, select, update
 
-from geogrid.db import models as m
+from geogrid.db import models
 from geogrid.db.queries.core import _update_from_values, bulk_insert, update_ids, wkb
 from geogrid.errors import NotFound
 
@@ -56,7 +56,7 @@ class FieldRevisionRow(NamedTuple):
 
 
 def _plans() -> Select[*tuple[Any, ...]]:
-    p = m.BoundaryPlan
+    p = models.BoundaryPlan
     return select(
         p.id,
         p.community_id,
@@ -74,7 +74,7 @@ def _plans() -> Select[*tuple[Any, ...]]:
 
 def plan_row(conn: Connection, *, plan_id: int) -> PlanRow:
     """A boundary plan's row; :class:`NotFound` when there is none."""
-    row = conn.execute(_plans().where(m.BoundaryPlan.id == plan_id)).first()
+    row = conn.execute(_plans().where(models.BoundaryPlan.id == plan_id)).first()
     if row is None:
         raise NotFound(f"no boundary plan with id {plan_id}", field="plan")
     return PlanRow(*row)
@@ -84,8 +84,8 @@ def active_plan(conn: Connection, *, community_id: int) -> PlanRow | None:
     """The community's active boundary plan, or None."""
     row = conn.execute(
         _plans().where(
-            m.BoundaryPlan.community_id == community_id,
-            m.BoundaryPlan.status == m.PlanStatus.ACTIVE.value,
+            models.BoundaryPlan.community_id == community_id,
+            models.BoundaryPlan.status == models.PlanStatus.ACTIVE.value,
         )
     ).one_or_none()
     return None if row is None else PlanRow(*row)
@@ -101,7 +101,7 @@ def require_active_plan(conn: Connection, *, community_id: int) -> PlanRow:
 
 def last_plan_event(conn: Connection, *, community_id: int, plan_id: int) -> PlanEventRow | None:
     """The latest activation or rollback that made ``plan_id`` active."""
-    e = m.PlanEvent
+    e = models.PlanEvent
     row = conn.execute(
         select(e.id, e.action, e.previous_plan_id, e.at, e.report)
         .where(e.community_id == community_id, e.plan_id == plan_id)
@@ -113,7 +113,7 @@ def last_plan_event(conn: Connection, *, community_id: int, plan_id: int) -> Pla
 
 def field_revisions(conn: Connection, *, event_id: int) -> Sequence[FieldRevisionRow]:
     """The fields an activation clipped, as they were before it (for rollback)."""
-    fr = m.FieldRevision
+    fr = models.FieldRevision
     rows = conn.execute(
         select(fr.field_id, fr.geom_wkb, fr.needs_review, fr.review_note)
         .where(fr.event_id == event_id)
@@ -124,7 +124,9 @@ def field_revisions(conn: Connection, *, event_id: int) -> Sequence[FieldRevisio
 
 def next_plan_version(conn: Connection, *, community_id: int) -> int:
     current = conn.execute(
-        select(func.max(m.BoundaryPlan.version)).where(m.BoundaryPlan.community_id == community_id)
+        select(func.max(models.BoundaryPlan.version)).where(
+            models.BoundaryPlan.community_id == community_id
+        )
     ).scalar()
     return int(current or 0) + 1
 
@@ -141,37 +143,37 @@ def create_plan(
     base = active_plan(conn, community_id=community_id)
     return int(
         conn.execute(
-            insert(m.BoundaryPlan)
+            insert(models.BoundaryPlan)
             .values(
                 community_id=community_id,
                 version=next_plan_version(conn, community_id=community_id),
                 name=name,
-                status=m.PlanStatus.DRAFT.value,
+                status=models.PlanStatus.DRAFT.value,
                 source=source,
                 description=description,
                 base_plan_id=base.id if base else None,
-                created_at=m.utcnow(),
+                created_at=models.utcnow(),
             )
-            .returning(m.BoundaryPlan.id)
+            .returning(models.BoundaryPlan.id)
         ).scalar_one()
     )
 
 
 def mark_plan_active(conn: Connection, *, community_id: int, plan_id: int) -> None:
     """Retire the active plan (if any) and make ``plan_id`` active, in the caller's transaction."""
-    now = m.utcnow()
+    now = models.utcnow()
     conn.execute(
-        update(m.BoundaryPlan)
+        update(models.BoundaryPlan)
         .where(
-            m.BoundaryPlan.community_id == community_id,
-            m.BoundaryPlan.status == m.PlanStatus.ACTIVE.value,
+            models.BoundaryPlan.community_id == community_id,
+            models.BoundaryPlan.status == models.PlanStatus.ACTIVE.value,
         )
-        .values(status=m.PlanStatus.RETIRED.value, retired_at=now)
+        .values(status=models.PlanStatus.RETIRED.value, retired_at=now)
     )
     conn.execute(
-        update(m.BoundaryPlan)
-        .where(m.BoundaryPlan.id == plan_id)
-        .values(status=m.PlanStatus.ACTIVE.value, activated_at=now)
+        update(models.BoundaryPlan)
+        .where(models.BoundaryPlan.id == plan_id)
+        .values(status=models.PlanStatus.ACTIVE.value, activated_at=now)
     )
 
 
@@ -213,7 +215,7 @@ class ReviewField(NamedTuple):
 
 def plans(conn: Connection, *, community_id: int) -> list[PlanListing]:
     """The community's plans, newest first, with their grid counts."""
-    p, g = m.BoundaryPlan, m.Grid
+    p, g = models.BoundaryPlan, models.Grid
     grids = select(func.count()).where(g.plan_id == p.id).scalar_subquery()
     rows = conn.execute(
         select(
@@ -245,28 +247,30 @@ def insert_plan_event(
 ) -> int:
     return int(
         conn.execute(
-            insert(m.PlanEvent)
+            insert(models.PlanEvent)
             .values(
                 community_id=community_id,
                 plan_id=plan_id,
                 previous_plan_id=previous_plan_id,
                 action=action,
                 actor=actor,
-                at=m.utcnow(),
+                at=models.utcnow(),
                 report={},
             )
-            .returning(m.PlanEvent.id)
+            .returning(models.PlanEvent.id)
         ).scalar_one()
     )
 
 
 def set_plan_event_report(conn: Connection, *, event_id: int, report: dict[str, Any]) -> None:
-    conn.execute(update(m.PlanEvent).where(m.PlanEvent.id == event_id).values(report=report))
+    conn.execute(
+        update(models.PlanEvent).where(models.PlanEvent.id == event_id).values(report=report)
+    )
 
 
 def plan_events(conn: Connection, *, community_id: int) -> list[PlanEventListing]:
     """The community's activations and rollbacks, newest first."""
-    e = m.PlanEvent
+    e = models.PlanEvent
     rows = conn.execute(
         select(e.id, e.plan_id, e.previous_plan_id, e.action, e.actor, e.at)
         .where(e.community_id == community_id)
@@ -279,7 +283,7 @@ def save_field_revisions(conn: Connection, *, event_id: int, field_ids: Sequence
     """Keep the fields' current geometry and review flags under ``event_id`` (for rollback)."""
     if not field_ids:
         return 0
-    f = m.ResponsibilityField
+    f = models.ResponsibilityField
     rows = conn.execute(
         select(f.id, wkb(f.geom, "wkb"), f.needs_review, f.review_note).where(
             f.id.in_([int(i) for i in field_ids])
@@ -287,7 +291,7 @@ def save_field_revisions(conn: Connection, *, event_id: int, field_ids: Sequence
     ).all()
     return bulk_insert(
         conn,
-        m.FieldRevision,
+        models.FieldRevision,
         (
             {
                 "event_id": event_id,
@@ -314,10 +318,10 @@ def update_fields(
     """
     return _update_from_values(
         conn,
-        m.ResponsibilityField,
+        models.ResponsibilityField,
         [(int(i), shapely.to_wkb(g), bool(r), note) for i, g, r, note in rows],
         slots=("CAST({} AS INTEGER)", "{}", "CAST({} AS BOOLEAN)", "CAST({} AS TEXT)"),
-        assign=f"geom = ST_GeomFromWKB(v.column2, {m.SRID}), needs_review = v.column3, "
+        assign=f"geom = ST_GeomFromWKB(v.column2, {models.SRID}), needs_review = v.column3, "
         "review_note = v.column4",
         chunk=chunk,
     )
@@ -325,12 +329,12 @@ def update_fields(
 
 def set_grid_leads(conn: Connection, *, leads: dict[int, int]) -> None:
     """``{grid_id: member_id}``."""
-    update_ids(conn, m.Grid, "lead_member_id", list(leads.items()))
+    update_ids(conn, models.Grid, "lead_member_id", list(leads.items()))
 
 
 def insert_branch_grids(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     """``{branch_id, grid_id, needs_review}`` rows."""
-    return bulk_insert(conn, m.BranchGrid, rows)
+    return bulk_insert(conn, models.BranchGrid, rows)
 
 
 def set_plan_status(
@@ -342,21 +346,21 @@ def set_plan_status(
     retired_at: dt.datetime | None = None,
 ) -> None:
     conn.execute(
-        update(m.BoundaryPlan)
-        .where(m.BoundaryPlan.id == plan_id)
+        update(models.BoundaryPlan)
+        .where(models.BoundaryPlan.id == plan_id)
         .values(status=status, activated_at=activated_at, retired_at=retired_at)
     )
 
 
 def delete_plan(conn: Connection, *, plan_id: int) -> None:
     """Delete a plan and its grids (drafts only: ``planning.store.delete_draft`` checks)."""
-    conn.execute(delete(m.Grid).where(m.Grid.plan_id == plan_id))
-    conn.execute(delete(m.BoundaryPlan).where(m.BoundaryPlan.id == plan_id))
+    conn.execute(delete(models.Grid).where(models.Grid.plan_id == plan_id))
+    conn.execute(delete(models.BoundaryPlan).where(models.BoundaryPlan.id == plan_id))
 
 
 def review_fields(conn: Connection, *, community_id: int) -> list[ReviewField]:
     """The community's fields flagged ``needs_review``: id, name, member_id, grid code, note."""
-    f, g = m.ResponsibilityField, m.Grid
+    f, g = models.ResponsibilityField, models.Grid
     rows = conn.execute(
         select(f.id, f.name, f.member_id, g.code.label("grid_code"), f.review_note)
         .outerjoin(g, g.id == f.grid_id)
@@ -370,7 +374,7 @@ def clear_field_reviews(
     conn: Connection, *, community_id: int, field_ids: Sequence[int] | None
 ) -> int:
     """Clear ``needs_review`` (and the note) of the given fields, or of all when None."""
-    f = m.ResponsibilityField
+    f = models.ResponsibilityField
     stmt = update(f).where(f.community_id == community_id, f.needs_review.is_(True))
     if field_ids is not None:
         stmt = stmt.where(f.id.in_([int(i) for i in field_ids]))
@@ -381,7 +385,7 @@ def clear_branch_reviews(
     conn: Connection, *, plan_id: int, branch_ids: Sequence[int] | None
 ) -> int:
     """Clear ``needs_review`` of a plan's branch–grid mappings (given branches, or all)."""
-    bg, g = m.BranchGrid, m.Grid
+    bg, g = models.BranchGrid, models.Grid
     stmt = update(bg).where(
         bg.grid_id.in_(select(g.id).where(g.plan_id == plan_id)), bg.needs_review.is_(True)
     )

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, insert, select, update
 
-from geogrid.db import models as m
+from geogrid.db import models
 
 
 class CategoryRow(NamedTuple):
@@ -43,7 +43,7 @@ class DepartmentRow(NamedTuple):
 
 def categories(conn: Connection, *, include_inactive: bool) -> list[CategoryRow]:
     """The categories by code; retired ones only with ``include_inactive``."""
-    category, department = m.Category, m.Department
+    category, department = models.Category, models.Department
     stmt = (
         select(
             category.code,
@@ -68,7 +68,7 @@ def categories(conn: Connection, *, include_inactive: bool) -> list[CategoryRow]
 
 def category_id(conn: Connection, *, code: str) -> int | None:
     """The id of the category with ``code``, or None."""
-    return conn.execute(select(m.Category.id).where(m.Category.code == code)).scalar()
+    return conn.execute(select(models.Category.id).where(models.Category.code == code)).scalar()
 
 
 class CategoryIntake(NamedTuple):
@@ -82,7 +82,7 @@ class CategoryIntake(NamedTuple):
 
 def categories_for_intake(conn: Connection) -> list[CategoryIntake]:
     """Every category (retired ones included) with its id, programme and SLA hours."""
-    category = m.Category
+    category = models.Category
     rows = conn.execute(
         select(category.id, category.code, category.programme, category.sla_hours)
     ).all()
@@ -91,17 +91,17 @@ def categories_for_intake(conn: Connection) -> list[CategoryIntake]:
 
 def category_codes(conn: Connection) -> set[str]:
     """The codes of every category, retired ones included."""
-    return set(conn.execute(select(m.Category.code)).scalars())
+    return set(conn.execute(select(models.Category.code)).scalars())
 
 
 def insert_category(conn: Connection, *, code: str, values: Mapping[str, Any]) -> None:
     """Add category ``code`` with column ``values``."""
-    conn.execute(insert(m.Category).values(code=code, **values))
+    conn.execute(insert(models.Category).values(code=code, **values))
 
 
 def update_category(conn: Connection, *, code: str, values: Mapping[str, Any]) -> None:
     """Set column ``values`` of category ``code``."""
-    conn.execute(update(m.Category).where(m.Category.code == code).values(**values))
+    conn.execute(update(models.Category).where(models.Category.code == code).values(**values))
 
 
 # --- departments -----------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def update_category(conn: Connection, *, code: str, values: Mapping[str, Any]) -
 
 def departments(conn: Connection) -> list[DepartmentRow]:
     """The departments by code."""
-    department = m.Department
+    department = models.Department
     return [
         DepartmentRow._make(row)
         for row in conn.execute(
@@ -120,21 +120,26 @@ def departments(conn: Connection) -> list[DepartmentRow]:
 
 def department_id(conn: Connection, *, code: str) -> int | None:
     """The id of the department with ``code``, or None."""
-    return conn.execute(select(m.Department.id).where(m.Department.code == code)).scalar()
+    return conn.execute(select(models.Department.id).where(models.Department.code == code)).scalar()
 
 
 def department_ids(conn: Connection) -> dict[str, int]:
     """``{code: id}`` of every department."""
-    return {row.code: row.id for row in conn.execute(select(m.Department.code, m.Department.id))}
+    return {
+        row.code: row.id
+        for row in conn.execute(select(models.Department.code, models.Department.id))
+    }
 
 
 def insert_department(
     conn: Connection, *, code: str, name: str | None, name_en: str | None
 ) -> None:
     """Add department ``code``."""
-    conn.execute(insert(m.Department).values(code=code, name=name, name_en=name_en))
+    conn.execute(insert(models.Department).values(code=code, name=name, name_en=name_en))
 
 
 def update_department(conn: Connection, *, department_id: int, values: Mapping[str, Any]) -> None:
     """Set column ``values`` of department ``department_id``."""
-    conn.execute(update(m.Department).where(m.Department.id == department_id).values(**values))
+    conn.execute(
+        update(models.Department).where(models.Department.id == department_id).values(**values)
+    )

@@ -9,7 +9,7 @@ from geoalchemy2 import functions as gfunc
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, select
 
-from geogrid.db import models as m
+from geogrid.db import models
 from geogrid.errors import Conflict, NotFound
 
 
@@ -44,12 +44,12 @@ class CommunityPlaces(NamedTuple):
 
 
 _COMMUNITY_COLUMNS = (
-    m.Community.id,
-    m.Community.code,
-    m.Community.name,
-    m.Community.name_en,
-    m.Community.timezone,
-    m.Community.synthetic,
+    models.Community.id,
+    models.Community.code,
+    models.Community.name,
+    models.Community.name_en,
+    models.Community.timezone,
+    models.Community.synthetic,
 )
 
 
@@ -62,11 +62,11 @@ def community_row(
     code (``community``, Open311's ``jurisdiction_id``) in the error."""
     stmt = select(*_COMMUNITY_COLUMNS)
     if code is not None:
-        row = conn.execute(stmt.where(m.Community.code == code)).one_or_none()
+        row = conn.execute(stmt.where(models.Community.code == code)).one_or_none()
         if row is None:
             raise NotFound(f"no community with code {code!r}", field=field)
         return CommunityRow(*row)
-    rows = conn.execute(stmt.order_by(m.Community.code)).all()
+    rows = conn.execute(stmt.order_by(models.Community.code)).all()
     if not rows:
         raise NotFound("the database holds no community yet: import one or run `geogrid demo`")
     if len(rows) > 1:
@@ -77,14 +77,16 @@ def community_row(
 
 def community_by_id(conn: Connection, *, community_id: int) -> CommunityRow:
     """Community ``community_id`` (it must exist)."""
-    row = conn.execute(select(*_COMMUNITY_COLUMNS).where(m.Community.id == community_id)).one()
+    row = conn.execute(select(*_COMMUNITY_COLUMNS).where(models.Community.id == community_id)).one()
     return CommunityRow(*row)
 
 
 def list_communities(conn: Connection) -> list[CommunityName]:
     """Every community's id, code and name, ordered by code."""
     rows = conn.execute(
-        select(m.Community.id, m.Community.code, m.Community.name).order_by(m.Community.code)
+        select(models.Community.id, models.Community.code, models.Community.name).order_by(
+            models.Community.code
+        )
     ).all()
     return [CommunityName(*r) for r in rows]
 
@@ -92,14 +94,16 @@ def list_communities(conn: Connection) -> list[CommunityName]:
 def community_boundary(conn: Connection, *, community_id: int) -> BaseGeometry:
     """The community's boundary (EPSG:4326)."""
     b = conn.execute(
-        select(gfunc.ST_AsBinary(m.Community.boundary)).where(m.Community.id == community_id)
+        select(gfunc.ST_AsBinary(models.Community.boundary)).where(
+            models.Community.id == community_id
+        )
     ).scalar_one()
     return shapely.from_wkb(bytes(b))
 
 
 def lookup_communities(conn: Connection) -> list[CommunityPlaces]:
     """Every community with its place names (the address prefixes), ordered by code."""
-    c = m.Community
+    c = models.Community
     rows = conn.execute(
         select(
             c.id, c.code, c.name, c.name_en, c.province, c.city, c.district, c.subdistrict
@@ -111,5 +115,5 @@ def lookup_communities(conn: Connection) -> list[CommunityPlaces]:
 def member_community_id(conn: Connection, *, member_id: int) -> int | None:
     """The community of member ``member_id`` (None when there is no such member)."""
     return conn.execute(
-        select(m.Member.community_id).where(m.Member.id == member_id)
+        select(models.Member.community_id).where(models.Member.id == member_id)
     ).scalar_one_or_none()

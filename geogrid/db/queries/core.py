@@ -12,14 +12,14 @@ from geoalchemy2.shape import from_shape
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, Select, func, insert, select, text
 
-from geogrid.db import models as m
+from geogrid.db import models
 
 WGS84 = "EPSG:4326"
 
 
 def geom_value(geom: BaseGeometry | None) -> Any:
     """A bind value for a geometry column (EPSG:4326)."""
-    return None if geom is None else from_shape(geom, srid=m.SRID)
+    return None if geom is None else from_shape(geom, srid=models.SRID)
 
 
 def read_frame(
@@ -114,7 +114,7 @@ def _update_from_values(
     columns of a ``VALUES`` list; SQLite caps a statement's parameters (32,766), hence the
     chunks. Returns the rows updated.
     """
-    table = m.table(model).name
+    table = models.table(model).name
     n = 0
     for start in range(0, len(rows), chunk):
         params: dict[str, Any] = {}

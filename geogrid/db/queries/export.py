@@ -14,20 +14,19 @@ import geopandas as gpd
 from sqlalchemy import Connection, Select, Subquery, and_, func, select
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import models, queries
 
-_community_code = m.Community.code.label("community_code")
+_community_code = models.Community.code.label("community_code")
 
 
 def _frame(conn: Connection, stmt: Select[*tuple[Any, ...]]) -> gpd.GeoDataFrame:
     """:func:`~geogrid.db.queries.read_frame` for selects of more than ten columns."""
-    return q.read_frame(conn, stmt)
+    return queries.read_frame(conn, stmt)
 
 
 def community_timezones(conn: Connection, *, community_ids: Sequence[int]) -> dict[int, str | None]:
     """``{community_id: time zone name}`` (None where unset)."""
-    c = m.Community
+    c = models.Community
     return {
         int(cid): tz
         for cid, tz in conn.execute(select(c.id, c.timezone).where(c.id.in_(community_ids))).all()
@@ -36,12 +35,12 @@ def community_timezones(conn: Connection, *, community_ids: Sequence[int]) -> di
 
 def active_plan_ids(conn: Connection, *, community_ids: Sequence[int]) -> list[int]:
     """The ids of the communities' active boundary plans."""
-    p = m.BoundaryPlan
+    p = models.BoundaryPlan
     return [
         int(plan_id)
         for plan_id in conn.execute(
             select(p.id).where(
-                p.community_id.in_(community_ids), p.status == m.PlanStatus.ACTIVE.value
+                p.community_id.in_(community_ids), p.status == models.PlanStatus.ACTIVE.value
             )
         ).scalars()
     ]
@@ -54,7 +53,7 @@ def communities(
     conn: Connection, *, community_ids: Sequence[int], plan_ids: Sequence[int]
 ) -> gpd.GeoDataFrame:
     """The ``communities`` layer: code, names, place names, time zone and boundary."""
-    c = m.Community
+    c = models.Community
     return _frame(
         conn,
         select(
@@ -69,7 +68,7 @@ def communities(
             c.country,
             c.timezone,
             c.synthetic,
-            q.wkb(c.boundary),
+            queries.wkb(c.boundary),
         )
         .where(c.id.in_(community_ids))
         .order_by(c.code),
@@ -78,7 +77,7 @@ def communities(
 
 def _household_counts(column: InstrumentedAttribute[Any], plan_ids: Sequence[int]) -> Subquery:
     """Households per ``column`` (grid or field) under the plans: ``key, n``."""
-    a = m.HouseholdAssignment
+    a = models.HouseholdAssignment
     return (
         select(column.label("key"), func.count().label("n"))
         .where(a.plan_id.in_(plan_ids), column.is_not(None))
@@ -91,8 +90,8 @@ def grids(
     conn: Connection, *, community_ids: Sequence[int], plan_ids: Sequence[int]
 ) -> gpd.GeoDataFrame:
     """The ``grids`` layer: the active plans' grids, their lead and household counts."""
-    g, p, lead = m.Grid, m.BoundaryPlan, aliased(m.Member)
-    counts = _household_counts(m.HouseholdAssignment.grid_id, plan_ids)
+    g, p, lead = models.Grid, models.BoundaryPlan, aliased(models.Member)
+    counts = _household_counts(models.HouseholdAssignment.grid_id, plan_ids)
     return _frame(
         conn,
         select(
@@ -107,14 +106,14 @@ def grids(
             g.lead_member_id,
             lead.name.label("lead_member_masked"),
             func.coalesce(counts.c.n, 0).label("households"),
-            q.wkb(g.geom),
+            queries.wkb(g.geom),
         )
         .join(p, p.id == g.plan_id)
-        .join(m.Community, m.Community.id == p.community_id)
+        .join(models.Community, models.Community.id == p.community_id)
         .outerjoin(lead, lead.id == g.lead_member_id)
         .outerjoin(counts, counts.c.key == g.id)
         .where(g.plan_id.in_(plan_ids))
-        .order_by(m.Community.code, g.code),
+        .order_by(models.Community.code, g.code),
     )
 
 
@@ -122,8 +121,8 @@ def fields(
     conn: Connection, *, community_ids: Sequence[int], plan_ids: Sequence[int]
 ) -> gpd.GeoDataFrame:
     """The ``responsibility_fields`` layer: member, grid, street and household counts."""
-    f = m.ResponsibilityField
-    counts = _household_counts(m.HouseholdAssignment.field_id, plan_ids)
+    f = models.ResponsibilityField
+    counts = _household_counts(models.HouseholdAssignment.field_id, plan_ids)
     return _frame(
         conn,
         select(
@@ -132,17 +131,17 @@ def fields(
             _community_code,
             f.name,
             f.member_id,
-            m.Member.name.label("member_masked"),
-            m.Grid.code.label("grid_code"),
-            m.Street.name.label("street_name"),
+            models.Member.name.label("member_masked"),
+            models.Grid.code.label("grid_code"),
+            models.Street.name.label("street_name"),
             f.needs_review,
             func.coalesce(counts.c.n, 0).label("households"),
-            q.wkb(f.geom),
+            queries.wkb(f.geom),
         )
-        .join(m.Community, m.Community.id == f.community_id)
-        .outerjoin(m.Member, m.Member.id == f.member_id)
-        .outerjoin(m.Grid, m.Grid.id == f.grid_id)
-        .outerjoin(m.Street, m.Street.id == f.street_id)
+        .join(models.Community, models.Community.id == f.community_id)
+        .outerjoin(models.Member, models.Member.id == f.member_id)
+        .outerjoin(models.Grid, models.Grid.id == f.grid_id)
+        .outerjoin(models.Street, models.Street.id == f.street_id)
         .outerjoin(counts, counts.c.key == f.id)
         .where(f.community_id.in_(community_ids))
         .order_by(f.id),
@@ -153,11 +152,11 @@ def streets(
     conn: Connection, *, community_ids: Sequence[int], plan_ids: Sequence[int]
 ) -> gpd.GeoDataFrame:
     """The ``streets`` layer."""
-    s = m.Street
+    s = models.Street
     return _frame(
         conn,
-        select(s.community_id, s.id, _community_code, s.name, s.kind, q.wkb(s.geom))
-        .join(m.Community, m.Community.id == s.community_id)
+        select(s.community_id, s.id, _community_code, s.name, s.kind, queries.wkb(s.geom))
+        .join(models.Community, models.Community.id == s.community_id)
         .where(s.community_id.in_(community_ids))
         .order_by(s.id),
     )
@@ -167,7 +166,7 @@ def buildings(
     conn: Connection, *, community_ids: Sequence[int], plan_ids: Sequence[int]
 ) -> gpd.GeoDataFrame:
     """The ``buildings`` layer (``aliases`` as stored: a JSON list)."""
-    b = m.Building
+    b = models.Building
     return _frame(
         conn,
         select(
@@ -179,11 +178,11 @@ def buildings(
             b.aliases,
             b.house_number,
             b.floors,
-            m.Street.name.label("street_name"),
-            q.wkb(b.geom),
+            models.Street.name.label("street_name"),
+            queries.wkb(b.geom),
         )
-        .join(m.Community, m.Community.id == b.community_id)
-        .outerjoin(m.Street, m.Street.id == b.street_id)
+        .join(models.Community, models.Community.id == b.community_id)
+        .outerjoin(models.Street, models.Street.id == b.street_id)
         .where(b.community_id.in_(community_ids))
         .order_by(b.id),
     )
@@ -193,15 +192,15 @@ def households(
     conn: Connection, *, community_ids: Sequence[int], plan_ids: Sequence[int]
 ) -> gpd.GeoDataFrame:
     """The ``households`` layer with their assignment under the plans and personal data."""
-    h, a, p = m.Household, m.HouseholdAssignment, m.HouseholdPersonal
-    f = m.ResponsibilityField
+    h, a, p = models.Household, models.HouseholdAssignment, models.HouseholdPersonal
+    f = models.ResponsibilityField
     return _frame(
         conn,
         select(
             h.community_id,
             h.address_id,
             _community_code,
-            m.Grid.code.label("grid_code"),
+            models.Grid.code.label("grid_code"),
             a.field_id,
             f.member_id,
             h.street_name,
@@ -215,11 +214,11 @@ def households(
             p.head_name,
             p.phone,
             p.care_flags,
-            q.wkb(h.geom),
+            queries.wkb(h.geom),
         )
-        .join(m.Community, m.Community.id == h.community_id)
+        .join(models.Community, models.Community.id == h.community_id)
         .outerjoin(a, and_(a.household_id == h.id, a.plan_id.in_(plan_ids)))
-        .outerjoin(m.Grid, m.Grid.id == a.grid_id)
+        .outerjoin(models.Grid, models.Grid.id == a.grid_id)
         .outerjoin(f, f.id == a.field_id)
         .outerjoin(p, p.household_id == h.id)
         .where(h.community_id.in_(community_ids))
@@ -231,7 +230,7 @@ def members(
     conn: Connection, *, community_ids: Sequence[int], plan_ids: Sequence[int]
 ) -> gpd.GeoDataFrame:
     """The ``members`` layer, personal columns included, with positions."""
-    mem = m.Member
+    mem = models.Member
     return _frame(
         conn,
         select(
@@ -240,16 +239,16 @@ def members(
             _community_code,
             mem.name.label("name_masked"),
             mem.kind,
-            m.Branch.name.label("branch"),
-            m.ResidentUnit.name.label("home_unit"),
+            models.Branch.name.label("branch"),
+            models.ResidentUnit.name.label("home_unit"),
             mem.active,
             mem.name,
             mem.phone,
-            q.wkb(mem.position),
+            queries.wkb(mem.position),
         )
-        .join(m.Community, m.Community.id == mem.community_id)
-        .outerjoin(m.Branch, m.Branch.id == mem.branch_id)
-        .outerjoin(m.ResidentUnit, m.ResidentUnit.id == mem.home_unit_id)
+        .join(models.Community, models.Community.id == mem.community_id)
+        .outerjoin(models.Branch, models.Branch.id == mem.branch_id)
+        .outerjoin(models.ResidentUnit, models.ResidentUnit.id == mem.home_unit_id)
         .where(mem.community_id.in_(community_ids))
         .order_by(mem.id),
     )
@@ -259,7 +258,7 @@ def requests(
     conn: Connection, *, community_ids: Sequence[int], plan_ids: Sequence[int]
 ) -> gpd.GeoDataFrame:
     """The ``requests`` layer with category, grid, member and escalation."""
-    r, cat = m.Request, m.Category
+    r, cat = models.Request, models.Category
     return _frame(
         conn,
         select(
@@ -276,23 +275,23 @@ def requests(
             r.due_at,
             r.resolved_at,
             r.closed_at,
-            m.Grid.code.label("grid_code"),
+            models.Grid.code.label("grid_code"),
             r.field_id,
             r.member_id,
-            m.Member.name.label("member_masked"),
+            models.Member.name.label("member_masked"),
             r.assignment_rule,
             r.source,
             r.address_id,
             r.description,
-            m.Department.code.label("escalated_to"),
+            models.Department.code.label("escalated_to"),
             r.satisfaction,
-            q.wkb(r.geom),
+            queries.wkb(r.geom),
         )
-        .join(m.Community, m.Community.id == r.community_id)
+        .join(models.Community, models.Community.id == r.community_id)
         .join(cat, cat.id == r.category_id)
-        .outerjoin(m.Grid, m.Grid.id == r.grid_id)
-        .outerjoin(m.Member, m.Member.id == r.member_id)
-        .outerjoin(m.Department, m.Department.id == r.escalated_to_id)
+        .outerjoin(models.Grid, models.Grid.id == r.grid_id)
+        .outerjoin(models.Member, models.Member.id == r.member_id)
+        .outerjoin(models.Department, models.Department.id == r.escalated_to_id)
         .where(r.community_id.in_(community_ids))
         .order_by(r.id),
     )

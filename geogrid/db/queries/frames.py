@@ -8,7 +8,7 @@ import pandas as pd
 from geoalchemy2 import functions as gfunc
 from sqlalchemy import Connection, select
 
-from geogrid.db import models as m
+from geogrid.db import models
 from geogrid.db.queries.core import read_frame, wkb
 
 
@@ -16,14 +16,20 @@ def grids_frame(conn: Connection, *, plan_id: int) -> gpd.GeoDataFrame:
     """The plan's grids: ``id, code, name, lead_member_id, geometry`` ordered by code."""
     return read_frame(
         conn,
-        select(m.Grid.id, m.Grid.code, m.Grid.name, m.Grid.lead_member_id, wkb(m.Grid.geom))
-        .where(m.Grid.plan_id == plan_id)
-        .order_by(m.Grid.code, m.Grid.id),
+        select(
+            models.Grid.id,
+            models.Grid.code,
+            models.Grid.name,
+            models.Grid.lead_member_id,
+            wkb(models.Grid.geom),
+        )
+        .where(models.Grid.plan_id == plan_id)
+        .order_by(models.Grid.code, models.Grid.id),
     )
 
 
 def fields_frame(conn: Connection, *, community_id: int) -> gpd.GeoDataFrame:
-    f = m.ResponsibilityField
+    f = models.ResponsibilityField
     return read_frame(
         conn,
         select(
@@ -42,7 +48,7 @@ def fields_frame(conn: Connection, *, community_id: int) -> gpd.GeoDataFrame:
 
 def household_assignments(conn: Connection, *, plan_id: int) -> dict[int, tuple[int, int | None]]:
     """``{household_id: (grid_id, field_id)}`` of a plan."""
-    a = m.HouseholdAssignment
+    a = models.HouseholdAssignment
     rows = conn.execute(
         select(a.household_id, a.grid_id, a.field_id).where(a.plan_id == plan_id)
     ).all()
@@ -51,7 +57,7 @@ def household_assignments(conn: Connection, *, plan_id: int) -> dict[int, tuple[
 
 def members_frame(conn: Connection, *, community_id: int) -> pd.DataFrame:
     """The community's members: ``id, name, kind, active`` (``name`` is personal: mask it)."""
-    mb = m.Member
+    mb = models.Member
     rows = conn.execute(
         select(mb.id, mb.name, mb.kind, mb.active)
         .where(mb.community_id == community_id)
@@ -62,7 +68,7 @@ def members_frame(conn: Connection, *, community_id: int) -> pd.DataFrame:
 
 def branch_grids_frame(conn: Connection, *, plan_id: int) -> pd.DataFrame:
     """Which branch sits on which grid of a plan: ``grid_id, branch_id, branch_name``."""
-    bg, b, g = m.BranchGrid, m.Branch, m.Grid
+    bg, b, g = models.BranchGrid, models.Branch, models.Grid
     rows = conn.execute(
         select(bg.grid_id, b.id, b.name)
         .join(b, b.id == bg.branch_id)
@@ -75,7 +81,7 @@ def branch_grids_frame(conn: Connection, *, plan_id: int) -> pd.DataFrame:
 
 def party_groups_frame(conn: Connection, *, community_id: int) -> pd.DataFrame:
     """The community's party groups: ``id, name, branch_id, building_id``."""
-    gr, b = m.Group, m.Branch
+    gr, b = models.Group, models.Branch
     rows = conn.execute(
         select(gr.id, gr.name, gr.branch_id, gr.building_id)
         .join(b, b.id == gr.branch_id)
@@ -87,7 +93,7 @@ def party_groups_frame(conn: Connection, *, community_id: int) -> pd.DataFrame:
 
 def buildings_frame(conn: Connection, *, community_id: int) -> gpd.GeoDataFrame:
     """The community's buildings: ``id, name, compound, aliases, street_id, house_number``."""
-    b = m.Building
+    b = models.Building
     return read_frame(
         conn,
         select(b.id, b.name, b.compound, b.aliases, b.street_id, b.house_number, wkb(b.geom))
@@ -98,7 +104,7 @@ def buildings_frame(conn: Connection, *, community_id: int) -> gpd.GeoDataFrame:
 
 def streets_frame(conn: Connection, *, community_id: int) -> gpd.GeoDataFrame:
     """The community's streets: ``id, name, kind`` and their lines."""
-    s = m.Street
+    s = models.Street
     return read_frame(
         conn,
         select(s.id, s.name, s.kind, wkb(s.geom))
@@ -114,7 +120,7 @@ def address_households_frame(conn: Connection, *, community_id: int) -> pd.DataF
     building_id, street_id, lon, lat``. ``unit`` and ``room`` complete a personal address:
     they may be matched on, never shown.
     """
-    h = m.Household
+    h = models.Household
     rows = conn.execute(
         select(
             h.id,
@@ -157,7 +163,7 @@ def planning_households_frame(
 ) -> gpd.GeoDataFrame:
     """Households for planning: ``id, address_id, size, building_id, grid_id, field_id``
     (the assignment under ``plan_id``; null without one) and door points."""
-    h, a = m.Household, m.HouseholdAssignment
+    h, a = models.Household, models.HouseholdAssignment
     on = (a.household_id == h.id) & (a.plan_id == (plan_id if plan_id is not None else -1))
     return read_frame(
         conn,
@@ -170,13 +176,13 @@ def planning_households_frame(
 
 def open_requests_frame(conn: Connection, *, community_id: int) -> gpd.GeoDataFrame:
     """The community's open requests with a location: ``id, grid_id, member_id`` and points."""
-    r = m.Request
+    r = models.Request
     return read_frame(
         conn,
         select(r.id, r.grid_id, r.member_id, wkb(r.geom))
         .where(
             r.community_id == community_id,
-            r.status.in_(m.OPEN_STATUSES),
+            r.status.in_(models.OPEN_STATUSES),
             r.geom.is_not(None),
         )
         .order_by(r.id),
@@ -185,7 +191,7 @@ def open_requests_frame(conn: Connection, *, community_id: int) -> gpd.GeoDataFr
 
 def plan_branches_frame(conn: Connection, *, plan_id: int) -> pd.DataFrame:
     """Branches on a plan's grids: ``branch_id, branch_name, grid_id, code, needs_review``."""
-    bg, b, g = m.BranchGrid, m.Branch, m.Grid
+    bg, b, g = models.BranchGrid, models.Branch, models.Grid
     rows = conn.execute(
         select(b.id, b.name, g.id, g.code, bg.needs_review)
         .join(b, b.id == bg.branch_id)

@@ -15,8 +15,7 @@ from typing import Any, TypeVar
 import shapely
 from sqlalchemy import ColumnElement, Connection, bindparam, select, update
 
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import models, queries
 
 #: A stored row by column name (``id`` and the columns asked for), geometries as shapely
 #: objects: the importer compares it value by value with a file's row.
@@ -39,12 +38,12 @@ def _chunks(items: Sequence[_Item], size: int = _IN_CHUNK) -> Iterable[list[_Ite
 
 
 def _stored(
-    conn: Connection, model: type[m.Base], columns: Iterable[str], where: ColumnElement[bool]
+    conn: Connection, model: type[models.Base], columns: Iterable[str], where: ColumnElement[bool]
 ) -> list[StoredRow]:
     """Stored rows (``id`` + ``columns``) with geometries as shapely objects."""
     cols = list(dict.fromkeys(["id", *columns]))
-    table = m.table(model)
-    selected = [q.wkb(table.c[c], c) if c in _GEOMETRY_COLUMNS else table.c[c] for c in cols]
+    table = models.table(model)
+    selected = [queries.wkb(table.c[c], c) if c in _GEOMETRY_COLUMNS else table.c[c] for c in cols]
     rows = conn.execute(select(*selected).where(where)).mappings().all()
     out = []
     for r in rows:
@@ -57,17 +56,17 @@ def _stored(
 
 
 def stored_rows(
-    conn: Connection, *, model: type[m.Base], columns: Sequence[str], community_id: int
+    conn: Connection, *, model: type[models.Base], columns: Sequence[str], community_id: int
 ) -> list[StoredRow]:
     """A community's rows of ``model``: ``id`` + ``columns``, geometries as shapely objects."""
-    return _stored(conn, model, columns, m.table(model).c.community_id == community_id)
+    return _stored(conn, model, columns, models.table(model).c.community_id == community_id)
 
 
 def stored_households(
     conn: Connection, *, address_ids: Sequence[str], columns: Sequence[str]
 ) -> list[StoredRow]:
     """The households (of any community) with these address ids: ``id`` + ``columns``."""
-    h = m.Household
+    h = models.Household
     return [
         row
         for chunk in _chunks(address_ids)
@@ -76,12 +75,16 @@ def stored_households(
 
 
 def update_rows(
-    conn: Connection, *, model: type[m.Base], rows: Sequence[Mapping[str, Any]], key: str = "id"
+    conn: Connection,
+    *,
+    model: type[models.Base],
+    rows: Sequence[Mapping[str, Any]],
+    key: str = "id",
 ) -> None:
     """``UPDATE model SET … WHERE key = :key`` for rows with the same columns (executemany)."""
     if not rows:
         return
-    table = m.table(model)
+    table = models.table(model)
     columns = [c for c in rows[0] if c != key]
     stmt = (
         update(table)
@@ -95,10 +98,10 @@ def update_rows(
 
 
 def ids_by_name(
-    conn: Connection, *, model: type[m.Base], community_id: int
+    conn: Connection, *, model: type[models.Base], community_id: int
 ) -> dict[str, list[int]]:
     """``{name: [ids]}`` of a community's named rows (streets, branches, resident units …)."""
-    table = m.table(model)
+    table = models.table(model)
     out: dict[str, list[int]] = defaultdict(list)
     for rid, name in conn.execute(
         select(table.c.id, table.c.name)
@@ -114,7 +117,7 @@ def building_ids_by_key(
     conn: Connection, *, community_id: int
 ) -> dict[tuple[str | None, str | None], list[int]]:
     """``{(name, compound): [ids]}`` of a community's buildings."""
-    b = m.Building
+    b = models.Building
     out: dict[tuple[str | None, str | None], list[int]] = defaultdict(list)
     for bid, name, compound in conn.execute(
         select(b.id, b.name, b.compound).where(b.community_id == community_id).order_by(b.id)
@@ -128,7 +131,7 @@ def member_ids(conn: Connection, *, community_id: int) -> set[int]:
     return {
         int(i)
         for i in conn.execute(
-            select(m.Member.id).where(m.Member.community_id == community_id)
+            select(models.Member.id).where(models.Member.community_id == community_id)
         ).scalars()
     }
 
@@ -138,7 +141,9 @@ def member_names(conn: Connection, *, community_id: int) -> dict[int, str]:
     return {
         int(i): str(name)
         for i, name in conn.execute(
-            select(m.Member.id, m.Member.name).where(m.Member.community_id == community_id)
+            select(models.Member.id, models.Member.name).where(
+                models.Member.community_id == community_id
+            )
         ).all()
     }
 
@@ -150,15 +155,17 @@ def grid_codes(conn: Connection, *, plan_id: int) -> set[str]:
     """The codes of a plan's grids."""
     return {
         str(code)
-        for code in conn.execute(select(m.Grid.code).where(m.Grid.plan_id == plan_id)).scalars()
+        for code in conn.execute(
+            select(models.Grid.code).where(models.Grid.plan_id == plan_id)
+        ).scalars()
     }
 
 
 def set_grid_lead(conn: Connection, *, plan_id: int, code: str, member_id: int) -> None:
     """Make ``member_id`` the lead of the plan's grid ``code``."""
     conn.execute(
-        update(m.Grid)
-        .where(m.Grid.plan_id == plan_id, m.Grid.code == code)
+        update(models.Grid)
+        .where(models.Grid.plan_id == plan_id, models.Grid.code == code)
         .values(lead_member_id=member_id)
     )
 
@@ -168,7 +175,7 @@ def set_grid_lead(conn: Connection, *, plan_id: int, code: str, member_id: int) 
 
 def household_ids(conn: Connection, *, address_ids: Sequence[str]) -> dict[str, int]:
     """``{address_id: household_id}`` of the stored households among ``address_ids``."""
-    h = m.Household
+    h = models.Household
     return {
         str(address_id): int(hid)
         for chunk in _chunks(address_ids)
@@ -180,7 +187,7 @@ def household_ids(conn: Connection, *, address_ids: Sequence[str]) -> dict[str, 
 
 def households_with_personal(conn: Connection, *, household_ids: Sequence[int]) -> set[int]:
     """Which of ``household_ids`` already have a ``household_personal`` row."""
-    p = m.HouseholdPersonal
+    p = models.HouseholdPersonal
     return {
         int(hid)
         for chunk in _chunks(household_ids)
@@ -198,7 +205,7 @@ RequestKey = tuple[int | None, dt.datetime | None, str | None]
 
 def request_keys(conn: Connection, *, community_id: int) -> set[RequestKey]:
     """``(category_id, received_at, description)`` of the community's stored requests."""
-    r = m.Request
+    r = models.Request
     return {
         (row.category_id, row.received_at, row.description)
         for row in conn.execute(

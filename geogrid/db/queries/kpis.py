@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, exists, select
 
-from geogrid.db import models as m
+from geogrid.db import models
 
 
 class KpiRequest(NamedTuple):
@@ -49,12 +49,17 @@ def kpi_requests(
     received_before: dt.datetime,
 ) -> list[KpiRequest]:
     """The communities' requests received in ``[received_from, received_before)``."""
-    request, category, grid = m.Request, m.Category, m.Grid
-    member, branch, community, event = m.Member, m.Branch, m.Community, m.RequestEvent
+    request, category, grid = models.Request, models.Category, models.Grid
+    member, branch, community, event = (
+        models.Member,
+        models.Branch,
+        models.Community,
+        models.RequestEvent,
+    )
     escalated = exists(
         select(event.id).where(
             event.request_id == request.id,
-            event.to_status == m.RequestStatus.ESCALATED.value,
+            event.to_status == models.RequestStatus.ESCALATED.value,
         )
     )
     rows = conn.execute(
@@ -109,7 +114,7 @@ class GroupName(NamedTuple):
 def group_names(conn: Connection, *, group_by: str, keys: Sequence[int | str]) -> list[GroupName]:
     """The names of group keys: community, grid, branch and member ids, category codes."""
     if group_by == "community":
-        community = m.Community
+        community = models.Community
         return [
             GroupName(int(r.id), str(r.code), str(r.name))
             for r in conn.execute(
@@ -117,25 +122,25 @@ def group_names(conn: Connection, *, group_by: str, keys: Sequence[int | str]) -
             )
         ]
     if group_by == "grid":
-        grid = m.Grid
+        grid = models.Grid
         return [
             GroupName(int(r.id), str(r.code), r.name)
             for r in conn.execute(select(grid.id, grid.code, grid.name).where(grid.id.in_(keys)))
         ]
     if group_by == "branch":
-        branch = m.Branch
+        branch = models.Branch
         return [
             GroupName(int(r.id), None, str(r.name))
             for r in conn.execute(select(branch.id, branch.name).where(branch.id.in_(keys)))
         ]
     if group_by == "member":
-        member = m.Member
+        member = models.Member
         return [
             GroupName(int(r.id), None, str(r.name))
             for r in conn.execute(select(member.id, member.name).where(member.id.in_(keys)))
         ]
     if group_by == "category":
-        category = m.Category
+        category = models.Category
         return [
             GroupName(str(r.code), None, str(r.name))
             for r in conn.execute(

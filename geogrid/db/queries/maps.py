@@ -18,8 +18,7 @@ import geopandas as gpd
 from geoalchemy2 import functions as gfunc
 from sqlalchemy import Connection, Select, and_, func, select
 
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import models, queries
 
 __all__ = [
     "ActivePlan",
@@ -102,22 +101,29 @@ class GridFigures:
 def communities_frame(conn: Connection, *, codes: Sequence[str] | None) -> gpd.GeoDataFrame:
     """The communities (all when ``codes`` is None or empty), ordered by code: ``id, code,
     name, name_en, district, synthetic, timezone`` and the boundary."""
-    c = m.Community
+    c = models.Community
     stmt = select(
-        c.id, c.code, c.name, c.name_en, c.district, c.synthetic, c.timezone, q.wkb(c.boundary)
+        c.id,
+        c.code,
+        c.name,
+        c.name_en,
+        c.district,
+        c.synthetic,
+        c.timezone,
+        queries.wkb(c.boundary),
     ).order_by(c.code)
     if codes:
         stmt = stmt.where(c.code.in_(list(codes)))
-    return q.read_frame(conn, stmt)
+    return queries.read_frame(conn, stmt)
 
 
 def active_plans(conn: Connection, *, community_ids: Sequence[int]) -> list[ActivePlan]:
     """The active plans of the communities (none for a community without one)."""
-    p = m.BoundaryPlan
+    p = models.BoundaryPlan
     rows = conn.execute(
         select(p.community_id, p.id, p.version, p.name, p.activated_at).where(
             p.community_id.in_(list(community_ids)),
-            p.status == m.PlanStatus.ACTIVE.value,
+            p.status == models.PlanStatus.ACTIVE.value,
         )
     ).all()
     return [ActivePlan(*row) for row in rows]
@@ -126,20 +132,20 @@ def active_plans(conn: Connection, *, community_ids: Sequence[int]) -> list[Acti
 def coverage_grids_frame(conn: Connection, *, plan_ids: Sequence[int]) -> gpd.GeoDataFrame:
     """The plans' grids by code: ``grid_id, code, name, plan_id, community_code,
     lead_member`` (the lead's raw name: mask it) and polygons."""
-    g, p, lead = m.Grid, m.BoundaryPlan, m.Member
-    return q.read_frame(
+    g, p, lead = models.Grid, models.BoundaryPlan, models.Member
+    return queries.read_frame(
         conn,
         select(
             g.id.label("grid_id"),
             g.code,
             g.name,
             g.plan_id,
-            m.Community.code.label("community_code"),
+            models.Community.code.label("community_code"),
             lead.name.label("lead_member"),
-            q.wkb(g.geom),
+            queries.wkb(g.geom),
         )
         .join(p, p.id == g.plan_id)
-        .join(m.Community, m.Community.id == p.community_id)
+        .join(models.Community, models.Community.id == p.community_id)
         .outerjoin(lead, lead.id == g.lead_member_id)
         .where(g.plan_id.in_(list(plan_ids)))
         .order_by(g.code, g.id),
@@ -148,18 +154,18 @@ def coverage_grids_frame(conn: Connection, *, plan_ids: Sequence[int]) -> gpd.Ge
 
 def grids_frame(conn: Connection, *, plan_ids: Sequence[int]) -> gpd.GeoDataFrame:
     """The plans' grids by code: ``grid_id, code, name, community_code`` and polygons."""
-    g, p = m.Grid, m.BoundaryPlan
-    return q.read_frame(
+    g, p = models.Grid, models.BoundaryPlan
+    return queries.read_frame(
         conn,
         select(
             g.id.label("grid_id"),
             g.code,
             g.name,
-            m.Community.code.label("community_code"),
-            q.wkb(g.geom),
+            models.Community.code.label("community_code"),
+            queries.wkb(g.geom),
         )
         .join(p, p.id == g.plan_id)
-        .join(m.Community, m.Community.id == p.community_id)
+        .join(models.Community, models.Community.id == p.community_id)
         .where(g.plan_id.in_(list(plan_ids)))
         .order_by(g.code, g.id),
     )
@@ -176,16 +182,16 @@ def grid_figures(
     """Households, residents, uncovered households, fields, vacant fields, members holding a
     field, and households visited in ``visited_from``…``visited_to`` (inclusive) per grid."""
     ids = list(plan_ids)
-    a, f, v = m.HouseholdAssignment, m.ResponsibilityField, m.Visit
-    in_grids = f.grid_id.in_(select(m.Grid.id).where(m.Grid.plan_id.in_(ids)))
+    a, f, v = models.HouseholdAssignment, models.ResponsibilityField, models.Visit
+    in_grids = f.grid_id.in_(select(models.Grid.id).where(models.Grid.plan_id.in_(ids)))
     return GridFigures(
         households=_counts(
             conn, select(a.grid_id, func.count()).where(a.plan_id.in_(ids)).group_by(a.grid_id)
         ),
         residents=_counts(
             conn,
-            select(a.grid_id, func.coalesce(func.sum(m.Household.size), 0))
-            .join(m.Household, m.Household.id == a.household_id)
+            select(a.grid_id, func.coalesce(func.sum(models.Household.size), 0))
+            .join(models.Household, models.Household.id == a.household_id)
             .where(a.plan_id.in_(ids))
             .group_by(a.grid_id),
         ),
@@ -222,18 +228,18 @@ def grid_figures(
 def fields_frame(conn: Connection, *, community_ids: Sequence[int]) -> gpd.GeoDataFrame:
     """The communities' responsibility fields: ``field_id, name, member_id, grid_id,
     member`` (the holder's raw name: mask it) and polygons."""
-    f = m.ResponsibilityField
-    return q.read_frame(
+    f = models.ResponsibilityField
+    return queries.read_frame(
         conn,
         select(
             f.id.label("field_id"),
             f.name,
             f.member_id,
             f.grid_id,
-            m.Member.name.label("member"),
-            q.wkb(f.geom),
+            models.Member.name.label("member"),
+            queries.wkb(f.geom),
         )
-        .outerjoin(m.Member, m.Member.id == f.member_id)
+        .outerjoin(models.Member, models.Member.id == f.member_id)
         .where(f.community_id.in_(list(community_ids)))
         .order_by(f.id),
     )
@@ -241,7 +247,7 @@ def fields_frame(conn: Connection, *, community_ids: Sequence[int]) -> gpd.GeoDa
 
 def field_households(conn: Connection, *, plan_ids: Sequence[int]) -> dict[int, int]:
     """``{field_id: households}`` under the plans (fields without any are absent)."""
-    a = m.HouseholdAssignment
+    a = models.HouseholdAssignment
     return _counts(
         conn,
         select(a.field_id, func.count())
@@ -254,7 +260,7 @@ def uncovered_households(
     conn: Connection, *, plan_ids: Sequence[int], community_ids: Sequence[int]
 ) -> list[LonLat]:
     """The doors of households no field covers (no identity)."""
-    h, a = m.Household, m.HouseholdAssignment
+    h, a = models.Household, models.HouseholdAssignment
     # Households no field covers: in a grid without a field, or outside every grid.
     rows = conn.execute(
         select(gfunc.ST_X(h.geom), gfunc.ST_Y(h.geom))
@@ -266,10 +272,10 @@ def uncovered_households(
 
 def streets_frame(conn: Connection, *, community_ids: Sequence[int]) -> gpd.GeoDataFrame:
     """The communities' streets: ``id, name`` and lines."""
-    s = m.Street
-    return q.read_frame(
+    s = models.Street
+    return queries.read_frame(
         conn,
-        select(s.id, s.name, q.wkb(s.geom))
+        select(s.id, s.name, queries.wkb(s.geom))
         .where(s.community_id.in_(list(community_ids)))
         .order_by(s.id),
     )
@@ -277,17 +283,17 @@ def streets_frame(conn: Connection, *, community_ids: Sequence[int]) -> gpd.GeoD
 
 def member_points(conn: Connection, *, community_ids: Sequence[int]) -> list[MemberPoint]:
     """The communities' active members that have a map position, with their branch."""
-    mb = m.Member
+    mb = models.Member
     rows = conn.execute(
         select(
             mb.id,
             mb.name,
             mb.kind,
-            m.Branch.name,
+            models.Branch.name,
             gfunc.ST_X(mb.position),
             gfunc.ST_Y(mb.position),
         )
-        .outerjoin(m.Branch, m.Branch.id == mb.branch_id)
+        .outerjoin(models.Branch, models.Branch.id == mb.branch_id)
         .where(
             mb.community_id.in_(list(community_ids)),
             mb.active.is_(True),
@@ -312,7 +318,7 @@ def request_points(
     """Requests received in [``received_from``, ``received_before``), by id: only open ones
     with ``open_only``, only those due before ``due_before`` when given, only of the
     ``categories`` (codes) and ``programmes`` when given."""
-    r, cat = m.Request, m.Category
+    r, cat = models.Request, models.Category
     stmt = (
         select(
             r.id,
@@ -335,7 +341,7 @@ def request_points(
         .order_by(r.id)
     )
     if open_only:
-        stmt = stmt.where(r.status.in_(m.OPEN_STATUSES))
+        stmt = stmt.where(r.status.in_(models.OPEN_STATUSES))
     if due_before is not None:
         stmt = stmt.where(r.due_at.is_not(None), r.due_at < due_before)
     if categories:
@@ -347,12 +353,12 @@ def request_points(
 
 def category_codes(conn: Connection) -> set[str]:
     """Every category code of the catalogue (retired ones too)."""
-    return set(conn.execute(select(m.Category.code)).scalars())
+    return set(conn.execute(select(models.Category.code)).scalars())
 
 
 def household_points(conn: Connection, *, community_ids: Sequence[int]) -> list[LonLat]:
     """The communities' household doors by id (no identity)."""
-    h = m.Household
+    h = models.Household
     rows = conn.execute(
         select(gfunc.ST_X(h.geom), gfunc.ST_Y(h.geom))
         .where(h.community_id.in_(list(community_ids)))

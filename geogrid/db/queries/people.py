@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, insert, select, update
 
-from geogrid.db import models as m
+from geogrid.db import models
 
 
 class MemberRow(NamedTuple):
@@ -79,7 +79,7 @@ def members(
     ids: Sequence[int] = (),
 ) -> list[MemberRow]:
     """Members by id, of the community given by code and/or id, limited to ``ids`` if any."""
-    member, community = m.Member, m.Community
+    member, community = models.Member, models.Community
     stmt = (
         select(
             member.id,
@@ -88,11 +88,11 @@ def members(
             member.name,
             member.phone,
             member.kind,
-            m.Branch.name.label("branch"),
+            models.Branch.name.label("branch"),
             member.active,
         )
         .join(community, community.id == member.community_id)
-        .outerjoin(m.Branch, m.Branch.id == member.branch_id)
+        .outerjoin(models.Branch, models.Branch.id == member.branch_id)
         .order_by(member.id)
     )
     if community_code is not None:
@@ -107,7 +107,9 @@ def members(
 def member_state(conn: Connection, *, member_id: int) -> MemberState | None:
     """The member's community and active flag; None when there is no such member."""
     row = conn.execute(
-        select(m.Member.community_id, m.Member.active).where(m.Member.id == member_id)
+        select(models.Member.community_id, models.Member.active).where(
+            models.Member.id == member_id
+        )
     ).one_or_none()
     return None if row is None else MemberState._make(row)
 
@@ -115,7 +117,9 @@ def member_state(conn: Connection, *, member_id: int) -> MemberState | None:
 def branch_id(conn: Connection, *, community_id: int, name: str) -> int | None:
     """The id of the community's branch called ``name``, or None."""
     return conn.execute(
-        select(m.Branch.id).where(m.Branch.community_id == community_id, m.Branch.name == name)
+        select(models.Branch.id).where(
+            models.Branch.community_id == community_id, models.Branch.name == name
+        )
     ).scalar()
 
 
@@ -123,14 +127,16 @@ def insert_member(conn: Connection, *, community_id: int, values: Mapping[str, A
     """Add a member of ``community_id`` with column ``values``; return its id."""
     return int(
         conn.execute(
-            insert(m.Member).values(community_id=community_id, **values).returning(m.Member.id)
+            insert(models.Member)
+            .values(community_id=community_id, **values)
+            .returning(models.Member.id)
         ).scalar_one()
     )
 
 
 def update_member(conn: Connection, *, member_id: int, values: Mapping[str, Any]) -> None:
     """Set column ``values`` of member ``member_id``."""
-    conn.execute(update(m.Member).where(m.Member.id == member_id).values(**values))
+    conn.execute(update(models.Member).where(models.Member.id == member_id).values(**values))
 
 
 # --- fields and grid leads -------------------------------------------------------------------
@@ -138,7 +144,7 @@ def update_member(conn: Connection, *, member_id: int, values: Mapping[str, Any]
 
 def fields_held(conn: Connection, *, member_ids: Sequence[int]) -> list[FieldHolder]:
     """The fields the given members hold, by field id."""
-    field = m.ResponsibilityField
+    field = models.ResponsibilityField
     return [
         FieldHolder._make(row)
         for row in conn.execute(
@@ -151,13 +157,15 @@ def fields_held(conn: Connection, *, member_ids: Sequence[int]) -> list[FieldHol
 
 def grids_led(conn: Connection, *, member_ids: Sequence[int]) -> list[GridLead]:
     """The grids of active plans the given members lead, by grid code."""
-    grid, plan = m.Grid, m.BoundaryPlan
+    grid, plan = models.Grid, models.BoundaryPlan
     return [
         GridLead._make(row)
         for row in conn.execute(
             select(grid.code, grid.lead_member_id)
             .join(plan, plan.id == grid.plan_id)
-            .where(grid.lead_member_id.in_(member_ids), plan.status == m.PlanStatus.ACTIVE.value)
+            .where(
+                grid.lead_member_id.in_(member_ids), plan.status == models.PlanStatus.ACTIVE.value
+            )
             .order_by(grid.code)
         )
     ]
@@ -165,7 +173,7 @@ def grids_led(conn: Connection, *, member_ids: Sequence[int]) -> list[GridLead]:
 
 def fields(conn: Connection, *, community_id: int | None) -> list[FieldListing]:
     """The responsibility fields by id (of one community, or of all when None)."""
-    field, grid, member = m.ResponsibilityField, m.Grid, m.Member
+    field, grid, member = models.ResponsibilityField, models.Grid, models.Member
     stmt = (
         select(
             field.id,
@@ -186,29 +194,29 @@ def fields(conn: Connection, *, community_id: int | None) -> list[FieldListing]:
 
 def field_community_id(conn: Connection, *, field_id: int) -> int | None:
     """The community of field ``field_id`` (None when there is no such field)."""
-    field = m.ResponsibilityField
+    field = models.ResponsibilityField
     return conn.execute(select(field.community_id).where(field.id == field_id)).scalar_one_or_none()
 
 
 def set_field_member(conn: Connection, *, field_id: int, member_id: int | None) -> None:
     """Give field ``field_id`` to ``member_id`` (None: vacant)."""
-    field = m.ResponsibilityField
+    field = models.ResponsibilityField
     conn.execute(update(field).where(field.id == field_id).values(member_id=member_id))
 
 
 def vacate_fields(conn: Connection, *, member_id: int) -> None:
     """Make every field member ``member_id`` holds vacant."""
-    field = m.ResponsibilityField
+    field = models.ResponsibilityField
     conn.execute(update(field).where(field.member_id == member_id).values(member_id=None))
 
 
 def active_grid(conn: Connection, *, grid_code: str, community_id: int | None) -> ActiveGrid | None:
     """The grid ``grid_code`` of an active plan (of ``community_id`` when given), or None."""
-    grid, plan = m.Grid, m.BoundaryPlan
+    grid, plan = models.Grid, models.BoundaryPlan
     stmt = (
         select(grid.id, plan.community_id)
         .join(plan, plan.id == grid.plan_id)
-        .where(grid.code == grid_code, plan.status == m.PlanStatus.ACTIVE.value)
+        .where(grid.code == grid_code, plan.status == models.PlanStatus.ACTIVE.value)
     )
     if community_id is not None:
         stmt = stmt.where(plan.community_id == community_id)
@@ -218,4 +226,6 @@ def active_grid(conn: Connection, *, grid_code: str, community_id: int | None) -
 
 def set_grid_lead(conn: Connection, *, grid_id: int, member_id: int | None) -> None:
     """Make ``member_id`` the lead of grid ``grid_id`` (None: no lead)."""
-    conn.execute(update(m.Grid).where(m.Grid.id == grid_id).values(lead_member_id=member_id))
+    conn.execute(
+        update(models.Grid).where(models.Grid.id == grid_id).values(lead_member_id=member_id)
+    )

@@ -19,11 +19,11 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, Select, and_, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
-from geogrid.db import models as m
+from geogrid.db import models
 from geogrid.db.queries import geom_value
 
 #: A request's category's default department (the request's own is ``escalated_to``).
-CATEGORY_DEPARTMENT = aliased(m.Department, name="category_department")
+CATEGORY_DEPARTMENT = aliased(models.Department, name="category_department")
 
 
 class RequestRow(NamedTuple):
@@ -79,8 +79,13 @@ class RequestRow(NamedTuple):
 
 def request_select() -> Select[*tuple[Any, ...]]:
     """The statement of :class:`RequestRow`: one row per request (add ``where`` clauses)."""
-    request, category, community = m.Request, m.Category, m.Community
-    grid, member, department, household = m.Grid, m.Member, m.Department, m.Household
+    request, category, community = models.Request, models.Category, models.Community
+    grid, member, department, household = (
+        models.Grid,
+        models.Member,
+        models.Department,
+        models.Household,
+    )
     return (
         select(
             request.id,
@@ -142,7 +147,7 @@ def request_select() -> Select[*tuple[Any, ...]]:
 
 def request_row(conn: Connection, *, request_id: int) -> RequestRow | None:
     """One request's :class:`RequestRow`, or None."""
-    row = conn.execute(request_select().where(m.Request.id == request_id)).one_or_none()
+    row = conn.execute(request_select().where(models.Request.id == request_id)).one_or_none()
     return None if row is None else RequestRow(**row._asdict())
 
 
@@ -191,29 +196,31 @@ class RequestScope:
 
 
 def _conditions(where: RequestWhere, scope: RequestScope) -> list[Any]:
-    request = m.Request
+    request = models.Request
     out: list[Any] = []
     if where.statuses is not None:
         out.append(request.status.in_(list(where.statuses)))
     if where.category_codes:
-        out.append(m.Category.code.in_(list(where.category_codes)))
+        out.append(models.Category.code.in_(list(where.category_codes)))
     if where.programme:
         out.append(request.programme == where.programme)
     if where.community_code:
-        out.append(m.Community.code == where.community_code)
+        out.append(models.Community.code == where.community_code)
     if where.grid_code:
-        out.append(m.Grid.code == where.grid_code)
+        out.append(models.Grid.code == where.grid_code)
     if where.member_id is not None:
         out.append(request.member_id == where.member_id)
     if where.department_code:
-        out.append(m.Department.code == where.department_code)
+        out.append(models.Department.code == where.department_code)
     if where.flag:
         out.append(request.flag == where.flag)
     if where.overdue is not None:
-        now = m.utcnow()
-        late = and_(request.status.in_(m.OPEN_STATUSES), request.due_at < now)
+        now = models.utcnow()
+        late = and_(request.status.in_(models.OPEN_STATUSES), request.due_at < now)
         on_time = or_(
-            ~request.status.in_(m.OPEN_STATUSES), request.due_at.is_(None), request.due_at >= now
+            ~request.status.in_(models.OPEN_STATUSES),
+            request.due_at.is_(None),
+            request.due_at >= now,
         )
         out.append(late if where.overdue else on_time)
     if where.received_from is not None:
@@ -229,7 +236,7 @@ def _conditions(where: RequestWhere, scope: RequestScope) -> list[Any]:
     if scope.community_id is not None:
         out.append(request.community_id == scope.community_id)
     if scope.exclude_care:
-        out.append(request.programme != m.Programme.CARE.value)
+        out.append(request.programme != models.Programme.CARE.value)
     if scope.own_member:
         out.append(request.member_id == scope.member_id)
     if scope.own_department:
@@ -253,7 +260,7 @@ def find_requests(
     newest_first: bool = True,
 ) -> list[RequestRow]:
     """A page of the matching requests by received time (then id), newest first or not."""
-    request = m.Request
+    request = models.Request
     order = (
         (request.received_at.desc(), request.id.desc())
         if newest_first
@@ -279,7 +286,7 @@ class MediaRow(NamedTuple):
 
 def media(conn: Connection, *, request_ids: Sequence[int]) -> list[MediaRow]:
     """The requests' photos and links, in the order they were added."""
-    media_ = m.RequestMedia
+    media_ = models.RequestMedia
     rows = conn.execute(
         select(media_.id, media_.request_id, media_.url, media_.content_type, media_.event_id)
         .where(media_.request_id.in_(list(request_ids)))
@@ -300,7 +307,7 @@ class StoredMedia(NamedTuple):
 
 def stored_media(conn: Connection, *, media_id: int) -> StoredMedia | None:
     """One media row with its bytes, or None."""
-    media_ = m.RequestMedia
+    media_ = models.RequestMedia
     row = conn.execute(
         select(
             media_.id, media_.request_id, media_.content_type, media_.data, media_.quarantined
@@ -326,7 +333,7 @@ class EventRow(NamedTuple):
 
 def events(conn: Connection, *, request_id: int) -> list[EventRow]:
     """A request's transitions, oldest first."""
-    event = m.RequestEvent
+    event = models.RequestEvent
     rows = conn.execute(
         select(
             event.id,
@@ -353,7 +360,7 @@ class NoteRow(NamedTuple):
 
 def notes(conn: Connection, *, request_ids: Sequence[int], actions: Sequence[str]) -> list[NoteRow]:
     """The notes of the requests' transitions by ``actions``, oldest first."""
-    event = m.RequestEvent
+    event = models.RequestEvent
     rows = conn.execute(
         select(event.request_id, event.note)
         .where(
@@ -382,7 +389,9 @@ class ContactRow(NamedTuple):
 def contact(conn: Connection, *, request_id: int) -> ContactRow | None:
     """The reporter's contact details of a request, or None."""
     row = conn.execute(
-        select(m.table(m.RequestContact)).where(m.RequestContact.request_id == request_id)
+        select(models.table(models.RequestContact)).where(
+            models.RequestContact.request_id == request_id
+        )
     ).one_or_none()
     return None if row is None else ContactRow(**row._asdict())
 
@@ -403,7 +412,7 @@ class CategoryRow(NamedTuple):
 
 def category(conn: Connection, *, code: str) -> CategoryRow | None:
     """A category by code (active or retired), or None."""
-    cat = m.Category
+    cat = models.Category
     row = conn.execute(
         select(
             cat.id,
@@ -422,13 +431,15 @@ def category(conn: Connection, *, code: str) -> CategoryRow | None:
 def sla_hours(conn: Connection, *, category_id: int) -> int:
     """A category's SLA, in hours."""
     return int(
-        conn.execute(select(m.Category.sla_hours).where(m.Category.id == category_id)).scalar_one()
+        conn.execute(
+            select(models.Category.sla_hours).where(models.Category.id == category_id)
+        ).scalar_one()
     )
 
 
 def sla_hours_by_code(conn: Connection, *, category_codes: Sequence[str]) -> dict[str, int]:
     """``{category code: SLA hours}``."""
-    cat = m.Category
+    cat = models.Category
     rows = conn.execute(
         select(cat.code, cat.sla_hours).where(cat.code.in_(list(category_codes)))
     ).all()
@@ -443,7 +454,7 @@ class HouseholdPoint(NamedTuple):
 
 def household_point(conn: Connection, *, address_id: str) -> HouseholdPoint | None:
     """A household's door point (WGS 84) and community, or None."""
-    household = m.Household
+    household = models.Household
     row = conn.execute(
         select(
             gfunc.ST_X(household.geom), gfunc.ST_Y(household.geom), household.community_id
@@ -461,7 +472,7 @@ class CommunityArea(NamedTuple):
 
 def community_areas(conn: Connection, *, code: str | None = None) -> list[CommunityArea]:
     """Communities with their boundaries, by code (only ``code``'s when given)."""
-    community = m.Community
+    community = models.Community
     stmt = select(
         community.id, community.code, community.timezone, gfunc.ST_AsBinary(community.boundary)
     ).order_by(community.code)
@@ -481,7 +492,7 @@ class MemberStanding(NamedTuple):
 
 def member_standing(conn: Connection, *, member_id: int) -> MemberStanding | None:
     """A member's community and whether it is active, or None."""
-    member = m.Member
+    member = models.Member
     row = conn.execute(
         select(member.id, member.community_id, member.active).where(member.id == member_id)
     ).one_or_none()
@@ -495,18 +506,18 @@ class DepartmentRef(NamedTuple):
 
 def department(conn: Connection, *, code: str) -> DepartmentRef | None:
     """A department by code, or None."""
-    dept = m.Department
+    dept = models.Department
     row = conn.execute(select(dept.id, dept.code).where(dept.code == code)).one_or_none()
     return None if row is None else DepartmentRef(**row._asdict())
 
 
 def category_department(conn: Connection, *, category_id: int) -> DepartmentRef | None:
     """The default department of a category, or None."""
-    dept = m.Department
+    dept = models.Department
     row = conn.execute(
         select(dept.id, dept.code)
-        .join(m.Category, m.Category.department_id == dept.id)
-        .where(m.Category.id == category_id)
+        .join(models.Category, models.Category.department_id == dept.id)
+        .where(models.Category.id == category_id)
     ).one_or_none()
     return None if row is None else DepartmentRef(**row._asdict())
 
@@ -534,7 +545,7 @@ def insert_request(
     """A new request (version 1) at ``(lon, lat)``; its id."""
     return int(
         conn.execute(
-            insert(m.Request)
+            insert(models.Request)
             .values(
                 community_id=community_id,
                 category_id=category_id,
@@ -550,7 +561,7 @@ def insert_request(
                 token=token,
                 attributes=attributes,
             )
-            .returning(m.Request.id)
+            .returning(models.Request.id)
         ).scalar_one()
     )
 
@@ -569,7 +580,7 @@ def insert_contact(
 ) -> None:
     """Keep the reporter's contact details (personal data, apart from the request)."""
     conn.execute(
-        insert(m.RequestContact).values(
+        insert(models.RequestContact).values(
             request_id=request_id,
             address_string=address_string,
             first_name=first_name,
@@ -599,7 +610,7 @@ def insert_event(
     """Append one transition to a request's history; its id."""
     return int(
         conn.execute(
-            insert(m.RequestEvent)
+            insert(models.RequestEvent)
             .values(
                 request_id=request_id,
                 at=at,
@@ -612,7 +623,7 @@ def insert_event(
                 version=version,
                 details=details,
             )
-            .returning(m.RequestEvent.id)
+            .returning(models.RequestEvent.id)
         ).scalar_one()
     )
 
@@ -620,7 +631,7 @@ def insert_event(
 def insert_media(conn: Connection, *, rows: Sequence[Mapping[str, Any]]) -> None:
     """Store photos and links (``request_media`` rows), in one statement."""
     if rows:
-        conn.execute(insert(m.RequestMedia), [dict(r) for r in rows])
+        conn.execute(insert(models.RequestMedia), [dict(r) for r in rows])
 
 
 class RequestState(NamedTuple):
@@ -640,7 +651,7 @@ class RequestState(NamedTuple):
 
 def request_state(conn: Connection, *, request_id: int) -> RequestState | None:
     """A request's :class:`RequestState`, or None."""
-    request = m.Request
+    request = models.Request
     row = conn.execute(
         select(
             request.id,
@@ -661,7 +672,7 @@ def request_state(conn: Connection, *, request_id: int) -> RequestState | None:
 def claim_request(conn: Connection, *, request_id: int, version: int, now: dt.datetime) -> bool:
     """``UPDATE … SET version = version + 1 WHERE id = ? AND version = ?``: whether it won
     (the optimistic lock of ``geogrid.requests.workflow``, whose docstring says why)."""
-    request = m.Request
+    request = models.Request
     claimed = conn.execute(
         update(request)
         .where(request.id == request_id, request.version == version)
@@ -672,19 +683,21 @@ def claim_request(conn: Connection, *, request_id: int, version: int, now: dt.da
 
 def update_request(conn: Connection, *, request_id: int, values: Mapping[str, Any]) -> None:
     """Set columns of a request (``values``: column name → value)."""
-    conn.execute(update(m.Request).where(m.Request.id == request_id).values(**values))
+    conn.execute(update(models.Request).where(models.Request.id == request_id).values(**values))
 
 
 def request_community_id(conn: Connection, *, request_id: int) -> int:
     """The community of a request."""
     return int(
-        conn.execute(select(m.Request.community_id).where(m.Request.id == request_id)).scalar_one()
+        conn.execute(
+            select(models.Request.community_id).where(models.Request.id == request_id)
+        ).scalar_one()
     )
 
 
 def assignment_rule(conn: Connection, *, request_id: int) -> str | None:
     """How a request's member was found (``field``, ``grid_lead``, ``none`` …)."""
     rule = conn.execute(
-        select(m.Request.assignment_rule).where(m.Request.id == request_id)
+        select(models.Request.assignment_rule).where(models.Request.id == request_id)
     ).scalar_one()
     return None if rule is None else str(rule)

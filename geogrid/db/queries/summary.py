@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from geogrid.db import models as m
+from geogrid.db import models
 from geogrid.db.queries.boundary_plans import active_plan
 from geogrid.db.queries.core import count
 
@@ -17,44 +17,46 @@ def summary_counts(
 ) -> dict[str, Any]:
     """Counts for ``/v1/summary`` of one community; requests by received time in [from, to)."""
     plan = active_plan(conn, community_id=community_id)
-    grids = count(conn, m.Grid, m.Grid.plan_id == plan.id) if plan else 0
+    grids = count(conn, models.Grid, models.Grid.plan_id == plan.id) if plan else 0
     kinds = dict(
         conn.execute(
-            select(m.Member.kind, func.count())
-            .where(m.Member.community_id == community_id, m.Member.active.is_(True))
-            .group_by(m.Member.kind)
+            select(models.Member.kind, func.count())
+            .where(models.Member.community_id == community_id, models.Member.active.is_(True))
+            .group_by(models.Member.kind)
         ).all()
     )
-    r = m.Request
+    r = models.Request
     in_period = (
         r.community_id == community_id,
         r.received_at >= received_from,
         r.received_at < received_to,
     )
     received = count(conn, r, *in_period)
-    resolved = count(conn, r, *in_period, r.status.in_(m.RESOLVED_STATUSES))
+    resolved = count(conn, r, *in_period, r.status.in_(models.RESOLVED_STATUSES))
     return {
         "plan": plan,
         "grids": grids,
-        "branches": count(conn, m.Branch, m.Branch.community_id == community_id),
+        "branches": count(conn, models.Branch, models.Branch.community_id == community_id),
         "branches_on_grids": int(
             conn.execute(
-                select(func.count(func.distinct(m.BranchGrid.branch_id)))
-                .join(m.Grid, m.Grid.id == m.BranchGrid.grid_id)
-                .where(m.Grid.plan_id == (plan.id if plan else -1))
+                select(func.count(func.distinct(models.BranchGrid.branch_id)))
+                .join(models.Grid, models.Grid.id == models.BranchGrid.grid_id)
+                .where(models.Grid.plan_id == (plan.id if plan else -1))
             ).scalar_one()
         ),
-        "members_by_kind": {k.value: int(kinds.get(k.value, 0)) for k in m.MemberKind},
-        "households": count(conn, m.Household, m.Household.community_id == community_id),
+        "members_by_kind": {k.value: int(kinds.get(k.value, 0)) for k in models.MemberKind},
+        "households": count(conn, models.Household, models.Household.community_id == community_id),
         "residents": int(
             conn.execute(
-                select(func.coalesce(func.sum(m.Household.size), 0)).where(
-                    m.Household.community_id == community_id
+                select(func.coalesce(func.sum(models.Household.size), 0)).where(
+                    models.Household.community_id == community_id
                 )
             ).scalar_one()
         ),
         "responsibility_fields": count(
-            conn, m.ResponsibilityField, m.ResponsibilityField.community_id == community_id
+            conn,
+            models.ResponsibilityField,
+            models.ResponsibilityField.community_id == community_id,
         ),
         "received": received,
         "resolved": resolved,

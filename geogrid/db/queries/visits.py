@@ -13,7 +13,7 @@ from typing import NamedTuple
 import pandas as pd
 from sqlalchemy import Connection, func, insert, select
 
-from geogrid.db import models as m
+from geogrid.db import models
 
 
 class HouseholdRef(NamedTuple):
@@ -23,7 +23,7 @@ class HouseholdRef(NamedTuple):
 
 def household(conn: Connection, *, address_id: str) -> HouseholdRef | None:
     """A household's id and community by its address id, or None."""
-    home = m.Household
+    home = models.Household
     row = conn.execute(
         select(home.id, home.community_id).where(home.address_id == address_id)
     ).one_or_none()
@@ -32,7 +32,7 @@ def household(conn: Connection, *, address_id: str) -> HouseholdRef | None:
 
 def field_holder(conn: Connection, *, plan_id: int, household_id: int) -> int | None:
     """The member holding the responsibility field of a household under a plan (or None)."""
-    assignment, field = m.HouseholdAssignment, m.ResponsibilityField
+    assignment, field = models.HouseholdAssignment, models.ResponsibilityField
     member_id = conn.execute(
         select(field.member_id)
         .join(assignment, assignment.field_id == field.id)
@@ -53,7 +53,7 @@ def insert_visit(
     """Record a visit; its id."""
     return int(
         conn.execute(
-            insert(m.Visit)
+            insert(models.Visit)
             .values(
                 member_id=member_id,
                 household_id=household_id,
@@ -61,7 +61,7 @@ def insert_visit(
                 kind=kind,
                 note=note,
             )
-            .returning(m.Visit.id)
+            .returning(models.Visit.id)
         ).scalar_one()
     )
 
@@ -93,7 +93,7 @@ def visit_page(
     offset: int,
 ) -> VisitPage:
     """Visits (of a member, in a community, between inclusive dates), newest first."""
-    visit, home = m.Visit, m.Household
+    visit, home = models.Visit, models.Household
     stmt = select(
         visit.id,
         visit.member_id,
@@ -121,11 +121,17 @@ def visit_page(
 def households_frame(conn: Connection, *, community_ids: Sequence[int]) -> pd.DataFrame:
     """``household_id, community_id, grid_id, field_id, member_id, branch_id`` (active plan;
     NaN outside every grid or field)."""
-    home, assignment, field = m.Household, m.HouseholdAssignment, m.ResponsibilityField
-    member, plan = m.Member, m.BoundaryPlan
+    home, assignment, field = (
+        models.Household,
+        models.HouseholdAssignment,
+        models.ResponsibilityField,
+    )
+    member, plan = models.Member, models.BoundaryPlan
     active = (
         select(plan.id)
-        .where(plan.community_id == home.community_id, plan.status == m.PlanStatus.ACTIVE.value)
+        .where(
+            plan.community_id == home.community_id, plan.status == models.PlanStatus.ACTIVE.value
+        )
         .scalar_subquery()
     )
     rows = conn.execute(
@@ -155,7 +161,7 @@ def visited_households(
     conn: Connection, *, community_ids: Sequence[int], start: dt.date, end: dt.date
 ) -> set[int]:
     """Households of these communities visited between ``start`` and ``end`` (inclusive)."""
-    visit, home = m.Visit, m.Household
+    visit, home = models.Visit, models.Household
     return {
         int(i)
         for i in conn.execute(
@@ -173,7 +179,7 @@ def visited_households(
 
 def community_ids(conn: Connection, *, community_id: int | None) -> list[int]:
     """Every community's id by code, or only ``community_id`` (a community key's)."""
-    community = m.Community
+    community = models.Community
     stmt = select(community.id).order_by(community.code)
     if community_id is not None:
         stmt = stmt.where(community.id == community_id)

@@ -11,9 +11,9 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, insert, select, update
 
-from geogrid.db import models as m
+from geogrid.db import models
 
-PENDING = m.DeliveryStatus.PENDING.value
+PENDING = models.DeliveryStatus.PENDING.value
 
 
 # --- registration ----------------------------------------------------------------------------
@@ -32,7 +32,7 @@ def insert_webhook(
     """Register an active webhook; its id."""
     return int(
         conn.execute(
-            insert(m.Webhook)
+            insert(models.Webhook)
             .values(
                 url=url,
                 secret=secret,
@@ -42,7 +42,7 @@ def insert_webhook(
                 description=description,
                 created_at=created_at,
             )
-            .returning(m.Webhook.id)
+            .returning(models.Webhook.id)
         ).scalar_one()
     )
 
@@ -50,7 +50,7 @@ def insert_webhook(
 def set_active(conn: Connection, *, webhook_id: int, active: bool) -> bool:
     """Switch a webhook on or off; False when there is no such webhook."""
     done = conn.execute(
-        update(m.Webhook).where(m.Webhook.id == webhook_id).values(active=active)
+        update(models.Webhook).where(models.Webhook.id == webhook_id).values(active=active)
     ).rowcount
     return bool(done)
 
@@ -69,18 +69,18 @@ class WebhookRow(NamedTuple):
 
 def webhooks(conn: Connection) -> list[WebhookRow]:
     """Every webhook (without secrets), by id."""
-    hook = m.Webhook
+    hook = models.Webhook
     rows = conn.execute(
         select(
             hook.id,
             hook.url,
             hook.events,
-            m.Community.code.label("community"),
+            models.Community.code.label("community"),
             hook.active,
             hook.description,
             hook.created_at,
         )
-        .outerjoin(m.Community, m.Community.id == hook.community_id)
+        .outerjoin(models.Community, models.Community.id == hook.community_id)
         .order_by(hook.id)
     ).all()
     return [WebhookRow(**r._asdict()) for r in rows]
@@ -96,7 +96,7 @@ class WebhookTarget(NamedTuple):
 
 def active_webhooks(conn: Connection) -> list[WebhookTarget]:
     """The active webhooks."""
-    hook = m.Webhook
+    hook = models.Webhook
     rows = conn.execute(
         select(hook.id, hook.events, hook.community_id).where(hook.active.is_(True))
     ).all()
@@ -118,7 +118,7 @@ def insert_delivery(
     """Queue one notification to one webhook (pending, due ``now``); its id."""
     return int(
         conn.execute(
-            insert(m.WebhookDelivery)
+            insert(models.WebhookDelivery)
             .values(
                 webhook_id=webhook_id,
                 event=event,
@@ -129,19 +129,19 @@ def insert_delivery(
                 next_attempt_at=now,
                 created_at=now,
             )
-            .returning(m.WebhookDelivery.id)
+            .returning(models.WebhookDelivery.id)
         ).scalar_one()
     )
 
 
 def overdue_request_ids(conn: Connection, *, now: dt.datetime) -> list[int]:
     """Open requests past their SLA deadline whose ``request.overdue`` has not gone out."""
-    request = m.Request
+    request = models.Request
     return [
         int(i)
         for i in conn.execute(
             select(request.id).where(
-                request.status.in_(m.OPEN_STATUSES),
+                request.status.in_(models.OPEN_STATUSES),
                 request.due_at.is_not(None),
                 request.due_at < now,
                 request.overdue_notified_at.is_(None),
@@ -154,7 +154,7 @@ def mark_overdue_notified(
     conn: Connection, *, request_ids: Sequence[int], now: dt.datetime
 ) -> None:
     """Note that ``request.overdue`` went out for these requests."""
-    request = m.Request
+    request = models.Request
     conn.execute(
         update(request).where(request.id.in_(list(request_ids))).values(overdue_notified_at=now)
     )
@@ -181,7 +181,7 @@ class DeliveryRow(NamedTuple):
 
 def deliveries(conn: Connection, *, webhook_id: int | None, limit: int) -> list[DeliveryRow]:
     """The latest deliveries (of one webhook, or of all), newest first."""
-    delivery = m.WebhookDelivery
+    delivery = models.WebhookDelivery
     stmt = select(
         delivery.id,
         delivery.webhook_id,
@@ -211,7 +211,7 @@ class AttemptRow(NamedTuple):
 
 def attempts(conn: Connection, *, delivery_ids: Sequence[int]) -> list[AttemptRow]:
     """The attempts of these deliveries, oldest first."""
-    attempt = m.WebhookAttempt
+    attempt = models.WebhookAttempt
     rows = conn.execute(
         select(
             attempt.delivery_id, attempt.at, attempt.status_code, attempt.error, attempt.duration_ms
@@ -242,7 +242,7 @@ def due_deliveries(
 ) -> list[DueDelivery]:
     """Pending deliveries of active webhooks: exactly ``ids``, else those due at ``now``;
     the earliest due first."""
-    delivery, hook = m.WebhookDelivery, m.Webhook
+    delivery, hook = models.WebhookDelivery, models.Webhook
     stmt = (
         select(
             delivery.id,
@@ -274,7 +274,7 @@ def lease_delivery(
 ) -> bool:
     """Move a pending delivery's ``next_attempt_at`` to ``until`` if it is still the one seen:
     whether this worker won it (two workers never send the same delivery at once)."""
-    delivery = m.WebhookDelivery
+    delivery = models.WebhookDelivery
     got = conn.execute(
         update(delivery)
         .where(
@@ -302,7 +302,7 @@ def record_attempt(
 ) -> None:
     """Log an attempt and update its delivery (``status`` and ``delivered_at`` when given)."""
     conn.execute(
-        insert(m.WebhookAttempt).values(
+        insert(models.WebhookAttempt).values(
             delivery_id=delivery_id,
             at=at,
             status_code=status_code,
@@ -320,5 +320,5 @@ def record_attempt(
         values["status"] = status
     if delivered_at is not None:
         values["delivered_at"] = delivered_at
-    delivery = m.WebhookDelivery
+    delivery = models.WebhookDelivery
     conn.execute(update(delivery).where(delivery.id == delivery_id).values(**values))
