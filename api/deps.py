@@ -3,12 +3,14 @@ settings once; the lifespan opens the engine), a connection per request."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
 
+from geogrid.errors import InvalidInput, TooLarge
 from geogrid.lookup import LookupService
 from geogrid.requests.geocoder import lookup_geocoder
 from geogrid.requests.workflow import Geocoder
@@ -38,6 +40,24 @@ def get_conn(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Connect
     """A read connection for one request."""
     with engine.connect() as conn:
         yield conn
+
+
+async def json_body(request: Request, *, limit: int) -> Any:
+    """The request's JSON body, read no further than ``limit`` bytes: a larger body is refused
+    (413 ``too_large``) without being held in memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the body is larger than {limit:,} bytes", field="body")
+    size, chunks = 0, []
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the body is larger than {limit:,} bytes", field="body")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError as exc:
+        raise InvalidInput(f"the body is not JSON: {exc}", field="body") from None
 
 
 def base_url(request: Request) -> str:

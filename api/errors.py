@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from geogrid import errors as domain
 
 STATUS: dict[type[domain.GeogridError], int] = {
+    domain.TooLarge: 413,
     domain.InvalidInput: 422,
     domain.NotFound: 404,
     domain.Conflict: 409,

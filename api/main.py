@@ -14,6 +14,7 @@ import geogrid
 from api import auth, errors
 from api.routes import (
     admin,
+    communities,
     directory,
     health,
     kpis,
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     lookup.install(app)  # first: the hot route (api/routes/lookup.py)
     app.include_router(health.router)
     app.include_router(summary.router)
+    app.include_router(communities.router)
     app.include_router(maps.router)
     app.include_router(auth.router)
     app.include_router(requests.router)

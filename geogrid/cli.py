@@ -149,7 +149,9 @@ def demo(
 def import_(
     layer: Annotated[
         str,
-        typer.Argument(help="grids, households, buildings, streets, members, fields or requests"),
+        typer.Argument(
+            help="communities, grids, households, buildings, streets, members, fields or requests"
+        ),
     ],
     file: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage, Shapefile, CSV or .xlsx")],
     crs: Annotated[
@@ -171,11 +173,15 @@ def import_(
     as_json: JsonOpt = False,
     database: DatabaseOpt = None,
 ) -> None:
-    """Import a layer from a file; refused whole, with every problem listed, on bad input."""
+    """Import a layer from a file; refused whole, with every problem listed, on bad input.
+
+    ``communities`` creates (or, by code, updates) the communities themselves: every other
+    layer goes into one of them."""
     from geogrid.io.importer import import_layer
 
     with errors():
-        engine = open_engine(database)
+        settings = settings_for(database)
+        engine = open_engine(database, settings=settings)
         with transaction(engine, commit=commit) as conn:
             report = import_layer(
                 conn,
@@ -186,6 +192,7 @@ def import_(
                 encoding=encoding,
                 plan_name=plan_name,
                 source_layer=source_layer,
+                default_timezone=settings.service.timezone,
             )
         data = report.to_dict()
         if as_json:

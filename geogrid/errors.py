@@ -50,6 +50,12 @@ class InvalidInput(GeogridError):
     code = "invalid_input"
 
 
+class TooLarge(InvalidInput):
+    """A body or file is larger than the limit for it (the message says the limit)."""
+
+    code = "too_large"
+
+
 class InvalidGeometry(InvalidInput):
     """A geometry is unclosed, invalid, of the wrong type or outside the community."""
 

@@ -148,7 +148,9 @@ def make_lookup_community(conn: Connection, *, code: str = CODE) -> LookupCommun
                 "aliases": ["一栋"],
                 "house_number": "12",
                 "street_id": street,
-                "geom": q.geom_value(box(X0 + 0.002, Y0 + 0.012, X0 + 0.003, Y0 + 0.013)),
+                "geom": q.geom_value(
+                    MultiPolygon([box(X0 + 0.002, Y0 + 0.012, X0 + 0.003, Y0 + 0.013)])
+                ),
             },
             {
                 "community_id": cid,
@@ -157,7 +159,9 @@ def make_lookup_community(conn: Connection, *, code: str = CODE) -> LookupCommun
                 "aliases": [],
                 "house_number": None,
                 "street_id": None,
-                "geom": q.geom_value(box(X0 + 0.012, Y0 + 0.012, X0 + 0.013, Y0 + 0.013)),
+                "geom": q.geom_value(
+                    MultiPolygon([box(X0 + 0.012, Y0 + 0.012, X0 + 0.013, Y0 + 0.013)])
+                ),
             },
         ],
     )

@@ -43,6 +43,17 @@ PNG = base64.b64decode(
 )
 
 
+#: A community far from A and B, as a GeoJSON feature (for the communities import).
+NEW_COMMUNITY = {
+    "type": "Feature",
+    "properties": {"code": "441302011097", "name": "新社区"},
+    "geometry": {
+        "type": "Polygon",
+        "coordinates": [[[114.0, 22.0], [114.01, 22.0], [114.01, 22.01], [114.0, 22.0]]],
+    },
+}
+
+
 @dataclass(frozen=True)
 class Caller:
     role: str  # "anonymous" or a role
@@ -378,6 +389,20 @@ CASES: list[Case] = [
         ),
     ),
     case("GET", "/v1/admin/keys", frozenset({"admin"}), "unscoped"),
+    # --- communities: listed for anyone, imported by an admin of no one community ---
+    case("GET", "/v1/communities", ANYONE, None),
+    case(
+        "POST",
+        "/v1/communities",
+        frozenset({"admin"}),
+        "unscoped",
+        lambda ctx: (
+            "POST",
+            "/v1/communities",
+            {"json": {"type": "FeatureCollection", "features": [NEW_COMMUNITY]}},
+        ),
+        note="a dry run (no commit): the same new community each time",
+    ),
     case(
         "DELETE",
         "/v1/admin/keys/{prefix}",

@@ -498,30 +498,35 @@ def test_households_upsert_by_address_id(engine: Engine, tmp_path: Path) -> None
 # --- buildings, members, fields, requests ---------------------------------------------------
 
 
-def test_buildings_aliases_and_single_polygons(engine: Engine, tmp_path: Path) -> None:
+def test_buildings_aliases_and_multi_part_footprints(engine: Engine, tmp_path: Path) -> None:
+    """Courtyard buildings and OSM multipolygon relations have several parts: kept whole."""
     with engine.begin() as conn:
         make_community(conn)
     b1 = box(X0 + 0.001, Y0 + 0.001, X0 + 0.002, Y0 + 0.002)
-    two = MultiPolygon([b1, box(X0 + 0.003, Y0 + 0.003, X0 + 0.004, Y0 + 0.004)])
+    two = MultiPolygon([box(X0 + 0.003, Y0 + 0.003, X0 + 0.004, Y0 + 0.004), b1.buffer(-0.0004)])
     features = [
-        feature(
-            MultiPolygon([b1]), name="1栋", compound="金源花园", aliases="一栋; A栋|东楼", floors=18
-        ),
+        feature(b1, name="1栋", compound="金源花园", aliases="一栋; A栋|东楼", floors=18),
         feature(two, name="2栋", compound="金源花园"),
+        feature(Point(X0 + 0.001, Y0 + 0.001), name="3栋", compound="金源花园"),
     ]
     problems = refuse(
         engine, layer="buildings", path=write_geojson(tmp_path / "b.geojson", features)
     )
-    assert "2-part MultiPolygon" in find(problems, "feature", 1, "geometry")
-    path = write_geojson(tmp_path / "b.geojson", features[:1])
+    assert "Point" in find(problems, "feature", 2, "geometry")
+    path = write_geojson(tmp_path / "b.geojson", features[:2])
     with engine.begin() as conn:
         report = import_layer(conn, layer="buildings", path=path)
-        row = conn.execute(
-            select(m.Building.aliases, m.Building.floors, q.wkb(m.Building.geom))
-        ).one()
-    assert report.inserted == 1
-    assert row.aliases == ["一栋", "A栋", "东楼"] and row.floors == 18
-    assert shapely.from_wkb(bytes(row.geometry)).geom_type == "Polygon"
+        rows = conn.execute(
+            select(m.Building.aliases, m.Building.floors, q.wkb(m.Building.geom)).order_by(
+                m.Building.name
+            )
+        ).all()
+    assert report.inserted == 2
+    assert rows[0].aliases == ["一栋", "A栋", "东楼"] and rows[0].floors == 18
+    shapes = [shapely.from_wkb(bytes(r.geometry)) for r in rows]
+    assert [g.geom_type for g in shapes] == ["MultiPolygon", "MultiPolygon"]
+    assert [len(g.geoms) for g in shapes] == [1, 2]
+    assert shapes[1].equals(two)
 
 
 def test_members_refused_kind_unknown_id_and_grid(engine: Engine, tmp_path: Path) -> None:

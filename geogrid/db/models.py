@@ -18,6 +18,7 @@ from typing import Any, cast
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -165,7 +166,11 @@ class Community(Base):
     name: Mapped[str] = mapped_column(String(200))
     name_en: Mapped[str | None] = mapped_column(String(200))
     subdistrict: Mapped[str | None] = mapped_column(String(200))
+    #: 9 digits for a Chinese subdistrict (街道: the county's 6 + 3), as the community code's head.
+    subdistrict_code: Mapped[str | None] = mapped_column(String(32), index=True)
     district: Mapped[str | None] = mapped_column(String(200))
+    #: 6 digits for a Chinese county-level district (区/县, GB/T 2260).
+    district_code: Mapped[str | None] = mapped_column(String(32), index=True)
     city: Mapped[str | None] = mapped_column(String(200))
     province: Mapped[str | None] = mapped_column(String(200))
     country: Mapped[str] = mapped_column(String(2), default="CN")
@@ -174,6 +179,31 @@ class Community(Base):
     note: Mapped[str | None] = mapped_column(Text)
     boundary: Mapped[Any] = _geom("MULTIPOLYGON")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DataSource(Base):
+    """Where a community's layers came from, under which licence (an OpenStreetMap extract
+    is ODbL: its attribution goes into exports and the maps)."""
+
+    __tablename__ = "data_sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int | None] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE")
+    )
+    #: ``osm`` for an OpenStreetMap extract, ``file`` for a layer imported from a file.
+    kind: Mapped[str] = mapped_column(String(16))
+    #: The file's name (never a server path) or the dataset's.
+    name: Mapped[str] = mapped_column(String(300))
+    licence: Mapped[str | None] = mapped_column(String(64))
+    attribution: Mapped[str | None] = mapped_column(String(300))
+    url: Mapped[str | None] = mapped_column(String(500))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    #: The layers taken from it (``buildings``, ``streets`` …).
+    layers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: When the data were current (an OSM extract's replication timestamp), if known.
+    data_timestamp: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class BoundaryPlan(Base):
@@ -322,9 +352,14 @@ class Street(Base):
 
 
 class Building(Base):
-    """A building (楼宇) with its compound (小区) and aliases."""
+    """A building (楼宇) with its compound (小区) and aliases; a MULTIPOLYGON, since courtyard
+    buildings and OpenStreetMap multipolygon relations have several parts."""
 
     __tablename__ = "buildings"
+    __table_args__ = (
+        # Re-running an OSM import matches on (community, type, id); NULLs never collide.
+        Index("uq_buildings_osm", "community_id", "osm_type", "osm_id", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
@@ -334,7 +369,10 @@ class Building(Base):
     street_id: Mapped[int | None] = mapped_column(ForeignKey("streets.id", ondelete="SET NULL"))
     house_number: Mapped[str | None] = mapped_column(String(32))
     floors: Mapped[int | None] = mapped_column(Integer)
-    geom: Mapped[Any] = _geom("POLYGON")
+    #: The OpenStreetMap element it came from (``way`` or ``relation`` and its id), if any.
+    osm_type: Mapped[str | None] = mapped_column(String(8))
+    osm_id: Mapped[int | None] = mapped_column(BigInteger)
+    geom: Mapped[Any] = _geom("MULTIPOLYGON")
 
 
 class Group(Base):
@@ -655,6 +693,9 @@ class ApiKey(Base):
         ForeignKey("departments.id", ondelete="SET NULL")
     )
     personal_data: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: A key may be scoped to a subdistrict or a district instead of one community.
+    subdistrict_code: Mapped[str | None] = mapped_column(String(32))
+    district_code: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -81,7 +81,10 @@ def load_demo(
                 "name": c["name"],
                 "name_en": c.get("name_en"),
                 "subdistrict": c.get("subdistrict"),
+                # The code's head: 9 digits the subdistrict, 6 the county-level district.
+                "subdistrict_code": c["code"][:9],
                 "district": c.get("district"),
+                "district_code": c["code"][:6],
                 "city": c.get("city"),
                 "province": c.get("province"),
                 "country": "CN",
@@ -122,7 +125,7 @@ def load_demo(
             "street_id": street_ids.get(_int(r.street_key)),
             "house_number": _none(r.house_number),
             "floors": _int(r.floors),
-            "geom": queries.geom_value(r.geometry),
+            "geom": queries.geom_value(multi(r.geometry)),
         },
     )
     unit_ids = dict(

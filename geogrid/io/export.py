@@ -17,7 +17,7 @@ layer                      geometry          columns (personal ones only with
                                              ``member_id``, ``member_masked``, ``grid_code``,
                                              ``street_name``, ``needs_review``, ``households``
 ``streets``                MultiLineString   ``id``, ``community_code``, ``name``, ``kind``
-``buildings``              Polygon           ``id``, ``community_code``, ``name``,
+``buildings``              MultiPolygon      ``id``, ``community_code``, ``name``,
                                              ``compound``, ``aliases`` (``;``-separated),
                                              ``house_number``, ``floors``, ``street_name``
 ``households``             Point             ``address_id``, ``community_code``,
@@ -78,7 +78,7 @@ LAYERS: dict[str, str] = {
     "grids": "MultiPolygon",
     "responsibility_fields": "MultiPolygon",
     "streets": "MultiLineString",
-    "buildings": "Polygon",
+    "buildings": "MultiPolygon",
     "households": "Point",
     "members": "Point",
     "requests": "Point",

@@ -15,11 +15,20 @@ Text cells are stripped; an empty cell is a missing value. CSV/Excel files give 
 keeps 15 significant digits, so a key typed as a number from 10^15 on (an 18-digit
 ``address_id``) is refused: format such columns as text.
 
+``communities`` — Polygon/MultiPolygon, stored as MultiPolygon; upserted by ``code``; imported
+    into no community (it creates them)
+    ``code`` (required, unique), ``name`` (required), ``name_en``, ``subdistrict``,
+    ``subdistrict_code``, ``district``, ``district_code``, ``city``, ``province``, ``country``
+    (ISO 3166-1 alpha-2; ``CN`` for a 12-digit code when left out), ``timezone`` (IANA; default
+    ``default_timezone``). A Chinese code's head gives the subdistrict (9) and district (6)
+    codes. Refused: communities overlapping by more than :data:`SLIVER_M2`, a new boundary
+    leaving grids of the active plan outside.
 ``grids`` — Polygon/MultiPolygon, stored as MultiPolygon; makes a new **draft** boundary plan
     ``code`` (required, unique in the file; for a community with a 12-digit code: 15 digits
-    starting with it), ``name``, ``lead_member`` (or ``lead_member_id``: a member id of the
-    community). When the community has no active plan yet the new plan is activated and
-    assignment runs; otherwise it stays a draft. Overlaps and gaps are reported as warnings.
+    starting with it; otherwise the community code and a hyphen first), ``name``,
+    ``lead_member`` (or ``lead_member_id``: a member id of the community). When the community
+    has no active plan yet the new plan is activated and assignment runs; otherwise it stays a
+    draft. Overlaps and gaps are reported as warnings.
 ``households`` — Point; upserted by ``address_id``
     ``address_id`` (required, unique), ``street_name``, ``house_number``, ``compound``,
     ``building_name``, ``unit``, ``room``, ``size`` (whole number ≥ 1, default 1),
@@ -27,8 +36,8 @@ keeps 15 significant digits, so a key typed as a number from 10^15 on (an 18-dig
     ``head_name``, ``phone``, ``care_flags`` (separated by ``;`` ``|`` ``,`` ``，`` ``；`` ``、``).
     ``street_name`` and ``building_name`` + ``compound`` link the household to a known street
     and building when the names match.
-``buildings`` — Polygon (a single-part MultiPolygon is accepted); upserted by ``name`` +
-    ``compound``
+``buildings`` — Polygon/MultiPolygon (courtyards, OSM multipolygons), stored as MultiPolygon;
+    upserted by ``name`` + ``compound``
     ``name`` (required), ``compound``, ``aliases`` (separated by ``;``, ``；`` or ``|``),
     ``house_number``, ``floors`` (whole number ≥ 1), ``street_name`` (links a known street).
 ``streets`` — LineString/MultiLineString, stored as MultiLineString; upserted by ``name``
@@ -84,15 +93,19 @@ from geogrid.assign import assign_community
 from geogrid.db import models, queries
 from geogrid.db.queries import catalogue as catalogue_queries
 from geogrid.db.queries import imports as import_queries
+from geogrid.db.queries.imports import StoredRow
 from geogrid.errors import InvalidInput
 from geogrid.io.readers import ReadResult, read_layer
 from geogrid.spatial import multi
 
 __all__ = ["LAYERS", "TOLERANCE_M", "ImportReport", "import_layer"]
 
-Layer = Literal["grids", "households", "buildings", "streets", "members", "fields", "requests"]
+Layer = Literal[
+    "communities", "grids", "households", "buildings", "streets", "members", "fields", "requests"
+]
 #: The layers ``geogrid import`` knows, in the order a community is usually built.
 LAYERS: tuple[str, ...] = (
+    "communities",
     "streets",
     "buildings",
     "members",
@@ -110,10 +123,9 @@ _M_PER_DEG_LAT = 110_574.0
 #: Metres per degree of longitude at the equator (WGS 84 semi-major axis × π/180).
 _M_PER_DEG_LON = 111_320.0
 
-GeometryKind = Literal["polygon", "building", "line", "point"]
+GeometryKind = Literal["polygon", "line", "point"]
 _EXPECTED: dict[GeometryKind, tuple[tuple[str, ...], str]] = {
     "polygon": (("Polygon", "MultiPolygon"), "Polygon or MultiPolygon"),
-    "building": (("Polygon", "MultiPolygon"), "Polygon"),
     "line": (("LineString", "MultiLineString"), "LineString or MultiLineString"),
     "point": (("Point", "MultiPoint"), "Point"),
 }
@@ -132,7 +144,8 @@ class ImportReport:
     layer: str
     file: str
     format: str
-    community_code: str
+    #: The community imported into; None for the communities layer (it makes communities).
+    community_code: str | None
     #: CRS the coordinates were read in (canonical name), None without coordinates.
     crs: str | None
     encoding: str | None
@@ -165,6 +178,7 @@ def import_layer(
     encoding: str | None = None,
     plan_name: str | None = None,
     source_layer: str | None = None,
+    default_timezone: str = "Asia/Shanghai",
 ) -> ImportReport:
     """Import ``path`` as ``layer`` into the community, in the caller's transaction.
 
@@ -172,7 +186,8 @@ def import_layer(
     that declare none (CSV, Excel, a Shapefile without ``.prj``); ``encoding`` overrides the
     detected text encoding. ``plan_name`` names the boundary plan a grids import creates.
     ``source_layer`` picks the GeoPackage layer or Excel sheet (default: the one named like
-    ``layer``, else the only one).
+    ``layer``, else the only one). ``default_timezone`` is the zone of communities whose row
+    names none (the communities layer; ``GEOGRID_TIMEZONE``).
     Raises :class:`~geogrid.errors.ImportRefused` listing every problem; nothing is written
     then. Roll the transaction back for a dry run.
     """
@@ -180,14 +195,21 @@ def import_layer(
         raise InvalidInput(
             f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}", field="layer"
         )
-    community = queries.community_row(conn, code=community_code)
+    # The communities layer makes communities: it is imported into none.
+    if layer == "communities" and community_code is not None:
+        raise InvalidInput(
+            "the communities layer creates communities (matched on the file's code column): "
+            "leave out --community",
+            field="community",
+        )
+    community = None if layer == "communities" else queries.community_row(conn, code=community_code)
     read = read_layer(Path(path), crs=crs, encoding=encoding, layer=source_layer or layer)
-    ctx = _Context(conn, layer, read, community)
+    ctx = _Context(conn, layer, read, community, default_timezone=default_timezone)
     report = ImportReport(
         layer=layer,
         file=read.file,
         format=read.format,
-        community_code=community.code,
+        community_code=community.code if community is not None else None,
         crs=read.crs,
         encoding=read.encoding,
         rows_read=len(read.frame),
@@ -211,24 +233,46 @@ def import_layer(
 class _Context:
     """One import in progress: the file read, the community, and cell accessors."""
 
-    def __init__(self, conn: Connection, layer: str, read: ReadResult, community: Any) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        layer: str,
+        read: ReadResult,
+        community: Any,
+        *,
+        default_timezone: str = "Asia/Shanghai",
+    ) -> None:
         self.conn = conn
         self.layer = layer
         self.read = read
+        #: None for the communities layer: no boundary to stay inside.
         self.community = community
         self.frame = read.frame
-        self.tz = ZoneInfo(community.timezone or "Asia/Shanghai")
+        self.default_timezone = default_timezone
+        zone = community.timezone if community is not None else None
+        self.tz = ZoneInfo(zone or default_timezone)
         self.used: set[str] = set()
         self.missing: set[str] = set()
         self.warnings: list[str] = []
-        self.boundary = queries.community_boundary(conn, community_id=community.id)
-        lat = self.boundary.centroid.y if not self.boundary.is_empty else 0.0
+        self.boundary: BaseGeometry = (
+            queries.community_boundary(conn, community_id=community.id)
+            if community is not None
+            else shapely.Point()
+        )
+        if community is None and read.geometry_usable and read.frame.geometry.notna().any():
+            _, south, _, north = read.frame.geometry.total_bounds  # the file's own latitude
+            lat = (south + north) / 2
+        else:
+            lat = self.boundary.centroid.y if not self.boundary.is_empty else 0.0
         # Local metres per degree (equirectangular, good to < 1 % over a community).
         self.mx = _M_PER_DEG_LON * max(math.cos(math.radians(lat)), 0.01)
         self.my = _M_PER_DEG_LAT
         self.tolerance_deg = TOLERANCE_M / min(self.mx, self.my)
-        self.area = self.boundary.buffer(self.tolerance_deg)
-        shapely.prepare(self.area)
+        self.area: BaseGeometry | None = (
+            self.boundary.buffer(self.tolerance_deg) if community is not None else None
+        )
+        if self.area is not None:
+            shapely.prepare(self.area)
 
     @property
     def rows(self) -> range:
@@ -387,31 +431,42 @@ class _Context:
             reason = shapely.is_valid_reason(stored)
             self.problem(row, f"invalid geometry after conversion to WGS 84: {reason}", "geometry")
             return None
-        if not self.area.covers(stored):
+        if self.area is not None and not self.area.covers(stored):
             self.problem(row, self._outside(stored), "geometry")
             return None
         return stored
 
     def _outside(self, geom: BaseGeometry) -> str:
         """How far ``geom`` reaches out of the community, in metres."""
-        outside = geom.difference(self.boundary)
-        points = np.asarray(
-            shapely.points(shapely.get_coordinates(outside if not outside.is_empty else geom))
-        )
-        far = max(self.metres(self.boundary, p) for p in points)
+        far = self.reach_outside(geom, self.boundary)
         c = self.community
         return (
             f"outside the boundary of community {c.code} ({c.name}) by {far:.0f} m "
             f"(tolerance {TOLERANCE_M:g} m)"
         )
 
+    def reach_outside(self, geom: BaseGeometry, boundary: BaseGeometry) -> float:
+        """How far (m) ``geom`` reaches out of ``boundary``: its farthest vertex outside."""
+        outside = geom.difference(boundary)
+        points = np.asarray(
+            shapely.points(shapely.get_coordinates(outside if not outside.is_empty else geom))
+        )
+        return max(self.metres(boundary, p) for p in points)
+
     def metres(self, a: BaseGeometry, b: BaseGeometry) -> float:
         """Distance between two lon/lat geometries in metres (local equirectangular)."""
-        return float(self.local(a).distance(self.local(b)))
+        at = None if self.community is not None else a.union(b)
+        return float(self.local(a, at=at).distance(self.local(b, at=at)))
 
-    def local(self, geom: BaseGeometry) -> BaseGeometry:
-        """``geom`` scaled to local metres (areas and distances at community scale)."""
-        return affinity.scale(geom, xfact=self.mx, yfact=self.my, origin=(0, 0))
+    def local(self, geom: BaseGeometry, *, at: BaseGeometry | None = None) -> BaseGeometry:
+        """``geom`` scaled to local metres (areas and distances at community scale). Without a
+        community (the communities layer, whose file may span the globe) the scale is taken
+        at the latitude of ``at`` (default ``geom``) instead of the community's."""
+        mx = self.mx
+        if self.community is None and not geom.is_empty:
+            lat = (at if at is not None else geom).centroid.y
+            mx = _M_PER_DEG_LON * max(math.cos(math.radians(lat)), 0.01)
+        return affinity.scale(geom, xfact=mx, yfact=self.my, origin=(0, 0))
 
     def duplicates(self, keys: Sequence[Any], field: str, what: str) -> None:
         """A problem for every row repeating an earlier row's key (None keys ignored)."""
@@ -574,6 +629,160 @@ def _assign(ctx: _Context, report: ImportReport, *, all_requests: bool = False) 
 Writer = Callable[[ImportReport], None]
 
 
+# --- communities ----------------------------------------------------------------------------
+
+#: A Chinese community code: 6-digit county (GB/T 2260) + 3-digit subdistrict + 3-digit community.
+CHINESE_COMMUNITY_CODE = re.compile(r"\d{12}")
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_COMMUNITY_TEXT = (
+    "name_en",
+    "subdistrict",
+    "subdistrict_code",
+    "district",
+    "district_code",
+    "city",
+    "province",
+)
+
+
+def _plan_communities(ctx: _Context, plan_name: str | None) -> Writer:
+    """Communities by ``code``: a re-import updates. Refused: overlaps between communities
+    (> :data:`SLIVER_M2`), and a new boundary that would leave grids of an active plan out."""
+    c = models.Community
+    ctx.require_coordinates("wkt")
+    has_code, has_name = ctx.require("code"), ctx.require("name")
+    columns = ["code", "name", *_COMMUNITY_TEXT, "country", "timezone", "boundary"]
+    stored = {r["code"]: r for r in import_queries.stored_communities(ctx.conn, columns=columns)}
+    plan = _Upsert()
+    codes: list[str | None] = []
+    shapes: list[tuple[int, str, BaseGeometry]] = []
+    for i in ctx.rows:
+        code = ctx.text(i, "code", required=True, limit=c.code) if has_code else None
+        codes.append(code)
+        values: dict[str, Any] = {
+            "code": code,
+            "name": ctx.text(i, "name", required=True, limit=c.name) if has_name else None,
+        }
+        for column in _COMMUNITY_TEXT:
+            if ctx.has(column):
+                values[column] = ctx.text(i, column, limit=getattr(c, column))
+        chinese = code is not None and CHINESE_COMMUNITY_CODE.fullmatch(code) is not None
+        country = (ctx.text(i, "country") or "").upper() or None
+        if country is None and code is not None:
+            old_country = stored.get(code, {}).get("country")
+            country = old_country or ("CN" if chinese else None)
+            if country is None:
+                ctx.problem(
+                    i,
+                    f"country is required for code {code!r}, which is not a 12-digit Chinese "
+                    "community code (ISO 3166-1 alpha-2, e.g. FI)",
+                    "country",
+                )
+        if country is not None and not _COUNTRY.fullmatch(country):
+            ctx.problem(i, f"country must be two letters (ISO 3166-1), got {country!r}", "country")
+        values["country"] = country
+        if code is not None and country == "CN":
+            _check_chinese_codes(ctx, i, code, values)
+        zone = ctx.text(i, "timezone", limit=c.timezone)
+        if zone is None:
+            zone = stored.get(code or "", {}).get("timezone") or ctx.default_timezone
+        try:
+            ZoneInfo(zone)
+        except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+            ctx.problem(i, f"unknown time zone {zone!r} (an IANA name: Asia/Shanghai)", "timezone")
+        values["timezone"] = zone
+        geom = ctx.geometry(i, "polygon")
+        values["boundary"] = geom
+        if code is not None and geom is not None:
+            shapes.append((i, code, geom))
+        old = stored.get(code) if code is not None else None
+        if old is None:  # every insert names every column (one executemany)
+            values = {**dict.fromkeys(_COMMUNITY_TEXT), **values}
+        plan.add(i, values, old)
+    ctx.duplicates(codes, "code", "community code")
+    if not ctx.read.problems:
+        _community_overlaps(ctx, shapes, stored)
+        _grids_left_outside(ctx, shapes, stored)
+    return _plain_writer(ctx, c, plan)
+
+
+def _check_chinese_codes(ctx: _Context, row: int, code: str, values: dict[str, Any]) -> None:
+    """A Chinese community's code is 12 digits whose head is its subdistrict's (9) and its
+    county's (6) code; those are derived when the file leaves them out."""
+    if not CHINESE_COMMUNITY_CODE.fullmatch(code):
+        ctx.problem(
+            row,
+            f"a Chinese community code is 12 digits (6 county + 3 subdistrict + 3 community, "
+            f"GB/T 2260), got {code!r}",
+            "code",
+        )
+        return
+    for column, width in (("subdistrict_code", 9), ("district_code", 6)):
+        given = values.get(column)
+        if given is None:
+            values[column] = code[:width]
+        elif given != code[:width]:
+            ctx.problem(
+                row,
+                f"{column} {given!r} is not the head of community code {code!r} "
+                f"(expected {code[:width]!r})",
+                column,
+            )
+
+
+def _community_overlaps(
+    ctx: _Context, shapes: list[tuple[int, str, BaseGeometry]], stored: dict[str, StoredRow]
+) -> None:
+    """A problem for every pair of communities (in the file, or one stored and not in the file)
+    that overlap by more than :data:`SLIVER_M2`, naming both codes, the size and where."""
+    in_file = {code for _, code, _ in shapes}
+    others = [
+        (None, code, r["boundary"])
+        for code, r in stored.items()
+        if code not in in_file and r.get("boundary") is not None
+    ]
+    every: list[tuple[int | None, str, BaseGeometry]] = [*shapes, *others]
+    geoms = [g for _, _, g in every]
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms[: len(shapes)], predicate="intersects")
+    for a, b in zip(left.tolist(), right.tolist(), strict=True):
+        if b <= a and b < len(shapes):
+            continue  # each pair in the file once
+        overlap = geoms[a].intersection(geoms[b])
+        area = float(ctx.local(overlap).area)
+        if area <= SLIVER_M2:
+            continue
+        where = overlap.representative_point()
+        row, code = every[a][0], every[a][1]
+        other = every[b][1] + ("" if every[b][0] is not None else " (stored)")
+        ctx.problem(
+            row,
+            f"community {code} overlaps community {other} by {area:,.0f} m² "
+            f"around {where.x:.6f}, {where.y:.6f}",
+            "geometry",
+        )
+
+
+def _grids_left_outside(
+    ctx: _Context, shapes: list[tuple[int, str, BaseGeometry]], stored: dict[str, StoredRow]
+) -> None:
+    """A re-imported boundary must still hold the grids of the community's active plan."""
+    again = {stored[code]["id"]: (row, code, geom) for row, code, geom in shapes if code in stored}
+    if not again:
+        return
+    for grid in import_queries.active_grids(ctx.conn, community_ids=list(again)):
+        row, code, geom = again[grid.community_id]
+        if geom.buffer(ctx.tolerance_deg).covers(grid.geom):
+            continue
+        far = ctx.reach_outside(grid.geom, geom)
+        ctx.problem(
+            row,
+            f"the new boundary of community {code} would leave grid {grid.code} of its active "
+            f"plan v{grid.plan_version} outside, by up to {far:,.0f} m (redraw the grids first)",
+            "geometry",
+        )
+
+
 # --- grids ----------------------------------------------------------------------------------
 
 
@@ -597,6 +806,15 @@ def _plan_grids(ctx: _Context, plan_name: str | None) -> Writer:
                 i,
                 f"grid code must be 15 digits starting with the community code "
                 f"{ctx.community.code} (+ a 3-digit sequence), got {code!r}",
+                "code",
+            )
+        elif code is not None and not chinese and not code.startswith(f"{ctx.community.code}-"):
+            # Grid codes are unique in the whole database: outside China the community's code
+            # and a hyphen make them so (docs/api.md, "Codes").
+            ctx.problem(
+                i,
+                f"grid code must start with the community code and a hyphen "
+                f"({ctx.community.code}-…), got {code!r}",
                 "code",
             )
         codes.append(code)
@@ -757,7 +975,7 @@ def _plan_buildings(ctx: _Context, plan_name: str | None) -> Writer:
             values["floors"] = ctx.integer(i, "floors", minimum=1)
         if ctx.has("street_name"):
             values["street_id"] = _unique(streets, ctx.text(i, "street_name"))
-        values["geom"] = ctx.geometry(i, "building")
+        values["geom"] = ctx.geometry(i, "polygon")
         old = stored.match(ctx, i, key, "building", "name") if key is not None else None
         plan.add(i, values, old)
     ctx.duplicates(keys, "name", "building name + compound")
@@ -1197,6 +1415,7 @@ def _plan_requests(ctx: _Context, plan_name: str | None) -> Writer:
 
 
 _PLANNERS: dict[str, Callable[[_Context, str | None], Writer]] = {
+    "communities": _plan_communities,
     "grids": _plan_grids,
     "households": _plan_households,
     "buildings": _plan_buildings,

@@ -34,6 +34,7 @@ from geogrid.db.queries.boundary_plans import (
 from geogrid.db.queries.communities import (
     community_boundary,
     community_by_id,
+    community_listing,
     community_row,
     list_communities,
     lookup_communities,
@@ -80,6 +81,7 @@ __all__ = [
     "clear_field_reviews",
     "community_boundary",
     "community_by_id",
+    "community_listing",
     "community_row",
     "count",
     "create_plan",

@@ -43,6 +43,25 @@ class CommunityPlaces(NamedTuple):
     subdistrict: str | None
 
 
+class CommunityListing(NamedTuple):
+    """A community as ``GET /v1/communities`` lists it (public: no boundary, no people)."""
+
+    code: str
+    name: str
+    name_en: str | None
+    subdistrict: str | None
+    subdistrict_code: str | None
+    district: str | None
+    district_code: str | None
+    city: str | None
+    province: str | None
+    country: str
+    timezone: str
+    synthetic: bool
+    #: The active boundary plan's version, None before the first activation.
+    plan_version: int | None
+
+
 _COMMUNITY_COLUMNS = (
     models.Community.id,
     models.Community.code,
@@ -89,6 +108,37 @@ def list_communities(conn: Connection) -> list[CommunityName]:
         )
     ).all()
     return [CommunityName(*r) for r in rows]
+
+
+def community_listing(
+    conn: Connection, *, subdistrict_code: str | None = None, district_code: str | None = None
+) -> list[CommunityListing]:
+    """Every community (of a subdistrict or a district, when given), ordered by code."""
+    c, p = models.Community, models.BoundaryPlan
+    stmt = (
+        select(
+            c.code,
+            c.name,
+            c.name_en,
+            c.subdistrict,
+            c.subdistrict_code,
+            c.district,
+            c.district_code,
+            c.city,
+            c.province,
+            c.country,
+            c.timezone,
+            c.synthetic,
+            p.version,
+        )
+        .outerjoin(p, (p.community_id == c.id) & (p.status == models.PlanStatus.ACTIVE.value))
+        .order_by(c.code)
+    )
+    if subdistrict_code is not None:
+        stmt = stmt.where(c.subdistrict_code == subdistrict_code)
+    if district_code is not None:
+        stmt = stmt.where(c.district_code == district_code)
+    return [CommunityListing._make(r) for r in conn.execute(stmt).all()]
 
 
 def community_boundary(conn: Connection, *, community_id: int) -> BaseGeometry:

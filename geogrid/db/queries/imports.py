@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import shapely
-from sqlalchemy import ColumnElement, Connection, bindparam, select, update
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import ColumnElement, Connection, bindparam, select, true, update
 
 from geogrid.db import models, queries
 
@@ -21,7 +22,7 @@ from geogrid.db import models, queries
 #: objects: the importer compares it value by value with a file's row.
 StoredRow = dict[str, Any]
 #: Columns holding a geometry (read as WKB, returned as shapely objects).
-_GEOMETRY_COLUMNS = ("geom", "position")
+_GEOMETRY_COLUMNS = ("geom", "position", "boundary")
 #: Values per ``IN`` list: SQLite caps a statement's parameters.
 _IN_CHUNK = 900
 
@@ -60,6 +61,35 @@ def stored_rows(
 ) -> list[StoredRow]:
     """A community's rows of ``model``: ``id`` + ``columns``, geometries as shapely objects."""
     return _stored(conn, model, columns, models.table(model).c.community_id == community_id)
+
+
+def stored_communities(conn: Connection, *, columns: Sequence[str]) -> list[StoredRow]:
+    """Every community: ``id`` + ``columns`` (``boundary`` as a shapely object)."""
+    return _stored(conn, models.Community, columns, true())
+
+
+class ActiveGrid(NamedTuple):
+    """A grid of a community's active plan."""
+
+    community_id: int
+    plan_version: int
+    code: str
+    geom: BaseGeometry
+
+
+def active_grids(conn: Connection, *, community_ids: Sequence[int]) -> list[ActiveGrid]:
+    """The grids of the active plans of ``community_ids``, by community and code."""
+    g, p = models.Grid, models.BoundaryPlan
+    out: list[ActiveGrid] = []
+    for chunk in _chunks(community_ids):
+        rows = conn.execute(
+            select(p.community_id, p.version, g.code, queries.wkb(g.geom))
+            .join(p, p.id == g.plan_id)
+            .where(p.community_id.in_(chunk), p.status == models.PlanStatus.ACTIVE.value)
+            .order_by(p.community_id, g.code)
+        ).all()
+        out.extend(ActiveGrid(r[0], r[1], r[2], shapely.from_wkb(bytes(r[3]))) for r in rows)
+    return out
 
 
 def stored_households(
