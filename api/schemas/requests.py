@@ -99,6 +99,21 @@ class RequestOut(BaseModel):
     token: str | None = Field(default=None, description="On creation only: the reporter's token")
 
 
+class ActionOut(BaseModel):
+    """An action of the state machine (``GET /v1/requests/actions``)."""
+
+    action: str = Field(examples=["dispatch"])
+    from_: list[str] = Field(
+        alias="from", description="Statuses it starts from", examples=[["registered"]]
+    )
+    to: str | None = Field(
+        description="The status it leads to; null = the status stays", examples=["dispatched"]
+    )
+    roles: list[str] = Field(description="Roles that may perform it", examples=[["official"]])
+    note_required: bool = Field(description="A note (reason) must be given")
+    description: str
+
+
 class RequestPage(BaseModel):
     total: int
     limit: int
