@@ -11,6 +11,16 @@ from fastapi import APIRouter, Body, Query
 
 from api.auth import ActorDep
 from api.deps import ConnDep, EngineDep
+from api.schemas.admin import (
+    DeliveryOut,
+    KeyCreated,
+    KeyOut,
+    KeyRevoked,
+    PersonalReadOut,
+    WebhookCreated,
+    WebhookOut,
+    WebhookState,
+)
 from api.schemas.common import ErrorEnvelope
 from geogrid import access
 from geogrid.db.models import Role
@@ -23,7 +33,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/keys", status_code=201, summary="Create an API key (shown once)", responses=_ERRORS)
+@router.post(
+    "/keys",
+    status_code=201,
+    response_model=KeyCreated,
+    summary="Create an API key (shown once)",
+    responses=_ERRORS,
+)
 def create_key(
     engine: EngineDep,
     actor: ActorDep,
@@ -50,14 +66,24 @@ def create_key(
     return {"id": new.id, "key": new.key, "prefix": new.prefix, "role": new.role}
 
 
-@router.get("/keys", summary="API keys (never their secrets)", responses=_ERRORS)
+@router.get(
+    "/keys",
+    response_model=list[KeyOut],
+    summary="API keys (never their secrets)",
+    responses=_ERRORS,
+)
 def list_keys(conn: ConnDep, actor: ActorDep, include_revoked: bool = False) -> Any:
     actor.require(Role.ADMIN, what="listing keys")
     actor.require_unscoped(what="listing keys")
     return access.list_keys(conn, include_revoked=include_revoked)
 
 
-@router.delete("/keys/{prefix}", summary="Revoke a key (and its sessions)", responses=_ERRORS)
+@router.delete(
+    "/keys/{prefix}",
+    response_model=KeyRevoked,
+    summary="Revoke a key (and its sessions)",
+    responses=_ERRORS,
+)
 def revoke_key(prefix: str, engine: EngineDep, actor: ActorDep) -> dict[str, Any]:
     actor.require(Role.ADMIN, what="revoking keys")
     actor.require_unscoped(what="revoking keys")
@@ -65,7 +91,13 @@ def revoke_key(prefix: str, engine: EngineDep, actor: ActorDep) -> dict[str, Any
         return {"revoked": access.revoke_key(conn, key_or_prefix=prefix)}
 
 
-@router.post("/webhooks", status_code=201, summary="Register a webhook", responses=_ERRORS)
+@router.post(
+    "/webhooks",
+    status_code=201,
+    response_model=WebhookCreated,
+    summary="Register a webhook",
+    responses=_ERRORS,
+)
 def create_webhook(
     engine: EngineDep,
     actor: ActorDep,
@@ -97,14 +129,24 @@ def create_webhook(
     return {"id": wid, "secret": secret}
 
 
-@router.get("/webhooks", summary="Webhooks (without secrets)", responses=_ERRORS)
+@router.get(
+    "/webhooks",
+    response_model=list[WebhookOut],
+    summary="Webhooks (without secrets)",
+    responses=_ERRORS,
+)
 def list_webhooks(conn: ConnDep, actor: ActorDep) -> Any:
     actor.require(Role.ADMIN, what="listing webhooks")
     actor.require_unscoped(what="listing webhooks")
     return webhooks.list_webhooks(conn)
 
 
-@router.patch("/webhooks/{webhook_id}", summary="Switch a webhook on or off", responses=_ERRORS)
+@router.patch(
+    "/webhooks/{webhook_id}",
+    response_model=WebhookState,
+    summary="Switch a webhook on or off",
+    responses=_ERRORS,
+)
 def update_webhook(
     webhook_id: int,
     engine: EngineDep,
@@ -119,7 +161,10 @@ def update_webhook(
 
 
 @router.get(
-    "/webhooks/deliveries", summary="The delivery log with every attempt", responses=_ERRORS
+    "/webhooks/deliveries",
+    response_model=list[DeliveryOut],
+    summary="The delivery log with every attempt",
+    responses=_ERRORS,
 )
 def list_deliveries(
     conn: ConnDep,
@@ -133,7 +178,10 @@ def list_deliveries(
 
 
 @router.get(
-    "/personal-data-reads", summary="Who read whose personal data, and when", responses=_ERRORS
+    "/personal-data-reads",
+    response_model=list[PersonalReadOut],
+    summary="Who read whose personal data, and when",
+    responses=_ERRORS,
 )
 def personal_data_reads(
     conn: ConnDep,

@@ -15,6 +15,17 @@ from fastapi import APIRouter, Body, Query
 from api.auth import ActorDep
 from api.deps import ConnDep, EngineDep, SettingsDep
 from api.schemas.common import ErrorEnvelope
+from api.schemas.directory import (
+    CategoryOut,
+    CoverageTable,
+    DepartmentOut,
+    FieldMemberSet,
+    FieldOut,
+    GridLeadSet,
+    MemberOut,
+    VisitCreated,
+    VisitPage,
+)
 from geogrid import directory
 from geogrid.db import queries as q
 from geogrid.db.models import Role
@@ -34,12 +45,23 @@ JsonBody = Annotated[dict[str, Any], Body()]
 # --- categories and departments ----------------------------------------------------------
 
 
-@router.get("/categories", summary="The request catalogue", responses=_ERRORS)
+@router.get(
+    "/categories",
+    response_model=list[CategoryOut],
+    summary="The request catalogue",
+    responses=_ERRORS,
+)
 def list_categories(conn: ConnDep, include_inactive: bool = False) -> list[dict[str, Any]]:
     return directory.list_categories(conn, include_inactive=include_inactive)
 
 
-@router.post("/categories", status_code=201, summary="Add a category", responses=_ERRORS)
+@router.post(
+    "/categories",
+    status_code=201,
+    response_model=CategoryOut,
+    summary="Add a category",
+    responses=_ERRORS,
+)
 def create_category(
     engine: EngineDep,
     actor: ActorDep,
@@ -69,7 +91,12 @@ def create_category(
         return directory.save_category(conn, code=code, values=body, create=True)
 
 
-@router.patch("/categories/{code}", summary="Change a category", responses=_ERRORS)
+@router.patch(
+    "/categories/{code}",
+    response_model=CategoryOut,
+    summary="Change a category",
+    responses=_ERRORS,
+)
 def update_category(
     code: str, engine: EngineDep, actor: ActorDep, body: JsonBody
 ) -> dict[str, Any]:
@@ -79,12 +106,21 @@ def update_category(
         return directory.save_category(conn, code=code, values=body, create=False)
 
 
-@router.get("/departments", summary="The departments requests escalate to")
+@router.get(
+    "/departments",
+    response_model=list[DepartmentOut],
+    summary="The departments requests escalate to",
+)
 def list_departments(conn: ConnDep) -> list[dict[str, Any]]:
     return directory.list_departments(conn)
 
 
-@router.put("/departments/{code}", summary="Add or rename a department", responses=_ERRORS)
+@router.put(
+    "/departments/{code}",
+    response_model=DepartmentOut,
+    summary="Add or rename a department",
+    responses=_ERRORS,
+)
 def save_department(
     code: str, engine: EngineDep, actor: ActorDep, body: JsonBody
 ) -> dict[str, Any]:
@@ -99,8 +135,14 @@ def save_department(
 # --- members, fields, grid leads -----------------------------------------------------------
 
 
+# Members: ``name`` and ``phone`` are in the body only with personal=true, so keys the library
+# leaves out stay out (response_model_exclude_unset), and nulls it gives stay null.
 @router.get(
-    "/members", summary="Members (masked names; personal=true with the right)", responses=_ERRORS
+    "/members",
+    response_model=list[MemberOut],
+    response_model_exclude_unset=True,
+    summary="Members (masked names; personal=true with the right)",
+    responses=_ERRORS,
 )
 def list_members(
     engine: EngineDep,
@@ -113,7 +155,14 @@ def list_members(
         return directory.list_members(conn, actor=actor, community=community, personal=personal)
 
 
-@router.post("/members", status_code=201, summary="Add a member", responses=_ERRORS)
+@router.post(
+    "/members",
+    status_code=201,
+    response_model=MemberOut,
+    response_model_exclude_unset=True,
+    summary="Add a member",
+    responses=_ERRORS,
+)
 def create_member(engine: EngineDep, actor: ActorDep, body: JsonBody) -> dict[str, Any]:
     """Fields: community (code), name, kind, phone, branch (name), active."""
     actor.require(*_EDITORS, what="editing members")
@@ -127,7 +176,13 @@ def create_member(engine: EngineDep, actor: ActorDep, body: JsonBody) -> dict[st
         return directory.list_members(conn, actor=actor, ids=[member_id])[0]
 
 
-@router.patch("/members/{member_id}", summary="Change a member", responses=_ERRORS)
+@router.patch(
+    "/members/{member_id}",
+    response_model=MemberOut,
+    response_model_exclude_unset=True,
+    summary="Change a member",
+    responses=_ERRORS,
+)
 def update_member(
     member_id: int, engine: EngineDep, actor: ActorDep, body: JsonBody
 ) -> dict[str, Any]:
@@ -144,13 +199,20 @@ def _in_scope(conn: Any, actor: Any, member_id: int) -> None:
     actor.require_community(cid, what=f"editing member {member_id}")
 
 
-@router.get("/fields", summary="Responsibility fields and who holds them")
+@router.get(
+    "/fields",
+    response_model=list[FieldOut],
+    summary="Responsibility fields and who holds them",
+)
 def list_fields(conn: ConnDep, community: str | None = None) -> list[dict[str, Any]]:
     return directory.list_fields(conn, community=community)
 
 
 @router.put(
-    "/fields/{field_id}/member", summary="Give a field to a member, or vacate it", responses=_ERRORS
+    "/fields/{field_id}/member",
+    response_model=FieldMemberSet,
+    summary="Give a field to a member, or vacate it",
+    responses=_ERRORS,
 )
 def set_field_member(
     field_id: int,
@@ -164,7 +226,12 @@ def set_field_member(
         return directory.set_field_member(conn, field_id=field_id, member_id=member_id, actor=actor)
 
 
-@router.put("/grids/{grid_code}/lead", summary="Set the lead member of a grid", responses=_ERRORS)
+@router.put(
+    "/grids/{grid_code}/lead",
+    response_model=GridLeadSet,
+    summary="Set the lead member of a grid",
+    responses=_ERRORS,
+)
 def set_grid_lead(
     grid_code: str,
     engine: EngineDep,
@@ -195,7 +262,11 @@ def _member_id(body: dict[str, Any]) -> int | None:
 
 
 @router.post(
-    "/visits", status_code=201, summary="Log a visit to a household (分类走访)", responses=_ERRORS
+    "/visits",
+    status_code=201,
+    response_model=VisitCreated,
+    summary="Log a visit to a household (分类走访)",
+    responses=_ERRORS,
 )
 def log_visit(
     engine: EngineDep,
@@ -229,7 +300,7 @@ def log_visit(
     return {"id": vid}
 
 
-@router.get("/visits", summary="Visits, newest first", responses=_ERRORS)
+@router.get("/visits", response_model=VisitPage, summary="Visits, newest first", responses=_ERRORS)
 def list_visits(
     conn: ConnDep,
     actor: ActorDep,
@@ -248,6 +319,7 @@ def list_visits(
 
 @router.get(
     "/visits/coverage",
+    response_model=CoverageTable,
     summary="Visit coverage = households visited ÷ households",
     responses=_ERRORS,
 )

@@ -10,13 +10,26 @@ from fastapi.responses import JSONResponse
 import geogrid
 from api.deps import EngineDep
 from api.errors import envelope
+from api.schemas.common import ErrorEnvelope
+from api.schemas.health import HealthDegraded, HealthOut
 from geogrid.db import migrate
 from geogrid.db.engine import backend_of
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="Is the service up and its database ready?")
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    summary="Is the service up and its database ready?",
+    responses={
+        503: {
+            "model": HealthDegraded | ErrorEnvelope,
+            "description": "The database cannot be reached (error envelope), or its schema "
+            "is not up to date (status degraded, with a message)",
+        }
+    },
+)
 def health(engine: EngineDep) -> Any:
     """``ok`` with the backend and schema revision; 503 when the database is not usable."""
     body: dict[str, Any] = {

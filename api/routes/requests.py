@@ -18,11 +18,11 @@ from sqlalchemy import Engine
 from api.auth import ActorDep
 from api.deps import ConnDep, EngineDep, RequestsSettingsDep, SettingsDep, base_url, geocoder_of
 from api.schemas.common import ErrorEnvelope
-from api.schemas.requests import ActionIn, RequestCreate, RequestOut, RequestPage
+from api.schemas.requests import ActionIn, ActionOut, RequestCreate, RequestOut, RequestPage
 from geogrid.errors import Conflict
 from geogrid.periods import period
 from geogrid.requests import views, webhooks
-from geogrid.requests.media import Photo
+from geogrid.requests.media import ACCEPTED_TYPES, Photo
 from geogrid.requests.workflow import (
     TRANSITIONS,
     ActionInput,
@@ -157,6 +157,7 @@ def list_requests(
 
 @router.get(
     "/requests/actions",
+    response_model=list[ActionOut],
     summary="The state machine: each action, the statuses it starts from, where it leads",
 )
 def list_actions() -> list[dict[str, Any]]:
@@ -253,7 +254,18 @@ def post_action(
 @router.get(
     "/media/{media_id}",
     summary="A photo of a request",
-    responses={404: {"model": ErrorEnvelope}},
+    responses={
+        200: {
+            "description": "The photo: its checked type (JPEG, PNG or WebP); a quarantined one "
+            "as an application/octet-stream attachment",
+            "content": {
+                media_type: {"schema": {"type": "string", "format": "binary"}}
+                for media_type in (*ACCEPTED_TYPES, "application/octet-stream")
+            },
+        },
+        401: {"model": ErrorEnvelope, "description": "A wrong or revoked key"},
+        404: {"model": ErrorEnvelope, "description": "No such photo, or not for this caller"},
+    },
     response_class=Response,
 )
 def get_media(media_id: int, conn: ConnDep, actor: ActorDep) -> Response:

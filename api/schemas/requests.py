@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.common import PeriodOut
+
 
 class PhotoIn(BaseModel):
     data: str = Field(description="The image, base64-encoded")
@@ -99,6 +101,21 @@ class RequestOut(BaseModel):
     token: str | None = Field(default=None, description="On creation only: the reporter's token")
 
 
+class ActionOut(BaseModel):
+    """An action of the state machine (``GET /v1/requests/actions``)."""
+
+    action: str = Field(examples=["dispatch"])
+    from_: list[str] = Field(
+        alias="from", description="Statuses it starts from", examples=[["registered"]]
+    )
+    to: str | None = Field(
+        description="The status it leads to; null = the status stays", examples=["dispatched"]
+    )
+    roles: list[str] = Field(description="Roles that may perform it", examples=[["official"]])
+    note_required: bool = Field(description="A note (reason) must be given")
+    description: str
+
+
 class RequestPage(BaseModel):
     total: int
     limit: int
@@ -107,17 +124,78 @@ class RequestPage(BaseModel):
     items: list[RequestOut]
 
 
+_RATE = "a fraction 0–1 rounded half-up to 3 decimals; null when the divisor is 0"
+_HOURS = "hours from received to resolved, 1 decimal; null when none was resolved"
+_COVERAGE = "null when the grouping has no households (category, programme)"
+
+
+class KpiTotals(BaseModel):
+    """The KPIs of the requests received in the period (docs/api.md, "KPIs")."""
+
+    received: int = Field(examples=[86])
+    registered: int
+    dispatched: int
+    resolved: int = Field(examples=[84])
+    closed: int
+    rejected: int
+    resolution_rate: float | None = Field(
+        description=f"resolved ÷ received, {_RATE}", examples=[0.977]
+    )
+    due: int = Field(description="Requests whose due time fell in the period (and has passed)")
+    closed_on_time: int
+    closure_rate: float | None = Field(description=f"closed ÷ due, {_RATE}")
+    on_time_rate: float | None = Field(description=f"closed on time ÷ due, {_RATE}")
+    median_hours_to_resolve: float | None = Field(description=f"Median {_HOURS}")
+    p90_hours_to_resolve: float | None = Field(description=f"90th percentile of {_HOURS}")
+    escalations: int
+    overdue_open: int = Field(description="Open requests past their due time now")
+    evaluated: int
+    satisfied: int
+    satisfaction_rate: float | None = Field(description=f"satisfied ÷ evaluated, {_RATE}")
+    households: int | None = Field(description=_COVERAGE)
+    households_visited: int | None = Field(description=_COVERAGE)
+    visit_coverage: float | None = Field(
+        description=f"households visited ÷ households, {_RATE}; {_COVERAGE}"
+    )
+
+
 class KpiRow(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    key: Any = Field(description="Group key: id, code, programme or YYYY-MM; null = none")
-    label: str | None = None
+    """The KPIs of one group (the fields in the order the API has always sent them)."""
+
+    key: int | str | None = Field(
+        description="Group key: id, category code, programme or YYYY-MM; null = none"
+    )
+    label: str | None = Field(description="The group's name (members: masked)")
     received: int = Field(examples=[86])
     resolved: int = Field(examples=[84])
-    resolution_rate: float | None = Field(examples=[0.977])
+    resolution_rate: float | None = Field(
+        description=f"resolved ÷ received, {_RATE}", examples=[0.977]
+    )
+    code: str | None = Field(default=None, description="group_by community or grid only: its code")
+    registered: int
+    dispatched: int
+    closed: int
+    rejected: int
+    due: int = Field(description="Requests whose due time fell in the period (and has passed)")
+    closed_on_time: int
+    closure_rate: float | None = Field(description=f"closed ÷ due, {_RATE}")
+    on_time_rate: float | None = Field(description=f"closed on time ÷ due, {_RATE}")
+    median_hours_to_resolve: float | None = Field(description=f"Median {_HOURS}")
+    p90_hours_to_resolve: float | None = Field(description=f"90th percentile of {_HOURS}")
+    escalations: int
+    overdue_open: int = Field(description="Open requests past their due time now")
+    evaluated: int
+    satisfied: int
+    satisfaction_rate: float | None = Field(description=f"satisfied ÷ evaluated, {_RATE}")
+    households: int | None = Field(description=_COVERAGE)
+    households_visited: int | None = Field(description=_COVERAGE)
+    visit_coverage: float | None = Field(
+        description=f"households visited ÷ households, {_RATE}; {_COVERAGE}"
+    )
 
 
 class KpiTable(BaseModel):
-    period: dict[str, str]
-    group_by: str | None
-    total: dict[str, Any]
-    rows: list[KpiRow]
+    period: PeriodOut
+    group_by: str | None = Field(description="The grouping; null = totals only")
+    total: KpiTotals
+    rows: list[KpiRow] = Field(description="One per group, empty without group_by")

@@ -1,0 +1,110 @@
+"""``/v1/admin``: API keys, webhooks and their delivery log, the personal-data read log.
+
+Times are ISO 8601 with the service's offset (``2018-04-18T09:30:00+08:00``).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+class KeyCreated(BaseModel):
+    """A new key: ``key`` is shown this once and never again (only its hash is stored)."""
+
+    id: int
+    key: str = Field(description="The secret key, to send as X-API-Key")
+    prefix: str = Field(description="Its public part: names the key in lists and logs")
+    role: str = Field(examples=["official"])
+
+
+class KeyOut(BaseModel):
+    """A key's public facts (never its secret or hash)."""
+
+    id: int
+    prefix: str = Field(description="The public part of the key (gg_<prefix>_…)")
+    name: str | None = Field(examples=["社区书记"])
+    role: str = Field(examples=["official"], description="public, member, department, …")
+    community: str | None = Field(
+        description="Community code; null = district-wide", examples=["441302011005"]
+    )
+    member_id: int | None = Field(description="Member keys: the member")
+    department: str | None = Field(description="Department keys: the department's code")
+    personal_data: bool = Field(description="May read unmasked personal data (logged)")
+    created_at: str
+    revoked_at: str | None
+    last_used_at: str | None
+
+
+class KeyRevoked(BaseModel):
+    revoked: str = Field(description="The prefix of the revoked key")
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+
+class WebhookCreated(BaseModel):
+    """A registered webhook: ``secret`` signs its deliveries and is shown this once."""
+
+    id: int
+    secret: str = Field(description="HMAC-SHA256 signing secret (given or generated)")
+
+
+class WebhookOut(BaseModel):
+    """A webhook without its secret."""
+
+    id: int
+    url: str = Field(examples=["https://sms.example.org/geogrid"])
+    events: list[str] = Field(examples=[["request.dispatched", "request.overdue"]])
+    community: str | None = Field(description="Community code; null = every community")
+    active: bool
+    description: str | None
+    created_at: str
+
+
+class WebhookState(BaseModel):
+    id: int
+    active: bool
+
+
+class DeliveryAttemptOut(BaseModel):
+    """One try to deliver an event."""
+
+    at: str
+    status_code: int | None = Field(description="The receiver's HTTP status; null = no answer")
+    error: str | None = Field(examples=["ConnectError: [Errno 111] Connection refused"])
+    duration_ms: int | None
+
+
+class DeliveryOut(BaseModel):
+    """A delivery (an event for a webhook) with every attempt, oldest first."""
+
+    id: int
+    webhook_id: int
+    event: str = Field(examples=["request.dispatched"])
+    request_id: int | None
+    status: str = Field(description="pending, delivered or failed")
+    attempts: int
+    next_attempt_at: str | None = Field(description="When a pending delivery is tried again")
+    last_status_code: int | None
+    last_error: str | None
+    created_at: str
+    delivered_at: str | None
+    attempt_log: list[DeliveryAttemptOut]
+
+
+# --- the personal-data read log --------------------------------------------------------------
+
+
+class PersonalReadOut(BaseModel):
+    """Who read whose unmasked personal data, when, and through what (never the data)."""
+
+    id: int
+    at: str
+    api_key_id: int | None
+    actor: str | None = Field(description="The reader (key prefix, name and role)")
+    subject: str = Field(description="request_contact, member or household")
+    subject_id: int
+    fields: list[str] = Field(examples=[["name", "phone"]])
+    via: str | None = Field(examples=["GET /v1/members"])
