@@ -8,6 +8,7 @@ and a Finnish one in Latin script (Helsinki, staircase letter + flat number).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import pandas as pd
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.lookup.address import (
     COARSE_FACTOR,
+    RANGE_FACTOR,
     SKIPPED_TEXT_FACTOR,
     UNRESOLVED_DETAIL_FACTOR,
     AddressMatch,
@@ -45,7 +47,7 @@ def households_frame(rows: list[tuple[object, ...]], prefix: str) -> pd.DataFram
     return frame
 
 
-def cn_gazetteer() -> Gazetteer:
+def cn_frames() -> dict[str, pd.DataFrame]:
     """金源花园 (alias 金源小区, 3栋 and 5栋) and 翠林华庭 (3栋, 1栋 alias 翠林会所) share
     the building name 3栋; 长湖街12号 is a one-household village house, 长湖街14号 holds two
     rented rooms; 惠城路 starts like the district 惠城区."""
@@ -85,12 +87,14 @@ def cn_gazetteer() -> Gazetteer:
         ],
         "H",
     )  # fmt: skip
-    return Gazetteer.from_frames(
-        households=households, buildings=buildings, streets=streets, prefixes=[PREFIX]
-    )
+    return {"households": households, "buildings": buildings, "streets": streets}
 
 
-def fi_gazetteer() -> Gazetteer:
+def cn_gazetteer() -> Gazetteer:
+    return Gazetteer.from_frames(**cn_frames(), prefixes=[PREFIX])
+
+
+def fi_frames() -> dict[str, pd.DataFrame]:
     """Helsinki: Unioninkatu 29 (staircases A and B), Mannerheimintie 5, Mäkelänkatu 2."""
     streets = pd.DataFrame(
         [
@@ -116,9 +120,11 @@ def fi_gazetteer() -> Gazetteer:
         ],
         "F",
     )  # fmt: skip
-    return Gazetteer.from_frames(
-        households=households, buildings=buildings, streets=streets, prefixes=["Helsinki"]
-    )
+    return {"households": households, "buildings": buildings, "streets": streets}
+
+
+def fi_gazetteer() -> Gazetteer:
+    return Gazetteer.from_frames(**fi_frames(), prefixes=["Helsinki"])
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +187,10 @@ def fi() -> Gazetteer:
         ("三#楼", "3栋"),
         ("502房", "502室"),
         ("长湖街12號", "长湖街12号"),  # traditional marker
+        # sub-numbers: the numeral after 之/附 of a house number
+        ("长湖街12号之一", "长湖街12号之1"),
+        ("长湖街16号附一", "长湖街16号附1"),
+        ("长湖街12号附近", "长湖街12号附近"),
         # building-unit-room written with dashes
         ("金源花园3-2-502", "金源花园3栋2单元502室"),
         ("3-2-502", "3栋2单元502室"),
@@ -653,3 +663,282 @@ def test_fuzzy_ties_are_seen_whatever_the_limit(cn: Gazetteer) -> None:
     m = cn.match("金川路", limit=1)
     assert m.confidence == pytest.approx(1 / 3, abs=1e-4)
     assert len(m.candidates) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Rosters: every address a household carries is a door
+# --------------------------------------------------------------------------------------------
+
+
+def roster_frames() -> dict[str, pd.DataFrame]:
+    """Helsinki as an OpenStreetMap extract gives it: the roster's Kaisaniementie and
+    Iso Roobertinkatu are missing from the streets layer (their buildings' street is unknown,
+    as ``gazetteer_frames`` writes a street_id absent from the streets frame), while streets
+    with close names are present. Iso Roobertinkatu 3-5 is one building over two numbers;
+    Fredrikinkatu has 12, 12 A and 14."""
+    streets = pd.DataFrame(
+        [
+            (21, "Kaisaniemenkatu", None, 24.9470, 60.1720),
+            (22, "Pieni Roobertinkatu", None, 24.9430, 60.1630),
+            (23, "Fredrikinkatu", None, 24.9350, 60.1630),
+        ],
+        columns=STREET_COLUMNS,
+    )
+    buildings = pd.DataFrame(
+        [
+            (301, None, None, [], None, "6", 24.9481, 60.1721),
+            (302, None, None, [], None, "3-5", 24.9441, 60.1631),
+            (303, None, None, [], None, "8", 24.9451, 60.1621),
+            (304, None, None, [], "Fredrikinkatu", "12", 24.9351, 60.1631),
+            (305, None, None, [], "Fredrikinkatu", "12 A", 24.9352, 60.1632),
+            (306, None, None, [], "Fredrikinkatu", "14", 24.9353, 60.1633),
+            (307, None, None, [], "Pieni Roobertinkatu", "3", 24.9431, 60.1631),
+        ],
+        columns=BUILDING_COLUMNS,
+    )
+    households = households_frame(
+        [
+            (3001, "Kaisaniementie", "6", None, None, None, None, 301, None, 24.9482, 60.1722),
+            (3002, "Iso Roobertinkatu", "3-5", None, None, None, None, 302, None, 24.9442, 60.1632),
+            (3003, "Iso Roobertinkatu", "8", None, None, "B", "21", 303, None, 24.9452, 60.1622),
+            (3004, "Iso Roobertinkatu", "8", None, None, "B", "22", 303, None, 24.9452, 60.1623),
+            (3005, "Fredrikinkatu", "12", None, None, None, None, 304, 23, 24.9351, 60.1632),
+            (3006, "Fredrikinkatu", "12 A", None, None, None, None, 305, 23, 24.9352, 60.1633),
+            (3007, "Fredrikinkatu", "14", None, None, None, None, 306, 23, 24.9353, 60.1634),
+            (3008, "Pieni Roobertinkatu", "3", None, None, None, None, 307, 22, 24.9431, 60.1632),
+        ],
+        "R",
+    )  # fmt: skip
+    return {"households": households, "buildings": buildings, "streets": streets}
+
+
+def roster_gazetteer() -> Gazetteer:
+    return Gazetteer.from_frames(**roster_frames(), prefixes=["Helsinki"])
+
+
+def numbers_frames() -> dict[str, pd.DataFrame]:
+    """长湖街 with the doors 12号, 12A号, 12号之一, 16号附1 and 20-1号 (no 16, no 20), and
+    三元里3号 alone."""
+    streets = pd.DataFrame(
+        [(1, "长湖街", "街", 114.400, 23.100), (4, "三元里", "街", 114.430, 23.100)],
+        columns=STREET_COLUMNS,
+    )
+    buildings = pd.DataFrame(
+        [
+            (104, None, None, [], "长湖街", "12号", 114.4010, 23.1010),
+            (110, None, None, [], "长湖街", "12A号", 114.4011, 23.1010),
+            (111, None, None, [], "长湖街", "12号之一", 114.4012, 23.1010),
+            (112, None, None, [], "长湖街", "16号附1", 114.4013, 23.1010),
+            (113, None, None, [], "长湖街", "20-1号", 114.4014, 23.1010),
+            (107, None, None, [], "三元里", "3号", 114.4310, 23.1010),
+        ],
+        columns=BUILDING_COLUMNS,
+    )
+    households = households_frame(
+        [
+            (1006, "长湖街", "12号", None, None, None, None, 104, 1, 114.4010, 23.1011),
+            (1010, "长湖街", "12A号", None, None, None, None, 110, 1, 114.4011, 23.1011),
+            (1011, "长湖街", "12号之一", None, None, None, None, 111, 1, 114.4012, 23.1011),
+            (1012, "长湖街", "16号附1", None, None, None, None, 112, 1, 114.4013, 23.1011),
+            (1013, "长湖街", "20-1号", None, None, None, None, 113, 1, 114.4014, 23.1011),
+            (1009, "三元里", "3号", None, None, None, None, 107, 4, 114.4311, 23.1011),
+        ],
+        "H",
+    )  # fmt: skip
+    return {"households": households, "buildings": buildings, "streets": streets}
+
+
+def numbers_gazetteer() -> Gazetteer:
+    return Gazetteer.from_frames(**numbers_frames(), prefixes=[PREFIX])
+
+
+@pytest.fixture(scope="module")
+def roster() -> Gazetteer:
+    return roster_gazetteer()
+
+
+@pytest.fixture(scope="module")
+def numbers() -> Gazetteer:
+    return numbers_gazetteer()
+
+
+@pytest.mark.parametrize(
+    ("text", "household"),
+    [
+        ("Kaisaniementie 6", 3001),
+        ("Kaisaniementie 6, Helsinki", 3001),
+        ("Iso Roobertinkatu 3-5", 3002),
+        ("iso roobertinkatu 3–5", 3002),  # an en dash
+        ("Iso Roobertinkatu 8 B 21", 3003),
+    ],
+)
+def test_roster_street_missing_from_the_streets_layer_is_a_door(
+    roster: Gazetteer, text: str, household: int
+) -> None:
+    # The street is known only from the households: their own text is an exact key, never a
+    # fuzzy match to the nearby Kaisaniemenkatu or Pieni Roobertinkatu.
+    m = roster.match(text)
+    assert (m.level, m.confidence, m.household_id) == ("door", 1.0, household)
+
+
+def _roster_text(row: pd.Series) -> str:
+    """A household's address as its roster writes it: street, number, compound, building,
+    unit, room, each as given, apart."""
+    parts = ("street_name", "house_number", "compound", "building_name", "unit", "room")
+    return " ".join(row[p] for p in parts if isinstance(row[p], str) and row[p])
+
+
+@pytest.mark.parametrize(
+    ("frames", "make"),
+    [
+        (cn_frames, cn_gazetteer),
+        (fi_frames, fi_gazetteer),
+        (roster_frames, roster_gazetteer),
+        (numbers_frames, numbers_gazetteer),
+    ],
+    ids=["cn", "fi", "roster", "numbers"],
+)
+def test_every_household_is_found_at_its_door_by_its_own_address(
+    frames: Callable[[], dict[str, pd.DataFrame]], make: Callable[[], Gazetteer]
+) -> None:
+    g = make()
+    for _, row in frames()["households"].iterrows():
+        text = _roster_text(row)
+        m = g.match(text)
+        assert (m.level, m.confidence, m.household_id) == ("door", 1.0, row["id"]), text
+
+
+def test_roster_street_with_an_unknown_number_answers_the_street(roster: Gazetteer) -> None:
+    # Known from the roster only, the street has no line: its point is its central known
+    # door's building, and no street_id (the service then lists no street grids).
+    m = roster.match("Iso Roobertinkatu 10")
+    assert (m.level, m.street_id, m.household_id) == ("street", None, None)
+    assert m.confidence == pytest.approx(COARSE_FACTOR)
+    assert (m.lon, m.lat) in {(24.9441, 60.1631), (24.9451, 60.1621)}
+    alone = roster.match("Kaisaniementie")
+    assert (alone.level, alone.confidence, alone.lon, alone.lat) == (
+        "street", 1.0, 24.9481, 60.1721,
+    )  # fmt: skip
+    # A close name still corrects a typo to the roster's street.
+    assert roster.match("Kaisaniementi 6").household_id == 3001
+
+
+# --------------------------------------------------------------------------------------------
+# House numbers: suffixes, sub-numbers, ranges
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "household"),
+    [
+        ("长湖街12号", 1006),
+        ("长湖街十二号", 1006),
+        ("长湖街12A号", 1010),
+        ("长湖街12a号", 1010),
+        ("长湖街１２Ａ号", 1010),
+        ("长湖街12 A号", 1010),
+        # 之一, 附1 and a hyphen are three spellings of one sub-number in Chinese.
+        ("长湖街12号之一", 1011),
+        ("长湖街12之1号", 1011),
+        ("长湖街12-1号", 1011),
+        ("长湖街12号附1", 1011),
+        ("长湖街十二号之一", 1011),
+        ("长湖街16号附1", 1012),
+        ("长湖街16号附一", 1012),
+        ("长湖街16附1号", 1012),
+        ("长湖街16-1号", 1012),
+        ("长湖街16号之一", 1012),
+        ("长湖街20-1号", 1013),
+        ("长湖街20号之一", 1013),
+    ],
+)
+def test_chinese_suffix_and_sub_number_find_exactly_that_door(
+    numbers: Gazetteer, text: str, household: int
+) -> None:
+    m = numbers.match(text)
+    assert (m.level, m.confidence, m.household_id) == ("door", 1.0, household)
+
+
+@pytest.mark.parametrize(
+    ("text", "building"),
+    [
+        ("三元里3A号", 107),
+        ("三元里3号之一", 107),
+        ("三元里3-1号", 107),
+        ("三元里3号附2", 107),
+        ("长湖街12号之二", 104),
+        ("长湖街12B号", 104),
+    ],
+)
+def test_an_unknown_suffix_falls_back_to_its_number_below_door_level(
+    numbers: Gazetteer, text: str, building: int
+) -> None:
+    # 3A or 3之1 is another door than 3: building 3 may be answered, never as the door of 3.
+    m = numbers.match(text)
+    assert (m.level, m.building_id, m.household_id) == ("building", building, None)
+    assert m.confidence == pytest.approx(COARSE_FACTOR)
+
+
+def test_a_sub_number_does_not_make_its_base_number_known(numbers: Gazetteer) -> None:
+    # Only 20-1 exists: 20 is another door, so the street is answered, not 20-1.
+    m = numbers.match("长湖街20号")
+    assert (m.level, m.household_id, m.building_id, m.street_id) == ("street", None, None, 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "household"),
+    [
+        ("Fredrikinkatu 12", 3005),
+        ("Fredrikinkatu 12 A", 3006),
+        ("Fredrikinkatu 12a", 3006),
+        ("fredrikinkatu 12A", 3006),
+        ("Fredrikinkatu 14", 3007),
+        ("Pieni Roobertinkatu 3", 3008),
+    ],
+)
+def test_latin_suffix_finds_exactly_that_door(roster: Gazetteer, text: str, household: int) -> None:
+    m = roster.match(text)
+    assert (m.level, m.confidence, m.household_id) == ("door", 1.0, household)
+
+
+def test_latin_unknown_suffix_is_not_the_door_of_its_number(roster: Gazetteer) -> None:
+    # Only 14 exists: "14 A" reads as staircase A of 14, which names no household there.
+    for text in ("Fredrikinkatu 14 A", "Fredrikinkatu 14a"):
+        m = roster.match(text)
+        assert (m.level, m.building_id, m.household_id) == ("building", 306, None), text
+        assert m.confidence < 1
+
+
+@pytest.mark.parametrize("text", ["Iso Roobertinkatu 3", "Iso Roobertinkatu 5"])
+def test_a_number_inside_a_latin_range_finds_the_range(roster: Gazetteer, text: str) -> None:
+    m = roster.match(text)
+    assert (m.level, m.household_id, m.building_id) == ("door", 3002, 302)
+    assert m.confidence == pytest.approx(RANGE_FACTOR)
+
+
+def test_a_range_covers_the_numbers_of_its_side_only(roster: Gazetteer) -> None:
+    # 3-5 is the odd side: 4 is across the street.
+    m = roster.match("Iso Roobertinkatu 4")
+    assert (m.level, m.household_id, m.building_id) == ("street", None, None)
+
+
+def test_an_unknown_latin_range_answers_the_numbers_it_covers(roster: Gazetteer) -> None:
+    m = roster.match("Fredrikinkatu 12-14")
+    assert (m.level, m.household_id) == ("building", None)
+    assert m.building_id in (304, 306) and m.confidence < 1
+    assert {c.building_id for c in m.candidates} == {304, 306}
+
+
+@pytest.mark.parametrize(
+    ("normalized", "street", "expected"),
+    [
+        ("长湖街12号之1", "长湖街", "12之1"),
+        ("长湖街12附1号", "长湖街", "12之1"),
+        ("长湖街12-1号", "长湖街", "12之1"),  # Chinese: a hyphen is a sub-number
+        ("长湖街12a号", "长湖街", "12a"),
+        ("iso-roobertinkatu-3-5", "Iso Roobertinkatu", "3-5"),  # Latin: a range
+        ("fredrikinkatu-12-a", "Fredrikinkatu", "12"),  # with no number known: staircase A
+    ],
+)
+def test_parse_house_number_by_script(normalized: str, street: str, expected: str) -> None:
+    assert parse_address(normalized, known_streets=[street]).house_number == expected

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pyproj
 import pytest
-from shapely.geometry import MultiPolygon, Point, box
+from shapely.geometry import LineString, MultiLineString, MultiPolygon, Point, box
 from sqlalchemy import Engine, select, update
 from typer.testing import CliRunner
 
@@ -755,6 +755,94 @@ def test_latin_script_addresses(engine: Engine, community: LookupCommunity) -> N
         assert r.place.member is not None and r.place.member.display_name == "M*** M***"
     # The Chinese community still answers its own addresses.
     assert svc.lookup(address="长湖街5号").place.grid.code == G3
+
+
+def test_roster_addresses_whose_street_is_not_in_the_streets_layer(
+    engine: Engine, community: LookupCommunity
+) -> None:
+    """As in an OpenStreetMap town: the roster's Kaisaniementie and Iso Roobertinkatu have no
+    street rows (their buildings no street_id), a street of a close name has one. Each
+    household's own address is found at its door; a number inside a range at the range's."""
+    with engine.begin() as conn:
+        cid, _ = make_helsinki(conn)
+        q.insert_returning_ids(
+            conn,
+            m.Street,
+            [
+                {
+                    "community_id": cid,
+                    "name": "Kaisaniemenkatu",
+                    "kind": None,
+                    "geom": q.geom_value(
+                        MultiLineString(
+                            [
+                                LineString(
+                                    [
+                                        (HKI_X0 + 0.002, HKI_Y0 + 0.008),
+                                        (HKI_X0 + 0.018, HKI_Y0 + 0.008),
+                                    ]
+                                )
+                            ]
+                        )
+                    ),
+                }
+            ],
+        )
+        b6, b35 = q.insert_returning_ids(
+            conn,
+            m.Building,
+            [
+                {
+                    "community_id": cid,
+                    "name": None,
+                    "compound": None,
+                    "aliases": [],
+                    "street_id": None,
+                    "house_number": number,
+                    "geom": q.geom_value(box(x, HKI_Y0 + 0.002, x + 0.001, HKI_Y0 + 0.003)),
+                }
+                for number, x in (("6", HKI_X0 + 0.002), ("3-5", HKI_X0 + 0.015))
+            ],
+        )
+        q.insert_returning_ids(
+            conn,
+            m.Household,
+            [
+                {
+                    "community_id": cid,
+                    "address_id": f"FI-HKI-R{i}",
+                    "street_name": street,
+                    "street_id": None,
+                    "house_number": number,
+                    "compound": None,
+                    "building_name": None,
+                    "building_id": building,
+                    "unit": None,
+                    "room": None,
+                    "size": 2,
+                    "geom": q.geom_value(Point(x, HKI_Y0 + 0.0019)),
+                }
+                for i, (street, number, building, x) in enumerate(
+                    [
+                        ("Kaisaniementie", "6", b6, HKI_X0 + 0.0025),
+                        ("Iso Roobertinkatu", "3-5", b35, HKI_X0 + 0.0155),
+                    ]
+                )
+            ],
+        )
+    svc = LookupService(engine, poll_interval=0)
+    svc.refresh(force=True)
+    for text, address_id, level in [
+        ("Kaisaniementie 6", "FI-HKI-R0", "door"),
+        ("Iso Roobertinkatu 3-5", "FI-HKI-R1", "door"),
+        ("Iso Roobertinkatu 3", "FI-HKI-R1", "door"),
+        ("Iso Roobertinkatu 4", None, "street"),  # across the street from 3-5
+    ]:
+        r = svc.lookup(address=text)
+        assert r.match is not None and r.match.level == level, text
+        assert r.match.address_id == address_id, text
+        assert r.place.community.code == HKI_CODE and r.place.grid.code == "KLUUVI-1"
+        assert r.to_dict()["match"]["street_grids"] is None
 
 
 def test_batch_of_addresses_and_points(service: LookupService) -> None:

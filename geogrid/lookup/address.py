@@ -17,6 +17,20 @@ How an address is matched
    of 12,000 households; never the households), and step 2 is repeated on the corrected
    text. Such an answer has ``level == "fuzzy"``.
 
+Every street a household or building names is a known name, also when the streets layer
+lacks it (an OpenStreetMap extract need not hold every street of a roster): a household's own
+address is always an exact key, found at its door. Such a street has no line; a street-level
+answer on it is the central one of its buildings and doors, with no ``street_id``.
+
+House numbers are keys too: 12, 12a (12A号, 12 A), 12之1 (a Chinese sub-number: 12号之一,
+12号附1, 12-1号) and 3-5 (a Latin range) are different doors. A hyphen is a sub-number in a
+Chinese address and a range in a Latin one, by the script of the address
+(:func:`_chinese_numbering`). An unknown number falls back, never as a door of another
+number: 12a or 12之1 to the building of 12 (:data:`COARSE_FACTOR`), a range to the numbers it
+covers (:data:`COARSE_FACTOR`, shared); only a plain number inside a known range (3 or 5 in
+3-5, same side of the street) answers the range's door (:data:`RANGE_FACTOR`). In a Latin
+address an unknown 29b is read as 29, staircase B (Unioninkatu 29 B 12), as it may well be.
+
 Confidence is 1.0 for an exact match on normalised keys. Each compromise multiplies it by a
 factor: text skipped or ignored (:data:`SKIPPED_TEXT_FACTOR`), a unit/room that names no
 household (:data:`UNRESOLVED_DETAIL_FACTOR`), an answer coarser than the input asked for
@@ -52,6 +66,7 @@ __all__ = [
     "COARSE_FACTOR",
     "FUZZY_CUTOFF",
     "MAX_ADDRESS_LENGTH",
+    "RANGE_FACTOR",
     "SKIPPED_TEXT_FACTOR",
     "SUGGESTION_CUTOFF",
     "UNRESOLVED_DETAIL_FACTOR",
@@ -79,6 +94,9 @@ UNRESOLVED_DETAIL_FACTOR: Final = 0.9
 #: The answer is coarser than asked: a street for street + unknown number, a compound's
 #: central building for a compound alone or with an unknown building.
 COARSE_FACTOR: Final = 0.8
+#: A house number was found inside a Latin range (Iso Roobertinkatu 3 in the building 3-5):
+#: the door of the range, not one carrying that very number.
+RANGE_FACTOR: Final = 0.95
 
 _LEVEL_RANK: Final = {"door": 3, "building": 2, "street": 1}
 #: How many fuzzily matched names are read again exactly.
@@ -104,6 +122,9 @@ _MARKERS: Final = "号|栋|幢|座|单元|室|楼|层|房|户|期|#"
 _CN_BEFORE_MARKER: Final = re.compile(rf"第?({_CN_NUM})(?={_MARKERS})")
 # A room number written after the unit or building with no 室: 二单元五〇二.
 _CN_ROOM_AFTER: Final = re.compile(rf"(?:(?<=单元)|(?<=[栋幢座楼]))({_CN_NUM})(?=$|[室号房])")
+# A sub-number after a house number: 12号之一, 16号附一 (之/附 are not markers: the numeral
+# follows them).
+_CN_SUB_NUMBER: Final = re.compile(rf"(?<=[0-9号][之附])({_CN_NUM})")
 _ORDINAL_DI: Final = re.compile(r"第(?=\d+(?:号|栋|幢|座|单元|室))")
 # 3号楼, 3栋楼, 3幢, 3座, 3# all mean building 3 (栋).
 _HASH: Final = re.compile(rf"(?<=[0-9a-z{''.join(_CN_DIGITS)}{''.join(_CN_UNITS)}])#楼?")
@@ -199,6 +220,7 @@ def _canonical(text: str) -> str:
     if not s.isascii():
         s = _CN_BEFORE_MARKER.sub(_cn_repl, s)
         s = _CN_ROOM_AFTER.sub(_cn_repl, s)
+        s = _CN_SUB_NUMBER.sub(_cn_repl, s)
         s = _ORDINAL_DI.sub("", s)
         s = _BUILDING_VARIANTS.sub("栋", s)
         s = _ROOM_VARIANT.sub("室", s)
@@ -318,9 +340,9 @@ def normalize_address(text: str, *, prefixes: Sequence[str] = ()) -> str:
     str
         NFKC (full width → half width), Latin letters lower-cased without diacritics, Chinese
         numerals before 号/栋/幢/座/单元/室/楼/层/房/户/期 (and a room number after 单元 or
-        栋) turned into digits, 幢/座/号楼/栋楼/``#`` → 栋, 房 → 室, ``3-2-502`` →
-        ``3栋2单元502室``, spaces and punctuation removed (between two Latin words or numbers
-        kept as one ``-``), prefixes removed.
+        栋, a sub-number after 号之/号附) turned into digits, 幢/座/号楼/栋楼/``#`` → 栋,
+        房 → 室, ``3-2-502`` → ``3栋2单元502室``, spaces and punctuation removed (between two
+        Latin words or numbers kept as one ``-``), prefixes removed.
 
     Examples
     --------
@@ -344,7 +366,9 @@ class ParsedAddress:
     """The parts of a normalised address, each as a normalised key.
 
     Keys drop their marker: house number ``12`` (not 12号), building ``3`` (not 3栋), unit
-    ``2`` (not 2单元), room ``502`` (not 502室). Latin staircase letters are units.
+    ``2`` (not 2单元), room ``502`` (not 502室). Latin staircase letters are units. A house
+    number keeps its suffix (``12a``), Chinese sub-number (``12之1`` for 12号之一, 12号附1
+    and 12-1号) or Latin range (``3-5``).
     """
 
     street: str | None = None
@@ -448,8 +472,97 @@ _TAIL_LATIN: Final = re.compile(
 )
 
 
-def _take_number(rest: str, known: tuple[Collection[str], int]) -> tuple[str | None, str]:
-    """A house number at the start of ``rest`` (known ones first), and what follows."""
+# House numbers with a suffix or sub-number (canonical text; keys in the comments):
+# Chinese 12a号 → 12a, 12号之1 / 12之1号 / 12号附1 / 12附1号 / 12-1号 → 12之1;
+# Latin 12a / 12 A → 12a, 3-5 → 3-5 (a range).
+_CN_HOUSE_NUMBER: Final = re.compile(
+    r"(\d+)(?:-?([a-z])(?=号|$)|号?[之附](\d+)|-(\d+)(?=号|$))?号?"
+)
+_LATIN_HOUSE_NUMBER: Final = re.compile(r"(\d+)(?:-?([a-z])(?![a-z])|-(\d+)(?![0-9a-z]))?")
+_SUFFIXED_KEY: Final = re.compile(r"(\d+)(?:[a-z]|之\d+)")
+_RANGE_KEY: Final = re.compile(r"(\d+)-(\d+)")
+
+
+def _chinese_numbering(address: str) -> bool:
+    """Whether the house numbers of ``address`` follow the Chinese rule.
+
+    A hyphen between two numbers is a sub-number in a Chinese address (12-1号 is 12号之一 and
+    12号附1: a door split off number 12, not 12 itself) but a range in a Latin one
+    (Iso Roobertinkatu 3-5: one building over the numbers 3 to 5). The script decides: an
+    address holding any CJK character is Chinese.
+    """
+    return any(_is_cjk(c) for c in address)
+
+
+def _house_number(s: str, chinese: bool) -> tuple[str, int, bool] | None:
+    """The house number at the start of canonical ``s``: (key, end, marked), or None.
+
+    ``marked`` says the number carries a letter suffix (12a), a sub-number (12之1) or is a
+    range (3-5): another door than its plain number. A Latin "a-b" with a ≥ b is no range
+    and yields the plain a (the rest is read as unit and room, as before).
+    """
+    if chinese:
+        m = _CN_HOUSE_NUMBER.match(s)
+        if m is None:
+            return None
+        base, letter, sub, dash_sub = m.groups()
+        if letter:
+            return base + letter, m.end(), True
+        if sub or dash_sub:
+            return f"{base}之{sub or dash_sub}", m.end(), True
+        return base, m.end(), False
+    m = _LATIN_HOUSE_NUMBER.match(s)
+    if m is None:
+        return None
+    base, letter, high = m.groups()
+    if letter:
+        return base + letter, m.end(), True
+    if high and int(base) < int(high):
+        return f"{base}-{high}", m.end(), True
+    return base, m.end(1), False
+
+
+def _number_key(text: str | None, chinese: bool) -> str | None:
+    """The key of a record's house number (canonical text): 12A号 → 12a, 12号之一 → 12之1
+    (Chinese), 12 A → 12a, 3–5 → 3-5 (Latin); other forms as they are, without 号."""
+    if not text:
+        return None
+    found = _house_number(text, chinese)
+    if found is not None and found[1] == len(text):
+        return found[0]
+    return text[:-1] if len(text) > 1 and text.endswith("号") else text
+
+
+def _range(key: str) -> tuple[int, int] | None:
+    """The numbers of a range key (3-5 → (3, 5)); None if ``key`` is no range."""
+    m = _RANGE_KEY.fullmatch(key)
+    if m is None or int(m.group(1)) >= int(m.group(2)):
+        return None
+    return int(m.group(1)), int(m.group(2))
+
+
+def _covers(span: tuple[int, int], n: int) -> bool:
+    """Whether a range covers number ``n``: within it, and on its side of the street when
+    both ends are (3-5 is the odd side: 3 and 5, not 4, which is across the street)."""
+    lo, hi = span
+    return lo <= n <= hi and (lo % 2 != hi % 2 or n % 2 == lo % 2)
+
+
+def _take_number(
+    rest: str, known: tuple[Collection[str], int], chinese: bool
+) -> tuple[str | None, str]:
+    """A house number at the start of ``rest`` (known ones first), and what follows.
+
+    A marked number (suffix, sub-number, range; see :func:`_house_number`) is taken whole
+    even when unknown, so that 12号之一 is never read as the door 12: the gazetteer answers it
+    below door level (:meth:`Gazetteer._near_numbers`). A Latin letter is the exception: it
+    may be a staircase (Unioninkatu 29 B 12), so unknown 29b reads as 29 + staircase B.
+    """
+    found = _house_number(rest, chinese)
+    if found is not None and found[2]:
+        marked, end, _ = found
+        if marked in known[0] or chinese or "-" in marked:
+            return marked, rest[end:]
     key = _longest_known(rest, known)
     if key is not None:
         after = rest[len(key) :]
@@ -486,13 +599,16 @@ def _take_tail(rest: str) -> tuple[str | None, str | None, bool]:
     return m.group("unit"), m.group("room"), True
 
 
-def _parse_after(ref: _NameRef, rest: str, lex: _Lexicon, factor: float) -> list[_Parse]:
-    """Parse what follows a known name into the other parts of the address (each reading)."""
+def _parse_after(
+    ref: _NameRef, rest: str, lex: _Lexicon, factor: float, chinese: bool
+) -> list[_Parse]:
+    """Parse what follows a known name into the other parts of the address (each reading);
+    ``chinese``: the house-number rule of the address (:func:`_chinese_numbering`)."""
     rest = rest.lstrip("-")
     street = number = compound = building = None
     if ref.kind == "street":
         street = ref.key
-        number, rest = _take_number(rest, lex.known_numbers(street))
+        number, rest = _take_number(rest, lex.known_numbers(street), chinese)
         if number is not None:
             # A compound or building name may follow the street address:
             # 金源路88号金源花园3栋2单元502室. Its readings keep the street address too.
@@ -502,7 +618,7 @@ def _parse_after(ref: _NameRef, rest: str, lex: _Lexicon, factor: float) -> list
                 return [
                     replace(p, parsed=replace(p.parsed, street=street, house_number=number))
                     for r in inner
-                    for p in _parse_after(r, rest[hit[1] :], lex, factor)
+                    for p in _parse_after(r, rest[hit[1] :], lex, factor, chinese)
                 ]
             building, rest = _take_building(rest, _NO_KEYS, need_marker=True)
     elif ref.kind == "compound":
@@ -538,7 +654,8 @@ def _parse(s: str, lex: _Lexicon) -> list[_Parse]:
         return [_Parse(ParsedAddress(None, None, None, building, unit, room), "none", factor)]
     start, key, end = found
     factor = 1.0 if start == 0 else SKIPPED_TEXT_FACTOR
-    return [p for ref in lex.names[key] for p in _parse_after(ref, s[end:], lex, factor)]
+    chinese = _chinese_numbering(s)
+    return [p for ref in lex.names[key] for p in _parse_after(ref, s[end:], lex, factor, chinese)]
 
 
 def parse_address(
@@ -631,7 +748,7 @@ class AddressMatch:
 
 @dataclass(frozen=True, slots=True)
 class _Street:
-    id: int
+    id: int | None  # None: a street named only by households or buildings, not in the layer
     name: str
     lon: float
     lat: float
@@ -837,6 +954,18 @@ class Gazetteer:
                     return k[: -len(suffix)]
             return k or None
 
+        number_memo: dict[tuple[str, bool], str | None] = {}
+
+        def number_key(number: str | None, *context: str | None) -> str | None:
+            # The script of the record's address decides what a hyphen means.
+            if number is None:
+                return None
+            chinese = _chinese_numbering("".join(t for t in (*context, number) if t))
+            k = number_memo.get((number, chinese), "")
+            if k == "":
+                k = number_memo[(number, chinese)] = _number_key(key(number), chinese)
+            return k
+
         lex = g._lex
         street_id_by_key: dict[str, int] = {}
         for sid, name, _kind, lon, lat in _rows(streets, _STREET_COLUMNS, "streets"):
@@ -852,11 +981,26 @@ class Gazetteer:
         alias_buildings: dict[str, list[int]] = defaultdict(list)
         compound_aliases: dict[str, set[str]] = defaultdict(set)
         building_pos: dict[int, int] = {}
+        # Streets the records name that the streets layer lacks (an OpenStreetMap extract
+        # need not hold every street of a roster): key → their name as first written and
+        # the points of their buildings and doors. Their names are read like the layer's, so
+        # a household's own address is always an exact key.
+        named_only: dict[str, tuple[str, list[tuple[float, float]]]] = {}
+
+        def street_name_key(name: str | None, point: tuple[float, float]) -> str | None:
+            skey = key(name)
+            if name is None or skey is None or skey in g._street_by_key:
+                return skey
+            named_only.setdefault(skey, (name, []))[1].append(point)
+            lex.add_name(skey, _NameRef("street", skey))
+            return skey
+
         cols = _rows(buildings, _BUILDING_COLUMNS, "buildings")
         for bid, name, compound, aliases, street_name, number, lon, lat in cols:
             name, compound, street_name, number = map(_text, (name, compound, street_name, number))
             ckey, bkey = key(compound), key(name, "栋", "号")
-            skey, nkey = key(street_name), key(number, "号")
+            skey = street_name_key(street_name, (float(lon), float(lat)))
+            nkey = number_key(number, street_name, compound)
             if compound and name:
                 label = _join(compound, name)
             elif street_name and number:
@@ -914,7 +1058,7 @@ class Gazetteer:
                 _text, (street_name, number, compound, bname)
             )
             ckey, bkey = key(compound), key(bname, "栋", "号")
-            skey, nkey = key(street_name), key(number, "号")
+            skey, nkey = key(street_name), number_key(number, street_name, compound)
             ukey, rkey = key(_text(unit), "单元"), key(_text(room), "室", "房", "号")
             building_id = _int(building_id)
             bpos = building_pos.get(building_id) if building_id is not None else None
@@ -935,6 +1079,7 @@ class Gazetteer:
                 else:
                     label = compound or street_name or "-"
                 spot, clon, clat = f"@{label}", float(lon), float(lat)
+            street_name_key(street_name, (clon, clat))
             pos = len(g._households)
             g._households.append(
                 _Household(
@@ -966,6 +1111,12 @@ class Gazetteer:
             if skey and nkey:
                 g._h_by_sn[(skey, nkey)].append(pos)
                 lex.numbers[skey].add(nkey)
+
+        for skey, (name, points) in named_only.items():
+            # No line to take the middle of: the central one of its buildings and doors.
+            lon, lat = points[_medoid(points)]
+            g._street_by_key[skey].append(len(g._streets))
+            g._streets.append(_Street(None, name, lon, lat))
 
         lex.freeze()
         # Plain dicts from here on: a lookup of a missing key must not insert into an index
@@ -1297,6 +1448,7 @@ class Gazetteer:
         pa, factor = p.parsed, p.factor
         bs: list[int] = []
         hs: set[int] = set()
+        door_ok = True
         if p.kind == "alias":
             bs = list(p.alias_buildings)
         else:
@@ -1304,11 +1456,14 @@ class Gazetteer:
                 bs = list(self._b_by_cb.get((pa.compound, pa.building), ()))
                 hs.update(self._h_by_cb.get((pa.compound, pa.building), ()))
             if not bs and not hs and pa.street is not None and pa.house_number is not None:
-                bs = list(self._b_by_sn.get((pa.street, pa.house_number), ()))
-                hs.update(self._h_by_sn.get((pa.street, pa.house_number), ()))
-                if pa.building is not None and pa.compound is None:
-                    bs = [b for b in bs if self._buildings[b].bld == pa.building]
-                    hs = {h for h in hs if self._households[h].bld == pa.building}
+                bs, hs = self._by_number(pa, (pa.house_number,))
+                if not bs and not hs:
+                    # Not a known number: another number may stand in for it (a range that
+                    # covers it, the number of an unknown suffix), never as a different door.
+                    numbers, near, door_ok = self._near_numbers(pa.street, pa.house_number)
+                    bs, hs = self._by_number(pa, numbers)
+                    if bs or hs:
+                        factor *= near
             if p.kind == "none" and pa.building is not None:
                 bs = list(self._b_by_bld.get(pa.building, ()))
                 hs.update(self._h_by_bld.get(pa.building, ()))
@@ -1317,7 +1472,7 @@ class Gazetteer:
         bs.sort(key=lambda b: self._buildings[b].id)
         detail = pa.unit is not None or pa.room is not None
 
-        doors = self._doors(hs, pa.unit, pa.room)
+        doors = self._doors(hs, pa.unit, pa.room) if door_ok else []
         if doors:
             if len(doors) == 1:
                 return self._household_hit(doors[0], factor)
@@ -1355,6 +1510,45 @@ class Gazetteer:
             cands = [self._street_hit(i, conf).as_candidate() for i in streets]
             return self._street_hit(streets[0], conf, cands[:limit] if len(cands) > 1 else ())
         return None
+
+    def _by_number(self, pa: ParsedAddress, numbers: Iterable[str]) -> tuple[list[int], set[int]]:
+        """Buildings and households at these numbers of ``pa.street`` (and its building, if
+        it names one without a compound)."""
+        bs: list[int] = []
+        hs: set[int] = set()
+        for number in numbers:
+            bs.extend(self._b_by_sn.get((pa.street or "", number), ()))
+            hs.update(self._h_by_sn.get((pa.street or "", number), ()))
+        if pa.building is not None and pa.compound is None:
+            bs = [b for b in bs if self._buildings[b].bld == pa.building]
+            hs = {h for h in hs if self._households[h].bld == pa.building}
+        return bs, hs
+
+    def _near_numbers(self, street: str, number: str) -> tuple[tuple[str, ...], float, bool]:
+        """Known numbers of ``street`` that stand in for the unknown ``number``: (their keys,
+        the factor of the answer, whether it may be a door).
+
+        - 12a or 12之1 (suffix, sub-number) → 12, below door level: 12 is another door.
+        - A plain 3 → the Latin ranges that cover it (3-5, :func:`_covers`), doors allowed:
+          the door of 3-5 is the door of 3.
+        - A Latin range 12-14 → the plain numbers it covers, below door level.
+        """
+        known = self._lex.numbers.get(street, ())
+        suffixed = _SUFFIXED_KEY.fullmatch(number)
+        if suffixed is not None:
+            base = suffixed.group(1)
+            return ((base,) if base in known else ()), COARSE_FACTOR, False
+        if number.isascii() and number.isdigit():
+            n = int(number)
+            spans = sorted(k for k in known if (span := _range(k)) and _covers(span, n))
+            return tuple(spans), RANGE_FACTOR, True
+        span = _range(number)
+        if span is not None:
+            covered = sorted(
+                k for k in known if k.isascii() and k.isdigit() and _covers(span, int(k))
+            )
+            return tuple(covered), COARSE_FACTOR, False
+        return (), 1.0, False
 
     def _spread(self, households: list[int], factor: float, limit: int, *, door: bool) -> _Hit:
         """The first of households in different buildings; the confidence shared among them."""
