@@ -55,7 +55,11 @@ KEY_PREFIX: Final = "gg_"
 
 @dataclass(frozen=True)
 class Actor:
-    """Who is acting: the role and scope of a key (or of the CLI, ``system``)."""
+    """Who is acting: the role and scope of a key (or of the CLI, ``system``).
+
+    ``community_ids`` is the scope: the communities the key may act on — its community, or
+    those of its subdistrict or district (looked up when the key is used, so a community
+    imported later joins its subdistrict's keys) — or None for a key limited to none."""
 
     role: models.Role
     label: str
@@ -67,6 +71,9 @@ class Actor:
     via_session: bool = False
     #: False only for a caller without a key.
     authenticated: bool = True
+    subdistrict_code: str | None = None
+    district_code: str | None = None
+    community_ids: frozenset[int] | None = None
 
     @classmethod
     def anonymous(cls) -> Actor:
@@ -77,6 +84,14 @@ class Actor:
     def system(cls, label: str = "cli") -> Actor:
         """The command line: an operator on the server, acting as admin."""
         return cls(role=Role.ADMIN, label=label, personal_data=True)
+
+    @property
+    def scoped(self) -> bool:
+        """Whether the key is limited to some communities (one, a subdistrict, a district)."""
+        return self.community_ids is not None
+
+    def may_act_on(self, community_id: int | None) -> bool:
+        return self.community_ids is None or community_id in self.community_ids
 
     def has(self, *roles: models.Role) -> bool:
         return self.role in roles
@@ -92,17 +107,17 @@ class Actor:
         raise Forbidden(f"{what} needs the role {names}; this key is {self.role.value}")
 
     def require_community(self, community_id: int | None, *, what: str) -> None:
-        """A key scoped to a community may act only there."""
-        if self.community_id is not None and community_id != self.community_id:
-            raise Forbidden(f"this key is limited to another community: {what} is not allowed")
+        """A key scoped to a community (or a subdistrict, a district) may act only there."""
+        if not self.may_act_on(community_id):
+            raise Forbidden(f"this key is limited to other communities: {what} is not allowed")
 
     def require_unscoped(self, *, what: str) -> None:
         """What every community shares (the catalogue) is changed only by keys of no one
         community: a community's key must not change it for the others."""
-        if self.community_id is not None:
+        if self.scoped:
             raise Forbidden(
                 f"{what} changes it for every community: it needs a key that is not limited "
-                "to one community"
+                "to one community, subdistrict or district"
             )
 
     def require_personal_data(self, *, what: str) -> None:
@@ -116,18 +131,29 @@ def limit_to_scope(
     conn: Connection, actor: Actor, community: str | None, *, what: str
 ) -> str | None:
     """The community codes (comma-separated, as the maps take them) that ``actor`` may see
-    ``what`` of: a scoped key its own community only (also when none was asked for, which
+    ``what`` of: a scoped key its own communities only (also when none was asked for, which
     would otherwise mean every community), anyone else what was asked."""
-    if actor.community_id is None:
+    if actor.community_ids is None:
         return community
-    own = queries.community_by_id(conn, community_id=actor.community_id).code
-    asked = [c.strip() for c in (community or own).split(",") if c.strip()]
-    others = [c for c in asked if c != own]
+    own = queries.community_codes(conn, community_ids=actor.community_ids)
+    asked = [c.strip() for c in community.split(",") if c.strip()] if community else own
+    others = [c for c in asked if c not in own]
     if others:
         raise Forbidden(
-            f"this key is limited to community {own}: {what} of {', '.join(others)} is not allowed"
+            f"this key is limited to {_scope_name(actor, own)}: {what} of "
+            f"{', '.join(others)} is not allowed"
         )
-    return own
+    if not asked:
+        raise NotFound(f"no community in {_scope_name(actor, own)} yet", field="community")
+    return ",".join(asked)
+
+
+def _scope_name(actor: Actor, own: list[str]) -> str:
+    if actor.subdistrict_code is not None:
+        return f"subdistrict {actor.subdistrict_code}"
+    if actor.district_code is not None:
+        return f"district {actor.district_code}"
+    return f"community {', '.join(own)}"
 
 
 # --- keys ------------------------------------------------------------------------------------
@@ -156,13 +182,32 @@ def create_key(
     member_id: int | None = None,
     department_code: str | None = None,
     personal_data: bool = False,
+    subdistrict_code: str | None = None,
+    district_code: str | None = None,
 ) -> NewKey:
-    """Create a key; return it with its secret (shown once)."""
+    """Create a key; return it with its secret (shown once). A key may be limited to one
+    community, or to the communities of a subdistrict or of a district (by code)."""
     try:
         r = Role(role)
     except ValueError:
         names = ", ".join(x.value for x in Role)
         raise InvalidInput(f"unknown role {role!r}: use one of {names}", field="role") from None
+    scopes = [s for s in (community_code, subdistrict_code, district_code) if s is not None]
+    if len(scopes) > 1:
+        raise InvalidInput(
+            "a key is limited to one community, one subdistrict or one district: give one",
+            field="community",
+        )
+    for code, field, ids in (
+        (
+            subdistrict_code,
+            "subdistrict",
+            lambda c: queries.community_ids_in(conn, subdistrict_code=c),
+        ),
+        (district_code, "district", lambda c: queries.community_ids_in(conn, district_code=c)),
+    ):
+        if code is not None and not ids(code):
+            raise NotFound(f"no community in {field} {code!r}", field=field)
     community_id = None
     if community_code is not None:
         community_id = queries.community_row(conn, code=community_code).id
@@ -184,6 +229,8 @@ def create_key(
         community_id = community_id or member_community_id
         if community_id != member_community_id:
             raise InvalidInput("the member belongs to another community", field="member")
+        if subdistrict_code is not None or district_code is not None:
+            raise InvalidInput("a member key belongs to its member's community", field="member")
     elif member_id is not None:
         raise InvalidInput("--member is for member keys only", field="member")
     if personal_data and r not in PERSONAL_DATA_ROLES:
@@ -204,6 +251,8 @@ def create_key(
         member_id=member_id,
         department_id=department_id,
         personal_data=personal_data,
+        subdistrict_code=subdistrict_code,
+        district_code=district_code,
     )
     return NewKey(id=key_id, key=key, prefix=prefix, role=r.value)
 
@@ -239,8 +288,18 @@ def list_keys(conn: Connection, *, include_revoked: bool = False) -> list[dict[s
     return out
 
 
-def _actor_of(row: access_queries.KeyRow, *, via_session: bool = False) -> Actor:
+def _actor_of(conn: Connection, row: access_queries.KeyRow, *, via_session: bool = False) -> Actor:
     name = f" {row.name}" if row.name else ""
+    if row.community_id is not None:
+        scope: frozenset[int] | None = frozenset({int(row.community_id)})
+    elif row.subdistrict_code is not None or row.district_code is not None:
+        scope = frozenset(
+            queries.community_ids_in(
+                conn, subdistrict_code=row.subdistrict_code, district_code=row.district_code
+            )
+        )
+    else:
+        scope = None
     return Actor(
         role=Role(row.role),
         label=f"key {row.prefix}{name} ({row.role})",
@@ -250,6 +309,9 @@ def _actor_of(row: access_queries.KeyRow, *, via_session: bool = False) -> Actor
         department_id=row.department_id,
         personal_data=bool(row.personal_data),
         via_session=via_session,
+        subdistrict_code=row.subdistrict_code,
+        district_code=row.district_code,
+        community_ids=scope,
     )
 
 
@@ -269,7 +331,7 @@ def authenticate(conn: Connection, key: str, *, field: str = "api_key") -> Actor
     # last_used_at to the minute: one write a minute per key at most, not one per request.
     if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):
         access_queries.set_key_used(conn, key_id=row.id, at=now)
-    return _actor_of(row)
+    return _actor_of(conn, row)
 
 
 # --- sessions --------------------------------------------------------------------------------
@@ -300,7 +362,7 @@ def session_actor(conn: Connection, token: str) -> Actor:
         raise NotAuthenticated("the session is not valid: sign in again", field="session")
     if session.expires_at <= models.utcnow():
         raise NotAuthenticated("the session has expired: sign in again", field="session")
-    return _actor_of(session.key, via_session=True)
+    return _actor_of(conn, session.key, via_session=True)
 
 
 def close_session(conn: Connection, token: str) -> None:

@@ -17,8 +17,10 @@ from geogrid.clikit import (
     CommitOpt,
     CommunityOpt,
     DatabaseOpt,
+    DistrictOpt,
     Fit,
     JsonOpt,
+    SubdistrictOpt,
     dry_run_note,
     err,
     errors,
@@ -263,10 +265,13 @@ def summary(
     ] = None,
     to: Annotated[str | None, typer.Option("--to", help="Last received date (inclusive).")] = None,
     community: CommunityOpt = None,
+    subdistrict: SubdistrictOpt = None,
+    district: DistrictOpt = None,
     as_json: JsonOpt = False,
     database: DatabaseOpt = None,
 ) -> None:
-    """Headline figures per community (as ``GET /v1/summary``)."""
+    """Headline figures per community (as ``GET /v1/summary``); dates are local dates in each
+    community's own time zone."""
     from geogrid.periods import period
     from geogrid.rates import percent
     from geogrid.summary import summary as build
@@ -279,6 +284,8 @@ def summary(
                 conn,
                 period=period(from_, to, tz=settings.service.timezone),
                 community_code=community,
+                subdistrict_code=subdistrict,
+                district_code=district,
             )
         if as_json:
             print_json(data)
@@ -287,7 +294,9 @@ def summary(
             flat = _flat(c)
             flat["requests.resolution_rate"] = percent(c["requests"]["resolution_rate"])
             p = data["period"]
-            out.print(_kv_table(f"{c['name']} {c['code']} — {p['from']}…{p['to']}", flat))
+            zone = c["timezone"]
+            title = f"{c['name']} {c['code']} — {p['from']}…{p['to']} ({zone})"
+            out.print(_kv_table(title, flat))
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -107,6 +107,13 @@ CommunityOpt = Annotated[
     str | None,
     typer.Option("--community", help="Community code (default: the only one in the database)."),
 ]
+SubdistrictOpt = Annotated[
+    str | None,
+    typer.Option("--subdistrict", help="Subdistrict code (街道): all its communities."),
+]
+DistrictOpt = Annotated[
+    str | None, typer.Option("--district", help="District code (区/县): all its communities.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 

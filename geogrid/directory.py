@@ -263,7 +263,9 @@ def list_members(
         actor.require_personal_data(what="members' names and phones")
     if community is not None:  # another community's members, asked by name: refused
         community = limit_to_scope(conn, actor, community, what="members")
-    rows = people.members(conn, community_code=community, community_id=actor.community_id, ids=ids)
+    rows = people.members(
+        conn, community_code=community, community_ids=actor.community_ids, ids=ids
+    )
     member_ids = [int(r.id) for r in rows]
     fields: dict[int, list[int]] = {i: [] for i in member_ids}
     leads: dict[int, list[str]] = {i: [] for i in member_ids}

@@ -1,12 +1,14 @@
 """Periods of dates in a community's time zone.
 
-Periods select requests by received date; ``from`` and ``to`` are inclusive local dates
-(Asia/Shanghai by default), so 2018-04-18 includes everything received that day.
+Periods select requests by received date; ``from`` and ``to`` are inclusive local dates, so
+2018-04-18 includes everything received that day *in the community's own zone*: a period over
+communities in several zones is taken in each one's (:meth:`Period.in_zone`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,6 +33,8 @@ class Period:
     start: dt.date
     end: dt.date
     tz: str = DEFAULT_TZ
+    #: No end was asked for: the period runs to today, wherever it is taken.
+    open_end: bool = False
 
     def __post_init__(self) -> None:
         if self.end < self.start:
@@ -48,8 +52,23 @@ class Period:
         """First instant after the period (aware)."""
         return dt.datetime.combine(self.end + dt.timedelta(days=1), dt.time(), zone(self.tz))
 
-    def to_dict(self) -> dict[str, str]:
-        return {"from": self.start.isoformat(), "to": self.end.isoformat(), "timezone": self.tz}
+    def in_zone(self, tz: str) -> Period:
+        """The same local dates in zone ``tz`` (an open end is today there)."""
+        if tz == self.tz:
+            return self
+        end = max(today(tz), self.start) if self.open_end else self.end
+        return Period(self.start, end, tz, self.open_end)
+
+    def to_dict(self, zones: Iterable[str] | None = None) -> dict[str, str | None]:
+        """``from``, ``to`` and ``timezone``: the zone of ``zones`` (the communities the
+        figures cover) when they share one, None when they differ."""
+        shared = set(zones) if zones is not None else {self.tz}
+        tz = shared.pop() if len(shared) == 1 else (self.tz if not shared else None)
+        return {
+            "from": self.start.isoformat(),
+            "to": self.in_zone(tz or self.tz).end.isoformat(),
+            "timezone": tz,
+        }
 
 
 def today(tz: str = DEFAULT_TZ) -> dt.date:
@@ -73,8 +92,8 @@ def period(
 ) -> Period:
     """A period from optional bounds: no start = all history, no end = today."""
     s = parse_date(start, field="from") or EPOCH
-    e = parse_date(end, field="to") or today(tz)
-    return Period(s, e, tz)
+    e = parse_date(end, field="to")
+    return Period(s, e or max(today(tz), s), tz, open_end=e is None)
 
 
 def iso(value: dt.datetime | None, tz: str = DEFAULT_TZ) -> str | None:

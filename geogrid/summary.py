@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from geogrid.db import models, queries
+from geogrid.errors import NotFound
 from geogrid.periods import Period
 from geogrid.rates import rate
 
@@ -28,6 +29,7 @@ def community_summary(conn: Connection, *, community_id: int, period: Period) ->
         "code": row.code,
         "name": row.name,
         "name_en": row.name_en,
+        "timezone": row.timezone,
         "synthetic": bool(row.synthetic),
         "plan": None
         if plan is None
@@ -52,14 +54,31 @@ def community_summary(conn: Connection, *, community_id: int, period: Period) ->
 
 
 def summary(
-    conn: Connection, *, period: Period, community_code: str | None = None
+    conn: Connection,
+    *,
+    period: Period,
+    community_code: str | None = None,
+    subdistrict_code: str | None = None,
+    district_code: str | None = None,
 ) -> dict[str, Any]:
-    """The summary of every community (or one), with the period it covers."""
+    """The summary of every community — or of one, a subdistrict's or a district's (codes) —
+    with the period it covers, taken in each community's own time zone."""
     if community_code is not None:
         ids = [queries.community_row(conn, code=community_code).id]
+    elif subdistrict_code is not None or district_code is not None:
+        ids = queries.community_ids_in(
+            conn, subdistrict_code=subdistrict_code, district_code=district_code
+        )
+        if not ids:
+            field = "subdistrict" if subdistrict_code is not None else "district"
+            code = subdistrict_code if subdistrict_code is not None else district_code
+            raise NotFound(f"no community in {field} {code!r}", field=field)
     else:
         ids = [r.id for r in queries.list_communities(conn)]
+    zones = queries.community_zones(conn, community_ids=ids)
     return {
-        "period": period.to_dict(),
-        "communities": [community_summary(conn, community_id=i, period=period) for i in ids],
+        "period": period.to_dict(zones.values()),
+        "communities": [
+            community_summary(conn, community_id=i, period=period.in_zone(zones[i])) for i in ids
+        ],
     }

@@ -25,7 +25,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from shapely.geometry import MultiPolygon, box
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from geogrid.access import create_key
 from geogrid.db import models as m
@@ -58,10 +58,16 @@ NEW_COMMUNITY = {
 class Caller:
     role: str  # "anonymous" or a role
     community: str | None  # A, B, or None (unscoped)
+    #: How the key is limited: to the community itself, or to its subdistrict or district
+    #: (each holding only that community: A's and B's lie in different ones).
+    via: str = "community"
 
     @property
     def name(self) -> str:
-        return self.role if self.role == "anonymous" else f"{self.role}@{self.community or '*'}"
+        if self.role == "anonymous":
+            return self.role
+        area = "" if self.via == "community" else f"{self.via}:"
+        return f"{self.role}@{area}{self.community or '*'}"
 
 
 CALLERS = (
@@ -69,7 +75,14 @@ CALLERS = (
     *(Caller(role, c) for role in ROLES for c in (A, B)),
     Caller("official", None),
     Caller("admin", None),
+    # Keys of a subdistrict or a district reach its communities, and only those.
+    Caller("official", A, "subdistrict"),
+    Caller("admin", B, "subdistrict"),
+    Caller("planner", A, "district"),
+    Caller("department", B, "district"),
 )
+#: The subdistrict and district codes stored for A and B.
+AREAS = {A: ("441302011", "441302"), B: ("441303012", "441303")}
 
 
 @dataclass
@@ -573,6 +586,8 @@ def _keys(engine: Engine, world: World) -> dict[str, str]:
                 {
                     "code": B,
                     "name": "另一社区",
+                    "subdistrict_code": AREAS[B][0],
+                    "district_code": AREAS[B][1],
                     "boundary": q.geom_value(MultiPolygon([box(100.0, 30.0, 100.1, 30.1)])),
                     "created_at": m.utcnow(),
                 }
@@ -583,9 +598,19 @@ def _keys(engine: Engine, world: World) -> dict[str, str]:
             m.Member,
             [{"community_id": b_id, "name": "钱七", "kind": "resident", "active": True}],
         )[0]
+        conn.execute(
+            update(m.Community)
+            .where(m.Community.code == A)
+            .values(subdistrict_code=AREAS[A][0], district_code=AREAS[A][1])
+        )
         keys = {}
         for caller in CALLERS[1:]:
             kw: dict[str, Any] = {"community_code": caller.community}
+            if caller.via != "community" and caller.community is not None:
+                subdistrict, district = AREAS[caller.community]
+                kw = {
+                    f"{caller.via}_code": subdistrict if caller.via == "subdistrict" else district
+                }
             if caller.role == "member":
                 kw["member_id"] = world.members["A"] if caller.community == A else b_member
             if caller.role == "department":

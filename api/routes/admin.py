@@ -49,7 +49,8 @@ def create_key(
     ],
 ) -> dict[str, Any]:
     """Fields: role (public, member, department, official, planner, admin), name,
-    community (code), member_id (member keys), department (code, department keys),
+    community (code) — or subdistrict or district (codes: the key is limited to their
+    communities) —, member_id (member keys), department (code, department keys),
     personal_data (bool)."""
     actor.require(Role.ADMIN, what="creating keys")
     actor.require_unscoped(what="creating keys")
@@ -62,6 +63,8 @@ def create_key(
             member_id=body.get("member_id"),
             department_code=body.get("department"),
             personal_data=bool(body.get("personal_data", False)),
+            subdistrict_code=body.get("subdistrict"),
+            district_code=body.get("district"),
         )
     return {"id": new.id, "key": new.key, "prefix": new.prefix, "role": new.role}
 

@@ -169,7 +169,7 @@ def create_member(engine: EngineDep, actor: ActorDep, body: JsonBody) -> dict[st
     body = dict(body)
     community = body.pop("community", None)
     with engine.begin() as conn:
-        if actor.community_id is not None and community is None:
+        if actor.community_id is not None and community is None:  # a community's key
             community = q.community_by_id(conn, community_id=actor.community_id).code
         member_id = directory.save_member(conn, member_id=None, values=body, community=community)
         _in_scope(conn, actor, member_id)

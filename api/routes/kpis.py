@@ -47,6 +47,12 @@ def get_kpis(
         str | None, Query(description=f"One of {', '.join(GROUPS)}; none = totals only")
     ] = None,
     community: Annotated[str | None, Query(description="Community code")] = None,
+    subdistrict: Annotated[
+        str | None, Query(description="The communities of this subdistrict code")
+    ] = None,
+    district: Annotated[
+        str | None, Query(description="The communities of this district code")
+    ] = None,
     format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
 ) -> Any:
     """received, registered, dispatched, resolved, closed, resolution_rate (resolved ÷
@@ -54,7 +60,15 @@ def get_kpis(
     escalations, overdue_open, satisfaction, visit coverage (docs/api.md, "KPIs").
     Grouping by member needs an official, planner or admin key."""
     p = period(from_, to, tz=settings.service.timezone)
-    table = kpis(conn, period=p, group_by=group_by, community=community, actor=actor)
+    table = kpis(
+        conn,
+        period=p,
+        group_by=group_by,
+        community=community,
+        actor=actor,
+        subdistrict=subdistrict,
+        district=district,
+    )
     if format == "csv":
         name = f"kpis_{p.start}_{p.end}_{group_by or 'total'}.csv"
         return Response(

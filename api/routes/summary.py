@@ -40,8 +40,22 @@ def get_summary(
     community: Annotated[
         str | None, Query(description="Only this community code", examples=["441302011005"])
     ] = None,
+    subdistrict: Annotated[
+        str | None,
+        Query(description="Only the communities of this subdistrict code", examples=["441302011"]),
+    ] = None,
+    district: Annotated[
+        str | None,
+        Query(description="Only the communities of this district code", examples=["441302"]),
+    ] = None,
 ) -> Any:
     """Grids, branches, members by kind, households and requests (by received date) with the
-    resolution rate = resolved ÷ received."""
+    resolution rate = resolved ÷ received. Dates are local dates in each community's zone."""
     p = period(from_, to, tz=settings.service.timezone)
-    return build_summary(conn, period=p, community_code=community)
+    return build_summary(
+        conn,
+        period=p,
+        community_code=community,
+        subdistrict_code=subdistrict,
+        district_code=district,
+    )

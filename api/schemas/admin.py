@@ -27,7 +27,14 @@ class KeyOut(BaseModel):
     name: str | None = Field(examples=["社区书记"])
     role: str = Field(examples=["official"], description="public, member, department, …")
     community: str | None = Field(
-        description="Community code; null = district-wide", examples=["441302011005"]
+        description="Community code; null = not limited to one community",
+        examples=["441302011005"],
+    )
+    subdistrict: str | None = Field(
+        description="Subdistrict code: the key is limited to its communities", examples=[None]
+    )
+    district: str | None = Field(
+        description="District code: the key is limited to its communities", examples=[None]
     )
     member_id: int | None = Field(description="Member keys: the member")
     department: str | None = Field(description="Department keys: the department's code")

@@ -18,7 +18,11 @@ class ErrorEnvelope(BaseModel):
 class PeriodOut(BaseModel):
     from_: str = Field(alias="from", examples=["2017-07-01"])
     to: str = Field(examples=["2018-04-18"])
-    timezone: str = Field(examples=["Asia/Shanghai"])
+    timezone: str | None = Field(
+        description="The zone of the communities covered; null when they are in several "
+        "(each community's dates are then local dates in its own zone)",
+        examples=["Asia/Shanghai"],
+    )
 
 
 class PlanRef(BaseModel):

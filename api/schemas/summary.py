@@ -37,6 +37,10 @@ class CommunitySummary(BaseModel):
     code: str = Field(examples=["441302011005"])
     name: str = Field(examples=["金源社区"])
     name_en: str | None = None
+    timezone: str = Field(
+        description="IANA zone of the community: its period's dates are local dates there",
+        examples=["Asia/Shanghai"],
+    )
     synthetic: bool
     plan: PlanRef | None
     grids: int = Field(examples=[9])

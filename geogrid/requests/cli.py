@@ -26,8 +26,10 @@ from geogrid.clikit import (
     CommitOpt,
     CommunityOpt,
     DatabaseOpt,
+    DistrictOpt,
     Fit,
     JsonOpt,
+    SubdistrictOpt,
     dry_run_note,
     err,
     errors,
@@ -72,6 +74,13 @@ def keys_create(
         typer.Option("--role", help="public, member, department, official, planner or admin."),
     ],
     community: CommunityOpt = None,
+    subdistrict: Annotated[
+        str | None,
+        typer.Option(help="Limit the key to the communities of this subdistrict (code)."),
+    ] = None,
+    district: Annotated[
+        str | None, typer.Option(help="Limit the key to the communities of this district (code).")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Who or what holds the key.")] = None,
     member: Annotated[int | None, typer.Option(help="Member id (member keys).")] = None,
     department: Annotated[
@@ -96,6 +105,8 @@ def keys_create(
             member_id=member,
             department_code=department,
             personal_data=personal_data,
+            subdistrict_code=subdistrict,
+            district_code=district,
         )
     if as_json:
         print_json({"id": new.id, "key": new.key, "prefix": new.prefix, "role": new.role})
@@ -134,8 +145,8 @@ def keys_list(
     if as_json:
         print_json(rows)
         return
-    cols = ["prefix", "role", "name", "community", "member_id", "department", "personal_data",
-            "created_at", "revoked_at", "last_used_at"]  # fmt: skip
+    cols = ["prefix", "role", "name", "community", "subdistrict", "district", "member_id",
+            "department", "personal_data", "created_at", "revoked_at", "last_used_at"]  # fmt: skip
     out.print(_table("API keys", rows, cols))
 
 
@@ -154,6 +165,8 @@ def kpi(
         ),
     ] = None,
     community: CommunityOpt = None,
+    subdistrict: SubdistrictOpt = None,
+    district: DistrictOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Write to this file instead of the screen.")
@@ -171,7 +184,15 @@ def kpi(
         if fmt not in ("table", "json", "csv"):
             raise InvalidInput("--format must be table, json or csv", field="format")
         p = period(from_, to, tz=settings_for(database).service.timezone)
-        table = kpis(conn, period=p, group_by=group_by, community=community, actor=Actor.system())
+        table = kpis(
+            conn,
+            period=p,
+            group_by=group_by,
+            community=community,
+            actor=Actor.system(),
+            subdistrict=subdistrict,
+            district=district,
+        )
     if fmt == "json":
         text = json.dumps(table, ensure_ascii=False, indent=2, default=str) + "\n"
     elif fmt == "csv":

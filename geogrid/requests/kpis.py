@@ -36,7 +36,7 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from geogrid.access import Actor
-from geogrid.db import models
+from geogrid.db import models, queries
 from geogrid.db.queries import kpis as kpi_queries
 from geogrid.db.queries import visits as visit_queries
 from geogrid.errors import InvalidInput
@@ -76,12 +76,23 @@ _DISPATCHED: Final = ("dispatched", "in_progress", "escalated", "resolved", "clo
 
 
 def _frame(conn: Connection, cids: Sequence[int], period: Period) -> pd.DataFrame:
-    rows = kpi_queries.kpi_requests(
-        conn, community_ids=cids, received_from=period.lower, received_before=period.upper
-    )
-    frame = pd.DataFrame(
-        [row._asdict() for row in rows], columns=list(kpi_queries.KpiRequest._fields)
-    )
+    """The requests received in ``period``, taken in each community's own time zone; every
+    row carries its period's bounds (``period_lower``, ``period_upper``, UTC) for the SLA
+    window of :func:`_metrics`."""
+    zones = queries.community_zones(conn, community_ids=cids)
+    rows: list[dict[str, Any]] = []
+    for tz in sorted(set(zones.values())):
+        local = period.in_zone(tz)
+        found = kpi_queries.kpi_requests(
+            conn,
+            community_ids=[c for c in cids if zones[c] == tz],
+            received_from=local.lower,
+            received_before=local.upper,
+        )
+        bounds = {"period_lower": local.lower, "period_upper": local.upper}
+        rows.extend({**row._asdict(), **bounds} for row in found)
+    columns = [*kpi_queries.KpiRequest._fields, "period_lower", "period_upper"]
+    frame = pd.DataFrame(rows, columns=columns)
     for col in (
         "received_at",
         "registered_at",
@@ -89,12 +100,14 @@ def _frame(conn: Connection, cids: Sequence[int], period: Period) -> pd.DataFram
         "due_at",
         "resolved_at",
         "closed_at",
+        "period_lower",
+        "period_upper",
     ):
         frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame
 
 
-def _metrics(f: pd.DataFrame, *, period: Period, now: dt.datetime) -> dict[str, Any]:
+def _metrics(f: pd.DataFrame, *, now: dt.datetime) -> dict[str, Any]:
     n = len(f)
     if n == 0:
         out: dict[str, Any] = dict.fromkeys(METRICS, 0)
@@ -107,9 +120,10 @@ def _metrics(f: pd.DataFrame, *, period: Period, now: dt.datetime) -> dict[str, 
     closed = status == models.RequestStatus.CLOSED.value
     registered = f["registered_at"].notna() | status.isin(_REGISTERED)
     dispatched = f["dispatched_at"].notna() | status.isin(_DISPATCHED)
-    deadline_end = min(period.upper, now)
+    # Due in the period (each request's community's) and already passed.
+    deadline_end = f["period_upper"].clip(upper=pd.Timestamp(now))
     due_at = f["due_at"]
-    due = due_at.notna() & (due_at >= period.lower) & (due_at < deadline_end)
+    due = due_at.notna() & (due_at >= f["period_lower"]) & (due_at < deadline_end)
     closed_due = due & closed
     on_time = closed_due & (f["closed_at"] <= due_at)
     is_open = status.isin(models.OPEN_STATUSES)
@@ -162,8 +176,11 @@ def kpis(
     community: str | None = None,
     actor: Actor | None = None,
     now: dt.datetime | None = None,
+    subdistrict: str | None = None,
+    district: str | None = None,
 ) -> dict[str, Any]:
-    """The KPI table: ``{period, group_by, total, rows}`` (docs/api.md, "KPIs")."""
+    """The KPI table: ``{period, group_by, total, rows}`` (docs/api.md, "KPIs"), of one
+    community, a subdistrict's or a district's (codes), or every one the key may see."""
     if group_by is not None and group_by not in GROUPS:
         raise InvalidInput(f"group_by must be one of {', '.join(GROUPS)}", field="group_by")
     actor = actor or Actor.anonymous()
@@ -172,7 +189,9 @@ def kpis(
             models.Role.OFFICIAL, models.Role.PLANNER, models.Role.ADMIN, what=f"KPIs by {group_by}"
         )
     now = now or models.utcnow()
-    cids = community_ids(conn, community=community, actor=actor)
+    cids = community_ids(
+        conn, community=community, actor=actor, subdistrict=subdistrict, district=district
+    )
     frame = _frame(conn, cids, period)
     homes = visit_queries.households_frame(conn, community_ids=cids)
     visited = visit_queries.visited_households(
@@ -180,11 +199,11 @@ def kpis(
     )
     homes["visited"] = homes["household_id"].isin(visited)
     total = {
-        **_metrics(frame, period=period, now=now),
+        **_metrics(frame, now=now),
         **_coverage(len(homes), int(homes["visited"].sum())),
     }
     out: dict[str, Any] = {
-        "period": period.to_dict(),
+        "period": period.to_dict(queries.community_zones(conn, community_ids=cids).values()),
         "group_by": group_by,
         "total": total,
         "rows": [],
@@ -204,10 +223,13 @@ def _grouped(
     cids: Sequence[int],
     now: dt.datetime,
 ) -> list[dict[str, Any]]:
-    tz = period.tz
     if not frame.empty:
         frame = frame.copy()
-        frame["month"] = [t.astimezone(zone(tz)).strftime("%Y-%m") for t in frame["received_at"]]
+        # The month a request was received in, in its community's zone.
+        frame["month"] = [
+            t.astimezone(zone(tz)).strftime("%Y-%m")
+            for t, tz in zip(frame["received_at"], frame["timezone"], strict=True)
+        ]
     key_col = {
         "community": "community_id",
         "grid": "grid_id",
@@ -240,7 +262,7 @@ def _grouped(
     labels = _labels(conn, group_by, [k for k in keys if k is not None], cids)
     rows = []
     for k, item in keys.items():
-        metrics = _metrics(item["frame"], period=period, now=now)
+        metrics = _metrics(item["frame"], now=now)
         if home_col is not None:
             cov = _coverage(*home_counts.get(k, (0, 0)))
         elif group_by == "month":

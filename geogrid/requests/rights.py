@@ -17,7 +17,7 @@ from geogrid.db.queries.requests import RequestScope
 
 def can_read(actor: Actor, row: Any) -> bool:
     """Whether ``actor`` may see request ``row`` beyond its public view (scope)."""
-    if actor.community_id is not None and row.community_id != actor.community_id:
+    if not actor.may_act_on(row.community_id):
         return False
     if actor.role is Role.MEMBER:
         return bool(row.member_id == actor.member_id)
@@ -31,7 +31,7 @@ def list_scope(actor: Actor) -> RequestScope:
     is escalated to it, a community key's its community; care requests are never public
     (every other role is scoped)."""
     return RequestScope(
-        community_id=actor.community_id,
+        community_ids=actor.community_ids,
         exclude_care=actor.role is Role.PUBLIC,
         own_member=actor.role is Role.MEMBER,
         member_id=actor.member_id,

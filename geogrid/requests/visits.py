@@ -14,11 +14,11 @@ from typing import Any, Final
 
 from sqlalchemy import Connection
 
-from geogrid.access import Actor, Forbidden
+from geogrid.access import Actor
 from geogrid.db import models, queries
 from geogrid.db.queries import requests as request_queries
 from geogrid.db.queries import visits as visit_queries
-from geogrid.errors import InvalidInput, NotFound
+from geogrid.errors import Forbidden, InvalidInput, NotFound
 from geogrid.periods import Period, today
 from geogrid.rates import rate
 
@@ -110,7 +110,7 @@ def list_visits(
     total, rows = visit_queries.visit_page(
         conn,
         member_id=member_id,
-        community_id=actor.community_id,
+        community_ids=actor.community_ids,
         start=None if period is None else period.start,
         end=None if period is None else period.end,
         limit=limit,
@@ -169,13 +169,35 @@ def coverage(
     return out
 
 
-def community_ids(conn: Connection, *, community: str | None, actor: Actor | None) -> list[int]:
-    """The ids of the communities asked for (``community``'s, else all) within the key's."""
-    scope = None if actor is None else actor.community_id
-    if community is None:
-        return visit_queries.community_ids(conn, community_id=scope)
-    row = queries.community_row(conn, code=community)
-    if scope is not None and row.id != scope:
-        # A community key is told another community's code is unknown, as for a wrong code.
-        raise NotFound(f"no community with code {community!r}", field="community")
-    return [int(row.id)]
+def community_ids(
+    conn: Connection,
+    *,
+    community: str | None,
+    actor: Actor | None,
+    subdistrict: str | None = None,
+    district: str | None = None,
+) -> list[int]:
+    """The ids of the communities asked for — ``community``'s, a ``subdistrict``'s or a
+    ``district``'s (codes), else all — within the key's scope."""
+    scope = None if actor is None else actor.community_ids
+    if community is not None:
+        row = queries.community_row(conn, code=community)
+        if scope is not None and row.id not in scope:
+            # A scoped key is told another community's code is unknown, as for a wrong code.
+            raise NotFound(f"no community with code {community!r}", field="community")
+        return [int(row.id)]
+    if subdistrict is not None or district is not None:
+        ids = queries.community_ids_in(conn, subdistrict_code=subdistrict, district_code=district)
+        field, code = (
+            ("subdistrict", subdistrict) if subdistrict is not None else ("district", district)
+        )
+        if not ids:
+            raise NotFound(f"no community in {field} {code!r}", field=field)
+        if scope is not None and not set(ids) <= scope:
+            raise Forbidden(
+                f"this key is not limited to {field} {code!r} or within it: "
+                "ask for its own communities",
+                field=field,
+            )
+        return ids
+    return visit_queries.community_ids(conn, within=scope)

@@ -29,6 +29,8 @@ class KeyRow(NamedTuple):
     personal_data: bool
     revoked_at: dt.datetime | None
     last_used_at: dt.datetime | None
+    subdistrict_code: str | None
+    district_code: str | None
 
 
 class SessionRow(NamedTuple):
@@ -47,6 +49,8 @@ class KeyListing(NamedTuple):
     name: str | None
     role: str
     community: str | None
+    subdistrict: str | None
+    district: str | None
     member_id: int | None
     department: str | None
     personal_data: bool
@@ -80,6 +84,8 @@ _KEY_COLUMNS = (
     models.ApiKey.personal_data,
     models.ApiKey.revoked_at,
     models.ApiKey.last_used_at,
+    models.ApiKey.subdistrict_code,
+    models.ApiKey.district_code,
 )
 
 
@@ -111,6 +117,8 @@ def insert_key(
     member_id: int | None,
     department_id: int | None,
     personal_data: bool,
+    subdistrict_code: str | None = None,
+    district_code: str | None = None,
 ) -> int:
     """Store a new key (its hash only); return its id."""
     key_id = conn.execute(
@@ -124,6 +132,8 @@ def insert_key(
             member_id=member_id,
             department_id=department_id,
             personal_data=personal_data,
+            subdistrict_code=subdistrict_code,
+            district_code=district_code,
             created_at=models.utcnow(),
         )
         .returning(models.ApiKey.id)
@@ -151,6 +161,8 @@ def list_keys(conn: Connection, *, include_revoked: bool) -> list[KeyListing]:
             key.name,
             key.role,
             models.Community.code.label("community"),
+            key.subdistrict_code.label("subdistrict"),
+            key.district_code.label("district"),
             key.member_id,
             models.Department.code.label("department"),
             key.personal_data,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import shapely
@@ -139,6 +140,36 @@ def community_listing(
     if district_code is not None:
         stmt = stmt.where(c.district_code == district_code)
     return [CommunityListing._make(r) for r in conn.execute(stmt).all()]
+
+
+def community_ids_in(
+    conn: Connection, *, subdistrict_code: str | None = None, district_code: str | None = None
+) -> list[int]:
+    """The ids of the communities of a subdistrict or a district (by code), by code."""
+    c = models.Community
+    stmt = select(c.id).order_by(c.code)
+    if subdistrict_code is not None:
+        stmt = stmt.where(c.subdistrict_code == subdistrict_code)
+    if district_code is not None:
+        stmt = stmt.where(c.district_code == district_code)
+    return [int(i) for i in conn.execute(stmt).scalars()]
+
+
+def community_zones(conn: Connection, *, community_ids: Iterable[int]) -> dict[int, str]:
+    """The time zone of each of ``community_ids`` (IANA names)."""
+    c = models.Community
+    ids = sorted(set(community_ids))
+    rows = conn.execute(select(c.id, c.timezone).where(c.id.in_(ids))).all()
+    return {int(i): str(tz) for i, tz in rows}
+
+
+def community_codes(conn: Connection, *, community_ids: Iterable[int]) -> list[str]:
+    """The codes of ``community_ids``, sorted."""
+    c = models.Community
+    ids = sorted(set(community_ids))
+    return [
+        str(x) for x in conn.execute(select(c.code).where(c.id.in_(ids)).order_by(c.code)).scalars()
+    ]
 
 
 def community_boundary(conn: Connection, *, community_id: int) -> BaseGeometry:

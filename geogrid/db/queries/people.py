@@ -7,7 +7,7 @@ A member's ``name`` and ``phone`` are personal: callers mask them or log the rea
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, insert, select, update
@@ -75,10 +75,11 @@ def members(
     conn: Connection,
     *,
     community_code: str | None = None,
-    community_id: int | None = None,
+    community_ids: Iterable[int] | None = None,
     ids: Sequence[int] = (),
 ) -> list[MemberRow]:
-    """Members by id, of the community given by code and/or id, limited to ``ids`` if any."""
+    """Members by id, of the community given by code and/or of ``community_ids`` (a scoped
+    key's), limited to ``ids`` if any."""
     member, community = models.Member, models.Community
     stmt = (
         select(
@@ -97,8 +98,8 @@ def members(
     )
     if community_code is not None:
         stmt = stmt.where(community.code == community_code)
-    if community_id is not None:
-        stmt = stmt.where(member.community_id == community_id)
+    if community_ids is not None:
+        stmt = stmt.where(member.community_id.in_(sorted(community_ids)))
     if ids:
         stmt = stmt.where(member.id.in_([int(i) for i in ids]))
     return [MemberRow._make(row) for row in conn.execute(stmt).all()]

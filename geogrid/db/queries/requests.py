@@ -183,8 +183,8 @@ class RequestWhere:
 class RequestScope:
     """Which requests a caller may list (``geogrid.requests.rights.list_scope``)."""
 
-    #: A community key's community (None: every community).
-    community_id: int | None = None
+    #: A scoped key's communities (None: every community).
+    community_ids: frozenset[int] | None = None
     #: Care-programme requests are never public.
     exclude_care: bool = False
     #: A member's key: only the requests assigned to ``member_id``.
@@ -233,8 +233,8 @@ def _conditions(where: RequestWhere, scope: RequestScope) -> list[Any]:
         out.append(request.id.in_([int(i) for i in where.ids]))
     if where.token is not None:
         out.append(request.token == where.token)
-    if scope.community_id is not None:
-        out.append(request.community_id == scope.community_id)
+    if scope.community_ids is not None:
+        out.append(request.community_id.in_(sorted(scope.community_ids)))
     if scope.exclude_care:
         out.append(request.programme != models.Programme.CARE.value)
     if scope.own_member:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import pandas as pd
@@ -86,7 +86,7 @@ def visit_page(
     conn: Connection,
     *,
     member_id: int | None,
-    community_id: int | None,
+    community_ids: Iterable[int] | None,
     start: dt.date | None,
     end: dt.date | None,
     limit: int,
@@ -105,8 +105,8 @@ def visit_page(
     ).join(home, home.id == visit.household_id)
     if member_id is not None:
         stmt = stmt.where(visit.member_id == member_id)
-    if community_id is not None:
-        stmt = stmt.where(home.community_id == community_id)
+    if community_ids is not None:
+        stmt = stmt.where(home.community_id.in_(sorted(community_ids)))
     if start is not None:
         stmt = stmt.where(visit.visited_on >= start)
     if end is not None:
@@ -177,10 +177,10 @@ def visited_households(
     }
 
 
-def community_ids(conn: Connection, *, community_id: int | None) -> list[int]:
-    """Every community's id by code, or only ``community_id`` (a community key's)."""
+def community_ids(conn: Connection, *, within: Iterable[int] | None) -> list[int]:
+    """Every community's id by code, or only those ``within`` (a scoped key's)."""
     community = models.Community
     stmt = select(community.id).order_by(community.code)
-    if community_id is not None:
-        stmt = stmt.where(community.id == community_id)
+    if within is not None:
+        stmt = stmt.where(community.id.in_(sorted(within)))
     return [int(i) for i in conn.execute(stmt).scalars()]
