@@ -29,6 +29,7 @@ from geogrid.db import dialect, models, queries
 from geogrid.db.queries import boundary_plans as plan_queries
 from geogrid.db.queries.boundary_plans import PlanRow
 from geogrid.errors import Conflict
+from geogrid.periods import DEFAULT_TZ, iso, zone
 from geogrid.planning.store import community_plan, diff_in_db, invalid_plan_error, read_frames
 from geogrid.planning.validate import validate_plan
 from geogrid.spatial import multi
@@ -51,6 +52,8 @@ class ActivationReport:
     previous_plan_version: int | None
     activated_at: dt.datetime
     event_id: int
+    #: The community's zone: ``activated_at`` is shown there.
+    timezone: str = DEFAULT_TZ
     counts: dict[str, int] = field(default_factory=dict)
     fields_clipped: list[dict[str, Any]] = field(default_factory=list)
     fields_restored: int = 0
@@ -64,7 +67,7 @@ class ActivationReport:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["activated_at"] = self.activated_at.isoformat()
+        out["activated_at"] = iso(self.activated_at, self.timezone)
         return out
 
 
@@ -93,8 +96,9 @@ def activate_plan(
             if plan.base_plan_id is not None
             else "no plan"
         )
+        tz = queries.community_by_id(conn, community_id=community_id).timezone
         since = (
-            f" since {active.activated_at:%Y-%m-%d %H:%M} UTC"
+            f" since {active.activated_at.astimezone(zone(tz)):%Y-%m-%d %H:%M} ({tz})"
             if active is not None and active.activated_at
             else ""
         )
@@ -193,6 +197,7 @@ def _activate(
         previous_plan_version=active.version if active is not None else None,
         activated_at=now,
         event_id=event_id,
+        timezone=frames.timezone,
         counts=diff.counts,
         warnings=[p.message for p in validation.problems if p.severity == "warning"],
     )

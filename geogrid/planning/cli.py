@@ -86,21 +86,22 @@ def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Fit:
 def list_(
     community: CommunityOpt = None, as_json: JsonOpt = False, database: DatabaseOpt = None
 ) -> None:
-    """The community's plans, newest first, and their activations."""
-    from geogrid.db import queries
+    """The community's plans, newest first, and their activations (times in the community's
+    own time zone)."""
+    from geogrid.planning.store import plan_history
 
     with errors():
         engine = open_engine(database)
         with engine.connect() as conn:
             row = _community(conn, community)
-            plans = [r._asdict() for r in queries.plans(conn, community_id=row.id)]
-            events = [r._asdict() for r in queries.plan_events(conn, community_id=row.id)]
+            history = plan_history(conn, community_id=row.id)
+        plans, events = history["plans"], history["events"]
         if as_json:
             print_json({"community_code": row.code, "plans": plans, "events": events})
             return
         out.print(
             _table(
-                f"boundary plans of {row.code}",
+                f"boundary plans of {row.code} (times in {history['timezone']})",
                 [
                     {
                         **p,
@@ -125,8 +126,9 @@ def list_(
         )
 
 
-def _day(value: dt.datetime | None) -> str | None:
-    return None if value is None else f"{value:%Y-%m-%d %H:%M}"
+def _day(value: str | None) -> str | None:
+    """An ISO 8601 time (already in the community's zone) as ``2024-07-01 09:30``."""
+    return None if value is None else value[:16].replace("T", " ")
 
 
 # --- validate ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from geogrid.db.queries import boundary_plans as plan_queries
 from geogrid.db.queries.boundary_plans import PlanRow
 from geogrid.errors import Conflict, InvalidInput, InvalidPlan, NotFound
 from geogrid.io.readers import read_layer
+from geogrid.periods import iso
 from geogrid.planning.diff import PlanDiff, diff_plans
 from geogrid.planning.metrics import PlanMetrics, measure_plan
 from geogrid.planning.validate import PlanProblem, ValidationReport, validate_plan
@@ -106,6 +107,8 @@ class PlanFrames:
     community_id: int
     community_code: str
     community_name: str | None
+    #: The community's IANA time zone: its times are shown there.
+    timezone: str
     boundary: BaseGeometry
     active_plan: PlanRow | None
     active: gpd.GeoDataFrame  # the active plan's grids (empty without one)
@@ -133,6 +136,7 @@ def read_frames(conn: Connection, *, community_id: int) -> PlanFrames:
         community_id=community_id,
         community_code=str(community.code),
         community_name=community.name,
+        timezone=community.timezone,
         boundary=queries.community_boundary(conn, community_id=community_id),
         active_plan=active,
         active=grids,
@@ -143,6 +147,26 @@ def read_frames(conn: Connection, *, community_id: int) -> PlanFrames:
         branches=branches,
         open_requests=queries.open_requests_frame(conn, community_id=community_id),
     )
+
+
+def plan_history(conn: Connection, *, community_id: int) -> dict[str, Any]:
+    """The community's plans (newest first) and activations, times as ISO 8601 in the
+    community's own zone (``GET /v1/plans``, ``geogrid plan list``)."""
+    tz = queries.community_by_id(conn, community_id=community_id).timezone
+
+    def local(row: Any, *columns: str) -> dict[str, Any]:
+        return {**row._asdict(), **{c: iso(getattr(row, c), tz) for c in columns}}
+
+    return {
+        "timezone": tz,
+        "plans": [
+            local(r, "created_at", "activated_at", "retired_at")
+            for r in plan_queries.plans(conn, community_id=community_id)
+        ],
+        "events": [
+            local(r, "at") for r in plan_queries.plan_events(conn, community_id=community_id)
+        ],
+    }
 
 
 def community_plan(conn: Connection, *, community_id: int, plan_id: int) -> PlanRow:
