@@ -16,7 +16,6 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from api.auth import ActorDep
 from api.deps import ASSETS_URL, ConnDep, MapSettingsDep, SettingsDep
-from api.schemas.common import ErrorEnvelope
 from geogrid.access import Actor, limit_to_scope
 from geogrid.db.models import Role
 from geogrid.errors import InvalidInput, NotFound
@@ -27,10 +26,16 @@ from geogrid.maps.service import HotspotRequest, build_coverage, build_hotspots
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 
+#: Errors are the JSON envelope although the pages are HTML: named by media type, since a
+#: ``model`` would be filed under the route's own (text/html).
+_ENVELOPE = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
 _ERRORS: dict[int | str, dict[str, object]] = {
-    404: {"model": ErrorEnvelope, "description": "unknown community, or no active plan"},
-    422: {"model": ErrorEnvelope, "description": "a parameter is malformed (invalid_input)"},
-    500: {"model": ErrorEnvelope, "description": "tiles or map assets not configured"},
+    200: {"description": "An HTML page (Folium/Leaflet); not cached"},
+    401: {"content": _ENVELOPE, "description": "audience=official without an API key"},
+    403: {"content": _ENVELOPE, "description": "audience=official: not an official's key"},
+    404: {"content": _ENVELOPE, "description": "unknown community, or no active plan"},
+    422: {"content": _ENVELOPE, "description": "a parameter is malformed (invalid_input)"},
+    500: {"content": _ENVELOPE, "description": "tiles or map assets not configured"},
 }
 
 Community = Annotated[
@@ -175,7 +180,14 @@ def _check_audience(conn: Any, actor: Actor, audience: str, community: str | Non
     return limit_to_scope(conn, actor, community, what="an official map")
 
 
-@router.get("/assets/{path:path}", include_in_schema=False)
+@router.get(
+    "/assets/{path:path}",
+    include_in_schema=False,
+    responses={
+        200: {"description": "The file, with its own media type (JavaScript, CSS, images)"},
+        404: {"content": _ENVELOPE, "description": "no such asset"},
+    },
+)
 def asset(path: str, map_settings: MapSettingsDep) -> FileResponse:
     """Leaflet & co. (``geogrid.maps.assets``); every path carries its version: cached."""
     try:

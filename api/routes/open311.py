@@ -17,6 +17,15 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import base_url, geocoder_of
+from api.schemas.open311 import (
+    CreatedRequests,
+    Discovery,
+    Open311Errors,
+    ServiceDefinition,
+    ServiceList,
+    ServiceRequests,
+    TokenAnswers,
+)
 from geogrid.access import NotAuthenticated, authenticate
 from geogrid.db import models as m
 from geogrid.db import queries as q
@@ -29,6 +38,22 @@ router = APIRouter(prefix="/open311/v2", tags=["open311"])
 #: When this mapping last changed (the discovery ``changeset``).
 CHANGESET = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
 _DOC = "Extension .xml (the spec's default) or .json."
+
+
+_XML = {"text/xml": {"schema": {"type": "string", "description": "The same elements as XML"}}}
+
+
+def _answers(model: type[Any], *errors: int, status: int = 200) -> dict[int | str, Any]:
+    """OpenAPI answers of a route: ``model`` as JSON or XML, and the spec's error lists."""
+    why = {
+        400: "Bad input (a malformed parameter)",
+        403: "api_key missing or not allowed",
+        404: "Not found, or the path lacks .xml or .json (then always JSON)",
+    }
+    out: dict[int | str, Any] = {status: {"model": model, "content": _XML}}
+    for code in errors:
+        out[code] = {"model": Open311Errors, "description": why[code], "content": _XML}
+    return out
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -62,7 +87,12 @@ def _stem(name: str) -> str:
     return _split(name)[0]
 
 
-@router.get("/discovery.{fmt}", summary="Discovery: where the endpoint is, which formats")
+@router.get(
+    "/discovery.{fmt}",
+    summary="Discovery: where the endpoint is, which formats",
+    description=_DOC,
+    responses=_answers(Discovery, 404),
+)
 def discovery(fmt: str, request: Request) -> Response:
     return _answer(
         f"discovery.{fmt}",
@@ -75,7 +105,12 @@ def discovery(fmt: str, request: Request) -> Response:
     )
 
 
-@router.get("/services.{fmt}", summary="Service list: the request categories", description=_DOC)
+@router.get(
+    "/services.{fmt}",
+    summary="Service list: the request categories",
+    description=_DOC,
+    responses=_answers(ServiceList, 404),
+)
 def services(fmt: str, request: Request) -> Response:
     engine = request.app.state.engine
 
@@ -90,6 +125,7 @@ def services(fmt: str, request: Request) -> Response:
     "/services/{name}",
     summary="Service definition: the attributes of a category",
     description="`/services/{service_code}.xml` or `.json`.",
+    responses=_answers(ServiceDefinition, 404),
 )
 def service_definition(name: str, request: Request) -> Response:
     engine = request.app.state.engine
@@ -101,7 +137,12 @@ def service_definition(name: str, request: Request) -> Response:
     return _answer(name, "service_definition", build)
 
 
-@router.get("/requests.{fmt}", summary="Service requests: filters, last 90 days by default")
+@router.get(
+    "/requests.{fmt}",
+    summary="Service requests: filters, last 90 days by default",
+    description=_DOC,
+    responses=_answers(ServiceRequests, 400, 404),
+)
 def get_requests(fmt: str, request: Request) -> Response:
     engine = request.app.state.engine
     settings = request.app.state.settings.requests
@@ -160,6 +201,9 @@ def _jurisdiction(conn: Any, code: str | None) -> None:
 @router.post(
     "/requests.{fmt}",
     summary="Create a service request (form-encoded, with api_key)",
+    description=_DOC,
+    status_code=201,
+    responses=_answers(CreatedRequests, 400, 403, 404, status=201),
     openapi_extra={
         "requestBody": {
             "content": {
@@ -235,7 +279,11 @@ async def post_request(fmt: str, request: Request) -> Response:
     return _respond("service_requests", body, fmt, 201)
 
 
-@router.get("/requests/{name}", summary="One service request (`{id}.xml` or `.json`)")
+@router.get(
+    "/requests/{name}",
+    summary="One service request (`{id}.xml` or `.json`)",
+    responses=_answers(ServiceRequests, 400, 404),
+)
 def get_request(name: str, request: Request) -> Response:
     engine = request.app.state.engine
 
@@ -253,7 +301,11 @@ def get_request(name: str, request: Request) -> Response:
     return _answer(name, "service_requests", build)
 
 
-@router.get("/tokens/{name}", summary="The request id of a token (`{token}.xml` or `.json`)")
+@router.get(
+    "/tokens/{name}",
+    summary="The request id of a token (`{token}.xml` or `.json`)",
+    responses=_answers(TokenAnswers, 404),
+)
 def get_token(name: str, request: Request) -> Response:
     engine = request.app.state.engine
 

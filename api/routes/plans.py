@@ -19,6 +19,20 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from api.auth import ActorDep
 from api.deps import ASSETS_URL, ConnDep, EngineDep, MapSettingsDep
 from api.schemas.common import ErrorEnvelope
+from api.schemas.plans import (
+    ActivationOut,
+    DeletedPlan,
+    LoadedPlan,
+    PlanDiffOut,
+    PlanFeatureCollection,
+    PlanList,
+    ProposeOut,
+    ReviewClearedOut,
+    ReviewOut,
+    StoredPlanMetrics,
+    StoredValidationOut,
+    ValidationOut,
+)
 from geogrid.access import Actor
 from geogrid.db import queries as q
 from geogrid.db.models import Role
@@ -33,6 +47,11 @@ router = APIRouter(tags=["plans"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorEnvelope} for s in (401, 403, 404, 409, 422)
+}
+#: The same answers for a route whose own media type is not JSON: errors stay JSON.
+_JSON_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}
+    for s in _ERRORS
 }
 _READ = (Role.PLANNER, Role.OFFICIAL, Role.ADMIN)
 _WRITE = (Role.PLANNER, Role.ADMIN)
@@ -64,6 +83,12 @@ FeatureCollection = Annotated[
 ]
 
 
+class GeoJSONResponse(JSONResponse):
+    """JSON as ``application/geo+json`` (RFC 7946 §12)."""
+
+    media_type = "application/geo+json"
+
+
 def _community(conn: Any, actor: Actor, code: str | None, *, what: str) -> Any:
     row = q.community_row(conn, code=code)
     actor.require_community(row.id, what=what)
@@ -80,7 +105,10 @@ def _plan_file(body: dict[str, Any], tmp: Path) -> store.PlanFile:
 
 
 @router.get(
-    "/v1/plans", summary="The community's boundary plans and activations", responses=_ERRORS
+    "/v1/plans",
+    response_model=PlanList,
+    summary="The community's boundary plans and activations",
+    responses=_ERRORS,
 )
 def list_plans(conn: ConnDep, actor: ActorDep, community: Community = None) -> dict[str, Any]:
     actor.require(*_READ, what="reading plans")
@@ -92,7 +120,12 @@ def list_plans(conn: ConnDep, actor: ActorDep, community: Community = None) -> d
     }
 
 
-@router.post("/v1/plans/validate", summary="Validate a plan (GeoJSON body)", responses=_ERRORS)
+@router.post(
+    "/v1/plans/validate",
+    response_model=ValidationOut,
+    summary="Validate a plan (GeoJSON body)",
+    responses=_ERRORS,
+)
 def validate_body(
     conn: ConnDep,
     actor: ActorDep,
@@ -112,7 +145,11 @@ def validate_body(
 
 
 @router.post(
-    "/v1/plans", status_code=201, summary="Load a plan as a draft (GeoJSON body)", responses=_ERRORS
+    "/v1/plans",
+    status_code=201,
+    response_model=LoadedPlan,
+    summary="Load a plan as a draft (GeoJSON body)",
+    responses=_ERRORS,
 )
 def load(
     engine: EngineDep,
@@ -140,7 +177,12 @@ def load(
     }
 
 
-@router.get("/v1/plans/{plan}/validation", summary="Validate a stored plan", responses=_ERRORS)
+@router.get(
+    "/v1/plans/{plan}/validation",
+    response_model=StoredValidationOut,
+    summary="Validate a stored plan",
+    responses=_ERRORS,
+)
 def validate_stored(
     plan: str, conn: ConnDep, actor: ActorDep, community: Community = None
 ) -> dict[str, Any]:
@@ -153,6 +195,7 @@ def validate_stored(
 
 @router.get(
     "/v1/plans/{plan}/metrics",
+    response_model=StoredPlanMetrics,
     summary="Balance and compactness, worst grids first",
     responses=_ERRORS,
 )
@@ -173,7 +216,10 @@ def metrics(
 
 
 @router.get(
-    "/v1/plans/{plan}/diff", summary="What a plan changes against another", responses=_ERRORS
+    "/v1/plans/{plan}/diff",
+    response_model=PlanDiffOut,
+    summary="What a plan changes against another",
+    responses=_ERRORS,
 )
 def diff(
     plan: str,
@@ -193,7 +239,10 @@ def diff(
 
 
 @router.post(
-    "/v1/plans/{plan}/activate", summary="Activate a draft (one transaction)", responses=_ERRORS
+    "/v1/plans/{plan}/activate",
+    response_model=ActivationOut,
+    summary="Activate a draft (one transaction)",
+    responses=_ERRORS,
 )
 def activate(
     plan: str, engine: EngineDep, actor: ActorDep, community: Community = None
@@ -212,7 +261,10 @@ def activate(
 
 
 @router.get(
-    "/v1/plans/review", summary="What the last activation left to review", responses=_ERRORS
+    "/v1/plans/review",
+    response_model=ReviewOut,
+    summary="What the last activation left to review",
+    responses=_ERRORS,
 )
 def review(conn: ConnDep, actor: ActorDep, community: Community = None) -> dict[str, Any]:
     """Clipped fields (notes name the cut-off households), branch mappings, acting leads."""
@@ -221,7 +273,12 @@ def review(conn: ConnDep, actor: ActorDep, community: Community = None) -> dict[
     return store.review(conn, community_id=row.id)
 
 
-@router.post("/v1/plans/review", summary="Mark review items done", responses=_ERRORS)
+@router.post(
+    "/v1/plans/review",
+    response_model=ReviewClearedOut,
+    summary="Mark review items done",
+    responses=_ERRORS,
+)
 def clear_review(
     engine: EngineDep,
     actor: ActorDep,
@@ -254,7 +311,9 @@ def clear_review(
         return {"cleared": cleared, **store.review(conn, community_id=row.id)}
 
 
-@router.delete("/v1/plans/{plan}", summary="Delete a draft", responses=_ERRORS)
+@router.delete(
+    "/v1/plans/{plan}", response_model=DeletedPlan, summary="Delete a draft", responses=_ERRORS
+)
 def delete(
     plan: str, engine: EngineDep, actor: ActorDep, community: Community = None
 ) -> dict[str, Any]:
@@ -268,7 +327,12 @@ def delete(
     return {"deleted": ref.plan_id, "version": gone.version}
 
 
-@router.post("/v1/plans/rollback", summary="Re-activate the previous plan", responses=_ERRORS)
+@router.post(
+    "/v1/plans/rollback",
+    response_model=ActivationOut,
+    summary="Re-activate the previous plan",
+    responses=_ERRORS,
+)
 def rollback(engine: EngineDep, actor: ActorDep, community: Community = None) -> dict[str, Any]:
     actor.require(*_WRITE, what="rolling back plans")
     with engine.begin() as conn:
@@ -277,7 +341,12 @@ def rollback(engine: EngineDep, actor: ActorDep, community: Community = None) ->
     return report.to_dict()
 
 
-@router.post("/v1/plans/propose", summary="Draw a balanced redraw automatically", responses=_ERRORS)
+@router.post(
+    "/v1/plans/propose",
+    response_model=ProposeOut,
+    summary="Draw a balanced redraw automatically",
+    responses=_ERRORS,
+)
 def propose(
     conn: ConnDep,
     actor: ActorDep,
@@ -308,8 +377,21 @@ def propose(
     return result
 
 
-@router.get("/v1/plans/{plan}/geojson", summary="A stored plan as GeoJSON", responses=_ERRORS)
-def export(plan: str, conn: ConnDep, actor: ActorDep, community: Community = None) -> JSONResponse:
+@router.get(
+    "/v1/plans/{plan}/geojson",
+    response_class=GeoJSONResponse,
+    summary="A stored plan as GeoJSON",
+    responses={
+        200: {
+            "model": PlanFeatureCollection,
+            "description": "The plan file (RFC 7946, WGS 84), as `geogrid plan export` writes it",
+        },
+        **_JSON_ERRORS,
+    },
+)
+def export(
+    plan: str, conn: ConnDep, actor: ActorDep, community: Community = None
+) -> GeoJSONResponse:
     actor.require(*_READ, what="reading plans")
     row = _community(conn, actor, community, what="reading plans")
     ref = _stored(conn, row.id, plan)
@@ -321,14 +403,18 @@ def export(plan: str, conn: ConnDep, actor: ActorDep, community: Community = Non
             provenance={"community_code": row.code, "exported_from": ref.label},
         )
         doc = json.loads(path.read_text(encoding="utf-8"))
-    return JSONResponse(doc, media_type="application/geo+json")
+    return GeoJSONResponse(doc)
 
 
 @router.get(
     "/maps/plan",
     response_class=HTMLResponse,
     summary="Plan map: a draft over the active plan, what would move",
-    responses=_ERRORS,
+    responses={
+        200: {"description": "An HTML page (Folium/Leaflet); not cached"},
+        **_JSON_ERRORS,
+        500: {**_JSON_ERRORS[422], "description": "map assets not installed"},
+    },
 )
 def plan_map(
     conn: ConnDep,
