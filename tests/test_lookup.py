@@ -799,7 +799,9 @@ def test_roster_addresses_whose_street_is_not_in_the_streets_layer(
                     "aliases": [],
                     "street_id": None,
                     "house_number": number,
-                    "geom": q.geom_value(box(x, HKI_Y0 + 0.002, x + 0.001, HKI_Y0 + 0.003)),
+                    "geom": q.geom_value(
+                        MultiPolygon([box(x, HKI_Y0 + 0.002, x + 0.001, HKI_Y0 + 0.003)])
+                    ),
                 }
                 for number, x in (("6", HKI_X0 + 0.002), ("3-5", HKI_X0 + 0.015))
             ],

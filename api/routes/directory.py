@@ -27,7 +27,7 @@ from api.schemas.directory import (
     VisitPage,
 )
 from geogrid import directory
-from geogrid.db import queries as q
+from geogrid.db import queries
 from geogrid.db.models import Role
 from geogrid.errors import InvalidInput
 from geogrid.periods import period
@@ -170,7 +170,7 @@ def create_member(engine: EngineDep, actor: ActorDep, body: JsonBody) -> dict[st
     community = body.pop("community", None)
     with engine.begin() as conn:
         if actor.community_id is not None and community is None:  # a community's key
-            community = q.community_by_id(conn, community_id=actor.community_id).code
+            community = queries.community_by_id(conn, community_id=actor.community_id).code
         member_id = directory.save_member(conn, member_id=None, values=body, community=community)
         _in_scope(conn, actor, member_id)
         return directory.list_members(conn, actor=actor, ids=[member_id])[0]
@@ -195,7 +195,7 @@ def update_member(
 
 
 def _in_scope(conn: Any, actor: Any, member_id: int) -> None:
-    cid = q.member_community_id(conn, member_id=member_id)
+    cid = queries.member_community_id(conn, member_id=member_id)
     actor.require_community(cid, what=f"editing member {member_id}")
 
 

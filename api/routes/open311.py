@@ -27,10 +27,9 @@ from api.schemas.open311 import (
     TokenAnswers,
 )
 from geogrid.access import NotAuthenticated, authenticate
-from geogrid.db import models as m
-from geogrid.db import queries as q
+from geogrid.db import models, queries
 from geogrid.errors import GeogridError, InvalidInput, NotFound
-from geogrid.requests import open311 as o
+from geogrid.requests import open311
 from geogrid.requests.workflow import receive
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
@@ -58,24 +57,26 @@ def _answers(model: type[Any], *errors: int, status: int = 200) -> dict[int | st
 
 def _split(name: str) -> tuple[str, str]:
     stem, dot, fmt = name.rpartition(".")
-    if not dot or fmt not in o.FORMATS:
+    if not dot or fmt not in open311.FORMATS:
         raise NotFound("add .xml or .json to the path", field="format")
     return stem, fmt
 
 
 def _respond(root: str, data: Any, fmt: str, status: int = 200) -> Response:
-    return Response(o.render(root, data, fmt), status_code=status, media_type=o.FORMATS[fmt])
+    return Response(
+        open311.render(root, data, fmt), status_code=status, media_type=open311.FORMATS[fmt]
+    )
 
 
 def _error(exc: GeogridError, fmt: str) -> Response:
-    status, body = o.error_list(exc)
+    status, body = open311.error_list(exc)
     return _respond("errors", body, fmt, status)
 
 
 def _answer(name: str, root: str, build: Callable[[str], Any], status: int = 200) -> Response:
     """Run ``build`` and render its answer in the path's format, or the spec's errors."""
     fmt = name.rpartition(".")[2]
-    if "." not in name or fmt not in o.FORMATS:
+    if "." not in name or fmt not in open311.FORMATS:
         return _error(NotFound("add .xml or .json to the path", field="format"), "json")
     try:
         return _respond(root, build(fmt), fmt, status)
@@ -97,7 +98,7 @@ def discovery(fmt: str, request: Request) -> Response:
     return _answer(
         f"discovery.{fmt}",
         "discovery",
-        lambda _f: o.discovery(
+        lambda _f: open311.discovery(
             base_url=base_url(request),
             changeset=CHANGESET,
             contact="The community office (社区服务中心) runs this service.",
@@ -116,7 +117,7 @@ def services(fmt: str, request: Request) -> Response:
 
     def build(_f: str) -> Any:
         with engine.connect() as conn:
-            return o.services(conn)
+            return open311.services(conn)
 
     return _answer(f"services.{fmt}", "services", build)
 
@@ -132,7 +133,7 @@ def service_definition(name: str, request: Request) -> Response:
 
     def build(_f: str) -> Any:
         with engine.connect() as conn:
-            return o.service_definition(conn, _stem(name))
+            return open311.service_definition(conn, _stem(name))
 
     return _answer(name, "service_definition", build)
 
@@ -150,7 +151,7 @@ def get_requests(fmt: str, request: Request) -> Response:
     qp = request.query_params
 
     def build(_f: str) -> Any:
-        ids = o.parse_ids(qp.get("service_request_id") or "")
+        ids = open311.parse_ids(qp.get("service_request_id") or "")
         codes = [c.strip() for c in (qp.get("service_code") or "").split(",") if c.strip()]
         statuses = [s.strip() for s in (qp.get("status") or "").split(",") if s.strip()]
         bad = [s for s in statuses if s not in ("open", "closed")]
@@ -159,10 +160,10 @@ def get_requests(fmt: str, request: Request) -> Response:
         days = dt.timedelta(days=settings.open311_default_days)
         start = qp.get("start_date")
         end = qp.get("end_date")
-        start_dt = o.parse_datetime(start, field="start_date", tz=tz) if start else None
-        end_dt = o.parse_datetime(end, field="end_date", tz=tz) if end else None
+        start_dt = open311.parse_datetime(start, field="start_date", tz=tz) if start else None
+        end_dt = open311.parse_datetime(end, field="end_date", tz=tz) if end else None
         if end_dt is None:
-            end_dt = min(m.utcnow(), start_dt + days) if start_dt else m.utcnow()
+            end_dt = min(models.utcnow(), start_dt + days) if start_dt else models.utcnow()
         if start_dt is None:
             start_dt = end_dt - days
         if end_dt < start_dt:
@@ -175,7 +176,7 @@ def get_requests(fmt: str, request: Request) -> Response:
         community = qp.get("jurisdiction_id") or None
         with engine.connect() as conn:
             _jurisdiction(conn, community)
-            rows = o.request_rows(
+            rows = open311.request_rows(
                 conn,
                 ids=ids,
                 service_codes=codes,
@@ -184,7 +185,7 @@ def get_requests(fmt: str, request: Request) -> Response:
                 statuses=statuses,
                 community=community,
             )
-            return o.requests_out(conn, rows, base_url=base_url(request))
+            return open311.requests_out(conn, rows, base_url=base_url(request))
 
     return _answer(f"requests.{fmt}", "service_requests", build)
 
@@ -193,7 +194,7 @@ def _jurisdiction(conn: Any, code: str | None) -> None:
     if code is None:
         return
     try:
-        q.community_row(conn, code=code, field="jurisdiction_id")
+        queries.community_row(conn, code=code, field="jurisdiction_id")
     except NotFound:
         raise NotFound(f"jurisdiction_id {code!r} not found", field="jurisdiction_id") from None
 
@@ -242,7 +243,7 @@ def _jurisdiction(conn: Any, code: str | None) -> None:
     },
 )
 async def post_request(fmt: str, request: Request) -> Response:
-    if fmt not in o.FORMATS:
+    if fmt not in open311.FORMATS:
         return _error(NotFound("add .xml or .json to the path", field="format"), "json")
     try:
         form = await request.form()
@@ -262,10 +263,10 @@ async def post_request(fmt: str, request: Request) -> Response:
             raise NotAuthenticated("api_key is required to create a request", field="api_key")
         with engine.begin() as conn:
             actor = authenticate(conn, key)
-            o.require_service(conn, (fields.get("service_code") or [""])[0])
-            intake = o.intake_from_form(fields)
+            open311.require_service(conn, (fields.get("service_code") or [""])[0])
+            intake = open311.intake_from_form(fields)
             out = receive(conn, intake, actor=actor, geocoder=geocoder, settings=settings)
-        return o.post_answer(
+        return open311.post_answer(
             request_id=out.request_id,
             token=out.token,
             flag=out.flag,
@@ -289,14 +290,14 @@ def get_request(name: str, request: Request) -> Response:
 
     def build(_f: str) -> Any:
         stem = _stem(name)
-        ids = o.parse_ids(stem)
+        ids = open311.parse_ids(stem)
         if len(ids) != 1:
             raise InvalidInput("give one service_request_id", field="service_request_id")
         with engine.connect() as conn:
-            rows = o.request_rows(conn, ids=ids)
+            rows = open311.request_rows(conn, ids=ids)
             if not rows:
                 raise NotFound(f"service_request_id {ids[0]} not found", field="service_request_id")
-            return o.requests_out(conn, rows, base_url=base_url(request))
+            return open311.requests_out(conn, rows, base_url=base_url(request))
 
     return _answer(name, "service_requests", build)
 
@@ -312,7 +313,7 @@ def get_token(name: str, request: Request) -> Response:
     def build(_f: str) -> Any:
         token = _stem(name)
         with engine.connect() as conn:
-            rows = o.request_rows(conn, token=token) if token else []
+            rows = open311.request_rows(conn, token=token) if token else []
         if not rows:
             raise NotFound("token not found", field="token")
         # The status too: the holder of a care request's token sees it nowhere else.
@@ -320,7 +321,7 @@ def get_token(name: str, request: Request) -> Response:
             {
                 "service_request_id": str(rows[0].id),
                 "token": token,
-                "status": o.status_of(rows[0].status),
+                "status": open311.status_of(rows[0].status),
             }
         ]
 

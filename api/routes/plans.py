@@ -34,7 +34,7 @@ from api.schemas.plans import (
     ValidationOut,
 )
 from geogrid.access import Actor
-from geogrid.db import queries as q
+from geogrid.db import queries
 from geogrid.db.models import Role
 from geogrid.errors import InvalidInput
 from geogrid.maps.base import render_html
@@ -90,7 +90,7 @@ class GeoJSONResponse(JSONResponse):
 
 
 def _community(conn: Any, actor: Actor, code: str | None, *, what: str) -> Any:
-    row = q.community_row(conn, code=code)
+    row = queries.community_row(conn, code=code)
     actor.require_community(row.id, what=what)
     return row
 
@@ -113,11 +113,7 @@ def _plan_file(body: dict[str, Any], tmp: Path) -> store.PlanFile:
 def list_plans(conn: ConnDep, actor: ActorDep, community: Community = None) -> dict[str, Any]:
     actor.require(*_READ, what="reading plans")
     row = _community(conn, actor, community, what="reading plans")
-    return {
-        "community": row.code,
-        "plans": [r._asdict() for r in q.plans(conn, community_id=row.id)],
-        "events": [r._asdict() for r in q.plan_events(conn, community_id=row.id)],
-    }
+    return {"community": row.code, **store.plan_history(conn, community_id=row.id)}
 
 
 @router.post(
@@ -166,7 +162,7 @@ def load(
         plan_id, report = store.load_plan(
             conn, community_id=row.id, plan_file=pf, name=name or "loaded through the API"
         )
-        plan = q.plan_row(conn, plan_id=plan_id)
+        plan = queries.plan_row(conn, plan_id=plan_id)
     return {
         "plan_id": plan_id,
         "version": plan.version,

@@ -7,7 +7,6 @@ data are ``int | float`` so neither is coerced into the other.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -26,9 +25,9 @@ class PlanListItem(BaseModel):
         description="The plan that was active when this draft was made"
     )
     source: str | None = Field(description="Where the plan came from (file, generator)")
-    created_at: dt.datetime
-    activated_at: dt.datetime | None
-    retired_at: dt.datetime | None
+    created_at: str = Field(description="ISO 8601, in the community's time zone")
+    activated_at: str | None = Field(description="ISO 8601, in the community's time zone")
+    retired_at: str | None = Field(description="ISO 8601, in the community's time zone")
     grids: int = Field(description="Number of grids in the plan")
 
 
@@ -40,11 +39,12 @@ class PlanEventItem(BaseModel):
     previous_plan_id: int | None = Field(description="The plan it replaced")
     action: str = Field(examples=["activate"], description="activate or rollback")
     actor: str | None = Field(description="Who did it (the key's label)")
-    at: dt.datetime
+    at: str = Field(description="ISO 8601, in the community's time zone")
 
 
 class PlanList(BaseModel):
     community: str = Field(examples=["441302011005"])
+    timezone: str = Field(description="The community's zone: the times are local there")
     plans: list[PlanListItem] = Field(description="Newest version first")
     events: list[PlanEventItem] = Field(description="Newest first")
 
