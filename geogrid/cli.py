@@ -234,24 +234,40 @@ def export(
 
 @app.command()
 def assign(
-    community: CommunityOpt = None,
+    community: Annotated[
+        str | None,
+        typer.Option("--community", help="Community code (default: every community)."),
+    ] = None,
     commit: CommitOpt = False,
     as_json: JsonOpt = False,
     database: DatabaseOpt = None,
 ) -> None:
-    """Re-run the assignment of households, fields and open requests; print what changed."""
+    """Re-run the assignment of households, fields and open requests; print what changed.
+    Without --community every community with an active plan is assigned, in one transaction."""
     from geogrid.assign import assign_community
     from geogrid.db import queries
 
     with errors():
         engine = open_engine(database)
         with transaction(engine, commit=commit) as conn:
-            row = queries.community_row(conn, code=community)
-            report = assign_community(conn, community_id=row.id)
+            if community is not None:
+                rows = [queries.community_row(conn, code=community)]
+            else:
+                rows = [
+                    r
+                    for r in queries.list_communities(conn)
+                    if queries.active_plan(conn, community_id=r.id) is not None
+                ]
+                if not rows:
+                    queries.community_row(conn)  # no community at all: say so
+            reports = [assign_community(conn, community_id=r.id) for r in rows]
         if as_json:
-            print_json(report.to_dict())
+            data = [r.to_dict() for r in reports]
+            # One community: its report, as always; several: {"communities": [report, …]}.
+            print_json(data[0] if len(data) == 1 else {"communities": data})
         else:
-            out.print(_kv_table(f"assignment of {report.community_code}", report.to_dict()))
+            for report in reports:
+                out.print(_kv_table(f"assignment of {report.community_code}", report.to_dict()))
         dry_run_note(commit)
 
 

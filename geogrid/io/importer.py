@@ -159,6 +159,8 @@ class ImportReport:
     plan_version: int | None = None
     plan_status: str | None = None
     activated: bool = False
+    #: A file spread over several communities: what each one got (inserted, updated, …).
+    communities: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: ``AssignmentReport.to_dict()`` when assignment ran.
     assignment: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
@@ -202,9 +204,24 @@ def import_layer(
             "leave out --community",
             field="community",
         )
-    community = None if layer == "communities" else queries.community_row(conn, code=community_code)
+    # Without --community in a database of several communities, each row goes to the one it
+    # lies in (or names in a community column): the file may hold a whole subdistrict.
+    spread = (
+        layer != "communities"
+        and community_code is None
+        and len(queries.list_communities(conn)) > 1
+    )
+    community = (
+        None
+        if layer == "communities" or spread
+        else queries.community_row(conn, code=community_code)
+    )
     read = read_layer(Path(path), crs=crs, encoding=encoding, layer=source_layer or layer)
+    if spread:
+        return _import_spread(conn, layer, read, plan_name, default_timezone)
     ctx = _Context(conn, layer, read, community, default_timezone=default_timezone)
+    if community is not None:
+        _check_community_column(ctx, community.code)
     report = ImportReport(
         layer=layer,
         file=read.file,
@@ -225,6 +242,146 @@ def import_layer(
         report.warnings.append(f"ignored unknown columns: {', '.join(unknown)}")
     write(report)
     return report
+
+
+#: Columns that may name a row's community.
+_COMMUNITY_COLUMNS = ("community", "community_code")
+
+
+def _check_community_column(ctx: _Context, code: str) -> None:
+    """A row whose community column names another community than the one imported into."""
+    column = ctx.first_column(*_COMMUNITY_COLUMNS)
+    if column is None:
+        return
+    for i in ctx.rows:
+        named = ctx.text(i, column)
+        if named is not None and named != code:
+            ctx.problem(
+                i, f"the row names community {named}, but the file goes into {code}", column
+            )
+
+
+def _import_spread(
+    conn: Connection, layer: str, read: ReadResult, plan_name: str | None, default_timezone: str
+) -> ImportReport:
+    """Import a file whose rows belong to several communities: each row goes to the community
+    its geometry lies in (a point, or a polygon's or line's representative point, with the
+    :data:`TOLERANCE_M` margin; on a shared edge the lowest code, as for grids), or that its
+    ``community`` column names when it has no geometry. A column that disagrees with the
+    geometry, a row in no community, or one without either is a problem of that row. Every
+    community's rows are then checked and written as a file of their own, in one transaction."""
+    whole = _Context(conn, layer, read, None, default_timezone=default_timezone)
+    stored = import_queries.stored_communities(conn, columns=["code", "boundary"])
+    by_code = {r["code"]: r for r in stored}
+    owners = _spatial_owners(whole, stored)
+    column = whole.first_column(*_COMMUNITY_COLUMNS)
+    if len(read.frame) == 0:
+        read.problem(None, "the file holds no rows", field="file")
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i in whole.rows:
+        named = whole.text(i, column) if column is not None else None
+        owner = owners[i]
+        if named is not None and named not in by_code:
+            whole.problem(i, f"unknown community {named!r}", column)
+            continue
+        if named is not None and owner is not None and named != owner:
+            whole.problem(
+                i, f"the row lies in community {owner}, but names community {named}", column
+            )
+            continue
+        code = owner or named
+        if code is None:
+            if i in read.bad_geometry:
+                continue  # its geometry's problem is already recorded
+            has_geometry = read.geometry_usable and read.frame.geometry.iloc[i] is not None
+            whole.problem(
+                i,
+                "outside every community"
+                if has_geometry
+                else "no community: give coordinates, a community column or --community",
+                "geometry" if has_geometry else (column or "community"),
+            )
+            continue
+        groups[code].append(i)
+    if layer == "households" and whole.has("address_id"):
+        # Address ids are unique in the whole database, not per community.
+        whole.duplicates(
+            [whole.text(i, "address_id") for i in whole.rows], "address_id", "address_id"
+        )
+    parts = []
+    for code in sorted(groups):
+        row = queries.community_row(conn, code=code)
+        ctx = _Context(
+            conn, layer, read.subset(groups[code]), row, default_timezone=default_timezone
+        )
+        ctx.used.update(_COMMUNITY_COLUMNS)
+        parts.append((code, ctx, _PLANNERS[layer](ctx, plan_name)))
+    read.problems.raise_if_any(layer=layer)
+    report = ImportReport(
+        layer=layer,
+        file=read.file,
+        format=read.format,
+        community_code=None,
+        crs=read.crs,
+        encoding=read.encoding,
+        rows_read=len(read.frame),
+        warnings=list(read.warnings),
+    )
+    used = set().union(*(ctx.used for _, ctx, _ in parts)) if parts else set()
+    unknown = [c for c in read.columns if c not in used | whole.used]
+    if unknown:
+        report.warnings.append(f"ignored unknown columns: {', '.join(unknown)}")
+    for code, ctx, write in parts:
+        part = ImportReport(
+            layer=layer,
+            file=read.file,
+            format=read.format,
+            community_code=code,
+            crs=read.crs,
+            encoding=read.encoding,
+            rows_read=len(ctx.frame),
+        )
+        part.warnings.extend(ctx.warnings)
+        write(part)
+        report.inserted += part.inserted
+        report.updated += part.updated
+        report.unchanged += part.unchanged
+        for name, n in part.created.items():
+            report.created[name] = report.created.get(name, 0) + n
+        report.warnings.extend(f"{code}: {w}" for w in part.warnings)
+        report.communities[code] = {
+            k: v
+            for k, v in part.to_dict().items()
+            if k not in ("layer", "file", "format", "crs", "encoding", "communities", "warnings")
+        }
+    return report
+
+
+def _spatial_owners(ctx: _Context, stored: list[StoredRow]) -> list[str | None]:
+    """The code of the community each row's geometry lies in (None: none, or no geometry).
+
+    One bulk STRtree query over the communities' boundaries, each buffered by the tolerance at
+    its own latitude; a row in several (on a shared edge) goes to the lowest code."""
+    read = ctx.read
+    owners: list[str | None] = [None] * len(read.frame)
+    if not read.geometry_usable or not stored or not len(read.frame):
+        return owners
+    geoms = np.asarray(read.frame.geometry.values, dtype=object)
+    present = np.flatnonzero([g is not None and not g.is_empty for g in geoms])
+    if not len(present):
+        return owners
+    points = shapely.point_on_surface(geoms[present])
+    stored = sorted(stored, key=lambda r: r["code"])
+    areas = []
+    for r in stored:
+        lat = r["boundary"].centroid.y
+        metres = _M_PER_DEG_LON * max(math.cos(math.radians(lat)), 0.01)
+        areas.append(r["boundary"].buffer(TOLERANCE_M / min(metres, _M_PER_DEG_LAT)))
+    tree = shapely.STRtree(areas)
+    rows, hits = tree.query(points, predicate="within")
+    for row, hit in sorted(zip(rows.tolist(), hits.tolist(), strict=True), reverse=True):
+        owners[int(present[row])] = stored[hit]["code"]  # the lowest code is written last
+    return owners
 
 
 # --- context: typed access to cells, with problems recorded --------------------------------

@@ -55,7 +55,7 @@ import json
 import math
 import warnings
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -265,6 +265,20 @@ class ReadResult:
     def problem(self, row: int | None, message: str, *, field: str | None = None) -> None:
         """Record a problem of row ``row`` (positional; None for the whole file)."""
         self.problems.add(message, field=field, at=None if row is None else self.locations[row])
+
+    def subset(self, rows: Sequence[int]) -> ReadResult:
+        """The rows ``rows`` (positions) as a result of their own. Problems are shared with
+        this one and still name each row's place in the file."""
+        rows = list(rows)
+        new = {old: i for i, old in enumerate(rows)}
+        return replace(
+            self,
+            frame=self.frame.iloc[rows].reset_index(drop=True),
+            source_geometry=[self.source_geometry[i] for i in rows],
+            locations=[self.locations[i] for i in rows],
+            bad_geometry={new[i] for i in self.bad_geometry if i in new},
+            warnings=[],
+        )
 
 
 # --- entry point -----------------------------------------------------------------------------
