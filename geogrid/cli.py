@@ -251,16 +251,16 @@ def assign(
         engine = open_engine(database)
         with transaction(engine, commit=commit) as conn:
             if community is not None:
-                rows = [queries.community_row(conn, code=community)]
+                ids = [queries.community_row(conn, code=community).id]
             else:
-                rows = [
-                    r
+                ids = [
+                    r.id
                     for r in queries.list_communities(conn)
                     if queries.active_plan(conn, community_id=r.id) is not None
                 ]
-                if not rows:
-                    queries.community_row(conn)  # no community at all: say so
-            reports = [assign_community(conn, community_id=r.id) for r in rows]
+                # None with a plan: the only community's error says why (or which to name).
+                ids = ids or [queries.community_row(conn).id]
+            reports = [assign_community(conn, community_id=i) for i in ids]
         if as_json:
             data = [r.to_dict() for r in reports]
             # One community: its report, as always; several: {"communities": [report, …]}.
