@@ -249,6 +249,14 @@ CASES: list[Case] = [
         _get("/maps/hotspots?audience=official&community={A}"),
         note="official audience",
     ),
+    case(
+        "GET",
+        "/maps/coverage",
+        READERS,
+        "scoped",
+        _get(f"/maps/coverage?audience=official&subdistrict={AREAS[A][0]}"),
+        note="official audience, A's subdistrict",
+    ),
     # --- any key ---
     case("GET", "/v1/me", ANYONE, None, note="anonymous: who the server takes the caller for"),
     case(

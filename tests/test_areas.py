@@ -145,3 +145,17 @@ def test_each_community_counts_its_own_days(areas: Engine, tmp_path: Path) -> No
     assert helsinki["period"]["timezone"] == "Europe/Helsinki"
     zones = {c["code"]: c["timezone"] for c in first["communities"]}
     assert zones["FI-091-KLU"] == "Europe/Helsinki" and zones["441302011101"] == "Asia/Shanghai"
+
+
+def test_area_codes_for_the_maps(areas: Engine) -> None:
+    from geogrid.areas import area_codes
+
+    with areas.connect() as conn:
+        assert area_codes(conn, subdistrict="441302011") == "441302011101,441302011102"
+        assert area_codes(conn, district="441302") == "441302011101,441302011102,441302012101"
+        assert area_codes(conn, community="441302012101") == "441302012101"
+        assert area_codes(conn) is None
+        with pytest.raises(NotFound):
+            area_codes(conn, district="441399")
+        with pytest.raises(InvalidInput):
+            area_codes(conn, community="441302012101", district="441302")

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from api.auth import ActorDep
 from api.deps import ASSETS_URL, ConnDep, MapSettingsDep, SettingsDep
 from geogrid.access import Actor, limit_to_scope
+from geogrid.areas import area_codes
 from geogrid.db.models import Role
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.hotspots import DEFAULT_RESOLUTION
@@ -44,6 +45,17 @@ Community = Annotated[
         description="Community code(s), comma-separated; default: every community (a district)",
         examples=["441302011005"],
     ),
+]
+Subdistrict = Annotated[
+    str | None,
+    Query(
+        description="The communities of this subdistrict code, drawn together",
+        examples=["441302011"],
+    ),
+]
+District = Annotated[
+    str | None,
+    Query(description="The communities of this district code, drawn together", examples=["441302"]),
 ]
 From = Annotated[
     dt.date | None,
@@ -80,6 +92,8 @@ def coverage(
     settings: SettingsDep,
     map_settings: MapSettingsDep,
     community: Community = None,
+    subdistrict: Subdistrict = None,
+    district: District = None,
     measure: Annotated[
         Literal["households_per_member", "visit_coverage", "open_per_100"],
         Query(description="What colours the grids"),
@@ -91,6 +105,7 @@ def coverage(
     tiles: Tiles = None,
 ) -> HTMLResponse:
     """An HTML page (Folium/Leaflet); visits and requests are counted in the period."""
+    community = area_codes(conn, community=community, subdistrict=subdistrict, district=district)
     community = _check_audience(conn, actor, audience, community)
     m = build_coverage(
         conn,
@@ -119,6 +134,8 @@ def hotspots(
     settings: SettingsDep,
     map_settings: MapSettingsDep,
     community: Community = None,
+    subdistrict: Subdistrict = None,
+    district: District = None,
     from_: From = None,
     to: To = None,
     status: Annotated[
@@ -147,6 +164,7 @@ def hotspots(
     tiles: Tiles = None,
 ) -> HTMLResponse:
     """An HTML page; Getis-Ord Gi* with a Benjamini-Hochberg FDR correction, bins at 90/95/99 %."""
+    community = area_codes(conn, community=community, subdistrict=subdistrict, district=district)
     community = _check_audience(conn, actor, audience, community)
     m, _ = build_hotspots(
         conn,

@@ -13,8 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
+from geogrid.areas import area_codes
+from geogrid.clikit import DistrictOpt, SubdistrictOpt, errors, open_engine, settings_for
 from geogrid.clikit import err as _err
-from geogrid.clikit import errors, open_engine, settings_for
 from geogrid.clikit import out as _out
 from geogrid.errors import InvalidInput
 from geogrid.settings import MapSettings
@@ -86,6 +87,8 @@ def coverage(
     out: OutOpt = None,
     png: PngOpt = None,
     community: CommunityOpt = None,
+    subdistrict: SubdistrictOpt = None,
+    district: DistrictOpt = None,
     measure: Annotated[
         str,
         typer.Option(help="households_per_member, visit_coverage or open_per_100."),
@@ -107,7 +110,9 @@ def coverage(
         with engine.connect() as conn:
             m = build_coverage(
                 conn,
-                community=community,
+                community=area_codes(
+                    conn, community=community, subdistrict=subdistrict, district=district
+                ),
                 measure=measure,
                 date_from=date_from,
                 date_to=date_to,
@@ -125,6 +130,8 @@ def hotspots(
     out: OutOpt = None,
     png: PngOpt = None,
     community: CommunityOpt = None,
+    subdistrict: SubdistrictOpt = None,
+    district: DistrictOpt = None,
     date_from: FromOpt = None,
     date_to: ToOpt = None,
     status: Annotated[str, typer.Option(help="open, or overdue (open past the SLA).")] = "open",
@@ -169,7 +176,9 @@ def hotspots(
             m, result = build_hotspots(
                 conn,
                 HotspotRequest(
-                    community=community,
+                    community=area_codes(
+                        conn, community=community, subdistrict=subdistrict, district=district
+                    ),
                     date_from=date_from,
                     date_to=date_to,
                     status=status,
