@@ -147,6 +147,37 @@ def demo(
 # --- import / export / assign --------------------------------------------------------------
 
 
+@app.command("households-from-buildings")
+def households_from_buildings(
+    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write (UTF-8).")],
+    community: CommunityOpt = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Write one stand-in household per building of the community (door inside the building,
+    its street and house number): for trying geogrid on an OpenStreetMap extract, which has
+    buildings and addresses but no households. Import the file with `geogrid import
+    households`."""
+    from geogrid.db import queries
+    from geogrid.demo.from_buildings import households_from_buildings as make
+
+    with errors():
+        engine = open_engine(database)
+        with engine.connect() as conn:
+            row = queries.community_row(conn, code=community)
+            frame = make(
+                queries.buildings_frame(conn, community_id=row.id),
+                queries.streets_frame(conn, community_id=row.id),
+                community_code=row.code,
+            )
+        frame.to_csv(out_file, index=False, encoding="utf-8")
+        addressed = int((frame["street_name"].notna() & frame["house_number"].notna()).sum())
+        out.print(
+            f"wrote {out_file}: {len(frame):,} households of {row.code}, "
+            f"{addressed:,} with a street and house number",
+            highlight=False,
+        )
+
+
 @app.command("import")
 def import_(
     layer: Annotated[

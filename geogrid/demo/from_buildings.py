@@ -1,0 +1,41 @@
+"""Stand-in households, one per building: for trying geogrid on a map that has buildings and
+addresses but no people (an OpenStreetMap extract).
+
+Each household's door is a point inside its building (``point_on_surface``), its address the
+building's street and house number, its ``address_id`` made from the community code and the
+building id. Nothing personal: no names, phones or rooms. ``docs/onboarding.md`` uses it.
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+
+COLUMNS = ("address_id", "community", "street_name", "house_number", "building_name", "lon", "lat")
+
+
+def households_from_buildings(
+    buildings: gpd.GeoDataFrame, streets: pd.DataFrame, *, community_code: str
+) -> pd.DataFrame:
+    """One household per building of ``buildings`` (``id, name, street_id, house_number`` and
+    geometries, WGS 84), its street's name taken from ``streets`` (``id, name``); the columns
+    of :data:`COLUMNS`, ready for ``geogrid import households``."""
+    if not len(buildings):
+        return pd.DataFrame(columns=list(COLUMNS))
+    doors = shapely.point_on_surface(buildings.geometry.values)
+    names = dict(zip(streets["id"], streets["name"], strict=True))
+    street_ids = buildings["street_id"].tolist()
+    return pd.DataFrame(
+        {
+            "address_id": [f"{community_code}-B{int(i)}" for i in buildings["id"]],
+            "community": community_code,
+            "street_name": [names.get(s) if pd.notna(s) else None for s in street_ids],
+            "house_number": buildings["house_number"].tolist(),
+            "building_name": buildings["name"].tolist(),
+            # 7 decimals: about 1 cm, what the lookup answers with.
+            "lon": shapely.get_x(doors).round(7),
+            "lat": shapely.get_y(doors).round(7),
+        },
+        columns=list(COLUMNS),
+    )
