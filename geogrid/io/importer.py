@@ -222,16 +222,7 @@ def import_layer(
     ctx = _Context(conn, layer, read, community, default_timezone=default_timezone)
     if community is not None:
         _check_community_column(ctx, community.code)
-    report = ImportReport(
-        layer=layer,
-        file=read.file,
-        format=read.format,
-        community_code=community.code if community is not None else None,
-        crs=read.crs,
-        encoding=read.encoding,
-        rows_read=len(read.frame),
-        warnings=list(read.warnings),
-    )
+    report = _new_report(layer, read, community.code if community is not None else None)
     if len(read.frame) == 0:
         read.problem(None, "the file holds no rows", field="file")
     write = _PLANNERS[layer](ctx, plan_name)
@@ -242,6 +233,20 @@ def import_layer(
         report.warnings.append(f"ignored unknown columns: {', '.join(unknown)}")
     write(report)
     return report
+
+
+def _new_report(layer: str, read: ReadResult, community_code: str | None) -> ImportReport:
+    """An empty report of ``read`` (its rows, the reader's warnings) going into a community."""
+    return ImportReport(
+        layer=layer,
+        file=read.file,
+        format=read.format,
+        community_code=community_code,
+        crs=read.crs,
+        encoding=read.encoding,
+        rows_read=len(read.frame),
+        warnings=list(read.warnings),
+    )
 
 
 #: Columns that may name a row's community.
@@ -317,31 +322,14 @@ def _import_spread(
         ctx.used.update(_COMMUNITY_COLUMNS)
         parts.append((code, ctx, _PLANNERS[layer](ctx, plan_name)))
     read.problems.raise_if_any(layer=layer)
-    report = ImportReport(
-        layer=layer,
-        file=read.file,
-        format=read.format,
-        community_code=None,
-        crs=read.crs,
-        encoding=read.encoding,
-        rows_read=len(read.frame),
-        warnings=list(read.warnings),
-    )
+    report = _new_report(layer, read, None)
     used = set().union(*(ctx.used for _, ctx, _ in parts)) if parts else set()
     unknown = [c for c in read.columns if c not in used | whole.used]
     if unknown:
         report.warnings.append(f"ignored unknown columns: {', '.join(unknown)}")
     for code, ctx, write in parts:
-        part = ImportReport(
-            layer=layer,
-            file=read.file,
-            format=read.format,
-            community_code=code,
-            crs=read.crs,
-            encoding=read.encoding,
-            rows_read=len(ctx.frame),
-        )
-        part.warnings.extend(ctx.warnings)
+        part = _new_report(layer, ctx.read, code)
+        part.warnings = list(ctx.warnings)
         write(part)
         report.inserted += part.inserted
         report.updated += part.updated
