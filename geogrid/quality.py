@@ -21,8 +21,10 @@ Texts are compared after NFKC (full/half width), trimming and case folding.
 
 Distances
 ---------
-In metres in a local equirectangular frame at the household's latitude (``geogrid.spatial.
-metres_per_degree``, as the importer measures): within 0.5 % of the geodesic distance at 50 m.
+In metres in a local equirectangular frame at the community's latitude (the centroid of its
+boundary), as the importer measures (``geogrid.spatial.metres_per_degree``): within 0.5 % of
+the geodesic distance over a community (latitude's metres per degree are the equator's lower
+bound, 0.2 % short at 23° N).
 """
 
 from __future__ import annotations
@@ -441,35 +443,36 @@ def _far_from_building(
     on = ["community_id", "street", "number"]
     h = households[households["street"].notna() & households["number"].notna()]
     b = buildings[buildings["street"].notna() & buildings["number"].notna()]
-    pairs = h[[*on, "id", "address_id", "compound", "name", "lon", "lat"]].merge(
-        b[[*on, "compound", "name", "geometry"]], on=on, suffixes=("", "_b")
+    # Scaled to metres once per household and per building, not per pair: a compound's
+    # households each find all its buildings (six pairs per household in the demo); this
+    # took 500,000 households × 50,000 buildings (synthetic) from 5.7 to 2.7 s.
+    doors = shapely.points(h["lon"].to_numpy(), h["lat"].to_numpy())
+    h = h.assign(local=_local(doors, h["community_id"].map(scale).to_numpy(dtype=np.float64)))
+    shapes = b["geometry"].to_numpy()
+    b = b.assign(local=_local(shapes, b["community_id"].map(scale).to_numpy(dtype=np.float64)))
+    pairs = h[[*on, "id", "compound", "name", "local"]].merge(
+        b[[*on, "compound", "name", "local"]], on=on, suffixes=("", "_b")
     )
     fits = (pairs["name"].isna() | (pairs["name"] == pairs["name_b"])) & (
         pairs["compound"].isna() | (pairs["compound"] == pairs["compound_b"])
     )
     pairs = pairs[fits.fillna(False).astype(bool)]
-    if pairs.empty:
-        return pairs.assign(metres=pd.Series(dtype=float))
-    doors = shapely.points(pairs["lon"].to_numpy(), pairs["lat"].to_numpy())
-    mx = pairs["community_id"].map(scale).to_numpy(dtype=np.float64)
-    pairs = pairs.assign(metres=_metres_to(doors, pairs["geometry"].to_numpy(), mx))
-    nearest = pairs.groupby("id", sort=True)["metres"].min()
+    metres = shapely.distance(pairs["local"].to_numpy(), pairs["local_b"].to_numpy())
+    nearest = pd.Series(metres, index=pairs["id"].to_numpy(), dtype=float).groupby(level=0).min()
     far = nearest[nearest > FAR_FROM_BUILDING_M]
-    h = households.set_index("id").loc[far.index].reset_index()
-    return h.assign(metres=far.to_numpy())
+    found = households.set_index("id").loc[far.index].reset_index()
+    return found.assign(metres=far.to_numpy())
 
 
-def _metres_to(
-    points: npt.NDArray[Any], geoms: npt.NDArray[Any], mx: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    """Distance (m) from each point to its geometry (0 inside), both scaled to local metres by
-    ``mx`` (metres per degree of longitude, per pair) and the metres per degree of latitude."""
+def _local(geoms: npt.NDArray[Any], mx: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
+    """Each geometry scaled to local metres: longitude by its ``mx`` (metres per degree of
+    longitude), latitude by the metres per degree of latitude (one shapely call for all)."""
+    if len(geoms) == 0:
+        return geoms
     my = metres_per_degree(0.0)[1]
     _, index = shapely.get_coordinates(geoms, return_index=True)
     factor = np.column_stack([mx[index], np.full(len(index), my)])
-    scaled = shapely.transform(geoms, lambda xy: xy * factor, include_z=False)
-    doors = shapely.transform(points, lambda xy: xy * np.column_stack([mx, np.full(len(mx), my)]))
-    return np.asarray(shapely.distance(doors, scaled), dtype=np.float64)
+    return np.asarray(shapely.transform(geoms, lambda xy: xy * factor, include_z=False))
 
 
 def _farthest(group: pd.DataFrame) -> str:
