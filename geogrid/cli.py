@@ -346,6 +346,62 @@ def summary(
             out.print(_kv_table(title, flat))
 
 
+# --- check -----------------------------------------------------------------------------
+
+
+@app.command()
+def check(
+    community: Annotated[
+        str | None, typer.Option("--community", help="Check one community (its code).")
+    ] = None,
+    subdistrict: Annotated[
+        str | None,
+        typer.Option("--subdistrict", help="Check the communities of one subdistrict (its code)."),
+    ] = None,
+    as_json: JsonOpt = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Report what is wrong with the data (read-only): errors exit 1, warnings 0.
+
+    Without an option every community in the database is checked."""
+    from geogrid.quality import check_data, subdistrict_community_codes
+
+    if community is not None and subdistrict is not None:
+        err.print("[bold red]error:[/] give --community or --subdistrict, not both")
+        raise typer.Exit(2)
+    with errors():
+        engine = open_engine(database)
+        with engine.connect() as conn:
+            codes = [community] if community is not None else None
+            if subdistrict is not None:
+                codes = subdistrict_community_codes(conn, subdistrict_code=subdistrict)
+            report = check_data(conn, community_codes=codes)
+    data = report.to_dict()
+    if as_json:
+        print_json(data)
+    else:
+        for c in data["communities"]:
+            if not c["findings"]:
+                out.print(f"{c['code']}: no problems found", highlight=False)
+                continue
+            table = Table(title=f"check {c['code']}")
+            for column in ("severity", "check", "count", "ids", "message"):
+                table.add_column(column, justify="right" if column == "count" else "left")
+            for f in c["findings"]:
+                more = " …" if f["count"] > len(f["ids"]) else ""
+                ids = ", ".join(map(str, f["ids"])) + more
+                table.add_row(f["severity"], f["check"], str(f["count"]), ids, f["message"])
+            out.print(Fit(table))
+        n = len(data["communities"])
+        err.print(
+            f"{data['errors']} errors, {data['warnings']} warnings "
+            f"in {n} {'community' if n == 1 else 'communities'}",
+            highlight=False,
+        )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested dicts as ``a.b`` keys for a two-column table."""
     flat: dict[str, Any] = {}

@@ -96,7 +96,7 @@ from geogrid.db.queries import imports as import_queries
 from geogrid.db.queries.imports import StoredRow
 from geogrid.errors import InvalidInput
 from geogrid.io.readers import ReadResult, read_layer
-from geogrid.spatial import multi
+from geogrid.spatial import metres_per_degree, multi, overlaps
 
 __all__ = ["LAYERS", "TOLERANCE_M", "ImportReport", "import_layer"]
 
@@ -118,10 +118,6 @@ LAYERS: tuple[str, ...] = (
 TOLERANCE_M = 1.0
 #: Overlaps and gaps between grids smaller than this (m²) are not reported.
 SLIVER_M2 = 1.0
-#: Metres per degree of latitude, lower bound (at the equator; 111 694 m at the poles).
-_M_PER_DEG_LAT = 110_574.0
-#: Metres per degree of longitude at the equator (WGS 84 semi-major axis × π/180).
-_M_PER_DEG_LON = 111_320.0
 
 GeometryKind = Literal["polygon", "line", "point"]
 _EXPECTED: dict[GeometryKind, tuple[tuple[str, ...], str]] = {
@@ -362,9 +358,9 @@ def _spatial_owners(ctx: _Context, stored: list[StoredRow]) -> list[str | None]:
     stored = sorted(stored, key=lambda r: r["code"])
     areas = []
     for r in stored:
-        lat = r["boundary"].centroid.y
-        metres = _M_PER_DEG_LON * max(math.cos(math.radians(lat)), 0.01)
-        areas.append(r["boundary"].buffer(TOLERANCE_M / min(metres, _M_PER_DEG_LAT)))
+        areas.append(
+            r["boundary"].buffer(TOLERANCE_M / min(metres_per_degree(r["boundary"].centroid.y)))
+        )
     tree = shapely.STRtree(areas)
     rows, hits = tree.query(points, predicate="within")
     for row, hit in sorted(zip(rows.tolist(), hits.tolist(), strict=True), reverse=True):
@@ -410,8 +406,7 @@ class _Context:
         else:
             lat = self.boundary.centroid.y if not self.boundary.is_empty else 0.0
         # Local metres per degree (equirectangular, good to < 1 % over a community).
-        self.mx = _M_PER_DEG_LON * max(math.cos(math.radians(lat)), 0.01)
-        self.my = _M_PER_DEG_LAT
+        self.mx, self.my = metres_per_degree(lat)
         self.tolerance_deg = TOLERANCE_M / min(self.mx, self.my)
         self.area: BaseGeometry | None = (
             self.boundary.buffer(self.tolerance_deg) if community is not None else None
@@ -609,8 +604,7 @@ class _Context:
         at the latitude of ``at`` (default ``geom``) instead of the community's."""
         mx = self.mx
         if self.community is None and not geom.is_empty:
-            lat = (at if at is not None else geom).centroid.y
-            mx = _M_PER_DEG_LON * max(math.cos(math.radians(lat)), 0.01)
+            mx, _ = metres_per_degree((at if at is not None else geom).centroid.y)
         return affinity.scale(geom, xfact=mx, yfact=self.my, origin=(0, 0))
 
     def duplicates(self, keys: Sequence[Any], field: str, what: str) -> None:
@@ -879,7 +873,8 @@ def _community_overlaps(
     ctx: _Context, shapes: list[tuple[int, str, BaseGeometry]], stored: dict[str, StoredRow]
 ) -> None:
     """A problem for every pair of communities (in the file, or one stored and not in the file)
-    that overlap by more than :data:`SLIVER_M2`, naming both codes, the size and where."""
+    that overlap by more than :data:`SLIVER_M2`, naming both codes, the size and where
+    (``geogrid.spatial.overlaps``, which ``geogrid check`` uses too)."""
     in_file = {code for _, code, _ in shapes}
     others = [
         (None, code, r["boundary"])
@@ -887,17 +882,8 @@ def _community_overlaps(
         if code not in in_file and r.get("boundary") is not None
     ]
     every: list[tuple[int | None, str, BaseGeometry]] = [*shapes, *others]
-    geoms = [g for _, _, g in every]
-    tree = shapely.STRtree(geoms)
-    left, right = tree.query(geoms[: len(shapes)], predicate="intersects")
-    for a, b in zip(left.tolist(), right.tolist(), strict=True):
-        if b <= a and b < len(shapes):
-            continue  # each pair in the file once
-        overlap = geoms[a].intersection(geoms[b])
-        area = float(ctx.local(overlap).area)
-        if area <= SLIVER_M2:
-            continue
-        where = overlap.representative_point()
+    found = overlaps([g for _, _, g in every], min_area_m2=SLIVER_M2, first=len(shapes))
+    for a, b, area, where in found:
         row, code = every[a][0], every[a][1]
         other = every[b][1] + ("" if every[b][0] is not None else " (stored)")
         ctx.problem(
