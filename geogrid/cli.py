@@ -30,7 +30,7 @@ from geogrid.clikit import (
     settings_for,
     transaction,
 )
-from geogrid.errors import GeogridError
+from geogrid.errors import GeogridError, InvalidInput
 from geogrid.maps.cli import map_app
 from geogrid.planning.cli import plan_app
 from geogrid.requests.cli import (
@@ -183,10 +183,13 @@ def import_(
     layer: Annotated[
         str,
         typer.Argument(
-            help="communities, grids, households, buildings, streets, members, fields or requests"
+            help="communities, grids, households, buildings, streets, members, fields, "
+            "requests, or osm (buildings and streets from an OpenStreetMap .osm.pbf)"
         ),
     ],
-    file: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage, Shapefile, CSV or .xlsx")],
+    file: Annotated[
+        Path, typer.Argument(help="GeoJSON, GeoPackage, Shapefile, CSV or .xlsx; .osm.pbf for osm")
+    ],
     crs: Annotated[
         str | None,
         typer.Option(help="CRS of a file that declares none: wgs84, cgcs2000, gcj02, bd09, EPSG:…"),
@@ -202,6 +205,13 @@ def import_(
     plan_name: Annotated[
         str | None, typer.Option("--plan-name", help="Name of the boundary plan (grids only).")
     ] = None,
+    subdistrict: Annotated[
+        str | None,
+        typer.Option(
+            "--subdistrict",
+            help="osm only: import into every community with this subdistrict_code.",
+        ),
+    ] = None,
     commit: CommitOpt = False,
     as_json: JsonOpt = False,
     database: DatabaseOpt = None,
@@ -209,10 +219,31 @@ def import_(
     """Import a layer from a file; refused whole, with every problem listed, on bad input.
 
     ``communities`` creates (or, by code, updates) the communities themselves: every other
-    layer goes into one of them."""
+    layer goes into one of them. ``osm`` reads an OpenStreetMap extract into the buildings
+    and streets of a community (or of every community of ``--subdistrict``)."""
     from geogrid.io.importer import import_layer
 
+    if layer == "osm":
+        _import_osm(
+            file,
+            community=community,
+            subdistrict=subdistrict,
+            ignored={
+                "--crs": crs,
+                "--encoding": encoding,
+                "--layer": source_layer,
+                "--plan-name": plan_name,
+            },
+            commit=commit,
+            as_json=as_json,
+            database=database,
+        )
+        return
     with errors():
+        if subdistrict is not None:
+            raise InvalidInput(
+                "--subdistrict is for `geogrid import osm` only", field="subdistrict"
+            )
         settings = settings_for(database)
         engine = open_engine(database, settings=settings)
         with transaction(engine, commit=commit) as conn:
@@ -232,6 +263,42 @@ def import_(
             print_json(data)
         else:
             out.print(_kv_table(f"import {layer} from {file}", _flat(data)))
+        dry_run_note(commit)
+
+
+def _import_osm(
+    file: Path,
+    *,
+    community: str | None,
+    subdistrict: str | None,
+    ignored: dict[str, str | None],
+    commit: bool,
+    as_json: bool,
+    database: str | None,
+) -> None:
+    """``geogrid import osm FILE``: buildings and streets from an OpenStreetMap extract."""
+    from geogrid.io.osm import import_osm
+
+    with errors():
+        given = [name for name, value in ignored.items() if value is not None]
+        if given:
+            raise InvalidInput(
+                f"{', '.join(given)}: not used by `geogrid import osm`", field="layer"
+            )
+        engine = open_engine(database)
+        with transaction(engine, commit=commit) as conn:
+            report = import_osm(
+                conn, path=file, community_code=community, subdistrict_code=subdistrict
+            )
+        data = report.to_dict()
+        if as_json:
+            print_json(data)
+        else:
+            data.pop("per_community")
+            table = _kv_table(f"import osm from {file.name}", _flat(data))
+            out.print(table)
+            if len(report.per_community) > 1:
+                out.print(_kv_table("kept per community", _flat(report.per_community)))
         dry_run_note(commit)
 
 

@@ -92,6 +92,7 @@ def test_every_layer_and_grid_codes_round_trip(community: Engine, tmp_path: Path
         "households": len(POINTS),
         "members": 1,
         "requests": 1,
+        "data_sources": 0,
     }
     with gdal_without_spatialite():
         layers = dict(pyogrio.list_layers(out))

@@ -38,7 +38,15 @@ layer                      geometry          columns (personal ones only with
                                              ``assignment_rule``, ``source``, ``address_id``,
                                              ``description``, ``escalated_to``,
                                              ``satisfaction``
+``data_sources``           none (a table)    ``community_code``, ``kind``, ``name``,
+                                             ``licence``, ``attribution``, ``url``,
+                                             ``sha256``, ``layers`` (``;``-separated),
+                                             ``data_timestamp``, ``imported_at``
 =========================  ================  ===========================================
+
+``data_sources`` says where layers came from and under which licence: an OpenStreetMap
+extract's buildings and streets are ODbL 1.0, and whoever shares the file must keep
+"© OpenStreetMap contributors" with them.
 
 ``grids`` are the active plan's; ``grid_code`` and ``field_id`` of households are their
 assignment under that plan (a closed request keeps the grid it had, possibly of an older
@@ -65,6 +73,7 @@ from sqlalchemy import Connection
 
 from geogrid.db import queries
 from geogrid.db.queries import export as export_queries
+from geogrid.db.queries import osm as osm_queries
 from geogrid.io.readers import gdal_without_spatialite
 from geogrid.privacy import mask_name, pseudonym, scrub
 
@@ -72,8 +81,8 @@ __all__ = ["LAYERS", "PERSONAL_COLUMNS", "export_geopackage", "mask_name"]
 
 log = logging.getLogger(__name__)
 
-#: Layer names in the order they are written, with their geometry types.
-LAYERS: dict[str, str] = {
+#: Layer names in the order they are written, with their geometry types (None: a table).
+LAYERS: dict[str, str | None] = {
     "communities": "MultiPolygon",
     "grids": "MultiPolygon",
     "responsibility_fields": "MultiPolygon",
@@ -82,6 +91,7 @@ LAYERS: dict[str, str] = {
     "households": "Point",
     "members": "Point",
     "requests": "Point",
+    "data_sources": None,
 }
 #: Columns written only with ``include_personal=True``.
 PERSONAL_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -131,6 +141,8 @@ def export_geopackage(
     key = None if include_personal else queries.instance_secret(conn, "pseudonyms").encode()
     counts: dict[str, int] = {}
     for layer, geometry_type in LAYERS.items():
+        if geometry_type is None:
+            continue
         frame = _BUILDERS[layer](conn, community_ids=ids, plan_ids=plans)
         if layer in _LISTS:
             frame[_LISTS[layer]] = [_joined(v) for v in frame[_LISTS[layer]]]
@@ -142,7 +154,35 @@ def export_geopackage(
                 out, layer=layer, driver="GPKG", engine="pyogrio", geometry_type=geometry_type
             )
         counts[layer] = len(frame)
+    counts["data_sources"] = _write_sources(conn, out, ids, zones)
     return counts
+
+
+def _write_sources(
+    conn: Connection, out: Path, community_ids: list[int], zones: dict[int, ZoneInfo]
+) -> int:
+    """The ``data_sources`` table (no geometry): each layer's source and licence."""
+    import pyogrio
+
+    rows = osm_queries.data_sources(conn, community_ids=community_ids)
+    columns = ["community_code", "kind", "name", "licence", "attribution", "url", "sha256"]
+    frame = pd.DataFrame(
+        {
+            **{c: pd.Series([getattr(r, c) for r in rows], dtype="string") for c in columns},
+            "layers": pd.Series([_joined(r.layers) for r in rows], dtype="string"),
+            "data_timestamp": pd.Series(
+                [_iso(r.data_timestamp, zones.get(r.community_id or 0)) for r in rows],
+                dtype="string",
+            ),
+            "imported_at": pd.Series(
+                [_iso(r.imported_at, zones.get(r.community_id or 0)) for r in rows],
+                dtype="string",
+            ),
+        }
+    )
+    with gdal_without_spatialite():
+        pyogrio.write_dataframe(frame, out, layer="data_sources", driver="GPKG")
+    return len(frame)
 
 
 # --- one query per layer (geogrid.db.queries.export) ---------------------------------------

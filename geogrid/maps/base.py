@@ -40,6 +40,7 @@ __all__ = [
     "LabelLayer",
     "MapContext",
     "PointLayer",
+    "add_attribution",
     "add_legend",
     "add_notice",
     "add_title",
@@ -540,6 +541,42 @@ class _Registry(MacroElement):
         self._name = "GeogridRegistry"
         self.names = names
         self.meta_json = js_json(meta)
+
+
+class _Attribution(MacroElement):
+    """Lines added to the map's attribution control (Leaflet's credit in the corner)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        {%- for line in this.lines %}
+        {{ this._parent.get_name() }}.attributionControl.addAttribution({{ line }});
+        {%- endfor %}
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        super().__init__()
+        self._name = "GeogridAttribution"
+        self.lines = [js_json(line) for line in lines]
+
+
+def add_attribution(m: folium.Map, credits: Sequence[tuple[str, str | None]]) -> None:
+    """Credit data sources in the map's attribution line: ``(text, url)`` pairs, each once.
+
+    The data drawn (not only the tiles) may carry a licence that asks for it: OpenStreetMap
+    buildings and streets are ODbL 1.0, "© OpenStreetMap contributors" with a link to
+    openstreetmap.org/copyright (osmfoundation.org/wiki/Licence/Attribution_Guidelines)."""
+    lines: list[str] = []
+    for text, url in dict.fromkeys(credits):
+        label = html.escape(text)
+        line = f'<a href="{html.escape(url)}">{label}</a>' if url else label
+        if line not in lines:
+            lines.append(line)
+    if lines:
+        m.add_child(_Attribution(lines), name="geogrid_attribution")
+        _context(m).meta["attribution"] = [text for text, _ in dict.fromkeys(credits)]
 
 
 def register_layers(m: folium.Map, **layers: Any) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy import Connection
 
 from geogrid.db import models, queries
 from geogrid.db.queries import maps as map_queries
+from geogrid.db.queries import osm as osm_queries
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.periods import Period
 from geogrid.privacy import mask_name
@@ -36,6 +37,7 @@ __all__ = [
     "community_scope",
     "coverage_frames",
     "request_points",
+    "source_credits",
 ]
 
 WGS84 = "EPSG:4326"
@@ -84,6 +86,29 @@ def community_scope(
     communities = pd.DataFrame(frame.drop(columns="geometry"))
     boundary = frame[["code", "name", "geometry"]].copy()
     return Scope(communities=communities, plans=plans, period=period, boundary=boundary)
+
+
+def _licence_label(licence: str | None) -> str | None:
+    """``ODbL-1.0`` → ``ODbL``: the short name a map's credit line carries."""
+    if not licence:
+        return None
+    return licence.split("-")[0] if licence.startswith("ODbL") else licence
+
+
+def source_credits(
+    conn: Connection, *, community_ids: Sequence[int]
+) -> list[tuple[str, str | None]]:
+    """``(text, url)`` credits of the data sources of ``community_ids`` that ask for one
+    (an OpenStreetMap import: ``© OpenStreetMap contributors (ODbL)``), each once."""
+    credits: list[tuple[str, str | None]] = []
+    for row in osm_queries.data_sources(conn, community_ids=community_ids):
+        if not row.attribution:
+            continue
+        label = _licence_label(row.licence)
+        credit = (f"{row.attribution} ({label})" if label else row.attribution, row.url)
+        if credit not in credits:
+            credits.append(credit)
+    return credits
 
 
 # --- coverage ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 
 from geogrid.hotspots import DEFAULT_RESOLUTION, HotSpotResult, hotspots
 from geogrid.maps import data
+from geogrid.maps.base import add_attribution
 from geogrid.maps.coverage import check_audience, check_measure, coverage_map
 from geogrid.maps.hotspot import hotspot_map
 from geogrid.maps.labels import PROGRAMMES, Lang, check_lang, pick, t
@@ -89,7 +90,7 @@ def build_coverage(
     scope = data.community_scope(conn, community_codes=parse_codes(community) or None, period=p)
     frames = data.coverage_frames(conn, scope=scope, include_members=audience_ == "official")
     today = dt.datetime.now(zone(timezone)).date()
-    return coverage_map(
+    m = coverage_map(
         frames.grids,
         fields=frames.fields,
         uncovered=frames.uncovered,
@@ -105,6 +106,8 @@ def build_coverage(
         synthetic=scope.synthetic,
         settings=settings,
     )
+    add_attribution(m, data.source_credits(conn, community_ids=scope.community_ids))
+    return m
 
 
 @dataclass
@@ -218,6 +221,7 @@ def build_hotspots(
         synthetic=scope.synthetic,
         settings=settings,
     )
+    add_attribution(m, data.source_credits(conn, community_ids=scope.community_ids))
     return m, result
 
 
