@@ -367,6 +367,9 @@ class Building(Base):
     compound: Mapped[str | None] = mapped_column(String(200))
     aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
     street_id: Mapped[int | None] = mapped_column(ForeignKey("streets.id", ondelete="SET NULL"))
+    #: The street its address names, as written (linked to ``street_id`` when the streets layer
+    #: has it; an OSM ``addr:street`` often names a street drawn outside the community).
+    street_name: Mapped[str | None] = mapped_column(String(200))
     house_number: Mapped[str | None] = mapped_column(String(32))
     floors: Mapped[int | None] = mapped_column(Integer)
     #: The OpenStreetMap element it came from (``way`` or ``relation`` and its id), if any.

@@ -18,19 +18,24 @@ COLUMNS = ("address_id", "community", "street_name", "house_number", "building_n
 def households_from_buildings(
     buildings: gpd.GeoDataFrame, streets: pd.DataFrame, *, community_code: str
 ) -> pd.DataFrame:
-    """One household per building of ``buildings`` (``id, name, street_id, house_number`` and
-    geometries, WGS 84), its street's name taken from ``streets`` (``id, name``); the columns
+    """One household per building of ``buildings`` (``id, name, street_id, street_name,
+    house_number`` and geometries, WGS 84), its street's name taken from ``streets`` (``id,
+    name``) or, unlinked, from the building; the columns
     of :data:`COLUMNS`, ready for ``geogrid import households``."""
     if not len(buildings):
         return pd.DataFrame(columns=list(COLUMNS))
     doors = shapely.point_on_surface(buildings.geometry.values)
     names = dict(zip(streets["id"], streets["name"], strict=True))
-    street_ids = buildings["street_id"].tolist()
+    # The linked street's name, else the address's street as written (OSM addr:street).
+    street_names = [
+        names.get(s) if pd.notna(s) else (t if isinstance(t, str) else None)
+        for s, t in zip(buildings["street_id"], buildings["street_name"], strict=True)
+    ]
     return pd.DataFrame(
         {
             "address_id": [f"{community_code}-B{int(i)}" for i in buildings["id"]],
             "community": community_code,
-            "street_name": [names.get(s) if pd.notna(s) else None for s in street_ids],
+            "street_name": street_names,
             "house_number": buildings["house_number"].tolist(),
             "building_name": buildings["name"].tolist(),
             # 7 decimals: about 1 cm, what the lookup answers with.

@@ -111,6 +111,7 @@ def load_demo(
             "geom": queries.geom_value(multi(r.geometry)),
         },
     )
+    street_names = dict(zip(data.streets["street_key"], data.streets["name"], strict=True))
     say("buildings")
     building_ids = _keyed(
         conn,
@@ -123,6 +124,7 @@ def load_demo(
             "compound": _none(r.compound),
             "aliases": list(r.aliases) if _none(r.aliases) is not None else [],
             "street_id": street_ids.get(_int(r.street_key)),
+            "street_name": street_names.get(r.street_key) if _none(r.street_key) else None,
             "house_number": _none(r.house_number),
             "floors": _int(r.floors),
             "geom": queries.geom_value(multi(r.geometry)),

@@ -1084,7 +1084,10 @@ def _plan_buildings(ctx: _Context, plan_name: str | None) -> Writer:
     c, cid = models.Building, ctx.community.id
     ctx.require_coordinates("wkt")
     has_name = ctx.require("name")
-    columns = ["name", "compound", "aliases", "house_number", "floors", "street_id", "geom"]
+    columns = [
+        *("name", "compound", "aliases", "house_number", "floors", "street_id", "street_name"),
+        "geom",
+    ]
     stored = _Stored.of(
         import_queries.stored_rows(ctx.conn, model=c, columns=columns, community_id=cid),
         lambda r: (r["name"], r["compound"]),
@@ -1105,7 +1108,9 @@ def _plan_buildings(ctx: _Context, plan_name: str | None) -> Writer:
         if ctx.has("floors"):
             values["floors"] = ctx.integer(i, "floors", minimum=1)
         if ctx.has("street_name"):
-            values["street_id"] = _unique(streets, ctx.text(i, "street_name"))
+            street_name = ctx.text(i, "street_name", limit=c.street_name)
+            values["street_name"] = street_name
+            values["street_id"] = _unique(streets, street_name)
         values["geom"] = ctx.geometry(i, "polygon")
         old = stored.match(ctx, i, key, "building", "name") if key is not None else None
         plan.add(i, values, old)

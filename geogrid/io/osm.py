@@ -733,6 +733,7 @@ def _write_buildings(
             house_number=number,
             floors=floors,
             street_id=links[0] if len(links) == 1 else None,
+            street_name=street[:200] if street else None,
             geom=row.geometry,
         )
         if old is None:
@@ -743,9 +744,15 @@ def _write_buildings(
             old.house_number,
             old.floors,
             old.street_id,
-        ) == (new.name, new.aliases, new.house_number, new.floors, new.street_id) and _same_geom(
-            old.geom, new.geom
-        ):
+            old.street_name,
+        ) == (
+            new.name,
+            new.aliases,
+            new.house_number,
+            new.floors,
+            new.street_id,
+            new.street_name,
+        ) and _same_geom(old.geom, new.geom):
             report.buildings.unchanged += 1
         else:
             updates.append(new)

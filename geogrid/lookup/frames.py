@@ -98,9 +98,14 @@ def gazetteer_frames(
                     list(names) if isinstance(names, list | tuple) else []
                     for names in buildings["aliases"]
                 ],
+                # The linked street's name, else the address's street as written.
                 "street_name": [
-                    street_names.get(int_or_none(street_id) or -1)
-                    for street_id in buildings["street_id"]
+                    street_names.get(
+                        int_or_none(street_id) or -1, text if isinstance(text, str) else None
+                    )
+                    for street_id, text in zip(
+                        buildings["street_id"], buildings["street_name"], strict=True
+                    )
                 ],
                 "house_number": buildings["house_number"],
                 "lon": shapely.get_x(inside),

@@ -178,7 +178,7 @@ def buildings(
             b.aliases,
             b.house_number,
             b.floors,
-            models.Street.name.label("street_name"),
+            func.coalesce(models.Street.name, b.street_name).label("street_name"),
             queries.wkb(b.geom),
         )
         .join(models.Community, models.Community.id == b.community_id)

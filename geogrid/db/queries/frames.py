@@ -92,11 +92,21 @@ def party_groups_frame(conn: Connection, *, community_id: int) -> pd.DataFrame:
 
 
 def buildings_frame(conn: Connection, *, community_id: int) -> gpd.GeoDataFrame:
-    """The community's buildings: ``id, name, compound, aliases, street_id, house_number``."""
+    """The community's buildings: ``id, name, compound, aliases, street_id, street_name,
+    house_number``."""
     b = models.Building
     return read_frame(
         conn,
-        select(b.id, b.name, b.compound, b.aliases, b.street_id, b.house_number, wkb(b.geom))
+        select(
+            b.id,
+            b.name,
+            b.compound,
+            b.aliases,
+            b.street_id,
+            b.street_name,
+            b.house_number,
+            wkb(b.geom),
+        )
         .where(b.community_id == community_id)
         .order_by(b.id),
     )

@@ -83,6 +83,7 @@ class OsmBuilding(NamedTuple):
     house_number: str | None
     floors: int | None
     street_id: int | None
+    street_name: str | None
     geom: BaseGeometry
 
 
@@ -103,6 +104,7 @@ def stored_osm_buildings(conn: Connection, *, community_ids: Sequence[int]) -> l
                 b.house_number,
                 b.floors,
                 b.street_id,
+                b.street_name,
                 gfunc.ST_AsBinary(b.geom),
             )
             .where(b.community_id.in_(chunk), b.osm_id.is_not(None))
@@ -113,13 +115,14 @@ def stored_osm_buildings(conn: Connection, *, community_ids: Sequence[int]) -> l
                 id=int(r[0]),
                 community_id=int(r[1]),
                 osm_type=str(r[2]),
-                osm_id=int(r[3]),
+                osm_id=int(r[3] or 0),  # never NULL here: the query asks for OSM ids
                 name=str(r[4]),
                 aliases=list(r[5] or []),
                 house_number=r[6],
                 floors=r[7],
                 street_id=r[8],
-                geom=_geom(r[9]),
+                street_name=r[9],
+                geom=_geom(r[10]),
             )
             for r in rows
         )

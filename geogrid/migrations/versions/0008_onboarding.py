@@ -1,6 +1,7 @@
 """Onboarding real communities (issue 13): subdistrict and district codes on communities and
 on API keys (their scope), ``data_sources`` (where a layer came from, under which licence),
-OpenStreetMap identities on buildings, and buildings as MULTIPOLYGON (OSM courtyard
+OpenStreetMap identities and the address's street name on buildings (a street an address
+names need not be in the streets layer), and buildings as MULTIPOLYGON (OSM courtyard
 buildings and multipolygon relations are ordinary; a POLYGON column refused them).
 
 Revision ID: 0008
@@ -90,12 +91,18 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("subdistrict_code", sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column("district_code", sa.String(length=32), nullable=True))
     with op.batch_alter_table("buildings", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("street_name", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("osm_type", sa.String(length=8), nullable=True))
         batch_op.add_column(sa.Column("osm_id", sa.BigInteger(), nullable=True))
         # Re-running an OSM import matches on (community, type, id); NULLs never collide.
         batch_op.create_index(
             "uq_buildings_osm", ["community_id", "osm_type", "osm_id"], unique=True
         )
+    op.execute(
+        "UPDATE buildings SET street_name = "
+        "(SELECT name FROM streets WHERE streets.id = buildings.street_id) "
+        "WHERE street_id IS NOT NULL"
+    )
     _building_geometry("MULTIPOLYGON", "ST_Multi({})")
 
 
@@ -105,7 +112,7 @@ def downgrade() -> None:
     op.drop_index("uq_buildings_osm", table_name="buildings")
     op.drop_index(op.f("ix_communities_district_code"), table_name="communities")
     op.drop_index(op.f("ix_communities_subdistrict_code"), table_name="communities")
-    _drop_columns("buildings", "osm_type", "osm_id")
+    _drop_columns("buildings", "street_name", "osm_type", "osm_id")
     _drop_columns("api_keys", "subdistrict_code", "district_code")
     _drop_columns("communities", "subdistrict_code", "district_code")
     op.drop_table("data_sources")
