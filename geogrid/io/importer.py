@@ -922,6 +922,7 @@ def _plan_grids(ctx: _Context, plan_name: str | None) -> Writer:
     ctx.require_coordinates("wkt")
     chinese = bool(re.fullmatch(r"\d{12}", ctx.community.code))
     lead_col = ctx.first_column("lead_member", "lead_member_id")
+    ctx.has("households")  # informational (geogrid plan propose writes it): no warning
     members = import_queries.member_ids(ctx.conn, community_id=ctx.community.id)
     has_code = ctx.require("code")
     rows: list[dict[str, Any]] = []

@@ -594,7 +594,9 @@ def propose(
 
 
 def _print_comparison(result: dict[str, Any]) -> None:
-    cur, new = result["current"]["plan"], result["proposed"]["plan"]
+    # A community's first plan has no current one to compare with.
+    cur = (result.get("current") or {}).get("plan") or {}
+    new = result["proposed"]["plan"]
     keys = [
         "grids",
         "mean_households",
@@ -614,7 +616,8 @@ def _print_comparison(result: dict[str, Any]) -> None:
     for k in keys:
         table.add_row(k, _fmt(cur.get(k)), _fmt(new.get(k)))
     p = result["proposal"]
-    table.add_row("households kept in their grid", "", f"{p['kept_share']:.1%}")
+    if cur and p.get("kept_share") is not None:
+        table.add_row("households kept in their grid", "", f"{p['kept_share']:.1%}")
     report = p.get("report", {})
     if report.get("fields_cut_after") is not None:
         table.add_row(

@@ -320,12 +320,7 @@ def propose_plan(
     out = frame_local.to_crs("EPSG:4326")
     codes = number_grids(out, community_code)
     out["code"] = codes
-    out["name"] = [
-        f"{community_name}第{int(c[len(community_code) :].lstrip('-'))}网格"
-        if community_name
-        else None
-        for c in codes
-    ]
+    out["name"] = [_grid_name(community_name, community_code, c) for c in codes]
     hh_wgs84 = gpd.GeoSeries(hh_points, crs=crs).to_crs("EPSG:4326")
     out = _final_checks(out, frame_local, com, bld, hh_wgs84, lo, hi)
 
@@ -1703,3 +1698,14 @@ def _mean_polsby_popper(geoms: Iterable[BaseGeometry]) -> float | None:
         return None
     pp = 4 * math.pi * shapely.area(arr) / np.square(shapely.length(arr))
     return round(float(np.mean(pp)), 4)
+
+
+def _grid_name(community_name: str | None, community_code: str, code: str) -> str | None:
+    """A new grid's name: 金源社区第3网格 for a Chinese community, "Kluuvi grid 3" elsewhere
+    (a community whose code is not 12 digits)."""
+    if not community_name:
+        return None
+    number = int(code[len(community_code) :].lstrip("-"))
+    if len(community_code) == 12 and community_code.isdigit():
+        return f"{community_name}第{number}网格"
+    return f"{community_name} grid {number}"
