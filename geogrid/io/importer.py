@@ -18,7 +18,8 @@ keeps 15 significant digits, so a key typed as a number from 10^15 on (an 18-dig
 ``communities`` — Polygon/MultiPolygon, stored as MultiPolygon; upserted by ``code``; imported
     into no community (it creates them)
     ``code`` (required, unique), ``name`` (required), ``name_en``, ``subdistrict``,
-    ``subdistrict_code``, ``district``, ``district_code``, ``city``, ``province``, ``country``
+    ``subdistrict_code``, ``district``, ``district_code``, ``city``, ``province``, ``note``,
+    ``country``
     (ISO 3166-1 alpha-2; ``CN`` for a 12-digit code when left out), ``timezone`` (IANA; default
     ``default_timezone``). A Chinese code's head gives the subdistrict (9) and district (6)
     codes. Refused: communities overlapping by more than :data:`SLIVER_M2`, a new boundary
@@ -781,6 +782,7 @@ _COMMUNITY_TEXT = (
     "district_code",
     "city",
     "province",
+    "note",
 )
 
 
