@@ -8,7 +8,7 @@ Commands that change existing data are dry runs unless given ``--commit``; ``db 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -41,6 +41,9 @@ from geogrid.requests.cli import (
     requests_app,
     webhooks_app,
 )
+
+if TYPE_CHECKING:
+    from geogrid.quality import QualityReport
 
 app = typer.Typer(
     help="geogrid: community grid governance (网格化服务管理).",
@@ -258,11 +261,19 @@ def import_(
                 source_layer=source_layer,
                 default_timezone=settings.service.timezone,
             )
+            touched = (
+                [report.community_code]
+                if report.community_code is not None
+                else list(report.communities) or None
+            )
+            quality = None if commit else _dry_run_check(conn, touched)
         data = report.to_dict()
         if as_json:
-            print_json(data)
+            print_json(data if quality is None else {**data, "check": quality.to_dict()})
         else:
             out.print(_kv_table(f"import {layer} from {file}", _flat(data)))
+            if quality is not None:
+                _print_check(quality)
         dry_run_note(commit)
 
 
@@ -290,13 +301,16 @@ def _import_osm(
             report = import_osm(
                 conn, path=file, community_code=community, subdistrict_code=subdistrict
             )
+            quality = None if commit else _dry_run_check(conn, list(report.per_community))
         data = report.to_dict()
         if as_json:
-            print_json(data)
+            print_json(data if quality is None else {**data, "check": quality.to_dict()})
         else:
             data.pop("per_community")
             table = _kv_table(f"import osm from {file.name}", _flat(data))
             out.print(table)
+            if quality is not None:
+                _print_check(quality)
             if len(report.per_community) > 1:
                 out.print(_kv_table("kept per community", _flat(report.per_community)))
         dry_run_note(commit)
@@ -443,30 +457,42 @@ def check(
             if subdistrict is not None:
                 codes = subdistrict_community_codes(conn, subdistrict_code=subdistrict)
             report = check_data(conn, community_codes=codes)
-    data = report.to_dict()
     if as_json:
-        print_json(data)
+        print_json(report.to_dict())
     else:
-        for c in data["communities"]:
-            if not c["findings"]:
-                out.print(f"{c['code']}: no problems found", highlight=False)
-                continue
-            table = Table(title=f"check {c['code']}")
-            for column in ("severity", "check", "count", "ids", "message"):
-                table.add_column(column, justify="right" if column == "count" else "left")
-            for f in c["findings"]:
-                more = " …" if f["count"] > len(f["ids"]) else ""
-                ids = ", ".join(map(str, f["ids"])) + more
-                table.add_row(f["severity"], f["check"], str(f["count"]), ids, f["message"])
-            out.print(Fit(table))
-        n = len(data["communities"])
-        err.print(
-            f"{data['errors']} errors, {data['warnings']} warnings "
-            f"in {n} {'community' if n == 1 else 'communities'}",
-            highlight=False,
-        )
+        _print_check(report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _dry_run_check(conn: Any, codes: list[str] | None) -> QualityReport:
+    """The data-quality report of what a dry run would leave (read before it is rolled back)."""
+    from geogrid.quality import check_data
+
+    return check_data(conn, community_codes=codes)
+
+
+def _print_check(report: QualityReport) -> None:
+    """The findings as a table per community, and the counts on stderr."""
+    data = report.to_dict()
+    for c in data["communities"]:
+        if not c["findings"]:
+            out.print(f"{c['code']}: no problems found", highlight=False)
+            continue
+        table = Table(title=f"check {c['code']}")
+        for column in ("severity", "check", "count", "ids", "message"):
+            table.add_column(column, justify="right" if column == "count" else "left")
+        for f in c["findings"]:
+            more = " …" if f["count"] > len(f["ids"]) else ""
+            ids = ", ".join(map(str, f["ids"])) + more
+            table.add_row(f["severity"], f["check"], str(f["count"]), ids, f["message"])
+        out.print(Fit(table))
+    n = len(data["communities"])
+    err.print(
+        f"{data['errors']} errors, {data['warnings']} warnings "
+        f"in {n} {'community' if n == 1 else 'communities'}",
+        highlight=False,
+    )
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

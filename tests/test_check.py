@@ -421,3 +421,29 @@ def test_the_demo_community_has_no_errors(demo_engine: Engine, demo_url: str) ->
     cli = runner.invoke(app, ["check", "--database", demo_url, "--json"])
     assert cli.exit_code == 0, cli.output
     assert json.loads(cli.stdout)["errors"] == 0
+
+
+def test_an_import_dry_run_ends_with_the_check_of_what_it_would_leave(
+    engine: Engine, db_url: str, world: World, tmp_path: Any
+) -> None:
+    """The dry run checks the data as the import would leave it (read before the rollback):
+    a household without building address is found; after the rollback nothing is left."""
+    path = tmp_path / "h.csv"
+    path.write_text(
+        f"address_id,lon,lat,street_name,house_number\nDRY-1,{X0 + 0.0005},{Y0 + 0.0005},,\n",
+        encoding="utf-8",
+    )
+    r = runner.invoke(
+        app, ["import", "households", str(path), "--crs", "wgs84", "--database", db_url, "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["inserted"] == 1 and "check" in data
+    checked = data["check"]["communities"][0]
+    assert checked["code"] == data["community_code"]
+    assert {f["check"] for f in checked["findings"]} >= {"households_outside_fields"}
+    with engine.connect() as conn:
+        assert q.count(conn, m.Household, m.Household.address_id == "DRY-1") == 0
+    args = ["import", "households", str(path), "--crs", "wgs84", "--database", db_url]
+    committed = runner.invoke(app, [*args, "--json", "--commit"])
+    assert "check" not in json.loads(committed.stdout)
