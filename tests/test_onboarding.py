@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
+from geogrid.access import create_key
 from geogrid.cli import app
 from geogrid.db import models
 from tests.requests_factories import make_app
@@ -123,3 +124,19 @@ def test_onboarding_example_end_to_end(
         summary = client.get("/v1/summary", params={"community": CODE}).json()
         assert summary["period"]["timezone"] == "Europe/Helsinki"
         assert summary["communities"][0]["households"] == len(households)
+        with engine.begin() as conn:
+            resident = create_key(conn, role="public", name="a resident's app").key
+        filed = client.post(
+            "/v1/requests",
+            json={
+                "category": "sewer_blocked",
+                "lon": float(unioninkatu["lon"]),
+                "lat": float(unioninkatu["lat"]),
+            },
+            headers={"X-API-Key": resident},
+        )
+        assert filed.status_code == 201, filed.text
+        body = filed.json()
+        assert body["assignment"]["grid_code"] == expected[unioninkatu["address_id"]]
+        # Helsinki's own time: UTC+2 in winter, UTC+3 in summer.
+        assert body["received_at"].endswith(("+02:00", "+03:00"))
