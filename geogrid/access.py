@@ -40,7 +40,7 @@ from geogrid.db import models, queries
 from geogrid.db.queries import access as access_queries
 from geogrid.db.queries import catalogue as catalogue_queries
 from geogrid.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
-from geogrid.periods import iso
+from geogrid.periods import DEFAULT_TZ, iso
 
 Role = models.Role
 
@@ -277,13 +277,15 @@ def revoke_key(conn: Connection, *, key_or_prefix: str) -> str:
     return prefix
 
 
-def list_keys(conn: Connection, *, include_revoked: bool = False) -> list[dict[str, Any]]:
-    """Every key's public facts (never a hash or secret)."""
+def list_keys(
+    conn: Connection, *, include_revoked: bool = False, tz: str = DEFAULT_TZ
+) -> list[dict[str, Any]]:
+    """Every key's public facts (never a hash or secret); times in ``tz``, the service's."""
     out = []
     for row in access_queries.list_keys(conn, include_revoked=include_revoked):
         key = row._asdict()
         for column in ("created_at", "revoked_at", "last_used_at"):
-            key[column] = iso(key[column])
+            key[column] = iso(key[column], tz)
         out.append(key)
     return out
 
@@ -395,8 +397,8 @@ def log_personal_read(
 
 
 def personal_reads(
-    conn: Connection, *, limit: int = 100, subject: str | None = None
+    conn: Connection, *, limit: int = 100, subject: str | None = None, tz: str = DEFAULT_TZ
 ) -> list[dict[str, Any]]:
-    """The latest entries of the personal-data read log."""
+    """The latest entries of the personal-data read log (times in ``tz``)."""
     rows = access_queries.personal_reads(conn, limit=limit, subject=subject)
-    return [{**row._asdict(), "at": iso(row.at)} for row in rows]
+    return [{**row._asdict(), "at": iso(row.at, tz)} for row in rows]

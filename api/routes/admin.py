@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 
 from api.auth import ActorDep
-from api.deps import ConnDep, EngineDep
+from api.deps import ConnDep, EngineDep, SettingsDep
 from api.schemas.admin import (
     DeliveryOut,
     KeyCreated,
@@ -75,10 +75,12 @@ def create_key(
     summary="API keys (never their secrets)",
     responses=_ERRORS,
 )
-def list_keys(conn: ConnDep, actor: ActorDep, include_revoked: bool = False) -> Any:
+def list_keys(
+    conn: ConnDep, actor: ActorDep, settings: SettingsDep, include_revoked: bool = False
+) -> Any:
     actor.require(Role.ADMIN, what="listing keys")
     actor.require_unscoped(what="listing keys")
-    return access.list_keys(conn, include_revoked=include_revoked)
+    return access.list_keys(conn, include_revoked=include_revoked, tz=settings.service.timezone)
 
 
 @router.delete(
@@ -138,10 +140,10 @@ def create_webhook(
     summary="Webhooks (without secrets)",
     responses=_ERRORS,
 )
-def list_webhooks(conn: ConnDep, actor: ActorDep) -> Any:
+def list_webhooks(conn: ConnDep, actor: ActorDep, settings: SettingsDep) -> Any:
     actor.require(Role.ADMIN, what="listing webhooks")
     actor.require_unscoped(what="listing webhooks")
-    return webhooks.list_webhooks(conn)
+    return webhooks.list_webhooks(conn, tz=settings.service.timezone)
 
 
 @router.patch(
@@ -171,13 +173,16 @@ def update_webhook(
 )
 def list_deliveries(
     conn: ConnDep,
+    settings: SettingsDep,
     actor: ActorDep,
     webhook_id: int | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     actor.require(Role.ADMIN, what="reading the delivery log")
     actor.require_unscoped(what="reading the delivery log")
-    return webhooks.deliveries(conn, webhook_id=webhook_id, limit=limit)
+    return webhooks.deliveries(
+        conn, webhook_id=webhook_id, limit=limit, tz=settings.service.timezone
+    )
 
 
 @router.get(
@@ -188,10 +193,11 @@ def list_deliveries(
 )
 def personal_data_reads(
     conn: ConnDep,
+    settings: SettingsDep,
     actor: ActorDep,
     subject: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     actor.require(Role.ADMIN, what="reading the personal-data log")
     actor.require_unscoped(what="reading the personal-data log")
-    return access.personal_reads(conn, limit=limit, subject=subject)
+    return access.personal_reads(conn, limit=limit, subject=subject, tz=settings.service.timezone)

@@ -141,7 +141,8 @@ def keys_list(
     from geogrid.access import list_keys
 
     with _session(database) as conn:
-        rows = list_keys(conn, include_revoked=include_revoked)
+        tz = settings_for(database).service.timezone
+        rows = list_keys(conn, include_revoked=include_revoked, tz=tz)
     if as_json:
         print_json(rows)
         return
@@ -504,7 +505,7 @@ def webhooks_list(as_json: JsonOpt = False, database: DatabaseOpt = None) -> Non
     from geogrid.requests.webhooks import list_webhooks
 
     with _session(database, commit=False) as conn:
-        rows = list_webhooks(conn)
+        rows = list_webhooks(conn, tz=settings_for(database).service.timezone)
     if as_json:
         print_json(rows)
     else:

@@ -42,7 +42,7 @@ from geogrid.db import models, queries
 from geogrid.db.queries import requests as request_queries
 from geogrid.db.queries import webhooks as webhook_queries
 from geogrid.errors import InvalidInput, NotFound
-from geogrid.periods import iso
+from geogrid.periods import DEFAULT_TZ, iso
 from geogrid.privacy import mask_name
 from geogrid.requests.views import public_address
 from geogrid.settings import RequestsSettings
@@ -112,18 +112,18 @@ def set_webhook_active(conn: Connection, *, webhook_id: int, active: bool) -> No
         raise NotFound(f"no webhook with id {webhook_id}", field="id")
 
 
-def list_webhooks(conn: Connection) -> list[dict[str, Any]]:
-    """Webhooks without their secrets."""
+def list_webhooks(conn: Connection, *, tz: str = DEFAULT_TZ) -> list[dict[str, Any]]:
+    """Webhooks without their secrets (times in ``tz``, the service's zone)."""
     return [
-        {**row._asdict(), "created_at": iso(row.created_at)}
+        {**row._asdict(), "created_at": iso(row.created_at, tz)}
         for row in webhook_queries.webhooks(conn)
     ]
 
 
 def deliveries(
-    conn: Connection, *, webhook_id: int | None = None, limit: int = 100
+    conn: Connection, *, webhook_id: int | None = None, limit: int = 100, tz: str = DEFAULT_TZ
 ) -> list[dict[str, Any]]:
-    """The delivery log, newest first, each with its attempts."""
+    """The delivery log, newest first, each with its attempts (times in ``tz``)."""
     rows = webhook_queries.deliveries(conn, webhook_id=webhook_id, limit=limit)
     ids = [int(r.id) for r in rows]
     tries: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
@@ -131,7 +131,7 @@ def deliveries(
         for attempt in webhook_queries.attempts(conn, delivery_ids=ids):
             tries[int(attempt.delivery_id)].append(
                 {
-                    "at": iso(attempt.at),
+                    "at": iso(attempt.at, tz),
                     "status_code": attempt.status_code,
                     "error": attempt.error,
                     "duration_ms": attempt.duration_ms,
@@ -141,7 +141,7 @@ def deliveries(
     for delivery in rows:
         row: dict[str, Any] = delivery._asdict()
         for column in ("next_attempt_at", "created_at", "delivered_at"):
-            row[column] = iso(row[column])
+            row[column] = iso(row[column], tz)
         row["attempt_log"] = tries[int(delivery.id)]
         out.append(row)
     return out
