@@ -198,16 +198,14 @@ def create_key(
             "a key is limited to one community, one subdistrict or one district: give one",
             field="community",
         )
-    for code, field, ids in (
-        (
-            subdistrict_code,
-            "subdistrict",
-            lambda c: queries.community_ids_in(conn, subdistrict_code=c),
-        ),
-        (district_code, "district", lambda c: queries.community_ids_in(conn, district_code=c)),
+    # An area without communities is most likely a typo: a key for it would reach nothing.
+    if (subdistrict_code or district_code) and not queries.community_ids_in(
+        conn, subdistrict_code=subdistrict_code, district_code=district_code
     ):
-        if code is not None and not ids(code):
-            raise NotFound(f"no community in {field} {code!r}", field=field)
+        field = "subdistrict" if subdistrict_code else "district"
+        raise NotFound(
+            f"no community in {field} {subdistrict_code or district_code!r}", field=field
+        )
     community_id = None
     if community_code is not None:
         community_id = queries.community_row(conn, code=community_code).id
