@@ -45,7 +45,7 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.pool import NullPool
 
 from benchmarks import measure
@@ -212,12 +212,29 @@ def profile_layers(
     db = create_postgis(server, "head") if backend == "postgis" and server else create_spatialite()
     engine = make_engine(db.url, poolclass=NullPool)
     out: dict[str, Any] = {"scale": scale, "backend": backend, "layers": {}}
+    statements: dict[str, list[float]] = {}
+
+    # Statement times (the client's wait included) of the profiled layers: cProfile shows the
+    # server's share only as psycopg's `wait`.
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        conn.info["bench_t0"] = time.perf_counter()
+
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        key = " ".join(statement.split())[:120]
+        entry = statements.setdefault(key, [0, 0.0])
+        entry[0] += 1
+        entry[1] += time.perf_counter() - conn.info.pop("bench_t0", time.perf_counter())
+
     try:
         migrate.upgrade(engine)
         last = max(ORDER.index(layer) for layer in layers)
         for layer in ORDER[: last + 1]:
             crs = WGS84 if paths[layer].suffix == ".csv" else None
             prof = cProfile.Profile() if layer in layers else None
+            statements.clear()
+            if prof is not None:
+                event.listen(engine, "before_cursor_execute", before)
+                event.listen(engine, "after_cursor_execute", after)
             t0 = time.perf_counter()
             with engine.begin() as conn:
                 if prof is not None:
@@ -228,16 +245,54 @@ def profile_layers(
             seconds = time.perf_counter() - t0
             if prof is None:
                 continue
+            event.remove(engine, "before_cursor_execute", before)
+            event.remove(engine, "after_cursor_execute", after)
+            top_sql = sorted(statements.items(), key=lambda kv: -kv[1][1])[:top]
             out["layers"][layer] = {
-                "seconds": seconds,
+                "seconds_under_cprofile": seconds,
                 "rows": len(district.layers()[layer]),
+                "in_statements_s": round(sum(t for _, t in statements.values()), 3),
+                "statements": [
+                    {"sql": sql, "calls": int(n), "seconds": round(t, 3)} for sql, (n, t) in top_sql
+                ],
                 "by_own_time": _top(prof, "tottime", top),
-                "by_cumulative": _top(prof, "cumulative", top),
+                "by_cumulative": _top(prof, "cumulative", 3 * top),
             }
     finally:
         engine.dispose()
         db.drop()
     return out
+
+
+def profile_text(profile: dict[str, Any], n: int = 8) -> str:
+    """The head of each profiled layer's lists, as text."""
+    lines = []
+    for layer, p in profile["layers"].items():
+        lines.append(
+            f"{profile['backend']} {layer} at scale {profile['scale']}: {p['rows']:,} rows, "
+            f"{p['seconds_under_cprofile']:.2f} s under cProfile, {p['in_statements_s']:.2f} s "
+            "in statements"
+        )
+        for title, key, rows in (
+            (
+                "cumulative (SQLAlchemy's and psycopg's frames left out)",
+                "cumulative_s",
+                [
+                    r
+                    for r in p["by_cumulative"]
+                    if not r["function"].startswith(("sqlalchemy/", "psycopg/"))
+                ],
+            ),
+            ("own time", "own_s", p["by_own_time"]),
+        ):
+            lines.append(f"  by {title}:")
+            lines += [f"    {r[key]:8.3f} s {r['calls']:>8}x  {r['function']}" for r in rows[:n]]
+        lines.append("  statements:")
+        lines += [
+            f"    {r['seconds']:8.3f} s {r['calls']:>8}x  {r['sql'][:90]}"
+            for r in p["statements"][:n]
+        ]
+    return "\n".join(lines)
 
 
 def _top(prof: cProfile.Profile, key: str, n: int) -> list[dict[str, Any]]:
@@ -409,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
                     res["profile"] = profile_layers(
                         res["backend"], server, slow, args.profile_scale, args.seed, folder
                     )
+                    print(profile_text(res["profile"]), flush=True)
     finally:
         if stop is not None:
             stop()
