@@ -84,6 +84,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import shapely
+from geoalchemy2 import Geometry, WKTElement
 from shapely import affinity
 from shapely.geometry import MultiPoint, MultiPolygon
 from shapely.geometry.base import BaseGeometry
@@ -1184,9 +1185,26 @@ def _plain_writer(ctx: _Context, model: Any, plan: _Upsert) -> Writer:
 
 def _write_plain(ctx: _Context, model: Any, plan: _Upsert, report: ImportReport) -> list[int]:
     """Write an upsert plan (geometries bound); return the inserted ids in order."""
-    plan.inserts = [_geom_values(v) for v in plan.inserts]
-    plan.updates = [_geom_values(v) for v in plan.updates]
+    plan.inserts = _bind_geometries(model, plan.inserts)
+    plan.updates = _bind_geometries(model, plan.updates)
     return plan.write(ctx.conn, model, report)
+
+
+def _bind_geometries(model: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with shapely geometries as bind values, converted in one vectorised call per
+    column: the EWKT text GeoAlchemy2 would send anyway. Bound as WKB (``geom_value``) each
+    geometry went shape → WKB → shape → WKT row by row in GeoAlchemy2's bind processors (on
+    both backends), ~20 µs a row."""
+    keys = [c.key for c in model.__table__.columns if isinstance(c.type, Geometry)]
+    out = [dict(r) for r in rows]
+    for key in keys:
+        at = [i for i, r in enumerate(rows) if isinstance(r.get(key), BaseGeometry)]
+        texts = shapely.to_wkt(
+            np.asarray([rows[i][key] for i in at], dtype=object), rounding_precision=-1
+        )
+        for i, wkt in zip(at, texts.tolist(), strict=True):
+            out[i][key] = WKTElement(wkt, srid=models.SRID)
+    return out
 
 
 # --- households -----------------------------------------------------------------------------
