@@ -670,8 +670,8 @@ class _Context:
 
 
 def _none(value: Any) -> Any:
-    if value is None:
-        return None
+    if value is None or type(value) is str:  # the common cells first (called per cell)
+        return value
     if isinstance(value, float) and math.isnan(value):
         return None
     if value is pd.NaT:
@@ -681,6 +681,8 @@ def _none(value: Any) -> Any:
 
 def _text(value: Any) -> str | None:
     """A cell as text: integral floats lose their ``.0`` (Excel stores codes as numbers)."""
+    if type(value) is str:  # most cells: skip the type tests below
+        return value.strip() or None
     value = _none(value)
     if value is None:
         return None
