@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The benchmarks, one command:
 #
-#   bash scripts/bench.sh              # assignment, lookup and maps (≈ 30 min on 2 cores)
-#   bash scripts/bench.sh assignment   # or lookup, or maps; extra arguments go to that one
+#   bash scripts/bench.sh              # assignment, lookup, maps, planning and imports
+#   bash scripts/bench.sh assignment   # or lookup, maps, planning, imports; extra arguments go to that one
 #
 # Installs what is missing (scripts/setup.sh), starts a throwaway PostgreSQL + PostGIS cluster
 # (stopped and deleted on exit) unless GEOGRID_BENCH_POSTGRES_URL is set, and writes JSON
@@ -29,10 +29,11 @@ case "$which" in
         python -m benchmarks.lookup
         python -m benchmarks.maps
         python -m benchmarks.planning
+        python -m benchmarks.imports
         ;;
-    assignment | lookup | maps | planning) python -m "benchmarks.$which" "$@" ;;
+    assignment | lookup | maps | planning | imports) python -m "benchmarks.$which" "$@" ;;
     *)
-        echo "usage: bash scripts/bench.sh [all|assignment|lookup|maps|planning] [ARGS…]" >&2
+        echo "usage: bash scripts/bench.sh [all|assignment|lookup|maps|planning|imports] [ARGS…]" >&2
         exit 2
         ;;
 esac
