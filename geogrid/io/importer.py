@@ -98,7 +98,7 @@ from geogrid.db.queries import imports as import_queries
 from geogrid.db.queries.imports import StoredRow
 from geogrid.errors import InvalidInput
 from geogrid.io.readers import ReadResult, read_layer
-from geogrid.spatial import metres_per_degree, multi, overlaps
+from geogrid.spatial import assign_points, metres_per_degree, multi, overlaps
 
 __all__ = ["LAYERS", "TOLERANCE_M", "ImportReport", "import_layer"]
 
@@ -346,8 +346,8 @@ def _import_spread(
 def _spatial_owners(ctx: _Context, stored: list[StoredRow]) -> list[str | None]:
     """The code of the community each row's geometry lies in (None: none, or no geometry).
 
-    One bulk STRtree query over the communities' boundaries, each buffered by the tolerance at
-    its own latitude; a row in several (on a shared edge) goes to the lowest code."""
+    The communities' boundaries, each buffered by the tolerance at its own latitude, go through
+    :func:`geogrid.spatial.assign_points` (the edge rule: on a shared edge the lowest code)."""
     read = ctx.read
     owners: list[str | None] = [None] * len(read.frame)
     if not read.geometry_usable or not stored or not len(read.frame):
@@ -357,16 +357,15 @@ def _spatial_owners(ctx: _Context, stored: list[StoredRow]) -> list[str | None]:
     if not len(present):
         return owners
     points = shapely.point_on_surface(geoms[present])
-    stored = sorted(stored, key=lambda r: r["code"])
     areas = []
     for r in stored:
         areas.append(
             r["boundary"].buffer(TOLERANCE_M / min(metres_per_degree(r["boundary"].centroid.y)))
         )
-    tree = shapely.STRtree(areas)
-    rows, hits = tree.query(points, predicate="within")
-    for row, hit in sorted(zip(rows.tolist(), hits.tolist(), strict=True), reverse=True):
-        owners[int(present[row])] = stored[hit]["code"]  # the lowest code is written last
+    hit = assign_points(points, areas, key=[r["code"] for r in stored])
+    for row, k in zip(present.tolist(), hit.tolist(), strict=True):
+        if k >= 0:
+            owners[row] = stored[k]["code"]
     return owners
 
 
