@@ -495,6 +495,47 @@ def test_households_upsert_by_address_id(engine: Engine, tmp_path: Path) -> None
     assert second.assignment is not None and second.assignment["households_in_grids"] == 4
 
 
+def test_households_bulk_load_keeps_every_value(engine: Engine, tmp_path: Path) -> None:
+    """Households are bulk-loaded (COPY on PostGIS): text with the characters COPY escapes,
+    empty cells, booleans and exact coordinates arrive as the file has them."""
+    with engine.begin() as conn:
+        make_community(conn)
+    x, y = X0 + 0.0051234567891, Y0 + 0.0059876543219
+    awkward = ["tab\there", "back\\slash", "line\nbreak", "\\N", "12号之一", None]
+    frame = gpd.GeoDataFrame(
+        {
+            "address_id": [f"K{i}" for i in range(len(awkward))],
+            "room": awkward,
+            "registered": [True, False, True, False, True, False],
+            "size": [1, 2, 3, 4, 5, 6],
+        },
+        geometry=[Point(x + i * 1e-4, y) for i in range(len(awkward))],
+        crs="EPSG:4326",
+    )
+    path = tmp_path / "h.gpkg"
+    with gdal_without_spatialite():
+        frame.to_file(path, layer="households", driver="GPKG", engine="pyogrio")
+    with engine.begin() as conn:
+        report = import_layer(conn, layer="households", path=path)
+        rows = conn.execute(
+            select(
+                m.Household.address_id,
+                m.Household.room,
+                m.Household.registered,
+                m.Household.size,
+                m.Household.street_id,
+                q.wkb(m.Household.geom),
+            ).order_by(m.Household.address_id)
+        ).all()
+    assert report.inserted == 6
+    assert [r.room for r in rows] == awkward
+    assert [r.registered for r in rows] == [True, False, True, False, True, False]
+    assert [r.size for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert {r.street_id for r in rows} == {None}
+    points = [shapely.from_wkb(bytes(r.geometry)) for r in rows]
+    assert [(p.x, p.y) for p in points] == [(x + i * 1e-4, y) for i in range(len(awkward))]
+
+
 # --- buildings, members, fields, requests ---------------------------------------------------
 
 

@@ -27,7 +27,7 @@ Why the shapes differ
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
@@ -139,7 +139,7 @@ def assign_households_to_grids(conn: Connection, *, plan_id: int, community_id: 
         FROM ({select}) AS a
     """
     if backend is Backend.POSTGIS:
-        with _pg_bulk_settings(conn):
+        with _pg_bulk_settings(conn, community_id=community_id):
             if _is_partitioned(conn, "household_assignments"):
                 return _replace_plan_partition(conn, plan_id=plan_id, rows=rows, params=params)
             conn.execute(text("DELETE FROM household_assignments WHERE plan_id = :plan_id"), params)
@@ -177,7 +177,7 @@ def assign_households_to_fields(conn: Connection, *, plan_id: int, community_id:
         # are ruled out: with statistics that still described the plan's rows as few (just
         # written, not yet analysed) the planner chose one and the UPDATE of 1M rows ran for
         # over 10 minutes instead of seconds.
-        with _pg_bulk_settings(conn):
+        with _pg_bulk_settings(conn, community_id=community_id):
             conn.execute(text("DROP TABLE IF EXISTS pg_temp.geogrid_field_pairs"))
             conn.execute(
                 text(f"CREATE TEMPORARY TABLE geogrid_field_pairs ON COMMIT DROP AS {select}"),
@@ -265,7 +265,7 @@ def assign_households(conn: Connection, *, plan_id: int, community_id: int) -> t
                    g.poly_id AS grid_id, f.poly_id AS field_id
             FROM ({grids}) AS g LEFT JOIN ({fields}) AS f ON f.point_id = g.point_id
         """
-        with _pg_bulk_settings(conn):
+        with _pg_bulk_settings(conn, community_id=community_id):
             in_grids = _replace_plan_partition(conn, plan_id=plan_id, rows=rows, params=params)
         in_fields = conn.execute(
             text(
@@ -311,17 +311,29 @@ _PG_BULK_SETTINGS = {
     "work_mem": "256MB",
     # Primary-key builds and ATTACH PARTITION's foreign-key checks run with this.
     "maintenance_work_mem": "256MB",
-    # The planner guesses ~1 % of the rows an ST_Covers join returns, so it never thinks a
-    # parallel plan worth starting; with these zero costs CREATE TABLE AS runs the join on
-    # max_parallel_workers_per_gather workers (server setting, 2 by default): 1.3 → 0.8 s.
-    # INSERT … SELECT and UPDATE never run in parallel in PostgreSQL 15.
-    "parallel_setup_cost": "0",
-    "parallel_tuple_cost": "0",
-    "min_parallel_table_scan_size": "0",
     # JIT compiles ~50 ms of code per process (EXPLAIN ANALYZE) for plans whose time goes
     # into PostGIS's C functions, which it cannot speed up.
     "jit": "off",
 }
+
+#: Added for a community of many households. The planner guesses ~1 % of the rows an
+#: ST_Covers join returns, so it never thinks a parallel plan worth starting; with these zero
+#: costs CREATE TABLE AS runs the join on max_parallel_workers_per_gather workers (server
+#: setting, 2 by default): 1M households, 1.3 → 0.8 s. INSERT … SELECT and UPDATE never run
+#: in parallel in PostgreSQL 15.
+_PG_PARALLEL_SETTINGS = {
+    "parallel_setup_cost": "0",
+    "parallel_tuple_cost": "0",
+    "min_parallel_table_scan_size": "0",
+}
+
+#: Fewer households than this and the joins run serially. Each parallel gather launches its
+#: workers afresh (~29 ms for two here), and with no setup cost the planner may put the
+#: gather *inside* a nested loop over the polygons: a district's import assigned 200
+#: communities of ~2,500 households with a launch per field, 0.4–0.9 s a community instead
+#: of ~1 ms (EXPLAIN ANALYZE; benchmarks/README.md, "Imports"). A serial join of 100,000
+#: households takes ~0.13 s, about what two workers save at that size.
+_PARALLEL_MIN_HOUSEHOLDS = 100_000
 
 
 @contextmanager
@@ -341,7 +353,15 @@ def _pg_local(conn: Connection, settings: Mapping[str, str]) -> Iterator[None]:
         conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
 
 
-def _pg_bulk_settings(conn: Connection) -> AbstractContextManager[None]:
+def _pg_bulk_settings(conn: Connection, *, community_id: int) -> AbstractContextManager[None]:
+    """The bulk settings for the community's joins, parallel ones if it is large enough."""
+    # Counting stops at the threshold: a bounded index scan, not a count of a city.
+    many = conn.execute(
+        text("SELECT count(*) FROM (SELECT FROM households WHERE community_id = :c LIMIT :n) AS h"),
+        {"c": community_id, "n": _PARALLEL_MIN_HOUSEHOLDS},
+    ).scalar_one()
+    if many >= _PARALLEL_MIN_HOUSEHOLDS:
+        return _pg_local(conn, {**_PG_BULK_SETTINGS, **_PG_PARALLEL_SETTINGS})
     return _pg_local(conn, _PG_BULK_SETTINGS)
 
 
@@ -513,6 +533,32 @@ def copy_households(
         for start in range(0, len(body), 1 << 24):
             copy.write(view[start : start + (1 << 24)])
         copy.write(_PGCOPY_TRAILER)
+    return n
+
+
+def copy_rows(
+    conn: Connection, *, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]
+) -> int:
+    """Append ``rows`` (tuples in the order of ``columns``) to ``table`` with one ``COPY``.
+
+    PostGIS only. Text format: psycopg's C dumper writes each value as the column's text
+    input (geometries as hex EWKB, which ``geometry_in`` reads). Why: the importer wrote
+    500,000 households through SQLAlchemy's batched ``INSERT … RETURNING`` in ~137 s, most of
+    it psycopg parsing 1,000-row statements of ~14,000 placeholders in Python; ``COPY`` of the
+    same rows takes a few seconds and fires the statement-level ``data_versions`` trigger once
+    (benchmarks/README.md, "Imports"). The caller gives the ids no thought: they come from the
+    table's sequence, as for ``INSERT``.
+    """
+    if backend_of(conn.engine) is not Backend.POSTGIS:
+        raise ValueError("copy_rows is for PostGIS; use an INSERT on SpatiaLite")
+    names = ", ".join(columns)
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    n = 0
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+            n += 1
     return n
 
 

@@ -85,7 +85,6 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import shapely
-from geoalchemy2 import Geometry, WKTElement
 from shapely import affinity
 from shapely.geometry import MultiPoint, MultiPolygon
 from shapely.geometry.base import BaseGeometry
@@ -764,10 +763,20 @@ class _Upsert:
             self.updates.append({"id": old["id"], **values})
             self.update_rows.append(row)
 
-    def write(self, conn: Connection, model: Any, report: ImportReport) -> list[int]:
-        """Insert and update; return the new ids (in insert order)."""
-        ids = queries.insert_returning_ids(conn, model, self.inserts)
-        import_queries.update_rows(conn, model=model, rows=self.updates)
+    def write(
+        self, conn: Connection, model: Any, report: ImportReport, *, need_ids: bool = True
+    ) -> list[int]:
+        """Insert and update; return the new ids (in insert order), or none unless
+        ``need_ids`` — then the inserts are bulk-loaded (``COPY`` on PostGIS)."""
+        if need_ids:
+            ids = queries.insert_returning_ids(
+                conn, model, queries.bind_geometries(model, self.inserts)
+            )
+        else:
+            queries.bulk_load(conn, model, self.inserts)
+            ids = []
+        updates = queries.bind_geometries(model, self.updates)
+        import_queries.update_rows(conn, model=model, rows=updates)
         report.inserted, report.updated, report.unchanged = (
             len(self.inserts),
             len(self.updates),
@@ -1167,27 +1176,8 @@ def _plain_writer(ctx: _Context, model: Any, plan: _Upsert) -> Writer:
 
 
 def _write_plain(ctx: _Context, model: Any, plan: _Upsert, report: ImportReport) -> list[int]:
-    """Write an upsert plan (geometries bound); return the inserted ids in order."""
-    plan.inserts = _bind_geometries(model, plan.inserts)
-    plan.updates = _bind_geometries(model, plan.updates)
+    """Write an upsert plan; return the inserted ids in order."""
     return plan.write(ctx.conn, model, report)
-
-
-def _bind_geometries(model: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``rows`` with shapely geometries as bind values, converted in one vectorised call per
-    column: the EWKT text GeoAlchemy2 would send anyway. Bound as WKB (``geom_value``) each
-    geometry went shape → WKB → shape → WKT row by row in GeoAlchemy2's bind processors (on
-    both backends), ~20 µs a row."""
-    keys = [c.key for c in model.__table__.columns if isinstance(c.type, Geometry)]
-    out = [dict(r) for r in rows]
-    for key in keys:
-        at = [i for i, r in enumerate(rows) if isinstance(r.get(key), BaseGeometry)]
-        texts = shapely.to_wkt(
-            np.asarray([rows[i][key] for i in at], dtype=object), rounding_precision=-1
-        )
-        for i, wkt in zip(at, texts.tolist(), strict=True):
-            out[i][key] = WKTElement(wkt, srid=models.SRID)
-    return out
 
 
 # --- households -----------------------------------------------------------------------------
@@ -1260,7 +1250,8 @@ def _plan_households(ctx: _Context, plan_name: str | None) -> Writer:
     ctx.duplicates(ids, "address_id", "address_id")
 
     def write(report: ImportReport) -> None:
-        _write_plain(ctx, c, plan, report)
+        # Households are looked up by address_id afterwards: no ids back, so a bulk load.
+        plan.write(ctx.conn, c, report, need_ids=False)
         if personal:
             _write_personal(ctx, ids, people, report)
         _assign(ctx, report)

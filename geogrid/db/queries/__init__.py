@@ -45,7 +45,9 @@ from geogrid.db.queries.communities import (
 )
 from geogrid.db.queries.core import (
     WGS84,
+    bind_geometries,
     bulk_insert,
+    bulk_load,
     count,
     geom_value,
     insert_returning_ids,
@@ -77,9 +79,11 @@ __all__ = [
     "WGS84",
     "active_plan",
     "address_households_frame",
+    "bind_geometries",
     "branch_grids_frame",
     "buildings_frame",
     "bulk_insert",
+    "bulk_load",
     "clear_branch_reviews",
     "clear_field_reviews",
     "community_boundary",

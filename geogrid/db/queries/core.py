@@ -6,13 +6,16 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import shapely
+from geoalchemy2 import Geometry, WKTElement
 from geoalchemy2 import functions as gfunc
 from geoalchemy2.shape import from_shape
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, Select, func, insert, select, text
 
-from geogrid.db import models
+from geogrid.db import dialect, models
+from geogrid.db.engine import Backend, backend_of
 
 WGS84 = "EPSG:4326"
 
@@ -63,6 +66,55 @@ def bulk_insert(
         conn.execute(insert(model), batch)
         n += len(batch)
     return n
+
+
+def bind_geometries(model: Any, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with shapely geometries as bind values, converted in one vectorised call per
+    column: the EWKT text GeoAlchemy2 would send anyway. Bound as WKB (``geom_value``) each
+    geometry went shape → WKB → shape → WKT row by row in GeoAlchemy2's bind processors (on
+    both backends), ~20 µs a row."""
+    out = [dict(r) for r in rows]
+    for key in _geometry_keys(model):
+        at = [i for i, r in enumerate(rows) if isinstance(r.get(key), BaseGeometry)]
+        texts = shapely.to_wkt(
+            np.asarray([rows[i][key] for i in at], dtype=object), rounding_precision=-1
+        )
+        for i, wkt in zip(at, texts.tolist(), strict=True):
+            out[i][key] = WKTElement(wkt, srid=models.SRID)
+    return out
+
+
+def bulk_load(conn: Connection, model: Any, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert ``rows`` (shapely geometries in EPSG:4326) when their ids are not needed back.
+
+    PostGIS: ``dialect.copy_rows`` (one ``COPY`` per set of keys; geometries as hex EWKB made
+    in one vectorised call per column); SpatiaLite: an ``executemany`` of ``INSERT`` (no
+    ``RETURNING``, which SQLite runs row by row). Rows with different keys go in separate
+    batches, so a column a row leaves out keeps its server default.
+    """
+    if not rows:
+        return 0
+    if backend_of(conn.engine) is not Backend.POSTGIS:
+        return bulk_insert(conn, model, bind_geometries(model, rows))
+    geometry_keys = set(_geometry_keys(model))
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    n = 0
+    for keys, group in groups.items():
+        columns: list[list[Any]] = [[r[k] for r in group] for k in keys]
+        for j, key in enumerate(keys):
+            if key in geometry_keys:
+                geoms = shapely.set_srid(np.asarray(columns[j], dtype=object), models.SRID)
+                columns[j] = shapely.to_wkb(geoms, hex=True, include_srid=True).tolist()
+        n += dialect.copy_rows(
+            conn, table=model.__tablename__, columns=keys, rows=zip(*columns, strict=True)
+        )
+    return n
+
+
+def _geometry_keys(model: Any) -> list[str]:
+    return [c.key for c in model.__table__.columns if isinstance(c.type, Geometry)]
 
 
 def insert_returning_ids(conn: Connection, model: Any, rows: Sequence[dict[str, Any]]) -> list[int]:
