@@ -436,7 +436,9 @@ class Household(Base):
     __tablename__ = "households"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE"), index=True
+    )
     #: Stable across re-imports; the key other systems keep.
     address_id: Mapped[str] = mapped_column(String(64), unique=True)
     building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id", ondelete="SET NULL"))
@@ -537,7 +539,9 @@ class Request(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE"), index=True
+    )
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
     programme: Mapped[str] = mapped_column(String(32))
     description: Mapped[str | None] = mapped_column(Text)
