@@ -23,6 +23,8 @@ from typer.testing import CliRunner
 from geogrid.access import create_key
 from geogrid.cli import app
 from geogrid.db import models
+from geogrid.maps.base import render_html
+from geogrid.planning.service import plan_map_in_db
 from tests.requests_factories import make_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +114,13 @@ def test_onboarding_example_end_to_end(
 
     coverage = (tmp_path / "var" / "kluuvi-coverage.html").read_text("utf-8")
     assert "OpenStreetMap contributors" in coverage and "Kluuvi grid 1" in coverage
+    # The planner's map credits the buildings' source too.
+    with engine.connect() as conn:
+        cid = conn.execute(
+            select(models.Community.id).where(models.Community.code == CODE)
+        ).scalar_one()
+        plan_page = render_html(plan_map_in_db(conn, community_id=cid, draft="active"))
+    assert "OpenStreetMap contributors (ODbL)" in plan_page
 
     # Served: the lookup and the map, and a resident's request routed in Helsinki's own time.
     unioninkatu = households[households["address"] == "Unioninkatu 29"].iloc[0]

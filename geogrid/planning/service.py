@@ -116,13 +116,15 @@ def plan_map_in_db(
     files: bool = True,
 ) -> folium.Map:
     """The plan map of ``draft`` over ``against`` (ids, vN, 'active'; files unless
-    ``files=False``)."""
+    ``files=False``), crediting the community's data sources (OpenStreetMap, ODbL)."""
+    from geogrid.maps.base import add_attribution
+    from geogrid.maps.data import source_credits
     from geogrid.maps.plan import plan_map
 
     d = resolve_plan(conn, community_id=community_id, ref=draft, files=files)
     a = resolve_plan(conn, community_id=community_id, ref=against, files=files)
     f = read_frames(conn, community_id=community_id)
-    return plan_map(
+    m = plan_map(
         a.grids,
         d.grids,
         households=f.households[["geometry"]],
@@ -131,3 +133,5 @@ def plan_map_in_db(
         tiles=tiles,
         title=f"{f.community_code}: {d.label} / {a.label}",
     )
+    add_attribution(m, source_credits(conn, community_ids=[community_id]))
+    return m
