@@ -27,12 +27,13 @@ Why the shapes differ
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import shapely
 from sqlalchemy import Connection, text
 
 from geogrid.db.engine import Backend, backend_of
@@ -536,29 +537,56 @@ def copy_households(
     return n
 
 
-def copy_rows(
-    conn: Connection, *, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]
+def load_rows(
+    conn: Connection,
+    *,
+    table: str,
+    columns: Mapping[str, Sequence[object]],
+    geometry: Collection[str] = (),
+    srid: int = 4326,
 ) -> int:
-    """Append ``rows`` (tuples in the order of ``columns``) to ``table`` with one ``COPY``.
+    """Append rows given column by column (``geometry`` columns hold shapely geometries).
 
-    PostGIS only. Text format: psycopg's C dumper writes each value as the column's text
-    input (geometries as hex EWKB, which ``geometry_in`` reads). Why: the importer wrote
-    500,000 households through SQLAlchemy's batched ``INSERT … RETURNING`` in ~137 s, most of
-    it psycopg parsing 1,000-row statements of ~14,000 placeholders in Python; ``COPY`` of the
-    same rows takes a few seconds and fires the statement-level ``data_versions`` trigger once
-    (benchmarks/README.md, "Imports"). The caller gives the ids no thought: they come from the
-    table's sequence, as for ``INSERT``.
+    PostGIS: one text ``COPY``; psycopg's C dumper writes each value as the column's text
+    input, geometries as hex EWKB made in one vectorised call per column (``geometry_in``
+    reads it). Why: the importer wrote 500,000 households through SQLAlchemy's batched
+    ``INSERT … RETURNING`` in ~137 s, most of it psycopg parsing 1,000-row statements of
+    ~14,000 placeholders in Python; ``COPY`` of the same rows takes a few seconds and fires
+    the statement-level ``data_versions`` trigger once (benchmarks/README.md, "Imports").
+    SpatiaLite: one ``executemany`` of ``INSERT`` with ``GeomFromWKB`` (no ``RETURNING``,
+    which SQLite runs row by row). Ids come from the table's sequence, as for ``INSERT``.
     """
-    if backend_of(conn.engine) is not Backend.POSTGIS:
-        raise ValueError("copy_rows is for PostGIS; use an INSERT on SpatiaLite")
-    names = ", ".join(columns)
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    n = 0
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-            n += 1
+    names = list(columns)
+    if not names:
+        return 0
+    n = len(columns[names[0]])
+    postgis = backend_of(conn.engine) is Backend.POSTGIS
+    values: list[Sequence[object]] = []
+    for name in names:
+        column = columns[name]
+        if name in geometry:
+            shapes = np.asarray(column, dtype=object)
+            column = (
+                shapely.to_wkb(shapely.set_srid(shapes, srid), hex=True, include_srid=True)
+                if postgis
+                else shapely.to_wkb(shapes)
+            ).tolist()
+        values.append(column)
+    if postgis:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with (
+            raw.cursor() as cur,
+            cur.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy,
+        ):
+            for row in zip(*values, strict=True):
+                copy.write_row(row)
+        return n
+    marks = ", ".join(f"GeomFromWKB(?, {int(srid)})" if c in geometry else "?" for c in names)
+    conn.exec_driver_sql(
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})",
+        list(zip(*values, strict=True)),
+    )
     return n
 
 

@@ -815,6 +815,10 @@ def _table_geometries(
     wkts, lons, lats = (
         data[c].tolist() if c in data.columns else nothing for c in ("wkt", "lon", "lat")
     )
+    # Points are made in one vectorised call at the end (a shapely.Point per row: ~5 µs).
+    at: list[int] = []
+    xs: list[float] = []
+    ys: list[float] = []
     for i, (wkt, lon, lat) in enumerate(zip(wkts, lons, lats, strict=True)):
         geom: BaseGeometry | None = None
         if wkt is not None:
@@ -846,8 +850,12 @@ def _table_geometries(
                     result.problem(i, exc.message, field=exc.field)
                     result.bad_geometry.add(i)
                 else:
-                    geom = shapely.Point(x, y)
+                    at.append(i)
+                    xs.append(x)
+                    ys.append(y)
         out.append(geom)
+    for i, point in zip(at, shapely.points(xs, ys).tolist(), strict=True):
+        out[i] = point
     return out
 
 

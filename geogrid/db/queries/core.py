@@ -15,7 +15,6 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, Select, func, insert, select, text
 
 from geogrid.db import dialect, models
-from geogrid.db.engine import Backend, backend_of
 
 WGS84 = "EPSG:4326"
 
@@ -85,32 +84,23 @@ def bind_geometries(model: Any, rows: Sequence[dict[str, Any]]) -> list[dict[str
 
 
 def bulk_load(conn: Connection, model: Any, rows: Sequence[dict[str, Any]]) -> int:
-    """Insert ``rows`` (shapely geometries in EPSG:4326) when their ids are not needed back.
-
-    PostGIS: ``dialect.copy_rows`` (one ``COPY`` per set of keys; geometries as hex EWKB made
-    in one vectorised call per column); SpatiaLite: an ``executemany`` of ``INSERT`` (no
-    ``RETURNING``, which SQLite runs row by row). Rows with different keys go in separate
-    batches, so a column a row leaves out keeps its server default.
-    """
-    if not rows:
-        return 0
-    if backend_of(conn.engine) is not Backend.POSTGIS:
-        return bulk_insert(conn, model, bind_geometries(model, rows))
-    geometry_keys = set(_geometry_keys(model))
+    """Insert ``rows`` (shapely geometries in EPSG:4326) when their ids are not needed back:
+    ``dialect.load_rows`` (``COPY`` on PostGIS). Rows with different keys go in separate
+    batches, so a column a row leaves out keeps its server default."""
+    geometry = set(_geometry_keys(model))
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row), []).append(row)
-    n = 0
-    for keys, group in groups.items():
-        columns: list[list[Any]] = [[r[k] for r in group] for k in keys]
-        for j, key in enumerate(keys):
-            if key in geometry_keys:
-                geoms = shapely.set_srid(np.asarray(columns[j], dtype=object), models.SRID)
-                columns[j] = shapely.to_wkb(geoms, hex=True, include_srid=True).tolist()
-        n += dialect.copy_rows(
-            conn, table=model.__tablename__, columns=keys, rows=zip(*columns, strict=True)
+    return sum(
+        dialect.load_rows(
+            conn,
+            table=model.__tablename__,
+            columns={k: [r[k] for r in group] for k in keys},
+            geometry=geometry,
+            srid=models.SRID,
         )
-    return n
+        for keys, group in groups.items()
+    )
 
 
 def _geometry_keys(model: Any) -> list[str]:
