@@ -27,14 +27,17 @@ Why the shapes differ
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import shapely
-from sqlalchemy import Connection, text
+from sqlalchemy import ColumnElement, Connection, any_, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import QueryableAttribute
 
 from geogrid.db.engine import Backend, backend_of
 
@@ -260,14 +263,30 @@ def assign_households(conn: Connection, *, plan_id: int, community_id: int) -> t
         where = "t.community_id = :community_id"
         grids = cover_select(backend, _grid_join("households", where))
         fields = cover_select(backend, _field_join("households", where))
-        # Both joins run in parallel and come out sorted by household: a merge join.
-        rows = f"""
-            SELECT CAST(:plan_id AS integer) AS plan_id, g.point_id AS household_id,
-                   g.poly_id AS grid_id, f.poly_id AS field_id
-            FROM ({grids}) AS g LEFT JOIN ({fields}) AS f ON f.point_id = g.point_id
-        """
+        # The field pairs go into an indexed temporary table first; the partition is then
+        # the grid join with a lookup of each household's field. Joining the two cover
+        # selects directly (one statement) depended on the planner's guesses: with the
+        # fields' select under a nested loop it ran 12–21 s for 20,000 households instead of
+        # ~1 s (benchmarks/README.md, assignment). With the index the worst plan left is one
+        # index probe per household.
         with _pg_bulk_settings(conn, community_id=community_id):
+            conn.execute(text("DROP TABLE IF EXISTS pg_temp.geogrid_field_pairs"))
+            conn.execute(
+                text(f"CREATE TEMPORARY TABLE geogrid_field_pairs ON COMMIT DROP AS {fields}"),
+                params,
+            )
+            conn.execute(
+                text("CREATE INDEX ON pg_temp.geogrid_field_pairs (point_id) INCLUDE (poly_id)")
+            )
+            conn.execute(text("ANALYZE pg_temp.geogrid_field_pairs"))
+            rows = f"""
+                SELECT CAST(:plan_id AS integer) AS plan_id, g.point_id AS household_id,
+                       g.poly_id AS grid_id, f.poly_id AS field_id
+                FROM ({grids}) AS g
+                LEFT JOIN pg_temp.geogrid_field_pairs AS f ON f.point_id = g.point_id
+            """
             in_grids = _replace_plan_partition(conn, plan_id=plan_id, rows=rows, params=params)
+            conn.execute(text("DROP TABLE pg_temp.geogrid_field_pairs"))
         in_fields = conn.execute(
             text(
                 "SELECT count(*) FROM household_assignments "
@@ -588,6 +607,26 @@ def load_rows(
         list(zip(*values, strict=True)),
     )
     return n
+
+
+#: Values per ``IN`` list on SQLite, which caps a statement's parameters (999 before 3.32).
+_IN_CHUNK = 900
+
+
+def in_values(
+    conn: Connection, column: ColumnElement[Any] | QueryableAttribute[Any], values: Iterable[object]
+) -> list[ColumnElement[bool]]:
+    """Conditions that together select the rows whose ``column`` is among ``values`` (run one
+    statement per condition). PostGIS: one ``= ANY(array)`` with the values as a single bind
+    parameter — psycopg parses an ``IN`` list of 900 placeholders in Python (~8 ms a
+    statement: 5.9 s of a 500,000-household import, benchmarks/README.md, "Imports").
+    SpatiaLite: ``IN`` lists of 900."""
+    items = list(values)
+    if not items:
+        return []
+    if backend_of(conn.engine) is Backend.POSTGIS:
+        return [column == any_(bindparam(None, items, type_=ARRAY(column.type)))]
+    return [column.in_(items[i : i + _IN_CHUNK]) for i in range(0, len(items), _IN_CHUNK)]
 
 
 def drop_spatial_index(conn: Connection, table: str, column: str = "geom") -> None:

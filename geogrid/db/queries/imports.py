@@ -10,31 +10,19 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import ColumnElement, Connection, bindparam, select, true, update
 
-from geogrid.db import models, queries
+from geogrid.db import dialect, models, queries
 
 #: A stored row by column name (``id`` and the columns asked for), geometries as shapely
 #: objects: the importer compares it value by value with a file's row.
 StoredRow = dict[str, Any]
 #: Columns holding a geometry (read as WKB, returned as shapely objects).
 _GEOMETRY_COLUMNS = ("geom", "position", "boundary")
-#: Values per ``IN`` list: SQLite caps a statement's parameters.
-_IN_CHUNK = 900
-
-_Item = TypeVar("_Item")
-
-
-def _chunks(items: Sequence[_Item], size: int = _IN_CHUNK) -> Iterable[list[_Item]]:
-    """``items`` in lists of ``size`` (bounded IN lists)."""
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
-
 # --- stored rows the importer upserts against ------------------------------------------------
 
 
@@ -81,11 +69,11 @@ def active_grids(conn: Connection, *, community_ids: Sequence[int]) -> list[Acti
     """The grids of the active plans of ``community_ids``, by community and code."""
     g, p = models.Grid, models.BoundaryPlan
     out: list[ActiveGrid] = []
-    for chunk in _chunks(community_ids):
+    for among in dialect.in_values(conn, p.community_id, community_ids):
         rows = conn.execute(
             select(p.community_id, p.version, g.code, queries.wkb(g.geom))
             .join(p, p.id == g.plan_id)
-            .where(p.community_id.in_(chunk), p.status == models.PlanStatus.ACTIVE.value)
+            .where(among, p.status == models.PlanStatus.ACTIVE.value)
             .order_by(p.community_id, g.code)
         ).all()
         out.extend(ActiveGrid(r[0], r[1], r[2], shapely.from_wkb(bytes(r[3]))) for r in rows)
@@ -99,8 +87,8 @@ def stored_households(
     h = models.Household
     return [
         row
-        for chunk in _chunks(address_ids)
-        for row in _stored(conn, h, columns, h.address_id.in_(chunk))
+        for among in dialect.in_values(conn, h.address_id, address_ids)
+        for row in _stored(conn, h, columns, among)
     ]
 
 
@@ -208,10 +196,8 @@ def household_ids(conn: Connection, *, address_ids: Sequence[str]) -> dict[str, 
     h = models.Household
     return {
         str(address_id): int(hid)
-        for chunk in _chunks(address_ids)
-        for address_id, hid in conn.execute(
-            select(h.address_id, h.id).where(h.address_id.in_(chunk))
-        ).all()
+        for among in dialect.in_values(conn, h.address_id, address_ids)
+        for address_id, hid in conn.execute(select(h.address_id, h.id).where(among)).all()
     }
 
 
@@ -220,8 +206,8 @@ def households_with_personal(conn: Connection, *, household_ids: Sequence[int]) 
     p = models.HouseholdPersonal
     return {
         int(hid)
-        for chunk in _chunks(household_ids)
-        for hid in conn.execute(select(p.household_id).where(p.household_id.in_(chunk))).scalars()
+        for among in dialect.in_values(conn, p.household_id, household_ids)
+        for hid in conn.execute(select(p.household_id).where(among)).scalars()
     }
 
 
