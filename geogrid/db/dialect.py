@@ -158,6 +158,23 @@ def assign_households_to_grids(conn: Connection, *, plan_id: int, community_id: 
     return int(result.rowcount or 0)
 
 
+def _pg_field_pairs(
+    conn: Connection, select: str, params: Mapping[str, object], *, indexed: bool = False
+) -> None:
+    """``pg_temp.geogrid_field_pairs``: the rows of the fields' cover ``select`` (point_id,
+    poly_id), analysed, with an index on point_id if ``indexed``; dropped at commit at the
+    latest. PostGIS only."""
+    conn.execute(text("DROP TABLE IF EXISTS pg_temp.geogrid_field_pairs"))
+    conn.execute(
+        text(f"CREATE TEMPORARY TABLE geogrid_field_pairs ON COMMIT DROP AS {select}"), params
+    )
+    if indexed:
+        conn.execute(
+            text("CREATE INDEX ON pg_temp.geogrid_field_pairs (point_id) INCLUDE (poly_id)")
+        )
+    conn.execute(text("ANALYZE pg_temp.geogrid_field_pairs"))
+
+
 def assign_households_to_fields(conn: Connection, *, plan_id: int, community_id: int) -> int:
     """Set ``field_id`` on the plan's household assignments; return households in a field.
 
@@ -182,12 +199,7 @@ def assign_households_to_fields(conn: Connection, *, plan_id: int, community_id:
         # written, not yet analysed) the planner chose one and the UPDATE of 1M rows ran for
         # over 10 minutes instead of seconds.
         with _pg_bulk_settings(conn, community_id=community_id):
-            conn.execute(text("DROP TABLE IF EXISTS pg_temp.geogrid_field_pairs"))
-            conn.execute(
-                text(f"CREATE TEMPORARY TABLE geogrid_field_pairs ON COMMIT DROP AS {select}"),
-                params,
-            )
-            conn.execute(text("ANALYZE pg_temp.geogrid_field_pairs"))
+            _pg_field_pairs(conn, select, params)
             with _pg_local(conn, {"enable_nestloop": "off"}):
                 conn.execute(
                     text(
@@ -270,15 +282,7 @@ def assign_households(conn: Connection, *, plan_id: int, community_id: int) -> t
         # ~1 s (benchmarks/README.md, assignment). With the index the worst plan left is one
         # index probe per household.
         with _pg_bulk_settings(conn, community_id=community_id):
-            conn.execute(text("DROP TABLE IF EXISTS pg_temp.geogrid_field_pairs"))
-            conn.execute(
-                text(f"CREATE TEMPORARY TABLE geogrid_field_pairs ON COMMIT DROP AS {fields}"),
-                params,
-            )
-            conn.execute(
-                text("CREATE INDEX ON pg_temp.geogrid_field_pairs (point_id) INCLUDE (poly_id)")
-            )
-            conn.execute(text("ANALYZE pg_temp.geogrid_field_pairs"))
+            _pg_field_pairs(conn, fields, params, indexed=True)
             rows = f"""
                 SELECT CAST(:plan_id AS integer) AS plan_id, g.point_id AS household_id,
                        g.poly_id AS grid_id, f.poly_id AS field_id

@@ -521,7 +521,9 @@ class _Context:
         limit take a short path; any other cell goes through :meth:`text`.
         """
         if not self.has(column):
-            return [self.text(row, column, required=required) for row in self.rows]
+            if required:
+                self.require(column)  # one problem, on the header
+            return [None] * len(self.frame)
         cells = self._column(column)
         length = self._length(limit)
         out: list[str | None] = []
@@ -1205,14 +1207,9 @@ def _plain_writer(ctx: _Context, model: Any, plan: _Upsert) -> Writer:
     """A writer that only upserts (streets, buildings)."""
 
     def write(report: ImportReport) -> None:
-        _write_plain(ctx, model, plan, report)
+        plan.write(ctx.conn, model, report)
 
     return write
-
-
-def _write_plain(ctx: _Context, model: Any, plan: _Upsert, report: ImportReport) -> list[int]:
-    """Write an upsert plan; return the inserted ids in order."""
-    return plan.write(ctx.conn, model, report)
 
 
 # --- households -----------------------------------------------------------------------------
@@ -1433,7 +1430,7 @@ def _plan_members(ctx: _Context, plan_name: str | None) -> Writer:
             for k, v in values.items():
                 if isinstance(v, _NewRef):
                     values[k] = made[v]
-        new_ids = _write_plain(ctx, c, plan, report)
+        new_ids = plan.write(ctx.conn, c, report)
         # Stored members (updated or unchanged) keep their id; inserted ones get a new one.
         member_of = {**matched, **dict(zip(plan.insert_rows, new_ids, strict=True))}
         for row, code in leads.items():
@@ -1494,7 +1491,7 @@ def _plan_fields(ctx: _Context, plan_name: str | None) -> Writer:
     ctx.duplicates(names, "name", "field name")
 
     def write(report: ImportReport) -> None:
-        _write_plain(ctx, c, plan, report)
+        plan.write(ctx.conn, c, report)
         _assign(ctx, report)
 
     return write
