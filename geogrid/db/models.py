@@ -842,3 +842,15 @@ class PersonalDataRead(Base):
     subject_id: Mapped[int] = mapped_column(Integer)
     fields: Mapped[list[str]] = mapped_column(JSON)
     via: Mapped[str | None] = mapped_column(String(200))
+
+
+class LoginFailure(Base):
+    """A wrong key typed at ``/login``, by client address: the throttle counts them here, in
+    the database, so that it holds across the workers of one service (issue 14)."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_client_at", "client", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
