@@ -27,7 +27,7 @@ from geogrid.access import (
     open_session,
     session_actor,
 )
-from geogrid.errors import GeogridError
+from geogrid.errors import GeogridError, NotAuthenticated
 
 SESSION_COOKIE = "geogrid_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -44,7 +44,15 @@ def get_actor(
     key: Annotated[str | None, Depends(_key_header)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
 ) -> Actor:
-    """The caller: a key's actor, a session's (safe methods only), or anonymous."""
+    """The caller: a key's actor, a session's (safe methods only), or anonymous.
+
+    An ``Authorization`` header of another scheme (``Basic …``) is refused (401), not taken
+    for anonymous: a client that thinks it sent credentials must hear that it did not."""
+    scheme = request.headers.get("authorization")
+    if scheme is not None and bearer is None:
+        raise NotAuthenticated(
+            "the Authorization header must be 'Bearer <key>'", field="Authorization"
+        )
     secret = key or (bearer.credentials if bearer is not None else None)
     if secret:
         with engine.begin() as conn:

@@ -5,14 +5,18 @@ Every error body of ``/v1`` is ``{"error": {"code", "message", "field", …}}`` 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geogrid import errors as domain
+
+log = logging.getLogger("geogrid.api")
 
 STATUS: dict[type[domain.GeogridError], int] = {
     domain.TooLarge: 413,
@@ -68,7 +72,32 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(envelope(code, str(exc.detail)), status_code=exc.status_code)
 
 
+async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
+    """The database refused a value (a number out of its column's range, a NUL in text):
+    the caller's input, not a fault of the service. Checks before the database name the
+    field; this net catches what they missed, without echoing the value."""
+    return JSONResponse(
+        envelope(
+            "invalid_input", "a value is out of range or holds characters that cannot be stored"
+        ),
+        status_code=422,
+    )
+
+
+async def _server_error(_request: Request, exc: Exception) -> JSONResponse:
+    """The last resort: a bug answers the error envelope, never a plain-text page or a trace.
+    The exception is logged (with its traceback) by the server, not sent to the client."""
+    log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+    return JSONResponse(
+        envelope("internal_error", "an internal error; it has been logged"), status_code=500
+    )
+
+
 def install(app: FastAPI) -> None:
+    # Starlette runs the ``Exception`` handler in its outermost middleware, so it answers
+    # whatever a route or another middleware raised.
+    app.add_exception_handler(Exception, _server_error)
     app.add_exception_handler(domain.GeogridError, _geogrid_error)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

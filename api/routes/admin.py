@@ -11,15 +11,19 @@ from fastapi import APIRouter, Body, Query
 
 from api.auth import ActorDep
 from api.deps import ConnDep, EngineDep, SettingsDep
+from api.params import Id
 from api.schemas.admin import (
     DeliveryOut,
+    KeyCreate,
     KeyCreated,
     KeyOut,
     KeyRevoked,
     PersonalReadOut,
+    WebhookCreate,
     WebhookCreated,
     WebhookOut,
     WebhookState,
+    WebhookUpdate,
 )
 from api.schemas.common import ErrorEnvelope
 from geogrid import access
@@ -44,27 +48,23 @@ def create_key(
     engine: EngineDep,
     actor: ActorDep,
     body: Annotated[
-        dict[str, Any],
+        KeyCreate,
         Body(examples=[{"role": "official", "community": "441302011005", "name": "社区书记"}]),
     ],
 ) -> dict[str, Any]:
-    """Fields: role (public, member, department, official, planner, admin), name,
-    community (code) — or subdistrict or district (codes: the key is limited to their
-    communities) —, member_id (member keys), department (code, department keys),
-    personal_data (bool)."""
     actor.require(Role.ADMIN, what="creating keys")
     actor.require_unscoped(what="creating keys")
     with engine.begin() as conn:
         new = access.create_key(
             conn,
-            role=str(body.get("role") or ""),
-            name=body.get("name"),
-            community_code=body.get("community"),
-            member_id=body.get("member_id"),
-            department_code=body.get("department"),
-            personal_data=bool(body.get("personal_data", False)),
-            subdistrict_code=body.get("subdistrict"),
-            district_code=body.get("district"),
+            role=body.role,
+            name=body.name,
+            community_code=body.community,
+            member_id=body.member_id,
+            department_code=body.department,
+            personal_data=body.personal_data,
+            subdistrict_code=body.subdistrict,
+            district_code=body.district,
         )
     return {"id": new.id, "key": new.key, "prefix": new.prefix, "role": new.role}
 
@@ -107,7 +107,7 @@ def create_webhook(
     engine: EngineDep,
     actor: ActorDep,
     body: Annotated[
-        dict[str, Any],
+        WebhookCreate,
         Body(
             examples=[
                 {
@@ -118,18 +118,16 @@ def create_webhook(
         ),
     ],
 ) -> dict[str, Any]:
-    """Fields: url, events (default all), secret (default generated; shown once),
-    community (code), description."""
     actor.require(Role.ADMIN, what="registering webhooks")
     actor.require_unscoped(what="registering webhooks")
     with engine.begin() as conn:
         wid, secret = webhooks.create_webhook(
             conn,
-            url=body.get("url"),  # type: ignore[arg-type]
-            events=body.get("events") or webhooks.EVENTS,
-            secret=body.get("secret"),
-            community_code=body.get("community"),
-            description=body.get("description"),
+            url=body.url,
+            events=body.events or webhooks.EVENTS,
+            secret=body.secret,
+            community_code=body.community,
+            description=body.description,
         )
     return {"id": wid, "secret": secret}
 
@@ -153,16 +151,16 @@ def list_webhooks(conn: ConnDep, actor: ActorDep, settings: SettingsDep) -> Any:
     responses=_ERRORS,
 )
 def update_webhook(
-    webhook_id: int,
+    webhook_id: Id,
     engine: EngineDep,
     actor: ActorDep,
-    body: Annotated[dict[str, Any], Body(examples=[{"active": False}])],
+    body: Annotated[WebhookUpdate, Body(examples=[{"active": False}])],
 ) -> dict[str, Any]:
     actor.require(Role.ADMIN, what="changing webhooks")
     actor.require_unscoped(what="changing webhooks")
     with engine.begin() as conn:
-        webhooks.set_webhook_active(conn, webhook_id=webhook_id, active=bool(body.get("active")))
-    return {"id": webhook_id, "active": bool(body.get("active"))}
+        webhooks.set_webhook_active(conn, webhook_id=webhook_id, active=body.active)
+    return {"id": webhook_id, "active": body.active}
 
 
 @router.get(
@@ -175,7 +173,7 @@ def list_deliveries(
     conn: ConnDep,
     settings: SettingsDep,
     actor: ActorDep,
-    webhook_id: int | None = None,
+    webhook_id: Id | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     actor.require(Role.ADMIN, what="reading the delivery log")

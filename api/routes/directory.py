@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Query
 
 from api.auth import ActorDep
 from api.deps import ConnDep, EngineDep, SettingsDep
+from api.params import Day, Id, Offset
 from api.schemas.common import ErrorEnvelope
 from api.schemas.directory import (
     CategoryOut,
@@ -26,7 +27,7 @@ from api.schemas.directory import (
     VisitCreated,
     VisitPage,
 )
-from geogrid import directory
+from geogrid import bounds, directory
 from geogrid.db import queries
 from geogrid.db.models import Role
 from geogrid.errors import InvalidInput
@@ -184,7 +185,7 @@ def create_member(engine: EngineDep, actor: ActorDep, body: JsonBody) -> dict[st
     responses=_ERRORS,
 )
 def update_member(
-    member_id: int, engine: EngineDep, actor: ActorDep, body: JsonBody
+    member_id: Id, engine: EngineDep, actor: ActorDep, body: JsonBody
 ) -> dict[str, Any]:
     """Deactivating a member vacates its fields: their open requests go to the grid lead."""
     actor.require(*_EDITORS, what="editing members")
@@ -215,7 +216,7 @@ def list_fields(conn: ConnDep, community: str | None = None) -> list[dict[str, A
     responses=_ERRORS,
 )
 def set_field_member(
-    field_id: int,
+    field_id: Id,
     engine: EngineDep,
     actor: ActorDep,
     body: Annotated[dict[str, Any], Body(examples=[{"member_id": 12}, {"member_id": None}])],
@@ -255,7 +256,7 @@ def _member_id(body: dict[str, Any]) -> int | None:
     value = body["member_id"]
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise InvalidInput("member_id must be a member id or null", field="member_id")
-    return value
+    return None if value is None else bounds.check_id(value, field="member_id")
 
 
 # --- visits --------------------------------------------------------------------------------
@@ -305,11 +306,11 @@ def list_visits(
     conn: ConnDep,
     actor: ActorDep,
     settings: SettingsDep,
-    member_id: int | None = None,
-    from_: Annotated[dt.date | None, Query(alias="from")] = None,
-    to: dt.date | None = None,
+    member_id: Id | None = None,
+    from_: Annotated[Day | None, Query(alias="from")] = None,
+    to: Day | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     p = period(from_, to, tz=settings.service.timezone) if (from_ or to) else None
     return visits.list_visits(
@@ -327,8 +328,8 @@ def visit_coverage(
     conn: ConnDep,
     settings: SettingsDep,
     actor: ActorDep,
-    from_: Annotated[dt.date | None, Query(alias="from")] = None,
-    to: dt.date | None = None,
+    from_: Annotated[Day | None, Query(alias="from")] = None,
+    to: Day | None = None,
     group_by: Annotated[str, Query(description="community, grid, branch or member")] = "grid",
     community: str | None = None,
 ) -> dict[str, Any]:

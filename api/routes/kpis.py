@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -10,6 +9,7 @@ from fastapi.responses import Response
 
 from api.auth import ActorDep
 from api.deps import ConnDep, SettingsDep
+from api.params import Day
 from api.schemas.common import ErrorEnvelope
 from api.schemas.requests import KpiTable
 from geogrid.periods import period
@@ -37,11 +37,11 @@ def get_kpis(
     settings: SettingsDep,
     actor: ActorDep,
     from_: Annotated[
-        dt.date | None,
+        Day | None,
         Query(alias="from", description="First received date (inclusive)", examples=["2017-07-01"]),
     ] = None,
     to: Annotated[
-        dt.date | None, Query(description="Last received date (inclusive)", examples=["2018-04-18"])
+        Day | None, Query(description="Last received date (inclusive)", examples=["2018-04-18"])
     ] = None,
     group_by: Annotated[
         str | None, Query(description=f"One of {', '.join(GROUPS)}; none = totals only")

@@ -8,7 +8,6 @@ key or session; public maps need none.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -16,6 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from api.auth import ActorDep
 from api.deps import ASSETS_URL, ConnDep, MapSettingsDep, SettingsDep
+from api.params import Day
 from geogrid.access import Actor, limit_to_scope
 from geogrid.areas import area_codes
 from geogrid.db.models import Role
@@ -58,10 +58,10 @@ District = Annotated[
     Query(description="The communities of this district code, drawn together", examples=["441302"]),
 ]
 From = Annotated[
-    dt.date | None,
+    Day | None,
     Query(alias="from", description="First received date, inclusive; default: all history"),
 ]
-To = Annotated[dt.date | None, Query(description="Last date, inclusive; default: today")]
+To = Annotated[Day | None, Query(description="Last date, inclusive; default: today")]
 Audience = Annotated[
     Literal["public", "official"],
     Query(

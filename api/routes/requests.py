@@ -7,7 +7,6 @@ and the app's lifespan runs the worker that retries them and finds overdue reque
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -17,6 +16,7 @@ from sqlalchemy import Engine
 
 from api.auth import ActorDep
 from api.deps import ConnDep, EngineDep, RequestsSettingsDep, SettingsDep, base_url, geocoder_of
+from api.params import Day, Id, Offset
 from api.schemas.common import ErrorEnvelope
 from api.schemas.requests import ActionIn, ActionOut, RequestCreate, RequestOut, RequestPage
 from geogrid.errors import Conflict
@@ -117,16 +117,16 @@ def list_requests(
     programme: str | None = None,
     community: str | None = None,
     grid: Annotated[str | None, Query(description="Grid code")] = None,
-    member_id: int | None = None,
+    member_id: Id | None = None,
     department: Annotated[str | None, Query(description="Escalated to (code)")] = None,
     flag: Annotated[str | None, Query(examples=["outside_grids"])] = None,
     overdue: bool | None = None,
     from_: Annotated[
-        dt.date | None, Query(alias="from", description="First received date (inclusive)")
+        Day | None, Query(alias="from", description="First received date (inclusive)")
     ] = None,
-    to: Annotated[dt.date | None, Query(description="Last received date (inclusive)")] = None,
+    to: Annotated[Day | None, Query(description="Last received date (inclusive)")] = None,
     limit: Annotated[int, Query(ge=1, le=views.MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Any:
     """Public fields for everyone; a member key lists its own requests, a department key
     what is escalated to it, a community key its community."""
@@ -181,7 +181,7 @@ def list_actions() -> list[dict[str, Any]]:
     responses=_ERRORS,
 )
 def get_request(
-    request_id: int,
+    request_id: Id,
     request: Request,
     engine: EngineDep,
     actor: ActorDep,
@@ -207,7 +207,7 @@ def get_request(
     responses=_ERRORS,
 )
 def post_action(
-    request_id: int,
+    request_id: Id,
     action: str,
     body: ActionIn,
     request: Request,
@@ -268,7 +268,7 @@ def post_action(
     },
     response_class=Response,
 )
-def get_media(media_id: int, conn: ConnDep, actor: ActorDep) -> Response:
+def get_media(media_id: Id, conn: ConnDep, actor: ActorDep) -> Response:
     """The stored photo, with its request's read rights, never run as a page: its checked
     type only, ``nosniff``, a sandboxing CSP; links (``media_url``) are never redirected to."""
     photo = views.stored_photo(conn, media_id, actor=actor)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from api.deps import ConnDep, SettingsDep
+from api.params import Day
 from api.schemas.common import ErrorEnvelope
 from api.schemas.summary import SummaryOut
 from geogrid.periods import period
@@ -26,7 +26,7 @@ def get_summary(
     conn: ConnDep,
     settings: SettingsDep,
     from_: Annotated[
-        dt.date | None,
+        Day | None,
         Query(
             alias="from",
             description="First received date, inclusive (local time); default: all history",
@@ -34,7 +34,7 @@ def get_summary(
         ),
     ] = None,
     to: Annotated[
-        dt.date | None,
+        Day | None,
         Query(description="Last received date, inclusive; default: today", examples=["2018-04-18"]),
     ] = None,
     community: Annotated[

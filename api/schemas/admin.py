@@ -5,7 +5,51 @@ Times are ISO 8601 with the service's offset (``2018-04-18T09:30:00+08:00``).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.params import Id
+
+
+class _StrictBody(BaseModel):
+    """An admin body: no unknown field, and no coercion — ``"false"`` is not a boolean
+    (it was read as true and made a key that could read phone numbers; issue 14)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+_Code = Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class KeyCreate(_StrictBody):
+    """A key to create. Scope: ``community``, or ``subdistrict`` or ``district`` (codes)."""
+
+    role: str = Field(description="public, member, department, official, planner or admin")
+    name: str | None = Field(default=None, max_length=200, description="Who holds the key")
+    community: _Code | None = Field(default=None, examples=["441302011005"])
+    subdistrict: _Code | None = None
+    district: _Code | None = None
+    member_id: Id | None = Field(default=None, description="Member keys: the member")
+    department: _Code | None = Field(default=None, description="Department keys: its code")
+    personal_data: bool = Field(default=False, description="May read unmasked personal data")
+
+
+class WebhookCreate(_StrictBody):
+    """A webhook to register; ``secret`` is generated when not given."""
+
+    url: str = Field(max_length=2000, examples=["https://sms.example.org/geogrid"])
+    events: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None, max_length=64, description="Default: every event"
+    )
+    secret: str | None = Field(default=None, max_length=128)
+    community: _Code | None = None
+    description: str | None = Field(default=None, max_length=2000)
+
+
+class WebhookUpdate(_StrictBody):
+    active: bool
+
 
 # --- API keys --------------------------------------------------------------------------------
 

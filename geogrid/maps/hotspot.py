@@ -133,7 +133,11 @@ def hotspot_map(
             "className": "geogrid-cell",
         },
         highlight_function=lambda f: {"weight": 3, "color": "#000"},
-        tooltip=folium.GeoJsonTooltip(
+        # Folium refuses a tooltip whose fields no feature has: an empty selection (no
+        # request in the period) draws an empty layer, not a 500 (issue 14).
+        tooltip=None
+        if shown.empty
+        else folium.GeoJsonTooltip(
             fields=["cell", "requests", "households", "rate", "z", "p", "confidence"],
             aliases=[
                 t("cell", lang_) if result.unit == "h3" else t("grid_code", lang_),

@@ -41,6 +41,7 @@ from shapely.geometry import Point
 from shapely.ops import nearest_points
 from sqlalchemy import Connection
 
+from geogrid import bounds
 from geogrid import crs as gcrs
 from geogrid.access import Actor, Forbidden
 from geogrid.assign import assign_requests
@@ -251,17 +252,19 @@ def sla_due(start: dt.datetime, hours: int, tz: str) -> dt.datetime:
 
 
 def _text(value: Any, *, field: str, limit: int, required: bool = False) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise InvalidInput(f"{field} is required", field=field)
-        return None
-    if not isinstance(value, str):
+    """Free text as stored: stripped, without control characters (``bounds.clean_text``)."""
+    if value is not None and not isinstance(value, str):
         raise InvalidInput(f"{field} must be text", field=field)
-    if len(value) > limit:
+    if value is not None and len(value) > limit:
         raise InvalidInput(
             f"{field} is {len(value)} characters long; at most {limit} are allowed", field=field
         )
-    return value.strip()
+    text = bounds.clean_text(value).strip() if value is not None else ""
+    if not text:
+        if required:
+            raise InvalidInput(f"{field} is required", field=field)
+        return None
+    return text
 
 
 def _url(value: Any, *, field: str) -> str:
