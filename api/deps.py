@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
 
+from geogrid import crs as gcrs
 from geogrid.errors import InvalidInput, TooLarge
 from geogrid.lookup import LookupService
 from geogrid.requests.geocoder import lookup_geocoder
@@ -58,6 +59,13 @@ async def json_body(request: Request, *, limit: int) -> Any:
         return json.loads(b"".join(chunks))
     except ValueError as exc:
         raise InvalidInput(f"the body is not JSON: {exc}", field="body") from None
+
+
+def http_crs(request: Request, name: Any, *, field: str = "crs") -> str:
+    """The canonical CRS an HTTP caller named, if the service accepts it from HTTP callers
+    (``geogrid.crs.allowed_crs``: the aliases and the configured EPSG codes, no PROJ or WKT
+    string). Cheap: no parse; see :func:`geogrid.crs.prepare` for the parse."""
+    return gcrs.allowed_crs(name, epsg=request.app.state.crs_epsg, field=field)
 
 
 def base_url(request: Request) -> str:

@@ -25,6 +25,7 @@ from api.routes import (
     requests,
     summary,
 )
+from geogrid import crs as gcrs
 from geogrid import hotspots
 from geogrid.db.engine import make_engine
 from geogrid.lookup import LookupService
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.crs_epsg = gcrs.parse_epsg_list(settings.http.crs_epsg)
     errors.install(app)
     lookup.install(app)  # first: the hot route (api/routes/lookup.py)
     app.include_router(health.router)

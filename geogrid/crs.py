@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Final, Protocol, TypeAlias, TypeVar, cast, overload
 
 import numpy as np
@@ -146,6 +146,77 @@ def same_crs(a: str, b: str) -> bool:
     return a == b or (a in _LONLAT_EQUAL and b in _LONLAT_EQUAL)
 
 
+# --- what HTTP callers may name ---------------------------------------------------------------
+#
+# A new PROJ string costs ~65 ms to parse, even when it is then refused, and the first use of
+# an EPSG code 9–40 ms: a client cycling through them held the CPU (1,000 distinct strings in
+# one batch took 70 s; issue 14). HTTP callers may therefore name only the aliases and EPSG
+# codes of an allow-list, checked here without pyproj; each allowed code is parsed once per
+# process (``_name_of_epsg`` is cached by code), and :func:`prepare` does that work, so a
+# server can run it off its event loop when :func:`is_prepared` says it has not been done.
+
+_PREPARED: set[str] = set()
+
+
+def parse_epsg_list(spec: str) -> frozenset[int]:
+    """``"4326,4490,4491-4554"`` → the codes; a malformed part raises :class:`InvalidInput`."""
+    codes: set[int] = set()
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        low, dash, high = part.partition("-")
+        if not low.isdecimal() or (dash and not high.isdecimal()) or int(high or low) < int(low):
+            raise InvalidInput(f"not an EPSG code or range: {part!r}", field="crs_epsg")
+        codes.update(range(int(low), int(high or low) + 1))
+    return frozenset(codes)
+
+
+def allowed_crs(name: Any, *, epsg: Collection[int], field: str = "crs") -> str:
+    """The canonical name of ``name`` if an HTTP caller may use it: an alias of
+    :data:`CRS_HELP`, or an EPSG code in ``epsg`` (4326 and 4490 always). Never parses PROJ
+    or WKT; an empty or missing name is WGS 84. Else :class:`CRSError` naming ``field``."""
+    if name is None or name == "":
+        return WGS84
+    if isinstance(name, bool) or not isinstance(name, str | int):
+        raise CRSError(f"{field} must be a name or an EPSG code; accepted: {CRS_HELP}", field=field)
+    if isinstance(name, int):
+        code = name
+    else:
+        key = _alias_key(name[:64])
+        if key in _ALIASES:
+            return _ALIASES[key]
+        if not (m := _EPSG_RE.match(key)) or len(name) > 64:
+            raise CRSError(
+                f"unknown CRS {_short(name)}: give a name or EPSG:NNNN; accepted: {CRS_HELP}",
+                field=field,
+            )
+        code = int(m.group(1))
+    if code in _EPSG_NAMES:
+        return _EPSG_NAMES[code]
+    if code not in epsg:
+        raise CRSError(
+            f"EPSG:{code} is not among the CRSs this service accepts (wgs84, cgcs2000, gcj02, "
+            "bd09, EPSG:3857, the CGCS2000 Gauss-Krüger zones EPSG:4491–4554, the UTM zones)",
+            field=field,
+        )
+    return f"EPSG:{code}"
+
+
+def is_prepared(name: str) -> bool:
+    """Whether :func:`prepare` has run for the canonical ``name`` (using it costs no parse)."""
+    return name in _PREPARED or name in _LONLAT_EQUAL or name in _TO_WGS84
+
+
+def prepare(name: str) -> str:
+    """Parse the canonical ``name`` and build its transformer to WGS 84 (cached): the costly
+    part of a CRS's first use, done once."""
+    canonical = normalize_crs(name)
+    if canonical not in _LONLAT_EQUAL and canonical not in _TO_WGS84:
+        _transformer(canonical, True)
+    _PREPARED.add(canonical)
+    return canonical
+
+
 @functools.lru_cache(maxsize=256)
 def _normalize_cached(name: str | int) -> str:
     if isinstance(name, int):
@@ -171,12 +242,21 @@ def _alias_key(name: str) -> str:
 def _name_of_epsg(code: int, original: str) -> str:
     if code in _EPSG_NAMES:
         return _EPSG_NAMES[code]
-    try:
-        crs = pyproj.CRS.from_epsg(code)
-    except ProjCRSError:
-        raise _UnknownCRS(f"unknown CRS {_short(original)} (no such EPSG code)") from None
+    crs = _epsg_crs(code)
+    if crs is None:
+        raise _UnknownCRS(f"unknown CRS {_short(original)} (no such EPSG code)")
     _require_horizontal(crs, f"EPSG:{code}")
     return f"EPSG:{code}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _epsg_crs(code: int) -> pyproj.CRS | None:
+    """EPSG:``code`` parsed once (9–40 ms), None if there is no such code: written ``4491``,
+    ``epsg:4491`` or ``EPSG::4491``, it is one code, not three parses."""
+    try:
+        return pyproj.CRS.from_epsg(code)
+    except ProjCRSError:
+        return None
 
 
 def _name_of_pyproj(crs: pyproj.CRS) -> str:
@@ -425,7 +505,7 @@ _TO_WGS84: Final[dict[str, _Core]] = {GCJ02: _gcj02_to_wgs84, BD09: _bd09_to_wgs
 _FROM_WGS84: Final[dict[str, _Core]] = {GCJ02: _wgs84_to_gcj02, BD09: _wgs84_to_bd09}
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=512)  # > the HTTP allow-list (188 codes): no thrashing
 def _transformer(code: str, to_wgs84: bool) -> pyproj.Transformer:
     """Cached EPSG:code ↔ EPSG:4326 transformer, x=lon/easting (pyproj ≥ 3.1 is thread-safe)."""
     src, dst = (code, "EPSG:4326") if to_wgs84 else ("EPSG:4326", code)

@@ -108,6 +108,31 @@ class MapSettings(Section):
     chromium: str | None = None
 
 
+class HttpSettings(Section):
+    """What the HTTP service accepts: sizes, hosts, proxies, sign-in attempts, CRSs
+    (docs/api.md, "Limits"; docs/security.md)."""
+
+    #: Largest request body, in bytes (413 beyond). Above the largest legitimate body: 10 MB of
+    #: photos is about 14 MB of base64. Routes hold tighter caps of their own.
+    max_body_bytes: int = 16_000_000
+    #: Largest ``POST /v1/lookup/batch`` body, in bytes (10,000 items fit in about 1 MB).
+    lookup_batch_max_bytes: int = 2_000_000
+    #: Host names the service answers to (the ``Host`` header; 400 otherwise): links in
+    #: bodies are built from it. ``["*"]`` accepts any (only behind a proxy that checks).
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"])
+    #: Addresses (or networks, CIDR) of reverse proxies whose ``X-Forwarded-For`` is believed
+    #: for the client's address (the login throttle, the audit log). Empty: none.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    #: Wrong keys per client address per minute at ``/login`` before 429.
+    login_max_failures: int = 10
+    #: EPSG codes HTTP callers may name besides wgs84, cgcs2000, gcj02 and bd09: WGS 84,
+    #: CGCS2000, Web Mercator, the CGCS2000 Gauss-Krüger zones and the UTM zones. Never an
+    #: arbitrary PROJ or WKT string (parsing one costs ~65 ms; issue 14). Files are not limited.
+    crs_epsg: str = "4326,4490,3857,4491-4554,32601-32660,32701-32760"
+    #: Distinct ``crs`` values one batch may use.
+    crs_max_per_batch: int = 8
+
+
 class Settings(Section):
     """All settings of one process."""
 
@@ -115,3 +140,4 @@ class Settings(Section):
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     requests: RequestsSettings = Field(default_factory=RequestsSettings)
     maps: MapSettings = Field(default_factory=MapSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from geogrid.cli import app as cli_app
 from geogrid.db import models as m
+from geogrid.settings import HttpSettings
 from tests.requests_factories import World, file_request, make_app, new_key
 
 BIG = "9223372036854775808"  # 2^63, the issue's reproductions
@@ -202,3 +203,149 @@ def test_a_bug_answers_the_error_envelope(db_url: str, world: World) -> None:
     }
     assert "secret" not in r.text
     json.dumps(r.json())
+
+
+# --- CRS: bounded parsing for HTTP callers (finding 1) ----------------------------------------
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every pyproj CRS parse from now on, with geogrid's CRS caches emptied first."""
+    import pyproj
+
+    from geogrid import crs as gcrs
+
+    for cached in (gcrs._epsg_crs, gcrs._normalize_cached, gcrs._transformer):
+        cached.cache_clear()
+    gcrs._PREPARED.clear()
+    seen: list[str] = []
+    real_epsg, real_input = pyproj.CRS.from_epsg, pyproj.CRS.from_user_input
+
+    def from_epsg(code: Any) -> Any:
+        seen.append(f"EPSG:{code}")
+        return real_epsg(code)
+
+    def from_user_input(value: Any, **kw: Any) -> Any:
+        seen.append(str(value))
+        return real_input(value, **kw)
+
+    monkeypatch.setattr(pyproj.CRS, "from_epsg", staticmethod(from_epsg))
+    monkeypatch.setattr(pyproj.CRS, "from_user_input", staticmethod(from_user_input))
+    return seen
+
+
+def _tmerc(i: int) -> str:
+    return f"+proj=tmerc +lon_0={100 + i / 1000:.3f} +ellps=GRS80 +units=m"
+
+
+def test_a_batch_of_distinct_proj_strings_is_refused_unparsed(
+    client: TestClient, parses: list[str]
+) -> None:
+    items = [{"lon": 500000, "lat": 2560000, "crs": _tmerc(i)} for i in range(1000)]
+    r = client.post("/v1/lookup/batch", json={"items": items})
+    assert r.status_code == 422
+    assert r.json()["error"]["field"] == "items" and "at most 8" in r.json()["error"]["message"]
+    assert parses == []
+
+
+def test_proj_strings_and_unlisted_codes_are_item_errors_unparsed(
+    client: TestClient, parses: list[str]
+) -> None:
+    names = [_tmerc(i) for i in range(5)] + ["EPSG:2000", 'GEOGCS["x"]', "EPSG:999999"]
+    r = client.post(
+        "/v1/lookup/batch", json={"items": [{"lon": 1, "lat": 2, "crs": n} for n in names]}
+    )
+    assert r.status_code == 200
+    errors = [x["error"] for x in r.json()["results"]]
+    assert [e["code"] for e in errors] == ["invalid_crs"] * len(names)
+    assert {e["field"] for e in errors} == {"crs"}
+    assert parses == []
+
+
+def test_allowed_codes_are_parsed_once_per_process(client: TestClient, parses: list[str]) -> None:
+    codes = [4547, 32650, 3857, 4548]
+    spellings = ["EPSG:{}", "epsg:{}", "{}", "EPSG::{}"]
+    items = [
+        {"lon": 500000, "lat": 2560000, "crs": spellings[i % 4].format(code)}
+        for i, code in enumerate(codes)
+    ]
+    r = client.post("/v1/lookup/batch", json={"items": items})
+    assert r.status_code == 200
+    # Each code: its own parse, and those of its transformer to WGS 84 (pyproj: 4 or so).
+    first = len(parses)
+    assert {f"EPSG:{c}" for c in codes} <= set(parses) and first <= 6 * len(codes)
+    for _ in range(2):
+        assert client.post("/v1/lookup/batch", json={"items": items}).status_code == 200
+    # The single lookup: each spelling of a parsed code costs nothing more.
+    for spelling in spellings:
+        r = client.get(f"/v1/lookup?lon=500000&lat=2560000&crs={spelling.format(4547)}")
+        assert r.status_code in (200, 404), r.text
+    assert len(parses) == first
+
+
+@pytest.mark.parametrize("name", [_tmerc(1), "EPSG:2000", "+init=epsg:4547", "x" * 5000])
+def test_single_lookup_refuses_unlisted_crs_unparsed(
+    client: TestClient, parses: list[str], name: str
+) -> None:
+    r = client.get("/v1/lookup", params={"lon": "1", "lat": "2", "crs": name})
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "invalid_crs" and r.json()["error"]["field"] == "crs"
+    assert parses == []
+
+
+def test_single_lookup_prepares_a_new_code_off_the_loop(
+    client: TestClient, parses: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from geogrid import crs as gcrs
+
+    threads: list[str] = []
+    real = gcrs.prepare
+
+    def prepare(name: str) -> str:
+        threads.append(threading.current_thread().name)
+        return real(name)
+
+    monkeypatch.setattr(gcrs, "prepare", prepare)
+    for _ in range(3):
+        r = client.get("/v1/lookup?lon=500000&lat=2560000&crs=EPSG:4547")
+        assert r.status_code in (200, 404)
+    assert len(threads) == 1  # the first request only
+    assert threads[0] != threading.main_thread().name
+    assert "EPSG:4547" in parses and len(parses) <= 6  # the code, then its transformer
+
+
+def test_request_intake_holds_the_crs_list(client: TestClient, engine: Engine) -> None:
+    key = new_key(engine, "public")
+    r = file_request(client, key, crs=_tmerc(3))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "crs"
+
+
+def test_the_epsg_list_is_a_setting(db_url: str, world: World) -> None:
+    from api import create_app
+    from geogrid.settings import DatabaseSettings, RequestsSettings, Settings
+
+    app = create_app(
+        Settings(
+            database=DatabaseSettings(database_url=db_url),
+            requests=RequestsSettings(webhook_poll_seconds=0),
+            http=HttpSettings(crs_epsg="32650", allowed_hosts=["testserver"]),
+        )
+    )
+    with TestClient(app) as c:
+        assert c.get("/v1/lookup?lon=1&lat=2&crs=EPSG:4547").status_code == 422
+        assert c.get("/v1/lookup?lon=500000&lat=2560000&crs=EPSG:32650").status_code in (200, 404)
+        assert c.get("/v1/lookup?lon=114.4&lat=23.1&crs=gcj02").status_code in (200, 404)
+
+
+def test_epsg_list_spec() -> None:
+    from geogrid import crs as gcrs
+    from geogrid.errors import InvalidInput
+
+    assert gcrs.parse_epsg_list("4326, 4491-4493,") == {4326, 4491, 4492, 4493}
+    default = gcrs.parse_epsg_list(HttpSettings.model_fields["crs_epsg"].default)
+    assert len(default) == 3 + 64 + 60 + 60
+    for bad in ("43x6", "10-5", "1-"):
+        with pytest.raises(InvalidInput):
+            gcrs.parse_epsg_list(bad)

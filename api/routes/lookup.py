@@ -10,12 +10,15 @@ pool so the loop keeps serving.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
+from api.deps import http_crs
 from api.errors import status_of
 from api.schemas.lookup import (
     LookupBatchIn,
@@ -23,7 +26,8 @@ from api.schemas.lookup import (
     LookupErrorEnvelope,
     LookupOut,
 )
-from geogrid.errors import GeogridError
+from geogrid import crs as gcrs
+from geogrid.errors import GeogridError, InvalidInput
 from geogrid.lookup import MAX_BATCH, LookupService
 from geogrid.lookup.result import compact_json
 
@@ -111,11 +115,16 @@ async def lookup(request: Request) -> Any:
     rule that chose them, the point in WGS 84 and in `crs`, the plan version, and for
     addresses how the address matched. Either `address`, or `lon` and `lat`."""
     params = request.query_params
+    crs = http_crs(request, params.get("crs"))
+    if not gcrs.is_prepared(crs):
+        # The first use of an EPSG code parses it (9–40 ms): in the thread pool, so that the
+        # loop keeps answering; every later request skips this (issue 14).
+        await run_in_threadpool(gcrs.prepare, crs)
     result = _service(request).lookup(
         address=params.get("address"),
         lon=params.get("lon"),
         lat=params.get("lat"),
-        crs=params.get("crs") or "wgs84",
+        crs=crs,
         community=params.get("community") or None,
     )
     return Response(result.to_json().encode(), media_type="application/json")
@@ -132,9 +141,27 @@ def lookup_batch(request: Request, body: LookupBatchIn) -> Any:
     lookup body or ``{"error": {...}}`` with the code, message and field of that item's
     error (the status it would have had is in ``error.status``); the batch itself answers
     200 whatever its items hold."""
-    results = _service(request).lookup_many(body.items)
+    results = _service(request).lookup_many(body.items, crs_check=_batch_crs(request, body.items))
     body_json = '{"results":[' + ",".join(_result_json(r) for r in results) + "]}"
     return Response(body_json.encode(), media_type="application/json")
+
+
+def _batch_crs(request: Request, items: list[Any]) -> Callable[[Any], str]:
+    """The check of each item's ``crs``: at most ``crs_max_per_batch`` distinct values in the
+    batch (422 otherwise, before any work), each an allowed one (else that item's error), each
+    parsed at most once."""
+    limit = request.app.state.settings.http.crs_max_per_batch
+    named = {repr(item.get("crs")) for item in items if isinstance(item, dict) and item.get("crs")}
+    if len(named) > limit:
+        raise InvalidInput(
+            f"a batch may use at most {limit} distinct crs values, got {len(named):,}",
+            field="items",
+        )
+
+    def check(name: Any) -> str:
+        return gcrs.prepare(http_crs(request, name))
+
+    return check
 
 
 def install(app: FastAPI) -> None:

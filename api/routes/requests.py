@@ -15,10 +15,19 @@ from fastapi.responses import Response
 from sqlalchemy import Engine
 
 from api.auth import ActorDep
-from api.deps import ConnDep, EngineDep, RequestsSettingsDep, SettingsDep, base_url, geocoder_of
+from api.deps import (
+    ConnDep,
+    EngineDep,
+    RequestsSettingsDep,
+    SettingsDep,
+    base_url,
+    geocoder_of,
+    http_crs,
+)
 from api.params import Day, Id, Offset
 from api.schemas.common import ErrorEnvelope
 from api.schemas.requests import ActionIn, ActionOut, RequestCreate, RequestOut, RequestPage
+from geogrid import crs as gcrs
 from geogrid.errors import Conflict
 from geogrid.periods import period
 from geogrid.requests import views, webhooks
@@ -80,7 +89,7 @@ def create_request(
         description=body.description,
         lon=body.lon,
         lat=body.lat,
-        crs=body.crs,
+        crs=gcrs.prepare(http_crs(request, body.crs)),
         address_id=body.address_id,
         address=body.address,
         community=body.community,

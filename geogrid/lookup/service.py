@@ -18,7 +18,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -395,7 +395,11 @@ class LookupService:
     # --- batches -----------------------------------------------------------------------------
 
     def lookup_many(
-        self, items: Sequence[Any], *, progress: Any = None
+        self,
+        items: Sequence[Any],
+        *,
+        progress: Any = None,
+        crs_check: Callable[[Any], str] | None = None,
     ) -> list[LookupResult | GeogridError]:
         """One answer or error per item, in order; one bad item never fails the others.
 
@@ -403,6 +407,9 @@ class LookupService:
         (default wgs84) and ``community``. Points are answered in bulk per CRS and
         community (:meth:`LookupIndex.lookup_points`), addresses with the gazetteer's
         ``match_many``. ``progress(n)`` is called with the number of items done.
+        ``crs_check(name)`` gives an item's canonical CRS or raises (default:
+        :func:`geogrid.crs.normalize_crs`, which takes any CRS; HTTP callers are held to an
+        allow-list).
         """
         if len(items) > MAX_BATCH:
             raise InvalidInput(
@@ -413,7 +420,7 @@ class LookupService:
         addresses: dict[str | None, list[tuple[int, str, str]]] = {}
         for i, item in enumerate(items):
             try:
-                kind, payload = self._parse_item(item)
+                kind, payload = self._parse_item(item, crs_check)
             except GeogridError as exc:
                 out[i] = exc
                 continue
@@ -437,12 +444,17 @@ class LookupService:
         return [r if r is not None else GeogridError("no answer") for r in out]
 
     @staticmethod
-    def _parse_item(item: Any) -> tuple[str, tuple[Any, ...]]:
+    def _parse_item(
+        item: Any, crs_check: Callable[[Any], str] | None
+    ) -> tuple[str, tuple[Any, ...]]:
         if not isinstance(item, Mapping):
             raise InvalidInput(
                 "each item must be an object with address, or lon and lat", field="items"
             )
-        crs = gcrs.normalize_crs(item.get("crs") or "wgs84", field="crs")
+        if crs_check is not None:
+            crs = crs_check(item.get("crs"))
+        else:
+            crs = gcrs.normalize_crs(item.get("crs") or "wgs84", field="crs")
         community = item.get("community")
         community = None if community in (None, "") else str(community)
         address = item.get("address")
