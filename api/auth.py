@@ -1,10 +1,11 @@
 """Who is calling: API keys (``X-API-Key`` or ``Authorization: Bearer``), the browser
-session cookie of officials and planners, and the login page.
+session cookie of officials and planners, and the sign-in and sign-out pages.
 
 Keys and sessions are checked by ``geogrid.access``; here they are read from the
-HTTP request. A session cookie authorizes safe methods (GET, HEAD) only: a write always
-needs the key in a header, which a cross-site page cannot add, so the cookie needs no CSRF
-token (docs/api.md, "Access").
+HTTP request. A session cookie authorizes safe methods (GET, HEAD) only: a ``/v1`` write
+always needs the key in a header, which a cross-site page cannot add. The app's own forms
+(sign in, sign out) carry a CSRF token (``api.csrf``), and sign-in is throttled per client
+address (``geogrid.access.check_login_throttle``; docs/api.md, "Access").
 """
 
 from __future__ import annotations
@@ -16,18 +17,20 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from api import errors
-from api.deps import EngineDep, RequestsSettingsDep
+from api import csrf, errors
+from api.deps import EngineDep, RequestsSettingsDep, client_address
 from api.schemas.auth import MeOut
 from api.schemas.common import ErrorEnvelope
 from geogrid.access import (
     Actor,
     authenticate,
+    check_login_throttle,
     close_session,
     open_session,
+    record_login_failure,
     session_actor,
 )
-from geogrid.errors import GeogridError, NotAuthenticated
+from geogrid.errors import Forbidden, GeogridError, NotAuthenticated
 
 SESSION_COOKIE = "geogrid_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -81,7 +84,18 @@ key in the link.</p>
 <label for="api_key">API key</label>
 <input id="api_key" name="api_key" type="password" autocomplete="current-password" required>
 <input type="hidden" name="next" value="{next}">
+<input type="hidden" name="csrf_token" value="{csrf}">
 <button type="submit">Sign in 登录</button>
+</form></body></html>"""
+
+_LOGOUT_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>geogrid — 退出 sign out</title>
+<style>body{{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:3em auto;max-width:28em}}
+button{{display:block;width:100%;margin:.4em 0}}</style></head><body>
+<h1>geogrid 退出 · Sign out</h1>
+<form method="post" action="/logout">
+<input type="hidden" name="csrf_token" value="{csrf}">
+<button type="submit">Sign out 退出</button>
 </form></body></html>"""
 
 
@@ -92,15 +106,41 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _page(
+    request: Request,
+    template: str,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **values: str,
+) -> HTMLResponse:
+    """A form page with a CSRF token, its cookie set on the answer."""
+    token = csrf.token_of(request)
+    response = HTMLResponse(
+        template.format(csrf=html.escape(token), **values), status_code=status, headers=headers
+    )
+    csrf.set_cookie(
+        response, token, secure=request.app.state.settings.requests.session_cookie_secure
+    )
+    return response
+
+
 @router.get("/login", response_class=HTMLResponse, summary="The sign-in page")
-def login_page(next: str | None = None) -> str:
-    return _PAGE.format(message="", next=html.escape(_safe_next(next)))
+def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+    return _page(request, _PAGE, message="", next=html.escape(_safe_next(next)))
 
 
 _LOGIN_ANSWERS: dict[int | str, dict[str, Any]] = {
     303: {"description": "Signed in: the session cookie is set; on to `next`"},
     401: {"content": {"text/html": {}}, "description": "The sign-in page again, saying why"},
-    403: {"content": {"text/html": {}}, "description": "A key that may not sign in"},
+    403: {
+        "content": {"text/html": {}},
+        "description": "A key that may not sign in, or a form without its CSRF token",
+    },
+    429: {
+        "content": {"text/html": {}},
+        "description": "Too many wrong keys from this address in a minute (`Retry-After`)",
+    },
 }
 
 
@@ -112,21 +152,38 @@ _LOGIN_ANSWERS: dict[int | str, dict[str, Any]] = {
     responses=_LOGIN_ANSWERS,
 )
 def login(
+    request: Request,
     engine: EngineDep,
     settings: RequestsSettingsDep,
-    api_key: Annotated[str, Form()],
-    next: Annotated[str | None, Form()] = None,
+    api_key: Annotated[str, Form(max_length=200)],
+    next: Annotated[str | None, Form(max_length=2000)] = None,
+    csrf_token: Annotated[str | None, Form(max_length=200)] = None,
 ) -> Response:
+    target = html.escape(_safe_next(next))
+    client = client_address(request)
+    now = request.app.state.clock()
+    limit = request.app.state.settings.http.login_max_failures
     try:
+        csrf.check(request, csrf_token)
         with engine.begin() as conn:
-            token, _actor = open_session(conn, key=api_key, hours=settings.session_hours)
+            check_login_throttle(conn, client=client, now=now, limit=limit)
+        try:
+            with engine.begin() as conn:
+                token, _actor = open_session(conn, key=api_key, hours=settings.session_hours)
+        except (NotAuthenticated, Forbidden):
+            with engine.begin() as conn:
+                record_login_failure(conn, client=client, now=now)
+            raise
     except GeogridError as exc:
-        status = errors.status_of(exc)
-        page = _PAGE.format(
+        retry = getattr(exc, "retry_after", None)
+        return _page(
+            request,
+            _PAGE,
+            status=errors.status_of(exc),
+            headers={"Retry-After": str(retry)} if retry else None,
             message=f'<p class="error">{html.escape(exc.message)}</p>',
-            next=html.escape(_safe_next(next)),
+            next=target,
         )
-        return HTMLResponse(page, status_code=status)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -140,14 +197,29 @@ def login(
     return response
 
 
+@router.get("/logout", response_class=HTMLResponse, summary="The sign-out page (a button)")
+def logout_page(request: Request) -> HTMLResponse:
+    return _page(request, _LOGOUT_PAGE)
+
+
 @router.post(
     "/logout",
     summary="Sign out: ends the session",
     status_code=303,
     response_class=Response,
-    responses={303: {"description": "Signed out: the cookie is cleared; on to `/login`"}},
+    responses={
+        303: {"description": "Signed out: the cookie is cleared; on to `/login`"},
+        403: {"model": ErrorEnvelope, "description": "A form without its CSRF token"},
+    },
 )
-def logout(request: Request, engine: EngineDep) -> Response:
+def logout(
+    request: Request,
+    engine: EngineDep,
+    csrf_token: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    # A sign-out forced by another site is a nuisance, not a breach, but it is refused the
+    # same way (issue 14): only the app's own form, carrying the token, signs out.
+    csrf.check(request, csrf_token)
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         with engine.begin() as conn:

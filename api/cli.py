@@ -32,6 +32,7 @@ def serve(
             host=host or settings.service.host,
             port=port or settings.service.port,
             log_level="info",
+            server_header=False,  # no "server: uvicorn": nothing to fingerprint (issue 14)
         )
 
 

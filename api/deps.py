@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -66,6 +67,29 @@ def http_crs(request: Request, name: Any, *, field: str = "crs") -> str:
     (``geogrid.crs.allowed_crs``: the aliases and the configured EPSG codes, no PROJ or WKT
     string). Cheap: no parse; see :func:`geogrid.crs.prepare` for the parse."""
     return gcrs.allowed_crs(name, epsg=request.app.state.crs_epsg, field=field)
+
+
+def client_address(request: Request) -> str:
+    """The caller's address: the peer's, or — when the peer is a trusted proxy
+    (``GEOGRID_TRUSTED_PROXIES``) — the last address in ``X-Forwarded-For`` that is not one
+    of ours. Never the header's first entry, which the client writes itself."""
+    peer = request.client.host if request.client else ""
+    proxies: list[IPv4Network | IPv6Network] = request.app.state.trusted_proxies
+    if not proxies or not _within(peer, proxies):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _within(hop, proxies):
+            return hop
+    return peer
+
+
+def _within(address: str, networks: list[IPv4Network | IPv6Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
 
 
 def base_url(request: Request) -> str:

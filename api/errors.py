@@ -25,6 +25,7 @@ STATUS: dict[type[domain.GeogridError], int] = {
     domain.Conflict: 409,
     domain.NotAuthenticated: 401,
     domain.Forbidden: 403,
+    domain.TooManyAttempts: 429,
     domain.DatabaseNotReady: 503,
     domain.ConfigurationError: 500,
 }
@@ -44,7 +45,12 @@ def envelope(code: str, message: str, field: str | None = None, **extra: Any) ->
 
 async def _geogrid_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, domain.GeogridError)
-    return JSONResponse({"error": exc.to_dict()}, status_code=status_of(exc))
+    retry = getattr(exc, "retry_after", None)
+    return JSONResponse(
+        {"error": exc.to_dict()},
+        status_code=status_of(exc),
+        headers={"Retry-After": str(retry)} if retry is not None else None,
+    )
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -68,8 +74,15 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse(envelope(code, str(exc.detail)), status_code=exc.status_code)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+        exc.status_code, "http_error"
+    )
+    field = "body" if exc.status_code == 413 else None
+    return JSONResponse(
+        envelope(code, str(exc.detail), field),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
 
 
 async def _data_error(_request: Request, exc: Exception) -> JSONResponse:

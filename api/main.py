@@ -5,13 +5,17 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from ipaddress import ip_network
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi_offline import FastAPIOffline
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import geogrid
-from api import auth, errors
+from api import auth, errors, logs
+from api.middleware import BodyLimit, SecurityHeaders
 from api.routes import (
     admin,
     communities,
@@ -28,6 +32,7 @@ from api.routes import (
 from geogrid import crs as gcrs
 from geogrid import hotspots
 from geogrid.db.engine import make_engine
+from geogrid.db.models import utcnow
 from geogrid.lookup import LookupService
 from geogrid.requests.webhooks import WebhookWorker
 from geogrid.settings import Settings
@@ -50,6 +55,15 @@ INDEX = """<!doctype html>
 <li><a href="/docs">/docs</a> — the API, every parameter with examples (works offline)</li>
 <li><a href="/openapi.json">/openapi.json</a> — the API contract (docs/api.md)</li>
 </ul></body></html>"""
+
+
+def _tile_origins(settings: Settings) -> list[str]:
+    """A custom tile server's origin, for the pages' ``img-src`` (https ones are allowed)."""
+    url = settings.maps.map_tile_url
+    if not url:
+        return []
+    parts = urlsplit(url)
+    return [f"{parts.scheme}://{parts.netloc}"] if parts.scheme and parts.netloc else []
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -86,7 +100,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    logs.install()  # no secret in a log line (api.logs)
+    # Outermost last: the headers on every answer, then the Host check, then the body cap.
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.http.max_body_bytes,
+        routes={"/v1/lookup/batch": settings.http.lookup_batch_max_bytes},
+    )
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.http.allowed_hosts)
+    app.add_middleware(SecurityHeaders, image_sources=_tile_origins(settings))
     app.state.crs_epsg = gcrs.parse_epsg_list(settings.http.crs_epsg)
+    app.state.trusted_proxies = [ip_network(p, strict=False) for p in settings.http.trusted_proxies]
+    # The time as the sign-in throttle sees it: tests set their own.
+    app.state.clock = utcnow
     errors.install(app)
     lookup.install(app)  # first: the hot route (api/routes/lookup.py)
     app.include_router(health.router)

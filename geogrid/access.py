@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import math
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from sqlalchemy import Connection
 from geogrid.db import models, queries
 from geogrid.db.queries import access as access_queries
 from geogrid.db.queries import catalogue as catalogue_queries
-from geogrid.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
+from geogrid.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
 from geogrid.periods import DEFAULT_TZ, iso
 
 Role = models.Role
@@ -367,6 +368,34 @@ def session_actor(conn: Connection, token: str) -> Actor:
 
 def close_session(conn: Connection, token: str) -> None:
     access_queries.revoke_session(conn, token_hash=_hash(token), at=models.utcnow())
+
+
+# --- the sign-in throttle ----------------------------------------------------------------------
+
+#: The throttle's window: at most ``limit`` wrong keys per client address in it.
+LOGIN_WINDOW = dt.timedelta(minutes=1)
+
+
+def check_login_throttle(conn: Connection, *, client: str, now: dt.datetime, limit: int) -> None:
+    """:class:`TooManyAttempts` when ``client`` has failed ``limit`` times in the last minute,
+    with the seconds until the oldest of those leaves the window. The counts are in the
+    database, so they hold across the service's workers."""
+    count, first = access_queries.login_failures_since(
+        conn, client=client[:64], since=now - LOGIN_WINDOW
+    )
+    if count >= limit:
+        wait = (first + LOGIN_WINDOW - now).total_seconds() if first is not None else 60.0
+        raise TooManyAttempts(
+            f"too many failed sign-ins from this address: try again in {math.ceil(wait)} s",
+            retry_after=max(1, math.ceil(wait)),
+            field="api_key",
+        )
+
+
+def record_login_failure(conn: Connection, *, client: str, now: dt.datetime) -> None:
+    """Count a wrong key from ``client``, and forget the ones out of the window."""
+    access_queries.delete_login_failures(conn, before=now - LOGIN_WINDOW)
+    access_queries.insert_login_failure(conn, client=client[:64], at=now)
 
 
 # --- personal data ---------------------------------------------------------------------------

@@ -120,3 +120,14 @@ class ConfigurationError(GeogridError):
     """A setting is missing or wrong (database URL, SpatiaLite library, …)."""
 
     code = "configuration_error"
+
+
+class TooManyAttempts(GeogridError):
+    """Too many attempts from one client in a while (the sign-in throttle): try again after
+    ``retry_after`` seconds."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int, field: str | None = None) -> None:
+        super().__init__(message, field=field, details={"retry_after": retry_after})
+        self.retry_after = retry_after

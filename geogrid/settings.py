@@ -8,10 +8,11 @@ documents every variable with its unit and default.
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Self, cast
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_PATH = Path("var") / "geogrid.sqlite"
@@ -131,6 +132,16 @@ class HttpSettings(Section):
     crs_epsg: str = "4326,4490,3857,4491-4554,32601-32660,32701-32760"
     #: Distinct ``crs`` values one batch may use.
     crs_max_per_batch: int = 8
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network (CIDR)") from None
+        return value
 
 
 class Settings(Section):

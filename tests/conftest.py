@@ -30,6 +30,10 @@ from tests.requests_factories import World, build_world, make_app
 
 pytest_plugins = ["tests.browser_support"]
 
+# Starlette's TestClient calls itself "testserver": the apps under test answer to it (the
+# service checks Host against GEOGRID_ALLOWED_HOSTS; tests of that check set their own list).
+os.environ.setdefault("GEOGRID_ALLOWED_HOSTS", '["localhost", "127.0.0.1", "[::1]", "testserver"]')
+
 BACKENDS = ["spatialite", "postgis"]
 REQUIRE_ALL = os.environ.get("GEOGRID_REQUIRE_ALL") == "1"
 #: The demo's fixed "today" in tests, so figures do not move with the calendar.

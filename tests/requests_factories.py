@@ -96,15 +96,17 @@ def set_attributes(engine: Engine, category: str, attributes: list[dict[str, Any
         )
 
 
-def make_app(db_url: str, **requests_settings: Any) -> Any:
-    """The app over ``db_url``, with requests settings for tests (no webhook polling)."""
+def make_app(db_url: str, *, http: dict[str, Any] | None = None, **requests_settings: Any) -> Any:
+    """The app over ``db_url``, with requests settings for tests (no webhook polling) and
+    ``http`` settings (``geogrid.settings.HttpSettings``) if given."""
     from api import create_app
-    from geogrid.settings import DatabaseSettings, RequestsSettings, Settings
+    from geogrid.settings import DatabaseSettings, HttpSettings, RequestsSettings, Settings
 
     return create_app(
         Settings(
             database=DatabaseSettings(database_url=db_url),
             requests=RequestsSettings(**{"webhook_poll_seconds": 0, **requests_settings}),
+            http=HttpSettings(**(http or {})),
         )
     )
 
@@ -114,6 +116,26 @@ def file_request(client: Any, key: str, **body: Any) -> Any:
     says otherwise; the response."""
     payload = {"category": "sewer_blocked", "lon": IN_FIELD[0], "lat": IN_FIELD[1], **body}
     return client.post("/v1/requests", json=payload, headers={"X-API-Key": key})
+
+
+def csrf_token(client: Any, page: str = "/login") -> str:
+    """The CSRF token of the app's form at ``page`` (its cookie is kept by ``client``)."""
+    import re
+
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(page).text)
+    assert found, f"no csrf_token on {page}"
+    return found.group(1)
+
+
+def sign_in(client: Any, key: str, **data: Any) -> Any:
+    """Sign in through the form at ``/login`` (CSRF token and all); the answer, unfollowed."""
+    form = {"api_key": key, "csrf_token": csrf_token(client), **data}
+    return client.post("/login", data=form, follow_redirects=False)
+
+
+def sign_out(client: Any) -> Any:
+    form = {"csrf_token": csrf_token(client, "/logout")}
+    return client.post("/logout", data=form, follow_redirects=False)
 
 
 def new_key(engine: Engine, role: str, **kw: Any) -> str:

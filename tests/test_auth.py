@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from geogrid.access import NotAuthenticated, authenticate, create_key
 from geogrid.db import models as m
 from geogrid.errors import InvalidInput, NotFound
-from tests.requests_factories import IN_FIELD, World, cli_app, new_key
+from tests.requests_factories import IN_FIELD, World, cli_app, new_key, sign_in, sign_out
 
 runner = CliRunner()
 
@@ -84,7 +84,7 @@ def test_login_session_cookie_reads_only(client: TestClient, engine: Engine) -> 
     page = client.get("/login", params={"next": "/v1/me"})
     assert page.status_code == 200 and 'name="api_key"' in page.text
     official = new_key(engine, "official", name="街道办")
-    r = client.post("/login", data={"api_key": official, "next": "/v1/me"}, follow_redirects=False)
+    r = sign_in(client, official, next="/v1/me")
     assert r.status_code == 303 and r.headers["location"] == "/v1/me"
     cookie = r.headers["set-cookie"]
     assert (
@@ -96,27 +96,29 @@ def test_login_session_cookie_reads_only(client: TestClient, engine: Engine) -> 
     w = client.post("/v1/requests", json={"category": "sewer_blocked", "lon": IN_FIELD[0],
                                           "lat": IN_FIELD[1]})  # fmt: skip
     assert w.status_code == 401
-    client.post("/logout", follow_redirects=False)
+    assert sign_out(client).status_code == 303
     assert client.get("/v1/me").json()["authenticated"] is False
 
 
 def test_login_refusals(client: TestClient, engine: Engine) -> None:
     public = new_key(engine, "public")
-    r = client.post("/login", data={"api_key": public}, follow_redirects=False)
-    assert r.status_code == 403 and "official" in r.text and "set-cookie" not in r.headers
-    r = client.post("/login", data={"api_key": "gg_00000000_nope"}, follow_redirects=False)
+    r = sign_in(client, public)
+    assert (
+        r.status_code == 403
+        and "official" in r.text
+        and "geogrid_session" not in r.headers.get("set-cookie", "")
+    )
+    r = sign_in(client, "gg_00000000_nope")
     assert r.status_code == 401
     admin = new_key(engine, "admin")
-    r = client.post(
-        "/login", data={"api_key": admin, "next": "//evil.example/"}, follow_redirects=False
-    )
+    r = sign_in(client, admin, next="//evil.example/")
     assert r.headers["location"] == "/"  # no open redirect
 
 
 def test_revoking_a_key_ends_its_sessions(client: TestClient, engine: Engine) -> None:
     admin = new_key(engine, "admin")
     planner = new_key(engine, "planner")
-    client.post("/login", data={"api_key": planner}, follow_redirects=False)
+    sign_in(client, planner)
     assert client.get("/v1/me").json()["role"] == "planner"
     prefix = planner.split("_")[1]
     client.cookies.clear()

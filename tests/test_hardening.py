@@ -4,20 +4,31 @@ grids, strict admin bodies, the non-Bearer ``Authorization``, the error envelope
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
+import re
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from geogrid.cli import app as cli_app
 from geogrid.db import models as m
 from geogrid.settings import HttpSettings
-from tests.requests_factories import World, file_request, make_app, new_key
+from tests.requests_factories import (
+    World,
+    csrf_token,
+    file_request,
+    make_app,
+    new_key,
+    sign_in,
+    sign_out,
+)
 
 BIG = "9223372036854775808"  # 2^63, the issue's reproductions
 
@@ -349,3 +360,214 @@ def test_epsg_list_spec() -> None:
     for bad in ("43x6", "10-5", "1-"):
         with pytest.raises(InvalidInput):
             gcrs.parse_epsg_list(bad)
+
+
+# --- sign-in throttle, CSRF, headers, Host, body cap (findings 3, 6, 9) -------------------------
+
+
+def _throttled_app(db_url: str, **http: Any) -> Any:
+    app = make_app(db_url, http=http)
+    app.state.clock = lambda: NOW[0]  # the throttle's clock, set by the test
+    return app
+
+
+NOW = [dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.UTC)]
+
+
+def test_login_is_throttled_per_client_address(db_url: str, engine: Engine, world: World) -> None:
+    official = new_key(engine, "official")
+    NOW[0] = dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.UTC)
+    with TestClient(_throttled_app(db_url)) as c:
+        for _ in range(10):
+            assert sign_in(c, "gg_00000000_wrong").status_code == 401
+        r = sign_in(c, official)  # even the right key: the address is held for a while
+        assert r.status_code == 429
+        assert r.headers["retry-after"] == "60" and "geogrid_session" not in str(r.headers)
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(m.LoginFailure)).scalar() == 10
+        NOW[0] += dt.timedelta(seconds=45)
+        assert sign_in(c, official).headers["retry-after"] == "15"
+        NOW[0] += dt.timedelta(seconds=16)  # the first failures have left the window
+        assert sign_in(c, official).status_code == 303
+
+
+def test_login_throttle_believes_forwarded_for_only_from_trusted_proxies(
+    db_url: str, engine: Engine, world: World
+) -> None:
+    NOW[0] = dt.datetime(2026, 1, 1, 10, 0, tzinfo=dt.UTC)
+    spoof = {"X-Forwarded-For": "203.0.113.7"}
+    with TestClient(_throttled_app(db_url, login_max_failures=3)) as c:
+        # Not a trusted proxy: a made-up X-Forwarded-For does not buy fresh attempts.
+        for i in range(4):
+            c.headers.update({"X-Forwarded-For": f"203.0.113.{i}"})
+            status = sign_in(c, "gg_00000000_wrong").status_code
+        assert status == 429
+    proxy = ("10.0.0.2", 40000)
+    with TestClient(
+        _throttled_app(db_url, login_max_failures=3, trusted_proxies=["10.0.0.0/8"]),
+        client=proxy,
+    ) as c:
+        c.headers.update(spoof)
+        # Behind a trusted proxy the client is the forwarded address: its own count.
+        assert sign_in(c, "gg_00000000_wrong").status_code == 401
+    with engine.connect() as conn:
+        clients = set(conn.execute(select(m.LoginFailure.client)).scalars())
+    assert "203.0.113.7" in clients
+
+
+def test_trusted_proxies_must_be_addresses() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="not an IP address or network"):
+        HttpSettings(trusted_proxies=["proxy.internal"])
+    assert HttpSettings(trusted_proxies=["10.0.0.0/8", "::1"]).trusted_proxies
+
+
+def test_forms_need_their_csrf_token(client: TestClient, engine: Engine) -> None:
+    official = new_key(engine, "official")
+    r = client.post("/login", data={"api_key": official}, follow_redirects=False)
+    assert r.status_code == 403 and "security token" in r.text
+    assert sign_in(client, official).status_code == 303
+    assert client.get("/v1/me").json()["via_session"] is True
+    # Another site's form (no token, or its own Origin) cannot sign the user out.
+    assert client.post("/logout", follow_redirects=False).status_code == 403
+    token = csrf_token(client, "/logout")
+    r = client.post(
+        "/logout",
+        data={"csrf_token": token},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 403
+    assert client.get("/v1/me").json()["via_session"] is True
+    assert sign_out(client).status_code == 303
+    assert client.get("/v1/me").json()["authenticated"] is False
+
+
+@pytest.mark.parametrize("path", ["/", "/login", "/maps/coverage", "/docs", "/v1/summary"])
+def test_security_headers(client: TestClient, path: str) -> None:
+    r = client.get(path)
+    assert r.status_code == 200
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "same-origin"
+    assert r.headers["x-frame-options"] == "SAMEORIGIN"
+    assert "server" not in r.headers
+    if r.headers["content-type"].startswith("text/html"):
+        csp = r.headers["content-security-policy"]
+        nonce = csp.split("'nonce-")[1].split("'")[0]
+        assert "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+        scripts = re.findall(r"<script\b[^>]*>", r.text)
+        assert all(f'nonce="{nonce}"' in tag for tag in scripts)
+        assert client.get(path).headers["content-security-policy"] != csp  # fresh per page
+
+
+def test_a_photo_keeps_its_own_policy(client: TestClient, engine: Engine) -> None:
+    png = (
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGA"
+        "hKmMIQAAAABJRU5ErkJggg=="
+    )
+    key = new_key(engine, "public")
+    filed = file_request(client, key, photos=[{"data": png, "content_type": "image/png"}])
+    media = filed.json()["media"][0]["id"]
+    r = client.get(f"/v1/media/{media}")
+    assert r.headers["content-security-policy"] == "default-src 'none'; sandbox"
+
+
+def test_host_is_checked(db_url: str, world: World) -> None:
+    with TestClient(make_app(db_url, http={"allowed_hosts": ["grid.example.gov.cn"]})) as c:
+        assert c.get("/health").status_code == 400
+        r = c.get("/v1/summary", headers={"Host": "grid.example.gov.cn"})
+        assert r.status_code == 200
+
+
+def _send_chunked(app: Any, path: str, content_type: str, chunks: int) -> tuple[int, int]:
+    """POST ``chunks`` × 100 kB to ``app`` straight through ASGI, without a Content-Length;
+    the status, and how many chunks the app asked for."""
+    import asyncio
+
+    asked = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        asked += 1
+        return {"type": "http.request", "body": b"x" * 100_000, "more_body": asked < chunks}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": [(b"host", b"testserver"),
+                                     (b"content-type", content_type.encode())],
+        "client": ("127.0.0.1", 5000), "server": ("testserver", 80), "state": {},
+    }  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], asked
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/v1/requests", "application/json"),
+        ("/open311/v2/requests.json", "application/x-www-form-urlencoded"),
+        ("/v1/admin/keys", "application/json"),
+    ],
+)
+def test_bodies_over_the_cap_are_refused_unread(
+    db_url: str, world: World, path: str, content_type: str
+) -> None:
+    app = make_app(db_url, http={"max_body_bytes": 1_000_000})
+    status, asked = _send_chunked(app, path, content_type, chunks=2000)  # 200 MB offered
+    assert status == 413
+    assert asked <= 11  # stopped at the cap, not read to the end
+
+
+def test_declared_and_per_route_caps(db_url: str, world: World) -> None:
+    with TestClient(make_app(db_url, http={"max_body_bytes": 1_000_000})) as c:
+        r = c.post(
+            "/v1/requests",
+            content=b"{}",
+            headers={"Content-Type": "application/json", "Content-Length": "5000000"},
+        )
+        assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+    with TestClient(make_app(db_url, http={"lookup_batch_max_bytes": 100_000})) as c:
+        big = {"items": [{"address": "长湖街" * 20}] * 2000}
+        r = c.post("/v1/lookup/batch", json=big)
+        assert r.status_code == 413 and r.json()["error"]["field"] == "body"
+        assert c.post("/v1/lookup/batch", json={"items": big["items"][:10]}).status_code == 200
+
+
+def test_open311_takes_api_key_from_the_form_only(client: TestClient, engine: Engine) -> None:
+    key = new_key(engine, "public")
+    form = {"service_code": "sewer_blocked", "lat": "23.115", "long": "114.4025"}
+    r = client.post(f"/open311/v2/requests.json?api_key={key}", data=form)
+    assert r.status_code == 400 and "form body" in r.json()[0]["description"]
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(m.Request)).scalar() == 0
+
+
+def test_no_key_reaches_a_log_line(
+    db_url: str, engine: Engine, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    import httpx
+
+    from tests.requests_factories import live_server
+
+    key = new_key(engine, "public")
+    secret = key.split("_", 2)[2]
+    form = {"service_code": "sewer_blocked", "lat": "23.115", "long": "114.4025"}
+    access = logging.getLogger("uvicorn.access")  # uvicorn's loggers do not propagate
+    with caplog.at_level(logging.INFO), live_server(make_app(db_url)) as url:
+        access.setLevel(logging.INFO)
+        access.addHandler(caplog.handler)
+        httpx.post(f"{url}/open311/v2/requests.json?api_key={key}", data=form)
+        httpx.get(f"{url}/v1/lookup?lon=1&lat=2&key={key}&token=abc&x=1")
+        logging.getLogger("geogrid.api").warning("a key %s in a message", key)
+        access.removeHandler(caplog.handler)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("/open311/v2/requests.json?api_key=[redacted]" in line for line in lines), lines
+    assert any("key=[redacted]&token=[redacted]&x=1" in line for line in lines), lines
+    assert any(f"{key.rsplit('_', 1)[0][:11]}_[redacted]" in line for line in lines), lines
+    assert not any(secret in line for line in lines)

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from api.deps import base_url, geocoder_of
 from api.schemas.open311 import (
@@ -245,14 +246,19 @@ def _jurisdiction(conn: Any, code: str | None) -> None:
 async def post_request(fmt: str, request: Request) -> Response:
     if fmt not in open311.FORMATS:
         return _error(NotFound("add .xml or .json to the path", field="format"), "json")
+    if "api_key" in request.query_params:
+        # The spec puts api_key in the form body; in the URL it lands in access logs,
+        # proxies' logs and browser histories (issue 14, finding 6).
+        return _error(
+            InvalidInput("send api_key in the form body, not in the URL", field="api_key"), fmt
+        )
     try:
         form = await request.form()
+    except HTTPException:  # the body cap (413)
+        raise
     except Exception:
         return _error(InvalidInput("the body must be form-encoded", field="body"), fmt)
     fields = {k: [str(v) for v in form.getlist(k)] for k in form}
-    for k, v in request.query_params.multi_items():
-        if k == "api_key":
-            fields.setdefault(k, [v])
     engine = request.app.state.engine
     settings = request.app.state.settings.requests
     geocoder = geocoder_of(request)

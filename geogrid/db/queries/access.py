@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from geogrid.db import models, queries
 
@@ -213,6 +213,26 @@ def session_by_token_hash(conn: Connection, *, token_hash: str) -> SessionRow | 
         return None
     *key, expires_at, revoked_at = row
     return SessionRow(key=KeyRow._make(key), expires_at=expires_at, revoked_at=revoked_at)
+
+
+def login_failures_since(
+    conn: Connection, *, client: str, since: dt.datetime
+) -> tuple[int, dt.datetime | None]:
+    """How many sign-ins from ``client`` failed since ``since``, and the earliest of them."""
+    f = models.LoginFailure
+    count, first = conn.execute(
+        select(func.count(), func.min(f.at)).where(f.client == client, f.at > since)
+    ).one()
+    return int(count), first
+
+
+def insert_login_failure(conn: Connection, *, client: str, at: dt.datetime) -> None:
+    conn.execute(insert(models.LoginFailure).values(client=client, at=at))
+
+
+def delete_login_failures(conn: Connection, *, before: dt.datetime) -> None:
+    """Forget failures older than ``before``: the throttle only looks back one window."""
+    conn.execute(delete(models.LoginFailure).where(models.LoginFailure.at <= before))
 
 
 def revoke_session(conn: Connection, *, token_hash: str, at: dt.datetime) -> None:
