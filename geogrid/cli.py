@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from geogrid.backup.cli import backup, restore
 from geogrid.clikit import (
     CommitOpt,
     CommunityOpt,
@@ -60,6 +61,8 @@ app.add_typer(members_app, name="members")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(requests_app, name="requests")
 app.command("kpi")(kpi)
+app.command("backup")(backup)
+app.command("restore")(restore)
 
 
 def _kv_table(title: str, data: dict[str, Any]) -> Fit:

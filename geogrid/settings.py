@@ -53,6 +53,10 @@ class DatabaseSettings(Section):
     )
     #: Echo SQL statements to the log (debugging only).
     database_echo: bool = False
+    #: Folder of the PostgreSQL client tools (pg_dump, pg_restore, psql) for ``geogrid backup``
+    #: and ``restore`` on PostGIS; default: Debian's ``/usr/lib/postgresql/<server major>/bin``,
+    #: newer versions, then the PATH.
+    pg_bindir: Path | None = None
 
 
 class ServiceSettings(Section):

@@ -26,6 +26,13 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 
+def known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of this version's migrations (head or older): a database
+    at any other revision was made by a newer geogrid."""
+    script = ScriptDirectory.from_config(_config())
+    return any(r.revision == revision for r in script.walk_revisions())
+
+
 def current_revision(engine: Engine) -> str | None:
     """The migration the database is at (None when it has no schema)."""
     with engine.connect() as conn:

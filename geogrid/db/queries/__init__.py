@@ -70,6 +70,7 @@ from geogrid.db.queries.frames import (
     streets_frame,
 )
 from geogrid.db.queries.meta import (
+    advance_data_versions,
     data_versions,
     instance_secret,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "WGS84",
     "active_plan",
     "address_households_frame",
+    "advance_data_versions",
     "bind_geometries",
     "branch_grids_frame",
     "buildings_frame",
