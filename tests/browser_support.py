@@ -122,6 +122,7 @@ class PageReport:
     failed_requests: list[str] = field(default_factory=list)
     bad_responses: list[str] = field(default_factory=list)
     screenshot: Path | None = None
+    csp_violations: list[str] = field(default_factory=list)
 
     @property
     def external_requests(self) -> list[str]:
@@ -136,10 +137,18 @@ class PageReport:
             + [f"external request: {u}" for u in self.external_requests]
             + [f"failed request: {u}" for u in self.failed_requests]
             + [f"HTTP error: {u}" for u in self.bad_responses]
+            + [f"CSP violation: {v}" for v in self.csp_violations]
         )
 
+    def read_csp_violations(self) -> list[str]:
+        """The page's Content-Security-Policy violations so far (also kept on the report)."""
+        self.csp_violations = list(self.page.evaluate("window.__cspViolations || []"))
+        return self.csp_violations
+
     def assert_clean(self) -> None:
-        """No console or page errors, no failed or >= 400 responses, nothing left loopback."""
+        """No console or page errors, no failed or >= 400 responses, nothing left loopback,
+        no Content-Security-Policy violation."""
+        self.read_csp_violations()
         problems = self.problems()
         if problems:
             raise AssertionError(f"{self.url} is not clean:\n  " + "\n  ".join(problems))
@@ -214,10 +223,17 @@ def load_page(
         if not allow_external:
             context.route(is_external, lambda route: route.abort("blockedbyclient"))
 
+        # Every Content-Security-Policy violation of the page, whatever the console says.
+        page.add_init_script(
+            "window.__cspViolations = [];"
+            "document.addEventListener('securitypolicyviolation', e => window.__cspViolations"
+            ".push(e.violatedDirective + ' ' + (e.blockedURI || 'inline')));"
+        )
         response = page.goto(url, wait_until=wait_until)
         report.status = response.status if response is not None else None
         if wait_for is not None:
             page.wait_for_selector(wait_for, state="attached")
+        report.read_csp_violations()
         if screenshot is not None:
             report.screenshot = screenshot_path(screenshot)
             page.screenshot(path=report.screenshot, full_page=True)

@@ -296,3 +296,19 @@ def test_openapi_page_works_offline(browser: Browser, live_url: str, backend: st
         paths = report.page.locator(".swagger-ui .opblock-summary-path").all_inner_texts()
         assert any(p.startswith("/v1/lookup") for p in paths)
         assert any(p.startswith("/open311/v2/") for p in paths)
+
+
+@pytest.mark.parametrize("path", ["/", "/login", "/logout", "/redoc", "/maps/hotspots"])
+def test_pages_hold_their_content_security_policy(
+    browser: Browser, live_url: str, backend: str, path: str
+) -> None:
+    """Each page runs under its CSP without a violation, and the policy is enforced: a script
+    without the page's nonce is refused (and seen as a violation)."""
+    with load_page(browser, f"{live_url}{path}", wait_until="networkidle") as report:
+        assert report.read_csp_violations() == []
+        report.page.evaluate(
+            "() => { const s = document.createElement('script');"
+            " s.textContent = 'window.__injected = 1'; document.body.appendChild(s); }"
+        )
+        assert report.page.evaluate("window.__injected") is None
+        assert any("script-src" in v for v in report.read_csp_violations())
