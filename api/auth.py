@@ -56,6 +56,8 @@ def get_actor(
         raise NotAuthenticated(
             "the Authorization header must be 'Bearer <key>'", field="Authorization"
         )
+    if key is None and request.headers.get("x-api-key") is not None:
+        raise NotAuthenticated("the X-API-Key header is empty", field="X-API-Key")
     secret = key or (bearer.credentials if bearer is not None else None)
     if secret:
         with engine.begin() as conn:
@@ -68,6 +70,11 @@ def get_actor(
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]
+
+#: ``openapi_extra`` of a route anyone may call, a key only adding to what it answers: its
+#: OpenAPI security lists the empty requirement ``{}`` beside the key schemes (OpenAPI 3.1,
+#: "Security Requirement Object": an empty object makes security optional).
+OPEN: dict[str, Any] = {"security": [{}]}
 
 router = APIRouter(tags=["access"])
 
@@ -155,7 +162,7 @@ def login(
     request: Request,
     engine: EngineDep,
     settings: RequestsSettingsDep,
-    api_key: Annotated[str, Form(max_length=200)],
+    api_key: Annotated[str, Form(min_length=1, max_length=200)],
     next: Annotated[str | None, Form(max_length=2000)] = None,
     csrf_token: Annotated[str | None, Form(max_length=200)] = None,
 ) -> Response:
@@ -231,6 +238,7 @@ def logout(
 
 @router.get(
     "/v1/me",
+    openapi_extra=OPEN,
     summary="Who am I: the role and scope of the key or session",
     response_model=MeOut,
     responses={401: {"model": ErrorEnvelope, "description": "A wrong or revoked key"}},

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from geogrid import errors as domain
 
@@ -72,17 +73,34 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(envelope("invalid_input", message, field, details=details), status_code=422)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
-        exc.status_code, "http_error"
-    )
-    field = "body" if exc.status_code == 413 else None
+    status, headers = exc.status_code, dict(getattr(exc, "headers", None) or {})
+    if status == 400:
+        # FastAPI's answer to a body it cannot decode (bytes that are not UTF-8 JSON, a
+        # broken form): bad input, answered as all bad input is (422), not an undocumented 400.
+        return JSONResponse(
+            envelope("invalid_input", "the body cannot be read: send UTF-8 JSON", "body"),
+            status_code=422,
+        )
+    if status == 405:
+        # Starlette's Allow names the methods of the first route that matched the path, not
+        # of every route of it (GET and POST /v1/admin/keys are two routes; RFC 9110 §15.5.6).
+        headers["Allow"] = ", ".join(_methods_of(request))
+    code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(status, "http_error")
+    field = "body" if status == 413 else None
     return JSONResponse(
-        envelope(code, str(exc.detail), field),
-        status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
+        envelope(code, str(exc.detail), field), status_code=status, headers=headers or None
     )
+
+
+def _methods_of(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _data_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -29,8 +29,15 @@ def _day(value: Any) -> dt.date:
         raise PydanticCustomError("date", exc.message.removeprefix("date ")) from None
 
 
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 #: A database id.
 Id = Annotated[int, Interval(ge=bounds.MIN_ID, le=bounds.MAX_ID)]
+#: An id in a strict JSON body: a number with no fraction (JSON Schema's "integer" takes
+#: ``12.0``), never a string.
+WholeId = Annotated[Id, BeforeValidator(_whole)]
 #: A row offset for paging.
 Offset = Annotated[int, Interval(ge=0, le=bounds.MAX_OFFSET)]
 #: A calendar date, ``YYYY-MM-DD``, 1900–2100; never a number (``?to=0`` is not 1970-01-01).

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from geogrid.db import queries
-from geogrid.errors import InvalidInput, NotFound
+from geogrid.errors import NotFound
 
 
 def area_codes(
@@ -20,26 +20,26 @@ def area_codes(
     subdistrict: str | None = None,
     district: str | None = None,
 ) -> str | None:
-    """The community codes (comma-separated) of the one area asked for: ``community`` as given
-    (one or more codes), or a subdistrict's or a district's communities; None when none was
-    asked for (every community). :class:`NotFound` for an area without communities."""
-    asked = {
-        name: value
-        for name, value in (
-            ("community", community),
-            ("subdistrict", subdistrict),
-            ("district", district),
-        )
-        if value
-    }
-    if len(asked) > 1:
-        raise InvalidInput(
-            f"name one area: {', '.join(asked)} were given together", field=next(iter(asked))
-        )
-    if subdistrict is None and district is None:
-        return community
-    ids = queries.community_ids_in(conn, subdistrict_code=subdistrict, district_code=district)
+    """The community codes (comma-separated) of the area asked for: ``community`` as given
+    (one or more codes), a subdistrict's or a district's communities, or those that meet every
+    one of them when several are given (``community`` within ``subdistrict`` within
+    ``district``); None when none was asked for (every community). :class:`NotFound` for an
+    area without communities, or areas that do not meet."""
+    if not subdistrict and not district:
+        return community or None
+    ids = queries.community_ids_in(
+        conn, subdistrict_code=subdistrict or None, district_code=district or None
+    )
     field, code = ("subdistrict", subdistrict) if subdistrict else ("district", district)
     if not ids:
         raise NotFound(f"no community in {field} {code!r}", field=field)
-    return ",".join(queries.community_codes(conn, community_ids=ids))
+    codes = queries.community_codes(conn, community_ids=ids)
+    if community:
+        asked = [c.strip() for c in community.split(",") if c.strip()]
+        outside = [c for c in asked if c not in codes]
+        if outside:
+            raise NotFound(
+                f"community {outside[0]!r} is not in {field} {code!r}", field="community"
+            )
+        codes = asked
+    return ",".join(codes)

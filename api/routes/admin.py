@@ -57,7 +57,7 @@ def create_key(
     with engine.begin() as conn:
         new = access.create_key(
             conn,
-            role=body.role,
+            role=body.role.value,
             name=body.name,
             community_code=body.community,
             member_id=body.member_id,

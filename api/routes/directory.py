@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
-from api.auth import ActorDep
+from api.auth import OPEN, ActorDep
 from api.deps import ConnDep, EngineDep, SettingsDep
 from api.params import Day, Id, Offset
 from api.schemas.common import ErrorEnvelope
@@ -320,6 +320,7 @@ def list_visits(
 
 @router.get(
     "/visits/coverage",
+    openapi_extra=OPEN,
     response_model=CoverageTable,
     summary="Visit coverage = households visited ÷ households",
     responses=_ERRORS,

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.auth import ActorDep
+from api.auth import OPEN, ActorDep
 from api.deps import ConnDep, SettingsDep
 from api.params import Day
 from api.schemas.common import ErrorEnvelope
@@ -20,6 +20,7 @@ router = APIRouter(prefix="/v1", tags=["kpis"])
 
 @router.get(
     "/kpis",
+    openapi_extra=OPEN,
     response_model=KpiTable,
     # ``code`` is in a row only when grouped by community or grid: keys left out stay out.
     response_model_exclude_unset=True,
@@ -44,7 +45,8 @@ def get_kpis(
         Day | None, Query(description="Last received date (inclusive)", examples=["2018-04-18"])
     ] = None,
     group_by: Annotated[
-        str | None, Query(description=f"One of {', '.join(GROUPS)}; none = totals only")
+        Literal[GROUPS] | None,  # type: ignore[valid-type]
+        Query(description="The grouping of the rows; none = totals only"),
     ] = None,
     community: Annotated[str | None, Query(description="Community code")] = None,
     subdistrict: Annotated[

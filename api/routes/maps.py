@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, HTMLResponse
 
-from api.auth import ActorDep
+from api.auth import OPEN, ActorDep
 from api.deps import ASSETS_URL, ConnDep, MapSettingsDep, SettingsDep
 from api.params import Day
 from geogrid.access import Actor, limit_to_scope
@@ -82,6 +82,7 @@ def _page(html: str) -> HTMLResponse:
 
 @router.get(
     "/coverage",
+    openapi_extra=OPEN,
     response_class=HTMLResponse,
     summary="Coverage map: grids coloured by a measure, fields, uncovered households",
     responses=_ERRORS,
@@ -124,6 +125,7 @@ def coverage(
 
 @router.get(
     "/hotspots",
+    openapi_extra=OPEN,
     response_class=HTMLResponse,
     summary="Hot-spot map: Gi* hot and cold spots of open (or overdue) requests",
     responses=_ERRORS,

@@ -14,7 +14,7 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import Engine
 
-from api.auth import ActorDep
+from api.auth import OPEN, ActorDep
 from api.deps import (
     ConnDep,
     EngineDep,
@@ -110,6 +110,7 @@ def create_request(
 
 @router.get(
     "/requests",
+    openapi_extra=OPEN,
     response_model=RequestPage,
     summary="List requests with filters, newest received first",
     responses=_ERRORS,
@@ -185,6 +186,7 @@ def list_actions() -> list[dict[str, Any]]:
 
 @router.get(
     "/requests/{request_id}",
+    openapi_extra=OPEN,
     response_model=RequestOut,
     summary="One request with its full history",
     responses=_ERRORS,
@@ -262,6 +264,7 @@ def post_action(
 
 @router.get(
     "/media/{media_id}",
+    openapi_extra=OPEN,
     summary="A photo of a request",
     responses={
         200: {

@@ -9,7 +9,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.params import Id
+from api.params import WholeId
+from geogrid.db.models import Role
 
 
 class _StrictBody(BaseModel):
@@ -25,12 +26,15 @@ _Code = Annotated[str, Field(min_length=1, max_length=32)]
 class KeyCreate(_StrictBody):
     """A key to create. Scope: ``community``, or ``subdistrict`` or ``district`` (codes)."""
 
-    role: str = Field(description="public, member, department, official, planner or admin")
+    role: Role = Field(
+        strict=False,  # FastAPI validates the parsed JSON: the value, not a Role instance
+        description="public, member, department, official, planner or admin",
+    )
     name: str | None = Field(default=None, max_length=200, description="Who holds the key")
     community: _Code | None = Field(default=None, examples=["441302011005"])
     subdistrict: _Code | None = None
     district: _Code | None = None
-    member_id: Id | None = Field(default=None, description="Member keys: the member")
+    member_id: WholeId | None = Field(default=None, description="Member keys: the member")
     department: _Code | None = Field(default=None, description="Department keys: its code")
     personal_data: bool = Field(default=False, description="May read unmasked personal data")
 

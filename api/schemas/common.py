@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -9,6 +11,11 @@ class ErrorBody(BaseModel):
     code: str = Field(examples=["invalid_input"])
     message: str = Field(examples=["from must be a date like 2017-07-01, got '2017-13-01'"])
     field: str | None = Field(default=None, examples=["from"])
+    details: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        default=None,
+        description="More about the error when there is more: for a malformed request (422) "
+        "a list of {field, message}, one per problem",
+    )
 
 
 class ErrorEnvelope(BaseModel):

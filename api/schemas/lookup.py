@@ -196,11 +196,12 @@ class LookupErrorBody(BaseModel):
     status: int | None = Field(
         default=None, description="In batch results only: the item's HTTP status", examples=[404]
     )
-    details: dict[str, Any] | None = Field(
+    details: dict[str, Any] | list[dict[str, Any]] | None = Field(
         default=None,
         description="404 outside: point, nearest_grid {community, code, name, distance_m}; "
         "404 address: suggestions; 422: swapped_inside {community, grid, lon, lat} when "
-        "swapping lon and lat puts the point in a grid",
+        "swapping lon and lat puts the point in a grid; 422 of a malformed request: a list "
+        "of {field, message}",
         examples=[
             {
                 "point": {"lon": 114.43, "lat": 23.105},
