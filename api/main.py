@@ -113,6 +113,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.trusted_proxies = [ip_network(p, strict=False) for p in settings.http.trusted_proxies]
     # The time as the sign-in throttle sees it: tests set their own.
     app.state.clock = utcnow
+    # Set when the server is told to stop (``geogrid serve``, api/cli.py): long plan work
+    # checks it and ends its request (503) instead of holding the shutdown (geogrid.budget).
+    app.state.stopping = threading.Event()
     errors.install(app)
     lookup.install(app)  # first: the hot route (api/routes/lookup.py)
     app.include_router(health.router)
