@@ -105,7 +105,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimit,
         limit=settings.http.max_body_bytes,
-        routes={"/v1/lookup/batch": settings.http.lookup_batch_max_bytes},
+        routes={
+            "/v1/lookup/batch": settings.http.lookup_batch_max_bytes,
+            # A district's plan of 2,000 detailed grids can pass the global cap (docs/api.md,
+            # "Boundary planning", "Limits"); the routes read no further than this either.
+            "/v1/plans/validate": settings.plans.plan_max_bytes,
+            "/v1/plans": settings.plans.plan_max_bytes,
+        },
     )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.http.allowed_hosts)
     app.add_middleware(SecurityHeaders, image_sources=_tile_origins(settings))

@@ -176,7 +176,10 @@ def _raw_post(
         "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "headers": [
+            (b"host", b"testserver"),
+            *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+        ],
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
