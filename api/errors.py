@@ -28,6 +28,7 @@ STATUS: dict[type[domain.GeogridError], int] = {
     domain.Forbidden: 403,
     domain.TooManyAttempts: 429,
     domain.DatabaseNotReady: 503,
+    domain.ShuttingDown: 503,
     domain.ConfigurationError: 500,
 }
 

@@ -105,7 +105,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimit,
         limit=settings.http.max_body_bytes,
-        routes={"/v1/lookup/batch": settings.http.lookup_batch_max_bytes},
+        routes={
+            "/v1/lookup/batch": settings.http.lookup_batch_max_bytes,
+            # A district's plan of 2,000 detailed grids can pass the global cap (docs/api.md,
+            # "Boundary planning", "Limits"); the routes read no further than this either.
+            "/v1/plans/validate": settings.plans.plan_max_bytes,
+            "/v1/plans": settings.plans.plan_max_bytes,
+        },
     )
     app.add_middleware(EmptyParamsAbsent)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.http.allowed_hosts)
@@ -114,6 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.trusted_proxies = [ip_network(p, strict=False) for p in settings.http.trusted_proxies]
     # The time as the sign-in throttle sees it: tests set their own.
     app.state.clock = utcnow
+    # Set when the server is told to stop (``geogrid serve``, api/cli.py): long plan work
+    # checks it and ends its request (503) instead of holding the shutdown (geogrid.budget).
+    app.state.stopping = threading.Event()
     errors.install(app)
     lookup.install(app)  # first: the hot route (api/routes/lookup.py)
     app.include_router(health.router)

@@ -68,6 +68,13 @@ class CRSError(InvalidInput):
     code = "invalid_crs"
 
 
+class TooComplex(InvalidInput):
+    """Input within the size limit whose work is not: more features or vertices than allowed,
+    or more time than the budget (``geogrid.budget``). The message gives the numbers."""
+
+    code = "too_complex"
+
+
 class ImportRefused(InvalidInput):
     """A file import was refused whole; ``details['problems']`` lists every fault found."""
 
@@ -114,6 +121,12 @@ class DatabaseNotReady(GeogridError):
     """The database is missing its schema or a spatial extension."""
 
     code = "database_not_ready"
+
+
+class ShuttingDown(GeogridError):
+    """The process is stopping (SIGTERM): long work stopped at its next check. Try again."""
+
+    code = "shutting_down"
 
 
 class ConfigurationError(GeogridError):

@@ -67,6 +67,10 @@ class ServiceSettings(Section):
     #: Host and port ``geogrid serve`` binds to.
     host: str = "127.0.0.1"
     port: int = 8000
+    #: After SIGTERM (or Ctrl-C), how long ``geogrid serve`` waits for running requests
+    #: before it cancels them and exits, in seconds (uvicorn's ``timeout_graceful_shutdown``).
+    #: Plan work stops at once anyway (503 ``shutting_down``): this bounds the rest.
+    shutdown_grace_seconds: int = Field(default=5, ge=0)
 
 
 class RequestsSettings(Section):
@@ -94,6 +98,27 @@ class RequestsSettings(Section):
     webhook_poll_seconds: float = 5.0
     #: Open311 ``start_date``/``end_date`` default window, in days (the spec: 90).
     open311_default_days: int = 90
+
+
+class PlanSettings(Section):
+    """Limits of the plan API (``/v1/plans``): what one request may upload and cost.
+
+    Sized for a district plan of 2,000 grids drawn in detail: plans drawn by ``geogrid plan
+    propose`` weigh ~40 bytes a vertex and 6 KB (the demo, 150 vertices) to 16 KB (Helsinki's
+    Kluuvi, 400 vertices) a grid, so 2,000 grids make 12–32 MB and under a million vertices.
+    The CLI does not apply them: files on the planner's own disk are trusted (docs/api.md).
+    """
+
+    #: Largest plan body (a GeoJSON FeatureCollection), in bytes: larger is 413 ``too_large``,
+    #: refused before it is read whole.
+    plan_max_bytes: int = Field(default=32_000_000, ge=1)
+    #: Most grids (features) in an uploaded plan: more is 422 ``too_complex``.
+    plan_max_features: int = Field(default=5000, ge=1)
+    #: Most vertices of all grids of an uploaded plan together: more is 422 ``too_complex``.
+    plan_max_vertices: int = Field(default=2_000_000, ge=1)
+    #: Time budget of one plan request's validation, metrics or diff, in seconds: the work
+    #: stops at its next check past it, 422 ``too_complex``. 0 means no limit.
+    plan_max_seconds: float = Field(default=60.0, ge=0)
 
 
 class MapSettings(Section):
@@ -154,5 +179,6 @@ class Settings(Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     requests: RequestsSettings = Field(default_factory=RequestsSettings)
+    plans: PlanSettings = Field(default_factory=PlanSettings)
     maps: MapSettings = Field(default_factory=MapSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)

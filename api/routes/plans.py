@@ -4,6 +4,11 @@ back, propose, export; ``/maps/plan`` draws a draft over the active plan.
 Reads need a planner, official or admin key (or session); writes (load, activate, rollback,
 propose) a planner or admin key. Plans travel as GeoJSON FeatureCollections (RFC 7946, WGS 84)
 of grids with ``code``, ``name`` and optionally ``lead_member``.
+
+Bounded work (``PlanSettings``, docs/api.md): a plan body is read no further than
+``plan_max_bytes`` (413), its grids and vertices are counted before anything else (422
+``too_complex``), and validation, metrics, diff and propose run on a time budget that also
+ends them when the server is stopping (422 ``too_complex``, 503 ``shutting_down``).
 """
 
 from __future__ import annotations
@@ -13,13 +18,15 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import ActorDep
-from api.deps import ASSETS_URL, ConnDep, EngineDep, MapSettingsDep
+from api.deps import ASSETS_URL, ConnDep, EngineDep, MapSettingsDep, json_body
 from api.schemas.common import ErrorEnvelope
 from api.schemas.plans import (
+    PLAN_BODY,
     ActivationOut,
     DeletedPlan,
     LoadedPlan,
@@ -34,6 +41,7 @@ from api.schemas.plans import (
     ValidationOut,
 )
 from geogrid.access import Actor
+from geogrid.budget import Budget
 from geogrid.db import queries
 from geogrid.db.models import Role
 from geogrid.errors import InvalidInput
@@ -41,12 +49,33 @@ from geogrid.maps.base import render_html
 from geogrid.planning import activation, store
 from geogrid.planning.common import parse_target
 from geogrid.planning.files import write_plan_geojson
+from geogrid.planning.limits import check_feature_count, check_plan_size
 from geogrid.planning.service import plan_map_in_db, propose_in_db
+from geogrid.planning.validate import ValidationReport
+from geogrid.settings import PlanSettings
 
 router = APIRouter(tags=["plans"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorEnvelope} for s in (401, 403, 404, 409, 422)
+}
+#: Routes that run plan work on a time budget: also 503 when the server is stopping.
+_BUDGETED: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    422: {
+        "model": ErrorEnvelope,
+        "description": "invalid_input, invalid_plan, or too_complex: more grids or vertices "
+        "than allowed, or more time than GEOGRID_PLAN_MAX_SECONDS",
+    },
+    503: {
+        "model": ErrorEnvelope,
+        "description": "shutting_down: the server is stopping; try again",
+    },
+}
+#: Routes that take a plan body: also 413 over GEOGRID_PLAN_MAX_BYTES.
+_UPLOAD: dict[int | str, dict[str, Any]] = {
+    **_BUDGETED,
+    413: {"model": ErrorEnvelope, "description": "too_large: a body over GEOGRID_PLAN_MAX_BYTES"},
 }
 #: The same answers for a route whose own media type is not JSON: errors stay JSON.
 _JSON_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -63,24 +92,6 @@ Target = Annotated[
     str | None,
     Query(description="Households per grid, LOW:HIGH (default 300:500)", examples=["300:500"]),
 ]
-FeatureCollection = Annotated[
-    dict[str, Any],
-    Body(
-        description="GeoJSON FeatureCollection of grids (code, name, lead_member)",
-        examples=[
-            {
-                "type": "FeatureCollection",
-                "features": [
-                    {
-                        "type": "Feature",
-                        "properties": {"code": "441302011005001", "name": "第1网格"},
-                        "geometry": {"type": "Polygon", "coordinates": [[[114.39, 23.15]]]},
-                    }
-                ],
-            }
-        ],
-    ),
-]
 
 
 class GeoJSONResponse(JSONResponse):
@@ -95,13 +106,56 @@ def _community(conn: Any, actor: Actor, code: str | None, *, what: str) -> Any:
     return row
 
 
-def _plan_file(body: dict[str, Any], tmp: Path) -> store.PlanFile:
-    """The body read exactly as a plan file is (same parser, same problems)."""
+def _limits(request: Request) -> PlanSettings:
+    return request.app.state.settings.plans
+
+
+def _budget(request: Request, what: str) -> Budget:
+    """The time budget of one request's plan work; it also ends when the server is stopping
+    (``app.state.stopping``, set by ``geogrid serve`` on SIGTERM)."""
+    seconds = _limits(request).plan_max_seconds
+    return Budget(
+        seconds or None,
+        what=what,
+        stop=getattr(request.app.state, "stopping", None),
+        limit_name="GEOGRID_PLAN_MAX_SECONDS",
+        field="plan",
+    )
+
+
+async def _plan_body(request: Request) -> dict[str, Any]:
+    """The plan body, read no further than ``plan_max_bytes`` (413), its grids counted."""
+    limits = _limits(request)
+    body = await json_body(request, limit=limits.plan_max_bytes)
     if not isinstance(body, dict) or body.get("type") != "FeatureCollection":
         raise InvalidInput("the body must be a GeoJSON FeatureCollection of grids", field="body")
+    features = body.get("features")
+    if isinstance(features, list):
+        check_feature_count(len(features), max_features=limits.plan_max_features)
+    return body
+
+
+def _plan_file(
+    body: dict[str, Any], tmp: Path, limits: PlanSettings, budget: Budget
+) -> store.PlanFile:
+    """The body read exactly as a plan file is (same parser, same problems); its grids and
+    vertices counted before any check runs."""
     path = tmp / "plan.geojson"
     path.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
-    return store.read_plan_file(path)
+    budget.check("reading the plan")
+    plan_file = store.read_plan_file(path)
+    budget.check("reading the plan")
+    check_plan_size(
+        plan_file.grids,
+        max_features=limits.plan_max_features,
+        max_vertices=limits.plan_max_vertices,
+    )
+    return plan_file
+
+
+def _community_of(engine: Any, actor: Actor, code: str | None, *, what: str) -> Any:
+    with engine.connect() as conn:
+        return _community(conn, actor, code, what=what)
 
 
 @router.get(
@@ -120,24 +174,32 @@ def list_plans(conn: ConnDep, actor: ActorDep, community: Community = None) -> d
     "/v1/plans/validate",
     response_model=ValidationOut,
     summary="Validate a plan (GeoJSON body)",
-    responses=_ERRORS,
+    responses=_UPLOAD,
+    openapi_extra=PLAN_BODY,
 )
-def validate_body(
-    conn: ConnDep,
+async def validate_body(
+    request: Request,
+    engine: EngineDep,
     actor: ActorDep,
-    body: FeatureCollection,
     community: Community = None,
     tolerance_m2: Annotated[float, Query(ge=0)] = 1.0,
 ) -> dict[str, Any]:
-    """Always 200: ``valid`` says whether the plan passes; ``problems`` say where it fails."""
+    """200 for a plan that could be checked: ``valid`` says whether it passes, ``problems``
+    where it fails. 413, 422 ``too_complex`` and 503 as in docs/api.md ("Limits")."""
     actor.require(*_READ, what="validating plans")
-    row = _community(conn, actor, community, what="validating plans")
-    with tempfile.TemporaryDirectory() as tmp:
-        pf = _plan_file(body, Path(tmp))
-        ref = store.PlanRef(label="request body", grids=pf.grids, plan_file=pf)
-        return store.validate_ref(
-            conn, community_id=row.id, ref=ref, tolerance_m2=tolerance_m2
-        ).to_dict()
+    row = await run_in_threadpool(_community_of, engine, actor, community, what="validating plans")
+    body = await _plan_body(request)
+    budget = _budget(request, "validating the plan")
+
+    def run() -> dict[str, Any]:
+        with tempfile.TemporaryDirectory() as tmp, engine.connect() as conn:
+            pf = _plan_file(body, Path(tmp), _limits(request), budget)
+            ref = store.PlanRef(label="request body", grids=pf.grids, plan_file=pf)
+            return store.validate_ref(
+                conn, community_id=row.id, ref=ref, tolerance_m2=tolerance_m2, budget=budget
+            ).to_dict()
+
+    return await run_in_threadpool(run)
 
 
 @router.post(
@@ -145,24 +207,35 @@ def validate_body(
     status_code=201,
     response_model=LoadedPlan,
     summary="Load a plan as a draft (GeoJSON body)",
-    responses=_ERRORS,
+    responses=_UPLOAD,
+    openapi_extra=PLAN_BODY,
 )
-def load(
+async def load(
+    request: Request,
     engine: EngineDep,
     actor: ActorDep,
-    body: FeatureCollection,
     community: Community = None,
     name: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """422 ``invalid_plan`` with every problem when the plan is not valid; nothing written."""
     actor.require(*_WRITE, what="loading plans")
-    with tempfile.TemporaryDirectory() as tmp, engine.begin() as conn:
-        row = _community(conn, actor, community, what="loading plans")
-        pf = _plan_file(body, Path(tmp))
-        plan_id, report = store.load_plan(
-            conn, community_id=row.id, plan_file=pf, name=name or "loaded through the API"
-        )
-        plan = queries.plan_row(conn, plan_id=plan_id)
+    row = await run_in_threadpool(_community_of, engine, actor, community, what="loading plans")
+    body = await _plan_body(request)
+    budget = _budget(request, "validating the plan")
+
+    def run() -> tuple[int, Any, ValidationReport]:
+        with tempfile.TemporaryDirectory() as tmp, engine.begin() as conn:
+            pf = _plan_file(body, Path(tmp), _limits(request), budget)
+            plan_id, report = store.load_plan(
+                conn,
+                community_id=row.id,
+                plan_file=pf,
+                name=name or "loaded through the API",
+                budget=budget,
+            )
+            return plan_id, queries.plan_row(conn, plan_id=plan_id), report
+
+    plan_id, plan, report = await run_in_threadpool(run)
     return {
         "plan_id": plan_id,
         "version": plan.version,
@@ -177,26 +250,29 @@ def load(
     "/v1/plans/{plan}/validation",
     response_model=StoredValidationOut,
     summary="Validate a stored plan",
-    responses=_ERRORS,
+    responses=_BUDGETED,
 )
 def validate_stored(
-    plan: str, conn: ConnDep, actor: ActorDep, community: Community = None
+    plan: str, request: Request, conn: ConnDep, actor: ActorDep, community: Community = None
 ) -> dict[str, Any]:
     """``plan``: an id, vN or ``active``."""
     actor.require(*_READ, what="validating plans")
     row = _community(conn, actor, community, what="validating plans")
     ref = _stored(conn, row.id, plan)
-    return {"plan": ref.label, **store.validate_ref(conn, community_id=row.id, ref=ref).to_dict()}
+    budget = _budget(request, "validating the plan")
+    report = store.validate_ref(conn, community_id=row.id, ref=ref, budget=budget)
+    return {"plan": ref.label, **report.to_dict()}
 
 
 @router.get(
     "/v1/plans/{plan}/metrics",
     response_model=StoredPlanMetrics,
     summary="Balance and compactness, worst grids first",
-    responses=_ERRORS,
+    responses=_BUDGETED,
 )
 def metrics(
     plan: str,
+    request: Request,
     conn: ConnDep,
     actor: ActorDep,
     community: Community = None,
@@ -206,7 +282,11 @@ def metrics(
     row = _community(conn, actor, community, what="reading plan metrics")
     ref = _stored(conn, row.id, plan)
     result = store.measure_in_db(
-        conn, community_id=row.id, grids=ref.grids, target=parse_target(households_per_grid)
+        conn,
+        community_id=row.id,
+        grids=ref.grids,
+        target=parse_target(households_per_grid),
+        budget=_budget(request, "measuring the plan"),
     )
     return {"plan": ref.label, **result.to_dict()}
 
@@ -215,10 +295,11 @@ def metrics(
     "/v1/plans/{plan}/diff",
     response_model=PlanDiffOut,
     summary="What a plan changes against another",
-    responses=_ERRORS,
+    responses=_BUDGETED,
 )
 def diff(
     plan: str,
+    request: Request,
     conn: ConnDep,
     actor: ActorDep,
     community: Community = None,
@@ -230,7 +311,13 @@ def diff(
     actor.require(*_READ, what="reading plan diffs")
     row = _community(conn, actor, community, what="reading plan diffs")
     d, a = _stored(conn, row.id, plan), _stored(conn, row.id, against)
-    result = store.diff_in_db(conn, community_id=row.id, draft=d.grids, against=a.grids)
+    result = store.diff_in_db(
+        conn,
+        community_id=row.id,
+        draft=d.grids,
+        against=a.grids,
+        budget=_budget(request, "diffing the plans"),
+    )
     return {"draft": d.label, "against": a.label, **result.to_dict(limit=limit)}
 
 
@@ -341,9 +428,10 @@ def rollback(engine: EngineDep, actor: ActorDep, community: Community = None) ->
     "/v1/plans/propose",
     response_model=ProposeOut,
     summary="Draw a balanced redraw automatically",
-    responses=_ERRORS,
+    responses=_BUDGETED,
 )
 def propose(
+    request: Request,
     conn: ConnDep,
     actor: ActorDep,
     community: Community = None,
@@ -366,7 +454,14 @@ def propose(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "proposal.geojson"
         result = propose_in_db(
-            conn, community_id=row.id, target=rng, grids=grids, seed=seed, steps=steps, out=path
+            conn,
+            community_id=row.id,
+            target=rng,
+            grids=grids,
+            seed=seed,
+            steps=steps,
+            out=path,
+            budget=_budget(request, "proposing a plan"),
         )
         result["plan"] = json.loads(path.read_text(encoding="utf-8"))
     result.pop("file", None)

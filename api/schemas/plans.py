@@ -11,6 +11,45 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+#: The request body of the routes that take a plan (``openapi_extra``): they read it
+#: themselves, no further than ``GEOGRID_PLAN_MAX_BYTES``, instead of through a model that
+#: would hold the whole body first.
+PLAN_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "GeoJSON FeatureCollection of grids (code, name, "
+                    "lead_member), WGS 84; at most GEOGRID_PLAN_MAX_BYTES bytes, "
+                    "GEOGRID_PLAN_MAX_FEATURES grids and GEOGRID_PLAN_MAX_VERTICES vertices",
+                },
+                "example": {
+                    "type": "FeatureCollection",
+                    "features": [
+                        {
+                            "type": "Feature",
+                            "properties": {"code": "441302011005001", "name": "第1网格"},
+                            "geometry": {
+                                "type": "Polygon",
+                                "coordinates": [
+                                    [
+                                        [114.39, 23.15],
+                                        [114.40, 23.15],
+                                        [114.40, 23.16],
+                                        [114.39, 23.15],
+                                    ]
+                                ],
+                            },
+                        }
+                    ],
+                },
+            }
+        },
+    }
+}
+
 # --- list ------------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ import numpy.typing as npt
 import pandas as pd
 import shapely
 
+from geogrid.budget import Budget
 from geogrid.planning.common import local_crs, to_local
 from geogrid.spatial import assign_points
 from geogrid.values import plain
@@ -175,6 +176,7 @@ def diff_plans(
     branches: pd.DataFrame | None = None,
     open_requests: gpd.GeoDataFrame | None = None,
     tolerance_m2: float = 1.0,
+    budget: Budget | None = None,
 ) -> PlanDiff:
     """What activating ``draft`` would change against ``active`` (both WGS 84, with ``code``).
 
@@ -182,8 +184,10 @@ def diff_plans(
     says which field holds them — else their field is found by location), ``fields``
     (``id``, ``name``, ``member_id``, polygons), ``branches`` (``branch_id``, ``branch_name``,
     ``code`` of an active grid), ``open_requests`` (``id``, points). Grids may carry
-    ``name`` and ``lead_member_id``.
+    ``name`` and ``lead_member_id``. ``budget`` (default: none) is checked between the steps
+    (:mod:`geogrid.budget`).
     """
+    check = (budget or Budget(None)).check
     out = PlanDiff()
     crs = local_crs(pd.concat([active.geometry, draft.geometry]).total_bounds)
     a_codes, d_codes = _codes(active), _codes(draft)
@@ -193,6 +197,7 @@ def diff_plans(
     d_pos = {c: i for i, c in enumerate(d_codes)}
 
     # Households first: grid counts feed the grid lists.
+    check("the households")
     hh_before = hh_after = np.empty(0, dtype=object)
     hh_names: list[Any] = []
     if households is not None and len(households):
@@ -233,6 +238,7 @@ def diff_plans(
     out.grids_added = only_in(d_codes, a_pos, d_names, d_local, count_after)
     out.grids_removed = only_in(a_codes, d_pos, a_names, a_local, count_before)
     common = [c for c in d_codes if c in a_pos]
+    check("the reshaped grids")
     if common:
         ia = np.array([a_pos[c] for c in common])
         ib = np.array([d_pos[c] for c in common])
@@ -253,6 +259,7 @@ def diff_plans(
             )
 
     # Parents (largest overlap), then leads and branches by parent.
+    check("the parents")
     ia, ib, area = grid_overlaps(draft, active, crs)
     best: dict[int, tuple[float, int]] = {}
     for i, j, ar in zip(ia, ib, area, strict=True):
@@ -307,6 +314,7 @@ def diff_plans(
         if lead is not None:
             member_after[int(lead)].add(code)
 
+    check("the fields")
     if fields is not None and len(fields):
         _fields(
             out,
@@ -331,6 +339,7 @@ def diff_plans(
                 }
             )
 
+    check("the open requests")
     if open_requests is not None and len(open_requests):
         pts = np.asarray(open_requests.geometry.values)
         before, after = _assign(pts, active), _assign(pts, draft)

@@ -48,6 +48,7 @@ import numpy.typing as npt
 import pandas as pd
 import shapely
 
+from geogrid.budget import Budget
 from geogrid.errors import InvalidInput
 from geogrid.planning.common import DEFAULT_TARGET, local_crs, parse_target, to_local
 from geogrid.spatial import assign_points
@@ -108,13 +109,16 @@ def measure_plan(
     fields: gpd.GeoDataFrame | None = None,
     open_requests: gpd.GeoDataFrame | None = None,
     target: tuple[int, int] = DEFAULT_TARGET,
+    budget: Budget | None = None,
 ) -> PlanMetrics:
     """Measure a plan's ``grids`` (WGS 84; ``code``, optional ``name``, ``lead_member_id``).
 
     ``households`` are door points with an optional ``size`` (residents, 1 when absent);
     ``fields`` are responsibility-field polygons with an optional ``member_id``;
     ``open_requests`` are points. Each is optional; what is absent counts as none.
+    ``budget`` (default: none) is checked between the steps (:mod:`geogrid.budget`).
     """
+    check = (budget or Budget(None)).check
     lo, hi = parse_target(target)
     grids = _wgs84(grids, "grids")
     if "code" not in grids.columns:
@@ -124,6 +128,7 @@ def measure_plan(
     names = grids["name"].tolist() if "name" in grids.columns else [None] * n
 
     # Households and residents.
+    check("the households")
     home_grid = _assign(households, grids, codes, "households")
     if households is not None and "size" in households.columns:
         size = pd.to_numeric(households["size"], errors="coerce").fillna(1).to_numpy(float)
@@ -136,6 +141,7 @@ def measure_plan(
     residents: npt.NDArray[Any] = residents_f.astype(np.int64) if whole else residents_f
 
     # Fields and the members who hold them, with each grid's lead member.
+    check("the fields")
     field_grid = np.full(0, -1, dtype=np.int64)
     pairs: list[tuple[int, Any]] = []
     if fields is not None and len(fields):
@@ -153,10 +159,12 @@ def measure_plan(
     all_members = len({m for _, m in unique_pairs})
     field_counts = np.bincount(field_grid[field_grid >= 0], minlength=n).astype(np.int64)
 
+    check("the open requests")
     request_grid = _assign(open_requests, grids, codes, "open_requests")
     request_counts = np.bincount(request_grid[request_grid >= 0], minlength=n).astype(np.int64)
 
     # Shape, in metres.
+    check("the shapes")
     local = np.asarray(grids.geometry.values, dtype=object)
     if n:
         local = np.asarray(to_local(grids, local_crs(grids)).geometry.values, dtype=object)

@@ -62,7 +62,7 @@ import math
 import random
 import time
 import warnings
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -78,6 +78,7 @@ from scipy.sparse.csgraph import connected_components
 from shapely.geometry import LineString, MultiPoint, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from geogrid.budget import Budget
 from geogrid.errors import InfeasiblePlan, InvalidInput
 from geogrid.planning.common import DEFAULT_TARGET, local_crs, number_grids, to_local
 from geogrid.planning.diff import CUT_SHARE
@@ -186,6 +187,7 @@ def propose_plan(
     seed: int = 0,
     steps: int | None = None,
     fields: gpd.GeoDataFrame | None = None,
+    budget: Budget | None = None,
 ) -> Proposal:
     """Draw a new plan of contiguous, balanced grids for ``community`` (all inputs WGS 84).
 
@@ -198,6 +200,8 @@ def propose_plan(
     within ±:data:`GRIDS_TOLERANCE` of the mean), not both; neither means
     :data:`.common.DEFAULT_TARGET`. ``steps``: ReCom steps (default :data:`DEFAULT_STEPS`),
     rounded up to whole bursts; 0 keeps the start. Same inputs and ``seed``, same plan.
+    ``budget`` (default: none) is checked between the stages and the ReCom steps
+    (:mod:`geogrid.budget`).
 
     Raises :class:`~geogrid.errors.InfeasiblePlan` naming the constraint that cannot be met.
     """
@@ -221,6 +225,7 @@ def propose_plan(
     if n_steps < 0:
         raise InvalidInput(f"steps must be ≥ 0, got {steps}", field="steps")
     notes: list[str] = []
+    check = (budget or Budget(None)).check
 
     crs = local_crs(community)
     com = _local_community(community, crs)
@@ -244,6 +249,7 @@ def propose_plan(
         notes.append(f"{int((~inside).sum()):,} households lie outside the community: left out")
     hh_points, hh_building, hh_field = hh_points[inside], hh_building[inside], hh_field[inside]
 
+    check("the street blocks")
     blocks = _blocks(com, street_geoms)
     faces, face_block, ground = (
         _field_faces(blocks, com, street_geoms, fld)
@@ -272,6 +278,7 @@ def propose_plan(
     field_data = _field_data(units, fld, hh_field) if fld is not None else None
     surcharge = dict(SURCHARGE) | ({"field": FIELD_SURCHARGE} if field_data else {})
 
+    check("the unit graph")
     graph = _graph(
         units, edges, lengths, unit_current, None if field_data is None else field_data.unit_field
     )
@@ -296,6 +303,7 @@ def propose_plan(
             "drawn inside one current grid"
         )
 
+    check("the ReCom chain")
     rim = shapely.buffer(com.boundary, _SNAP_M)
     unit_rim = shapely.length(shapely.intersection(shapely.boundary(units.geoms), rim))
     on_edge = unit_rim > MIN_SHARED_M
@@ -314,8 +322,10 @@ def propose_plan(
         rng=rng,
         surcharge=surcharge,
         fields=field_data,
+        check=check,
     )
 
+    check("the grid polygons")
     frame_local = _grid_polygons(com, units, chain.parts, bld)
     out = frame_local.to_crs("EPSG:4326")
     codes = number_grids(out, community_code)
@@ -1298,8 +1308,10 @@ def _improve(
     rng: random.Random,
     surcharge: dict[str, float],
     fields: _FieldData | None = None,
+    check: Callable[[str], None] | None = None,
 ) -> _ChainResult:
-    """Short bursts of bounded ReCom minimising the score (see :func:`_Score`)."""
+    """Short bursts of bounded ReCom minimising the score (see :func:`_Score`); ``check``
+    (a :meth:`Budget.check`) is called before every step."""
     from gerrychain import Partition
     from gerrychain.constraints import Bounds, contiguous
     from gerrychain.optimization import SingleMetricOptimizer
@@ -1375,6 +1387,8 @@ def _improve(
         # Each burst's chain yields its starting plan, then BURST_LENGTH proposed plans (all
         # accepted: a burst is an unbiased ReCom walk; only the restarts select).
         for i, state in enumerate(optimizer.short_bursts(BURST_LENGTH + 1, bursts)):
+            if check is not None:
+                check("the ReCom chain")
             if i % (BURST_LENGTH + 1) and state.flips:
                 accepted += 1
             s = score(state)

@@ -12,6 +12,7 @@ from typing import Any
 import folium
 from sqlalchemy import Connection
 
+from geogrid.budget import Budget
 from geogrid.db import queries
 from geogrid.planning.common import DEFAULT_TARGET
 from geogrid.planning.files import write_plan_geojson
@@ -32,11 +33,13 @@ def propose_in_db(
     steps: int | None = None,
     out: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    budget: Budget | None = None,
 ) -> dict[str, Any]:
     """Propose a redraw of the community; write it to ``out`` (GeoJSON) when given.
 
     Returns ``{"proposal", "current", "proposed", "file"}``: the proposal's report and the
     metrics (:func:`measure_plan`) of the active plan and of the proposal, same target.
+    ``budget`` bounds the drawing and the metrics (:mod:`geogrid.budget`).
     """
     say = progress or (lambda _s: None)
     started = time.perf_counter()
@@ -60,6 +63,7 @@ def propose_in_db(
         grids=grids,
         seed=seed,
         steps=steps,
+        budget=budget,
     )
     say(f"drew {proposal.k} grids in {time.perf_counter() - started:.1f} s")
     rng = proposal.target or target or DEFAULT_TARGET
@@ -68,6 +72,7 @@ def propose_in_db(
         "fields": f.fields,
         "open_requests": f.open_requests,
         "target": rng,
+        "budget": budget,
     }
     current = measure_plan(f.active, **kwargs).to_dict() if len(f.active) else None
     proposed = measure_plan(proposal.grids, **kwargs).to_dict()

@@ -15,6 +15,7 @@ import pandas as pd
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection
 
+from geogrid.budget import Budget
 from geogrid.db import models, queries
 from geogrid.db.queries import boundary_plans as plan_queries
 from geogrid.db.queries.boundary_plans import PlanRow
@@ -186,6 +187,7 @@ def validate_in_db(
     community_id: int,
     grids: gpd.GeoDataFrame,
     tolerance_m2: float = 1.0,
+    budget: Budget | None = None,
 ) -> ValidationReport:
     community = queries.community_by_id(conn, community_id=community_id)
     return validate_plan(
@@ -193,6 +195,7 @@ def validate_in_db(
         queries.community_boundary(conn, community_id=community_id),
         community_code=str(community.code),
         tolerance_m2=tolerance_m2,
+        budget=budget,
     )
 
 
@@ -202,6 +205,7 @@ def measure_in_db(
     community_id: int,
     grids: gpd.GeoDataFrame,
     target: tuple[int, int],
+    budget: Budget | None = None,
 ) -> PlanMetrics:
     f = read_frames(conn, community_id=community_id)
     return measure_plan(
@@ -210,6 +214,7 @@ def measure_in_db(
         fields=f.fields,
         open_requests=f.open_requests,
         target=target,
+        budget=budget,
     )
 
 
@@ -220,6 +225,7 @@ def diff_in_db(
     draft: gpd.GeoDataFrame,
     against: gpd.GeoDataFrame | None = None,
     frames: PlanFrames | None = None,
+    budget: Budget | None = None,
 ) -> PlanDiff:
     """The draft against ``against`` (default: the active plan), with the stored data."""
     f = frames or read_frames(conn, community_id=community_id)
@@ -232,6 +238,7 @@ def diff_in_db(
         fields=f.fields,
         branches=f.branches,
         open_requests=f.open_requests,
+        budget=budget,
     )
 
 
@@ -245,13 +252,16 @@ def load_plan(
     plan_file: PlanFile,
     name: str | None = None,
     description: str | None = None,
+    budget: Budget | None = None,
 ) -> tuple[int, ValidationReport]:
     """Store a plan file as a draft (based on the active plan); refuse an invalid plan.
 
-    Returns the new plan's id and the validation report (warnings included).
+    Returns the new plan's id and the validation report (warnings included). ``budget``
+    bounds the validation (:mod:`geogrid.budget`).
     """
     report = _with_file_problems(
-        validate_in_db(conn, community_id=community_id, grids=plan_file.grids), plan_file
+        validate_in_db(conn, community_id=community_id, grids=plan_file.grids, budget=budget),
+        plan_file,
     )
     members = set(queries.members_frame(conn, community_id=community_id)["id"].astype(int))
     for i, lead in enumerate(plan_file.grids["lead_member_id"]):
@@ -441,10 +451,15 @@ def _stored(conn: Connection, community_id: int, plan_id: int) -> PlanRef:
 
 
 def validate_ref(
-    conn: Connection, *, community_id: int, ref: PlanRef, tolerance_m2: float = 1.0
+    conn: Connection,
+    *,
+    community_id: int,
+    ref: PlanRef,
+    tolerance_m2: float = 1.0,
+    budget: Budget | None = None,
 ) -> ValidationReport:
     report = validate_in_db(
-        conn, community_id=community_id, grids=ref.grids, tolerance_m2=tolerance_m2
+        conn, community_id=community_id, grids=ref.grids, tolerance_m2=tolerance_m2, budget=budget
     )
     if ref.plan_file is not None:
         report = _with_file_problems(report, ref.plan_file)
