@@ -15,7 +15,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import geogrid
 from api import auth, errors, logs
-from api.middleware import BodyLimit, EmptyParamsAbsent, SecurityHeaders
+from api.middleware import BodyLimit, SecurityHeaders
 from api.routes import (
     admin,
     communities,
@@ -113,7 +113,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/v1/plans": settings.plans.plan_max_bytes,
         },
     )
-    app.add_middleware(EmptyParamsAbsent)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.http.allowed_hosts)
     app.add_middleware(SecurityHeaders, image_sources=_tile_origins(settings))
     app.state.crs_epsg = gcrs.parse_epsg_list(settings.http.crs_epsg)

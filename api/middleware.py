@@ -166,20 +166,3 @@ class SecurityHeaders:
             await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, wrapped)
-
-
-class EmptyParamsAbsent:
-    """A query parameter with an empty value (``?community=&from=``, as HTML forms send
-    unfilled fields) is taken as not given (docs/api.md, "Conventions")."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            query: bytes = scope.get("query_string", b"")
-            if b"=&" in query or query.endswith(b"=") or b"&&" in query:
-                # ``name=`` goes; ``name=abc=`` (base64) and ``flag`` stay.
-                kept = [p for p in query.split(b"&") if p and p.find(b"=") != len(p) - 1]
-                scope = {**scope, "query_string": b"&".join(kept)}
-        await self.app(scope, receive, send)

@@ -7,7 +7,7 @@
 # Installs what is missing (scripts/setup.sh), starts a throwaway PostgreSQL + PostGIS cluster
 # (scripts/pg.sh; stopped and deleted on exit, also on failure or Ctrl-C), then runs
 #   ruff check . ; ruff format --check . ; mypy ; mypy --strict geogrid/db ; lint-imports ;
-#   the wheel ; pytest
+#   the wheel ; the contract (schemathesis) ; pytest
 # with GEOGRID_REQUIRE_ALL=1, so nothing may skip: a skipped test, or no test at all, is a
 # failure. Every stage runs even if an earlier one failed; the last line is the summary.
 # The wheel stage builds geogrid's wheel from a copy of the tree and installs it into a fresh
@@ -102,6 +102,14 @@ wheel() {
 # Only when the run may include tests/test_wheel.py (a whole run, or one that names it).
 if [ "$#" -eq 0 ] || [[ " $* " == *test_wheel* ]]; then stage wheel wheel; fi
 
+# The API against its contract (schemathesis, every operation, with and without an admin key;
+# scripts/contract.sh). Only in a whole run: it does not depend on pytest's arguments.
+CONTRACT=""
+if [ "$#" -eq 0 ]; then
+    stage contract bash scripts/contract.sh
+    CONTRACT=", contract (schemathesis)"
+fi
+
 JUNIT="$WORK/junit.xml"
 stage pytest python -m pytest --basetemp="$BASETEMP" --junitxml="$JUNIT" -o junit_family=xunit2 "$@"
 
@@ -152,7 +160,7 @@ fi
 
 echo
 if [ "${#FAILED[@]}" -eq 0 ]; then
-    echo "test.sh: PASSED (ruff, ruff-format, mypy, mypy --strict on geogrid/db, import contracts, pytest: $PYTEST_SUMMARY)"
+    echo "test.sh: PASSED (ruff, ruff-format, mypy, mypy --strict on geogrid/db, import contracts$CONTRACT, pytest: $PYTEST_SUMMARY)"
 else
     echo "test.sh: FAILED: ${FAILED[*]} (pytest: $PYTEST_SUMMARY)"
     exit 1

@@ -557,7 +557,8 @@ API_ERRORS = [
     ("/maps/hotspots?category=nope", 422, "category"),
     ("/maps/coverage?from=2026-13-01", 422, "from"),
     ("/maps/coverage?community=999999999999", 404, "community"),
-    ("/maps/coverage?tiles=tianditu", 500, "tianditu_key"),
+    ("/maps/coverage?tiles=tianditu", 422, "tiles"),  # not configured here
+    ("/maps/coverage?tiles=custom", 422, "tiles"),
     ("/maps/assets/../../pyproject.toml", 404, None),
     ("/maps/assets/manifest.json", 404, "path"),
 ]

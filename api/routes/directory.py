@@ -8,7 +8,7 @@ the personal_data right asks (``personal=true``, logged). Edits need an official
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 
@@ -204,6 +204,7 @@ def _in_scope(conn: Any, actor: Any, member_id: int) -> None:
     "/fields",
     response_model=list[FieldOut],
     summary="Responsibility fields and who holds them",
+    responses={404: {"model": ErrorEnvelope, "description": "No such community"}},
 )
 def list_fields(conn: ConnDep, community: str | None = None) -> list[dict[str, Any]]:
     return directory.list_fields(conn, community=community)
@@ -331,7 +332,9 @@ def visit_coverage(
     actor: ActorDep,
     from_: Annotated[Day | None, Query(alias="from")] = None,
     to: Day | None = None,
-    group_by: Annotated[str, Query(description="community, grid, branch or member")] = "grid",
+    group_by: Annotated[
+        Literal["community", "grid", "branch", "member"], Query(description="The grouping")
+    ] = "grid",
     community: str | None = None,
 ) -> dict[str, Any]:
     p = period(from_, to, tz=settings.service.timezone)

@@ -511,7 +511,7 @@ def plan_map(
     conn: ConnDep,
     actor: ActorDep,
     map_settings: MapSettingsDep,
-    draft: Annotated[str, Query(description="id or vN of the draft")],
+    draft: Annotated[str, Query(min_length=1, max_length=32, description="id or vN of the draft")],
     against: Annotated[str, Query(description="id, vN or active")] = "active",
     community: Community = None,
     lang: Annotated[str, Query(pattern="^(zh|en)$")] = "zh",

@@ -244,7 +244,9 @@ class LookupBatchIn(BaseModel):
             {
                 "type": "array",
                 "maxItems": MAX_BATCH,
-                "items": LookupBatchItem.model_json_schema(),
+                # Anything is taken in an item's place and answered in its place (a
+                # malformed item gets its error there): the contract says so with ``{}``.
+                "items": {"anyOf": [LookupBatchItem.model_json_schema(), {}]},
             }
         ),
     ] = Field(

@@ -75,8 +75,15 @@ _AMAP: Final = (
 def tile_source(
     key: str | None, *, lang: str = "zh", settings: MapSettings | None = None
 ) -> TileSource:
-    """The base map named ``key`` (default ``settings.map_tiles``) in ``lang`` (zh or en)."""
+    """The base map named ``key`` (default ``settings.map_tiles``) in ``lang`` (zh or en).
+
+    A source that needs a setting the service lacks: :class:`InvalidInput` (``tiles``) when
+    the caller asked for it — this service offers no such base map —, and
+    :class:`ConfigurationError` when it is the service's own default."""
     settings = settings or MapSettings.defaults()
+    missing: type[InvalidInput] | type[ConfigurationError] = (
+        InvalidInput if key else ConfigurationError
+    )
     key = (key or settings.map_tiles or "none").strip().lower()
     if key == "none":
         return TileSource("none", WGS84, ())
@@ -84,9 +91,9 @@ def tile_source(
         return TileSource("osm", WGS84, (_OSM,))
     if key == "tianditu":
         if not settings.tianditu_key:
-            raise ConfigurationError(
+            raise missing(
                 "tiles=tianditu needs a Tianditu key: set GEOGRID_TIANDITU_KEY",
-                field="tianditu_key",
+                field="tiles" if missing is InvalidInput else "tianditu_key",
             )
         attribution = '&copy; <a href="https://www.tianditu.gov.cn/">天地图 Tianditu</a>'
         note = "eva" if lang == "en" else "cva"
@@ -110,9 +117,9 @@ def tile_source(
         )
     if key == "custom":
         if not settings.map_tile_url:
-            raise ConfigurationError(
+            raise missing(
                 "tiles=custom needs GEOGRID_MAP_TILE_URL (an XYZ template …/{z}/{x}/{y}.png)",
-                field="map_tile_url",
+                field="tiles" if missing is InvalidInput else "map_tile_url",
             )
         crs = normalize_crs(settings.map_tile_crs, field="map_tile_crs")
         spec = TileLayerSpec(settings.map_tile_url, settings.map_tile_attribution, name="tiles")
