@@ -219,8 +219,12 @@ def test_tile_url_templates() -> None:
     english = tile_source("tianditu", lang="en", settings=MapSettings(tianditu_key="k"))
     assert "eva_w" in english.layers[1].url
     assert tile_source("none").layers == ()
-    with pytest.raises(ConfigurationError, match="GEOGRID_TIANDITU_KEY"):
+    # Asked for and not configured: the caller's choice (422); the service's own default: 500.
+    with pytest.raises(InvalidInput, match="GEOGRID_TIANDITU_KEY") as asked:
         tile_source("tianditu", settings=MapSettings(tianditu_key=None))
+    assert asked.value.field == "tiles"
+    with pytest.raises(ConfigurationError, match="GEOGRID_TIANDITU_KEY"):
+        tile_source(None, settings=MapSettings(map_tiles="tianditu", tianditu_key=None))
     custom = tile_source(
         "custom",
         settings=MapSettings(
