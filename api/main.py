@@ -11,11 +11,10 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi_offline import FastAPIOffline
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import geogrid
 from api import auth, errors, logs
-from api.middleware import BodyLimit, SecurityHeaders
+from api.middleware import BodyLimit, HostCheck, SecurityHeaders
 from api.routes import (
     admin,
     communities,
@@ -113,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/v1/plans": settings.plans.plan_max_bytes,
         },
     )
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.http.allowed_hosts)
+    app.add_middleware(HostCheck, allowed=settings.http.allowed_hosts)
     app.add_middleware(SecurityHeaders, image_sources=_tile_origins(settings))
     app.state.crs_epsg = gcrs.parse_epsg_list(settings.http.crs_epsg)
     app.state.trusted_proxies = [ip_network(p, strict=False) for p in settings.http.trusted_proxies]

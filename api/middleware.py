@@ -8,7 +8,7 @@ microseconds to the lookup's hot path, not a task per request.
   200 MB body is never held. Some routes have tighter caps (``routes``; the plans' routes
   read theirs through ``api.deps.json_body``).
 * **Host** (finding 9): links in bodies are built from the ``Host`` header, so it must be one
-  of ``GEOGRID_ALLOWED_HOSTS`` (Starlette's ``TrustedHostMiddleware`` answers 400 otherwise).
+  of ``GEOGRID_ALLOWED_HOSTS`` (400 ``invalid_host`` otherwise).
 * **Security headers** on every answer (``nosniff``, ``Referrer-Policy``, ``X-Frame-Options``),
   and on HTML a Content-Security-Policy with a fresh nonce per page: the maps (Folium) and the
   API docs need inline scripts, and each of their ``<script>`` tags gets the nonce. That is
@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -59,12 +59,13 @@ class BodyLimit:
         self.app, self.limit, self.routes = app, limit, routes or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # No route reads the body of a GET or HEAD: nothing to count (the lookup's hot path).
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
         limit = self.routes.get(scope["path"], self.limit)
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdecimal() and int(declared) > limit:
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+        if declared.isdigit() and int(declared) > limit:
             await _answer(send, *_too_large(limit))
             return
         seen = 0
@@ -119,8 +120,18 @@ def content_security_policy(nonce: str, *, image_sources: Iterable[str] = ()) ->
     )
 
 
+_ALWAYS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"SAMEORIGIN"),
+)
+
+
 class SecurityHeaders:
-    """Security headers on every answer; the CSP and script nonces on HTML."""
+    """Security headers on every answer; the CSP and script nonces on HTML.
+
+    It works on the raw header list (no ``MutableHeaders``): it sits on the lookup's hot path,
+    where each microsecond is a few percent (benchmarks/README.md, "Lookup")."""
 
     def __init__(self, app: ASGIApp, *, image_sources: Iterable[str] = ()) -> None:
         self.app = app
@@ -136,18 +147,18 @@ class SecurityHeaders:
         async def wrapped(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in (
-                    ("x-content-type-options", "nosniff"),
-                    ("referrer-policy", "same-origin"),
-                    ("x-frame-options", "SAMEORIGIN"),
-                ):
-                    headers.setdefault(name, value)
-                html = headers.get("content-type", "").startswith("text/html")
-                if not html or "content-security-policy" in headers:
+                raw = list(message.get("headers", ()))
+                names = {name.lower() for name, _ in raw}
+                raw.extend(h for h in _ALWAYS if h[0] not in names)
+                message = {**message, "headers": raw}
+                html = any(
+                    name.lower() == b"content-type" and value.startswith(b"text/html")
+                    for name, value in raw
+                )
+                if not html or b"content-security-policy" in names:
                     await send(message)
                     return
-                start = dict(message)  # held until the whole page is here: nonces to add
+                start = message  # held until the whole page is here: nonces to add
                 return
             if start is None:
                 await send(message)
@@ -166,3 +177,42 @@ class SecurityHeaders:
             await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, wrapped)
+
+
+class HostCheck:
+    """``Host`` must be one of ``allowed`` (a name, ``*.domain``, or ``*`` for any): 400
+    otherwise. Starlette's ``TrustedHostMiddleware`` does the same through a ``Headers``
+    object per request; this reads the raw list (the lookup's hot path)."""
+
+    def __init__(self, app: ASGIApp, *, allowed: Iterable[str]) -> None:
+        self.app = app
+        hosts = list(allowed)
+        self.any = "*" in hosts
+        self.exact = {h.lower() for h in hosts if not h.startswith("*")}
+        self.suffixes = tuple(h[1:].lower() for h in hosts if h.startswith("*."))
+
+    def _allowed(self, host: str) -> bool:
+        if host.startswith("["):  # [::1]:8000
+            name = host.split("]", 1)[0] + "]"
+        else:
+            name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        name = name.lower()
+        return name in self.exact or (bool(self.suffixes) and name.endswith(self.suffixes))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.any or scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = next((v for k, v in scope["headers"] if k == b"host"), b"").decode("latin-1")
+        if self._allowed(host):
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps(
+            envelope("invalid_host", "this service does not answer to that Host", "Host")
+        ).encode()
+        await _answer(
+            send,
+            400,
+            [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            body,
+        )
