@@ -57,6 +57,9 @@ class DatabaseSettings(Section):
     #: and ``restore`` on PostGIS; default: Debian's ``/usr/lib/postgresql/<server major>/bin``,
     #: newer versions, then the PATH.
     pg_bindir: Path | None = None
+    #: Seconds a write waits for the database — SQLite: for another writer's lock;
+    #: PostgreSQL: to connect — before it is refused as unavailable (HTTP 503, Retry-After).
+    database_busy_timeout_seconds: float = Field(default=5.0, gt=0)
 
 
 class ServiceSettings(Section):
