@@ -29,6 +29,7 @@ STATUS: dict[type[domain.GeogridError], int] = {
     domain.TooManyAttempts: 429,
     domain.DatabaseNotReady: 503,
     domain.ShuttingDown: 503,
+    domain.DatabaseUnavailable: 503,
     domain.ConfigurationError: 500,
 }
 

@@ -129,6 +129,18 @@ class ShuttingDown(GeogridError):
     code = "shutting_down"
 
 
+class DatabaseUnavailable(GeogridError):
+    """The database cannot be reached now (the server is down or restarting, or another
+    writer held the SQLite file past the busy timeout). Nothing was written; the same call
+    can be made again after ``retry_after`` seconds."""
+
+    code = "database_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5, field: str | None = None) -> None:
+        super().__init__(message, field=field, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
 class ConfigurationError(GeogridError):
     """A setting is missing or wrong (database URL, SpatiaLite library, …)."""
 

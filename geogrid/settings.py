@@ -57,6 +57,9 @@ class DatabaseSettings(Section):
     #: and ``restore`` on PostGIS; default: Debian's ``/usr/lib/postgresql/<server major>/bin``,
     #: newer versions, then the PATH.
     pg_bindir: Path | None = None
+    #: Seconds a write waits for the database — SQLite: for another writer's lock;
+    #: PostgreSQL: to connect — before it is refused as unavailable (HTTP 503, Retry-After).
+    database_busy_timeout_seconds: float = Field(default=5.0, gt=0)
 
 
 class ServiceSettings(Section):
@@ -93,6 +96,9 @@ class RequestsSettings(Section):
     webhook_max_attempts: int = 6
     #: Wait before the first retry, in seconds; doubled after each failure (30 s … 16 min).
     webhook_backoff_seconds: float = 30.0
+    #: Allow webhooks over plain http and to private, loopback and link-local addresses
+    #: (tests, closed networks). Off: https to public addresses only (docs/api.md, Webhooks).
+    webhook_allow_private: bool = False
     #: How often the server's worker delivers retries and looks for overdue requests
     #: (seconds); 0 turns the worker off (then run `geogrid webhooks deliver` from cron).
     webhook_poll_seconds: float = 5.0

@@ -3,6 +3,8 @@
 #
 #   env="$(bash scripts/pg.sh start [DIR])" && eval "$env"   # start; prints `export ...` lines
 #   bash scripts/pg.sh stop [DIR]                             # stop it and delete DIR
+#   bash scripts/pg.sh pause DIR | resume DIR                 # stop the server, keep DIR;
+#                                                             # start it again, same port
 #
 # start: initdb in DIR (default: a new /tmp/geogrid-pg.XXXXXX; if given it must be empty or
 # absent), start the server on a free port on 127.0.0.1 (no other listener, trust auth, no
@@ -14,6 +16,9 @@
 # PostgreSQL refuses to run as root: as root the server runs as the `postgres` system user
 # (Debian's postgresql package creates it); otherwise as the current user.
 # stop: DIR defaults to $GEOGRID_PG_DIR. A failed start cleans up after itself.
+# pause/resume (the fault tests: the database goes away under a running service and comes
+# back): pause stops the server (fast shutdown: sessions are ended) and keeps the data;
+# resume starts it again on the port it had.
 set -euo pipefail
 
 say() { echo "pg: $*" >&2; }
@@ -99,6 +104,24 @@ stop_cluster() { # stop_cluster DIR: stop the server if running, remove DIR (our
     rm -rf "$DIR"
 }
 
+run_server() { # run_server BINDIR PORT: start the server of $DIR on PORT, wait until it answers
+    as_owner "$1/pg_ctl" -D "$DIR/data" -l "$DIR/postgres.log" -w -t 60 \
+        -o "-p $2 -k $DIR/sock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        start >&2
+}
+
+pause_cluster() { # pause_cluster DIR: stop the server (fast), keep DIR
+    DIR="$(cd "$1" && pwd)"
+    [ -e "$DIR/$MARKER" ] || die "$DIR is not a throwaway cluster made by pg.sh"
+    as_owner "$(cat "$DIR/bindir")/pg_ctl" -D "$DIR/data" -m fast -w -t 30 stop >&2
+}
+
+resume_cluster() { # resume_cluster DIR: start the paused server again on its port
+    DIR="$(cd "$1" && pwd)"
+    [ -e "$DIR/$MARKER" ] || die "$DIR is not a throwaway cluster made by pg.sh"
+    run_server "$(cat "$DIR/bindir")" "$(cat "$DIR/port")"
+}
+
 start_cluster() {
     if [ -n "${1:-}" ]; then
         DIR="$1"
@@ -148,9 +171,7 @@ start_cluster() {
     while :; do
         port="$(free_port)"
         tries=$((tries + 1))
-        if as_owner "$bindir/pg_ctl" -D "$DIR/data" -l "$DIR/postgres.log" -w -t 60 \
-            -o "-p $port -k $DIR/sock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-            start >&2; then
+        if run_server "$bindir" "$port"; then
             break
         fi
         tail -n 20 "$DIR/postgres.log" >&2 || true
@@ -175,6 +196,12 @@ case "${1:-}" in
     start)
         shift
         start_cluster "$@"
+        ;;
+    pause | resume)
+        cmd="$1"
+        shift
+        [ -n "${1:-}" ] || die "usage: pg.sh $cmd DIR"
+        "${cmd}_cluster" "$1"
         ;;
     stop)
         shift

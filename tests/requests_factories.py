@@ -96,16 +96,21 @@ def set_attributes(engine: Engine, category: str, attributes: list[dict[str, Any
         )
 
 
+#: Test apps send webhooks to the local :class:`Receiver` (http, 127.0.0.1).
+TEST_REQUESTS_SETTINGS: dict[str, Any] = {"webhook_poll_seconds": 0, "webhook_allow_private": True}
+
+
 def make_app(db_url: str, *, http: dict[str, Any] | None = None, **requests_settings: Any) -> Any:
-    """The app over ``db_url``, with requests settings for tests (no webhook polling) and
-    ``http`` settings (``geogrid.settings.HttpSettings``) if given."""
+    """The app over ``db_url``, with requests settings for tests — no webhook polling, and
+    webhooks allowed to the local receiver (``webhook_allow_private``) unless told otherwise —
+    and ``http`` settings (``geogrid.settings.HttpSettings``) if given."""
     from api import create_app
     from geogrid.settings import DatabaseSettings, HttpSettings, RequestsSettings, Settings
 
     return create_app(
         Settings(
             database=DatabaseSettings(database_url=db_url),
-            requests=RequestsSettings(**{"webhook_poll_seconds": 0, **requests_settings}),
+            requests=RequestsSettings(**{**TEST_REQUESTS_SETTINGS, **requests_settings}),
             http=HttpSettings(**(http or {})),
         )
     )
@@ -177,14 +182,24 @@ def live_server(app: Any) -> Iterator[str]:
 
 
 class Receiver:
-    """A webhook receiver on 127.0.0.1: records every POST, answers from ``statuses``."""
+    """A webhook receiver on 127.0.0.1: records every POST, answers from ``statuses`` (with
+    ``headers``). ``tls``: a PEM file (key and certificate) to serve https with; the server
+    names clients asked for (SNI) are kept in ``server_names``."""
 
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        statuses: list[int] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        tls: str | None = None,
+    ) -> None:
         import http.server
+        import ssl
         import threading
 
         self.calls: list[dict[str, Any]] = []
         self.statuses = list(statuses or [])
+        self.server_names: list[str | None] = []
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -193,6 +208,8 @@ class Receiver:
                 outer.calls.append({"headers": dict(self.headers), "body": body})
                 status = outer.statuses.pop(0) if outer.statuses else 200
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -200,7 +217,14 @@ class Receiver:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.port = int(self.server.server_address[1])
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls)
+            context.sni_callback = lambda _sock, name, _ctx: self.server_names.append(name)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

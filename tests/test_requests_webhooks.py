@@ -1,5 +1,6 @@
-"""Webhooks on both backends: signed, delivered to a local receiver (127.0.0.1 only), retried
-with back-off, given up after the last attempt, every attempt logged; overdue found once."""
+"""Webhooks on both backends: signed, delivered to a local receiver (127.0.0.1 only, allowed by
+``webhook_allow_private``), retried with back-off, given up after the last attempt, every
+attempt logged; overdue found once. Targets: tests/test_webhook_targets.py."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ from tests.requests_factories import IN_FIELD, Receiver, World, build_world, mak
 
 SECRET = "s3cret-s3cret-s3cret"
 OFFICIAL = Actor(role=m.Role.OFFICIAL, label="official", key_id=1)
+#: The receiver is local: http to 127.0.0.1.
+LOCAL = RequestsSettings(webhook_allow_private=True)
+
+
+def _local(**kw: Any) -> RequestsSettings:
+    return RequestsSettings(webhook_allow_private=True, **kw)
 
 
 @pytest.fixture
@@ -37,7 +44,7 @@ def receiver() -> Iterator[Receiver]:
 
 def _hook(engine: Engine, url: str, events: tuple[str, ...] = w.EVENTS) -> int:
     with engine.begin() as conn:
-        return w.create_webhook(conn, url=url, events=events, secret=SECRET)[0]
+        return w.create_webhook(conn, url=url, events=events, secret=SECRET, settings=LOCAL)[0]
 
 
 def _file_and_dispatch(engine: Engine) -> tuple[int, list[int]]:
@@ -100,7 +107,7 @@ def test_retry_with_back_off_then_success(engine: Engine, world: World) -> None:
     try:
         _hook(engine, receiver.url)
         _, (did,) = _file_and_dispatch(engine)
-        settings = RequestsSettings(webhook_backoff_seconds=30, webhook_max_attempts=5)
+        settings = _local(webhook_backoff_seconds=30, webhook_max_attempts=5)
         t0 = m.utcnow()
         first = w.deliver_due(engine, settings=settings, now=t0)
         assert (first.attempted, first.retrying) == (1, 1)
@@ -129,7 +136,7 @@ def test_gives_up_after_the_last_attempt(engine: Engine, world: World) -> None:
     try:
         _hook(engine, receiver.url)
         _, (did,) = _file_and_dispatch(engine)
-        settings = RequestsSettings(webhook_backoff_seconds=1, webhook_max_attempts=2)
+        settings = _local(webhook_backoff_seconds=1, webhook_max_attempts=2)
         w.deliver_due(engine, settings=settings)
         report = w.deliver_due(engine, settings=settings, now=m.utcnow() + dt.timedelta(hours=1))
         assert report.failed == 1
@@ -142,7 +149,7 @@ def test_gives_up_after_the_last_attempt(engine: Engine, world: World) -> None:
 def test_unreachable_receiver_is_logged(engine: Engine, world: World) -> None:
     _hook(engine, "http://127.0.0.1:9/nobody-listens")
     _, (did,) = _file_and_dispatch(engine)
-    report = w.deliver_due(engine, settings=RequestsSettings(webhook_timeout_seconds=2))
+    report = w.deliver_due(engine, settings=_local(webhook_timeout_seconds=2))
     assert report.retrying == 1
     d = _delivery(engine, did)
     assert d.last_status_code is None and "ConnectError" in d.last_error
@@ -170,7 +177,7 @@ def test_escalation_resolution_and_event_filter(
             params=ActionInput(version=4, note="修好了"),
         )
     assert esc.deliveries == [] and len(res.deliveries) == 1
-    w.deliver_due(engine, ids=res.deliveries)
+    w.deliver_due(engine, ids=res.deliveries, settings=LOCAL)
     assert [json.loads(c["body"])["event"] for c in receiver.calls] == ["request.resolved"]
 
 
@@ -185,7 +192,7 @@ def test_overdue_is_found_once(engine: Engine, world: World, receiver: Receiver)
         )
         assert w.sweep_overdue(conn) == [rid]
         assert w.sweep_overdue(conn) == []
-    worker = w.WebhookWorker(engine, RequestsSettings())
+    worker = w.WebhookWorker(engine, LOCAL)
     report = worker.run_once()
     assert report.delivered == 1
     payload = json.loads(receiver.calls[0]["body"])
@@ -202,7 +209,7 @@ def test_bad_webhooks_are_refused(engine: Engine, world: World) -> None:
             ({"url": "http://127.0.0.1/x", "secret": "short"}, "secret"),
         ]:
             with pytest.raises(InvalidInput) as exc:
-                w.create_webhook(conn, **kwargs)  # type: ignore[arg-type]
+                w.create_webhook(conn, settings=LOCAL, **kwargs)  # type: ignore[arg-type]
             assert exc.value.field == field
 
 

@@ -106,6 +106,7 @@ def revoke_key(prefix: str, engine: EngineDep, actor: ActorDep) -> dict[str, Any
 def create_webhook(
     engine: EngineDep,
     actor: ActorDep,
+    settings: SettingsDep,
     body: Annotated[
         WebhookCreate,
         Body(
@@ -128,6 +129,7 @@ def create_webhook(
             secret=body.secret,
             community_code=body.community,
             description=body.description,
+            settings=settings.requests,
         )
     return {"id": wid, "secret": secret}
 
@@ -154,12 +156,15 @@ def update_webhook(
     webhook_id: Id,
     engine: EngineDep,
     actor: ActorDep,
+    settings: SettingsDep,
     body: Annotated[WebhookUpdate, Body(examples=[{"active": False}])],
 ) -> dict[str, Any]:
     actor.require(Role.ADMIN, what="changing webhooks")
     actor.require_unscoped(what="changing webhooks")
     with engine.begin() as conn:
-        webhooks.set_webhook_active(conn, webhook_id=webhook_id, active=body.active)
+        webhooks.set_webhook_active(
+            conn, webhook_id=webhook_id, active=body.active, settings=settings.requests
+        )
     return {"id": webhook_id, "active": body.active}
 
 

@@ -7,6 +7,7 @@ and the app's lifespan runs the worker that retries them and finds overdue reque
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -28,7 +29,7 @@ from api.params import Day, Id, Offset
 from api.schemas.common import ErrorEnvelope
 from api.schemas.requests import ActionIn, ActionOut, RequestCreate, RequestOut, RequestPage
 from geogrid import crs as gcrs
-from geogrid.errors import Conflict
+from geogrid.errors import Conflict, DatabaseUnavailable
 from geogrid.periods import period
 from geogrid.requests import views, webhooks
 from geogrid.requests.media import ACCEPTED_TYPES, Photo
@@ -41,6 +42,8 @@ from geogrid.requests.workflow import (
     receive,
 )
 from geogrid.settings import RequestsSettings
+
+log = logging.getLogger("geogrid.api")
 
 router = APIRouter(prefix="/v1", tags=["requests"])
 
@@ -62,8 +65,12 @@ def _photos(items: list[Any], field: str) -> list[Photo]:
 
 
 def _deliver(engine: Engine, settings: RequestsSettings, ids: list[int]) -> None:
-    if ids:
+    if not ids:
+        return
+    try:
         webhooks.deliver_due(engine, settings=settings, ids=ids)
+    except DatabaseUnavailable as exc:  # the deliveries are in the outbox: the worker retries
+        log.warning("webhook deliveries %s left to the worker: %s", ids, exc)
 
 
 @router.post(

@@ -39,7 +39,7 @@ from sqlalchemy import ColumnElement, Connection, any_, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import QueryableAttribute
 
-from geogrid.db.engine import Backend, backend_of
+from geogrid.db.engine import Backend, backend_of, read_only
 
 
 @dataclass(frozen=True)
@@ -735,8 +735,9 @@ def snapshot(conn: Connection) -> Connection:
     the whole transaction (https://www.postgresql.org/docs/current/transaction-iso.html).
     SQLite already reads one snapshot per transaction (the ``BEGIN`` of
     ``geogrid.db.engine``; in WAL mode it is held from the first read to the end,
-    https://sqlite.org/isolation.html), so ``conn`` is returned as it is.
+    https://sqlite.org/isolation.html); ``conn`` is only marked read-only, so that its
+    explicit transaction takes no write lock (``engine.read_only``).
     """
     if backend_of(conn.engine) is Backend.POSTGIS:
         return conn.execution_options(isolation_level="REPEATABLE READ")
-    return conn
+    return read_only(conn)

@@ -116,10 +116,13 @@ class LookupService:
 
     def _poll(self) -> None:
         self.refresh()
+        if self.last_error is not None:
+            log.info("lookup index refresh works again")
         self.last_error = None
 
     def _poll_failed(self, exc: Exception) -> None:
-        # Keep serving the last good snapshot; log an error once, not once per poll.
+        # Keep serving the last good snapshot (the database may be down or restarting:
+        # lookups go on from memory); log an error once, not once per poll.
         if str(exc) != self.last_error:
             log.warning("lookup index refresh failed: %s", exc)
         self.last_error = str(exc)

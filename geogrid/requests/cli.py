@@ -471,7 +471,13 @@ webhooks_app = typer.Typer(
 
 @webhooks_app.command("add")
 def webhooks_add(
-    url: Annotated[str, typer.Argument(help="Receiver URL.")],
+    url: Annotated[
+        str,
+        typer.Argument(
+            help="Receiver URL: https, public addresses only "
+            "(GEOGRID_WEBHOOK_ALLOW_PRIVATE allows http and private ones)."
+        ),
+    ],
     event: Annotated[
         list[str] | None,
         typer.Option(
@@ -496,6 +502,7 @@ def webhooks_add(
             secret=secret,
             community_code=community,
             description=description,
+            settings=settings_for(database).requests,
         )
     out.print(f"webhook {wid} registered; signing secret (shown once): {key}", highlight=False)
 
@@ -521,7 +528,12 @@ def webhooks_disable(
     from geogrid.requests.webhooks import set_webhook_active
 
     with _session(database) as conn:
-        set_webhook_active(conn, webhook_id=webhook_id, active=enable)
+        set_webhook_active(
+            conn,
+            webhook_id=webhook_id,
+            active=enable,
+            settings=settings_for(database).requests,
+        )
     out.print(f"webhook {webhook_id} {'enabled' if enable else 'disabled'}")
 
 

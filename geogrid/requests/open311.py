@@ -35,7 +35,7 @@ from geogrid.access import Forbidden, NotAuthenticated
 from geogrid.db import models
 from geogrid.db.queries import requests as request_queries
 from geogrid.directory import list_categories
-from geogrid.errors import GeogridError, InvalidInput, NotFound
+from geogrid.errors import DatabaseUnavailable, GeogridError, InvalidInput, NotFound
 from geogrid.periods import iso, zone
 from geogrid.privacy import scrub
 from geogrid.requests.views import (
@@ -107,8 +107,11 @@ def render(root: str, data: Any, fmt: str) -> str:
 
 
 def error_list(exc: GeogridError) -> tuple[int, list[dict[str, Any]]]:
-    """The spec's error list and HTTP status for a geogrid error (400, 403, 404)."""
-    if isinstance(exc, NotAuthenticated | Forbidden):
+    """The spec's error list and HTTP status for a geogrid error (400, 403, 404; 503 while
+    the database cannot be reached)."""
+    if isinstance(exc, DatabaseUnavailable):
+        status = 503
+    elif isinstance(exc, NotAuthenticated | Forbidden):
         status = 403
     elif isinstance(exc, NotFound):
         status = 404

@@ -19,6 +19,14 @@ text lets receivers refuse replays older than a few minutes). A 2xx answer is su
 anything else, or no answer within the timeout, is retried after 30 s, 1, 2, 4, 8 min …
 (doubling, ``GEOGRID_WEBHOOK_BACKOFF_SECONDS``) until ``GEOGRID_WEBHOOK_MAX_ATTEMPTS``, then
 the delivery is marked ``failed``. Every attempt is a row of ``webhook_attempts``.
+
+Targets are ``https`` URLs of public addresses only, checked at registration and again at
+each delivery, which connects to the address it checked and follows no redirect (a 3xx is a
+failed attempt): :mod:`geogrid.requests.targets`. A target that now resolves to a private
+address is a failed attempt that never connects. ``GEOGRID_WEBHOOK_ALLOW_PRIVATE`` allows
+``http`` and private addresses (tests, closed networks). Deliveries go straight to the
+receiver, never through a proxy named in the environment (a proxy would resolve the name
+again, after the check).
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from geogrid.db.queries import webhooks as webhook_queries
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.periods import DEFAULT_TZ, iso
 from geogrid.privacy import mask_name
+from geogrid.requests.targets import Resolver, check_target
 from geogrid.requests.views import public_address
 from geogrid.settings import RequestsSettings
 
@@ -79,10 +88,17 @@ def create_webhook(
     secret: str | None = None,
     community_code: str | None = None,
     description: str | None = None,
+    settings: RequestsSettings | None = None,
+    resolve: Resolver | None = None,
 ) -> tuple[int, str]:
-    """Register a webhook; return its id and secret (generated when not given)."""
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise InvalidInput("url must be an http(s) URL", field="url")
+    """Register a webhook; return its id and secret (generated when not given).
+
+    The URL must be ``https`` and resolve (through ``resolve``, default the system's
+    resolver) to public addresses only, unless ``settings.webhook_allow_private``
+    (:func:`geogrid.requests.targets.check_target`); it is checked last, after the cheap
+    checks of the other fields.
+    """
+    settings = settings or RequestsSettings.defaults()
     bad = [e for e in events if e not in EVENTS]
     if bad or not events:
         raise InvalidInput(
@@ -91,6 +107,7 @@ def create_webhook(
         )
     if secret is not None and len(secret) < 16:
         raise InvalidInput("a webhook secret needs at least 16 characters", field="secret")
+    check_target(url, allow_private=settings.webhook_allow_private, resolve=resolve, pin=False)
     community_id = None
     if community_code is not None:
         community_id = int(queries.community_row(conn, code=community_code).id)
@@ -107,9 +124,23 @@ def create_webhook(
     return webhook_id, secret
 
 
-def set_webhook_active(conn: Connection, *, webhook_id: int, active: bool) -> None:
-    if not webhook_queries.set_active(conn, webhook_id=webhook_id, active=active):
+def set_webhook_active(
+    conn: Connection,
+    *,
+    webhook_id: int,
+    active: bool,
+    settings: RequestsSettings | None = None,
+    resolve: Resolver | None = None,
+) -> None:
+    """Switch a webhook on or off. Switching it on checks its URL again, as at registration
+    (it may have been registered under other rules, or its name may resolve elsewhere now)."""
+    settings = settings or RequestsSettings.defaults()
+    url = webhook_queries.webhook_url(conn, webhook_id=webhook_id)
+    if url is None:
         raise NotFound(f"no webhook with id {webhook_id}", field="id")
+    if active:
+        check_target(url, allow_private=settings.webhook_allow_private, resolve=resolve, pin=False)
+    webhook_queries.set_active(conn, webhook_id=webhook_id, active=active)
 
 
 def list_webhooks(conn: Connection, *, tz: str = DEFAULT_TZ) -> list[dict[str, Any]]:
@@ -265,8 +296,15 @@ def deliver_due(
     client: httpx.Client | None = None,
     now: dt.datetime | None = None,
     limit: int = 100,
+    resolve: Resolver | None = None,
 ) -> DeliveryReport:
-    """Send the deliveries that are due (or exactly ``ids``); record each attempt."""
+    """Send the deliveries that are due (or exactly ``ids``); record each attempt.
+
+    Each target is checked again and connected to at the address checked (``resolve``:
+    default the system's resolver). A given ``client`` must not follow redirects; the one
+    made here does not, keeps no connection open between deliveries (one pinned to an
+    address is never reused for another host name) and ignores proxy variables.
+    """
     settings = settings or RequestsSettings.defaults()
     clock = now  # a given time (tests, replays) also dates the attempts
     now = now or models.utcnow()
@@ -275,10 +313,15 @@ def deliver_due(
     if not rows:
         return report
     own = client is None
-    http = client or httpx.Client(timeout=settings.webhook_timeout_seconds)
+    http = client or httpx.Client(
+        timeout=settings.webhook_timeout_seconds,
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_keepalive_connections=0),
+    )
     try:
         for row in rows:
-            _attempt(engine, http, row, settings, report, clock)
+            _attempt(engine, http, row, settings, report, clock, resolve)
     finally:
         if own:
             http.close()
@@ -292,6 +335,7 @@ def _attempt(
     settings: RequestsSettings,
     report: DeliveryReport,
     clock: dt.datetime | None,
+    resolve: Resolver | None,
 ) -> None:
     body = row.payload.encode()
     ts = int(time.time())
@@ -307,12 +351,26 @@ def _attempt(
     status: int | None = None
     error: str | None = None
     try:
-        response = http.post(row.url, content=body, headers=headers)
-        status = response.status_code
-        if not 200 <= status < 300:
-            error = f"HTTP {status}"
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        # Checked again now: the name may resolve elsewhere than at registration.
+        target = check_target(
+            row.url, allow_private=settings.webhook_allow_private, resolve=resolve
+        )
+    except InvalidInput as exc:
+        error = f"not sent: {exc.message.removeprefix('url: ')}"[:500]
+    else:
+        url, pinned, extensions = target.request()
+        try:
+            # Streamed and closed unread: only the status counts, whatever the body's size.
+            with http.stream(
+                "POST", url, content=body, headers={**headers, **pinned}, extensions=extensions
+            ) as response:
+                status = response.status_code
+            if 300 <= status < 400:
+                error = f"HTTP {status}: a redirect, not followed"
+            elif not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
     took = int((time.perf_counter() - started) * 1000)
     at = clock or models.utcnow()
     attempts = int(row.attempts) + 1
@@ -350,9 +408,16 @@ class WebhookWorker:
     """A daemon thread that finds overdue requests and delivers due webhooks every
     ``settings.webhook_poll_seconds`` (the API starts one in its lifespan)."""
 
-    def __init__(self, engine: Engine, settings: RequestsSettings | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: RequestsSettings | None = None,
+        *,
+        resolve: Resolver | None = None,
+    ) -> None:
         self.engine = engine
         self.settings = settings or RequestsSettings.defaults()
+        self.resolve = resolve
         # A failed round keeps the worker alive; the next round retries.
         self._poller = Poller(
             self.run_once,
@@ -370,4 +435,4 @@ class WebhookWorker:
     def run_once(self) -> DeliveryReport:
         with self.engine.begin() as conn:
             sweep_overdue(conn)
-        return deliver_due(self.engine, settings=self.settings)
+        return deliver_due(self.engine, settings=self.settings, resolve=self.resolve)

@@ -47,6 +47,14 @@ def insert_webhook(
     )
 
 
+def webhook_url(conn: Connection, *, webhook_id: int) -> str | None:
+    """A webhook's URL; None when there is no such webhook."""
+    url = conn.execute(
+        select(models.Webhook.url).where(models.Webhook.id == webhook_id)
+    ).scalar_one_or_none()
+    return None if url is None else str(url)
+
+
 def set_active(conn: Connection, *, webhook_id: int, active: bool) -> bool:
     """Switch a webhook on or off; False when there is no such webhook."""
     done = conn.execute(
