@@ -11,6 +11,7 @@ address (``geogrid.access.check_login_throttle``; docs/api.md, "Access").
 from __future__ import annotations
 
 import html
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -23,14 +24,17 @@ from api.schemas.auth import MeOut
 from api.schemas.common import ErrorEnvelope
 from geogrid.access import (
     Actor,
-    authenticate,
+    check_key,
     check_login_throttle,
     close_session,
     open_session,
+    record_key_use,
     record_login_failure,
     session_actor,
 )
-from geogrid.errors import Forbidden, GeogridError, NotAuthenticated
+from geogrid.errors import DatabaseUnavailable, Forbidden, GeogridError, NotAuthenticated
+
+log = logging.getLogger("geogrid.api")
 
 SESSION_COOKIE = "geogrid_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -60,11 +64,20 @@ def get_actor(
         raise NotAuthenticated("the X-API-Key header is empty", field="X-API-Key")
     secret = key or (bearer.credentials if bearer is not None else None)
     if secret:
-        with engine.begin() as conn:
-            return authenticate(conn, secret)
+        # Read, then record the use apart and only when due (once a minute per key): a key
+        # check must not wait for SQLite's write lock, and a failed record costs nothing.
+        with engine.connect() as conn:
+            actor, due = check_key(conn, secret)
+        if due and actor.key_id is not None:
+            try:
+                with engine.begin() as conn:
+                    record_key_use(conn, key_id=actor.key_id)
+            except DatabaseUnavailable:
+                log.info("the use of key %s was not recorded: the database is busy", actor.label)
+        return actor
     token = request.cookies.get(SESSION_COOKIE)
     if token and request.method in SAFE_METHODS:
-        with engine.begin() as conn:
+        with engine.connect() as conn:  # reads only
             return session_actor(conn, token)
     return Actor.anonymous()
 

@@ -317,7 +317,18 @@ def _actor_of(conn: Connection, row: access_queries.KeyRow, *, via_session: bool
 
 
 def authenticate(conn: Connection, key: str, *, field: str = "api_key") -> Actor:
-    """The actor of a key; :class:`NotAuthenticated` for a wrong or revoked one."""
+    """The actor of a key; :class:`NotAuthenticated` for a wrong or revoked one. Records the
+    key's use (at most once a minute)."""
+    actor, due = check_key(conn, key, field=field)
+    if due and actor.key_id is not None:
+        record_key_use(conn, key_id=actor.key_id)
+    return actor
+
+
+def check_key(conn: Connection, key: str, *, field: str = "api_key") -> tuple[Actor, bool]:
+    """As :func:`authenticate`, reading only: the actor, and whether its use is due to be
+    recorded (:func:`record_key_use`). A server checks keys this way so that a key check
+    never waits for the embedded database's write lock."""
     prefix = _prefix_of(key.strip())
     row = None
     if prefix is not None:
@@ -328,11 +339,13 @@ def authenticate(conn: Connection, key: str, *, field: str = "api_key") -> Actor
         raise NotAuthenticated("the API key is not valid", field=field)
     if row.revoked_at is not None:
         raise NotAuthenticated("the API key has been revoked", field=field)
-    now = models.utcnow()
     # last_used_at to the minute: one write a minute per key at most, not one per request.
-    if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):
-        access_queries.set_key_used(conn, key_id=row.id, at=now)
-    return _actor_of(conn, row)
+    due = row.last_used_at is None or models.utcnow() - row.last_used_at > dt.timedelta(minutes=1)
+    return _actor_of(conn, row), due
+
+
+def record_key_use(conn: Connection, *, key_id: int) -> None:
+    access_queries.set_key_used(conn, key_id=key_id, at=models.utcnow())
 
 
 # --- sessions --------------------------------------------------------------------------------

@@ -71,7 +71,11 @@ def _respond(root: str, data: Any, fmt: str, status: int = 200) -> Response:
 
 def _error(exc: GeogridError, fmt: str) -> Response:
     status, body = open311.error_list(exc)
-    return _respond("errors", body, fmt, status)
+    response = _respond("errors", body, fmt, status)
+    retry = getattr(exc, "retry_after", None)
+    if retry is not None:  # the database is unavailable (503): when to try again
+        response.headers["Retry-After"] = str(retry)
+    return response
 
 
 def _answer(name: str, root: str, build: Callable[[str], Any], status: int = 200) -> Response:
