@@ -143,6 +143,11 @@ def test_postgres_stopped_under_a_running_server(
         assert time.monotonic() - started < 5
         _unavailable(client.post("/v1/requests/1/register", json={"version": 1},
                                  headers={"X-API-Key": key}))  # fmt: skip
+        form = {"api_key": key, "service_code": "sewer_blocked",
+                "long": str(HOUSE[0]), "lat": str(HOUSE[1])}  # fmt: skip
+        r = client.post("/open311/v2/requests.json", data=form)  # Open311's own error list
+        assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0
+        assert r.json()[0]["code"] == 503
         assert app.state.lookup.poll_interval > 0 and app.state.lookup._poller.running
 
         _pg("resume", directory)
