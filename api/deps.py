@@ -4,7 +4,7 @@ settings once; the lifespan opens the engine), a connection per request."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Annotated, Any
 
@@ -60,6 +60,20 @@ async def json_body(request: Request, *, limit: int) -> Any:
         return json.loads(b"".join(chunks))
     except ValueError as exc:
         raise InvalidInput(f"the body is not JSON: {exc}", field="body") from None
+
+
+def known_fields(body: Any, allowed: Collection[str]) -> dict[str, Any]:
+    """``body`` if it is a JSON object of ``allowed`` fields only; else 422 naming the first
+    unknown one (a misspelt field must not be silently ignored)."""
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object", field="body")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise InvalidInput(
+            f"unknown field {unknown[0]!r}; accepted: {', '.join(sorted(allowed))}",
+            field=unknown[0],
+        )
+    return body
 
 
 def http_crs(request: Request, name: Any, *, field: str = "crs") -> str:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query
 
 from api.auth import OPEN, ActorDep
-from api.deps import ConnDep, EngineDep, SettingsDep
+from api.deps import ConnDep, EngineDep, SettingsDep, known_fields
 from api.params import Day, Id, Offset
 from api.schemas.common import ErrorEnvelope
 from api.schemas.directory import (
@@ -127,6 +127,7 @@ def save_department(
 ) -> dict[str, Any]:
     actor.require(*_EDITORS, what="editing departments")
     actor.require_unscoped(what="editing departments")
+    known_fields(body, ("name", "name_en"))
     with engine.begin() as conn:
         return directory.save_department(
             conn, code=code, name=body.get("name"), name_en=body.get("name_en")
@@ -223,7 +224,7 @@ def set_field_member(
     body: Annotated[dict[str, Any], Body(examples=[{"member_id": 12}, {"member_id": None}])],
 ) -> dict[str, Any]:
     actor.require(*_EDITORS, what="assigning fields")
-    member_id = _member_id(body)
+    member_id = _member_id(known_fields(body, ("member_id",)))
     with engine.begin() as conn:
         return directory.set_field_member(conn, field_id=field_id, member_id=member_id, actor=actor)
 
@@ -241,6 +242,7 @@ def set_grid_lead(
     body: Annotated[dict[str, Any], Body(examples=[{"member_id": 12}])],
 ) -> dict[str, Any]:
     actor.require(*_EDITORS, what="setting grid leads")
+    known_fields(body, ("member_id", "community"))
     with engine.begin() as conn:
         return directory.set_grid_lead(
             conn,
@@ -289,6 +291,7 @@ def log_visit(
 ) -> dict[str, Any]:
     """A member logs its own visits to households of its fields; officials for any member
     (``member_id``). kind: routine, care, follow_up, mediation, other."""
+    known_fields(body, ("address_id", "visited_on", "kind", "member_id", "note"))
     with engine.begin() as conn:
         vid = visits.log_visit(
             conn,

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import ActorDep
-from api.deps import ASSETS_URL, ConnDep, EngineDep, MapSettingsDep, json_body
+from api.deps import ASSETS_URL, ConnDep, EngineDep, MapSettingsDep, json_body, known_fields
 from api.schemas.common import ErrorEnvelope
 from api.schemas.plans import (
     PLAN_BODY,
@@ -373,6 +373,7 @@ def clear_review(
     """Body: ``fields`` (ids), ``branches`` (ids) or ``all``: true. Returns what was cleared
     and what is left."""
     actor.require(Role.PLANNER, Role.OFFICIAL, Role.ADMIN, what="marking review items done")
+    known_fields(body, ("fields", "branches", "all"))
 
     def ids(name: str) -> list[int] | None:
         value = body.get(name)

@@ -235,6 +235,8 @@ class LookupBatchItem(BaseModel):
 
 
 class LookupBatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     # Items are taken as raw JSON values and checked one by one by the library, so that one
     # malformed item (a string for lon, a number for an item) answers an error in its place
     # instead of failing the batch; the schema still documents LookupBatchItem.
