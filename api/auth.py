@@ -74,12 +74,21 @@ def get_actor(
                     record_key_use(conn, key_id=actor.key_id)
             except DatabaseUnavailable:
                 log.info("the use of key %s was not recorded: the database is busy", actor.label)
-        return actor
+        return reached(actor, request)
     token = request.cookies.get(SESSION_COOKIE)
     if token and request.method in SAFE_METHODS:
         with engine.connect() as conn:  # reads only
-            return session_actor(conn, token)
-    return Actor.anonymous()
+            return reached(session_actor(conn, token), request)
+    return reached(Actor.anonymous(), request)
+
+
+def reached(actor: Actor, request: Request) -> Actor:
+    """``actor`` with where the call came from, for the audit log: the client's address
+    (:func:`api.deps.client_address`: behind a trusted proxy, the address it forwards) and the
+    route as declared (``POST /v1/requests/{request_id}/{action}``: no ids or tokens from the
+    path)."""
+    route = getattr(request.scope.get("route"), "path", None) or request.url.path
+    return actor.reached(client=client_address(request) or None, via=f"{request.method} {route}")
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]

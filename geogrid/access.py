@@ -14,7 +14,8 @@ Roles (docs/api.md, "Access")
 its own requests, field and households; ``department`` on what is escalated to it;
 ``official`` on everything of its community (or district, with no community), names masked;
 ``planner`` works on plans; ``admin`` also manages keys, webhooks and the catalogue. Reading
-unmasked personal data needs the key's ``personal_data`` right, and every such read is logged.
+unmasked personal data needs the key's ``personal_data`` right, and every such read is logged
+in the audit log (``geogrid.audit``), as is every write.
 
 Sessions
 --------
@@ -27,16 +28,20 @@ cookie needs no CSRF token.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import getpass
 import hashlib
 import hmac
 import math
 import secrets
+import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from sqlalchemy import Connection
 
+from geogrid import audit
 from geogrid.db import models, queries
 from geogrid.db.queries import access as access_queries
 from geogrid.db.queries import catalogue as catalogue_queries
@@ -75,6 +80,11 @@ class Actor:
     subdistrict_code: str | None = None
     district_code: str | None = None
     community_ids: frozenset[int] | None = None
+    #: Where the call comes from, for the audit log: the HTTP client's address, or
+    #: ``<login>@<host>`` of the operator running a command.
+    client: str | None = None
+    #: Through what: the route (``POST /v1/visits``) or the command (``geogrid members add``).
+    via: str | None = None
 
     @classmethod
     def anonymous(cls) -> Actor:
@@ -82,9 +92,16 @@ class Actor:
         return cls(role=Role.PUBLIC, label="anonymous", authenticated=False)
 
     @classmethod
-    def system(cls, label: str = "cli") -> Actor:
-        """The command line: an operator on the server, acting as admin."""
-        return cls(role=Role.ADMIN, label=label, personal_data=True)
+    def system(cls, label: str = "cli", *, via: str | None = None) -> Actor:
+        """The command line: an operator on the server, acting as admin (recorded in the
+        audit log with the operator's login and host)."""
+        return cls(
+            role=Role.ADMIN, label=label, personal_data=True, client=local_operator(), via=via
+        )
+
+    def reached(self, *, client: str | None, via: str | None) -> Actor:
+        """The same actor, with where the call came from and through what (audit log)."""
+        return replace(self, client=client, via=via)
 
     @property
     def scoped(self) -> bool:
@@ -126,6 +143,21 @@ class Actor:
             raise Forbidden(
                 f"{what} is personal data: this key has no personal_data right", field="personal"
             )
+
+
+@functools.cache
+def local_operator() -> str:
+    """``<login>@<host>`` of the process: who runs a command, for the audit log."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container's uid without a passwd entry)
+        user = "uid?"
+    return f"{user}@{socket.gethostname()}"
+
+
+def as_actor(actor: Actor | None) -> Actor:
+    """``actor``, or the local operator (:meth:`Actor.system`) for a library call without one."""
+    return actor if actor is not None else Actor.system()
 
 
 def limit_to_scope(
@@ -185,9 +217,11 @@ def create_key(
     personal_data: bool = False,
     subdistrict_code: str | None = None,
     district_code: str | None = None,
+    actor: Actor | None = None,
 ) -> NewKey:
     """Create a key; return it with its secret (shown once). A key may be limited to one
-    community, or to the communities of a subdistrict or of a district (by code)."""
+    community, or to the communities of a subdistrict or of a district (by code). Recorded
+    in the audit log as ``actor``'s (default: the local operator)."""
     try:
         r = Role(role)
     except ValueError:
@@ -253,6 +287,24 @@ def create_key(
         subdistrict_code=subdistrict_code,
         district_code=district_code,
     )
+    audit.record(
+        conn,
+        actor=as_actor(actor),
+        action="create",
+        subject="key",
+        subject_id=key_id,
+        fields=["name"] if name else (),
+        details={
+            "prefix": prefix,
+            "role": r.value,
+            "community_id": community_id,
+            "subdistrict": subdistrict_code,
+            "district": district_code,
+            "member_id": member_id,
+            "department": department_code,
+            "personal_data": personal_data,
+        },
+    )
     return NewKey(id=key_id, key=key, prefix=prefix, role=r.value)
 
 
@@ -263,8 +315,9 @@ def _prefix_of(key: str) -> str | None:
     return prefix if sep and len(prefix) == 8 else None
 
 
-def revoke_key(conn: Connection, *, key_or_prefix: str) -> str:
-    """Revoke a key given in full or by its prefix; return the prefix."""
+def revoke_key(conn: Connection, *, key_or_prefix: str, actor: Actor | None = None) -> str:
+    """Revoke a key given in full or by its prefix; return the prefix (audit log: ``actor``,
+    default the local operator)."""
     prefix = _prefix_of(key_or_prefix) or key_or_prefix
     row = access_queries.key_by_prefix(conn, prefix=prefix)
     if row is None:
@@ -273,6 +326,14 @@ def revoke_key(conn: Connection, *, key_or_prefix: str) -> str:
     if row.revoked_at is None:
         access_queries.set_key_revoked(conn, key_id=row.id, at=now)
     access_queries.revoke_key_sessions(conn, key_id=row.id, at=now)
+    audit.record(
+        conn,
+        actor=as_actor(actor),
+        action="revoke",
+        subject="key",
+        subject_id=row.id,
+        details={"prefix": prefix, "was_revoked": row.revoked_at is not None},
+    )
     return prefix
 
 
@@ -423,22 +484,33 @@ def log_personal_read(
     fields: Iterable[str],
     via: str,
 ) -> int:
-    """Record who read which person's unmasked data (never the data itself)."""
-    return access_queries.insert_personal_reads(
-        conn,
-        at=models.utcnow(),
-        api_key_id=actor.key_id,
-        actor=actor.label,
-        subject=subject,
-        subject_ids=subject_ids,
-        fields=sorted(set(fields)),
-        via=via[:200],  # the column's length
+    """Record who read which person's unmasked data (never the data itself): one ``read``
+    entry of the audit log per subject."""
+    return audit.record_reads(
+        conn, actor=actor, subject=subject, subject_ids=subject_ids, fields=fields, via=via
     )
 
 
 def personal_reads(
     conn: Connection, *, limit: int = 100, subject: str | None = None, tz: str = DEFAULT_TZ
 ) -> list[dict[str, Any]]:
-    """The latest entries of the personal-data read log (times in ``tz``)."""
-    rows = access_queries.personal_reads(conn, limit=limit, subject=subject)
-    return [{**row._asdict(), "at": iso(row.at, tz)} for row in rows]
+    """The latest reads of personal data (times in ``tz``), as the personal-data log showed
+    them before the audit log took it over (``GET /v1/admin/personal-data-reads``): the
+    audit log's ``read`` entries, ``id`` being the entry's."""
+    rows = audit.entries(
+        conn, where=audit.AuditFilter(action="read", subject=subject), limit=limit, tz=tz
+    )
+    return [
+        {
+            "id": r["id"],
+            "at": r["at"],
+            "api_key_id": r["api_key_id"],
+            "actor": r["actor"],
+            "subject": r["subject"],
+            "subject_id": int(r["subject_id"]),
+            "fields": r["fields"],
+            "via": r["via"],
+        }
+        for r in rows
+        if r["subject_id"] is not None and r["subject_id"].isdigit()
+    ]

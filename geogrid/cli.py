@@ -22,6 +22,7 @@ from geogrid.clikit import (
     Fit,
     JsonOpt,
     SubdistrictOpt,
+    cli_actor,
     dry_run_note,
     err,
     errors,
@@ -80,6 +81,7 @@ def _kv_table(title: str, data: dict[str, Any]) -> Fit:
 @db_app.command("init")
 def db_init(database: DatabaseOpt = None) -> None:
     """Create or upgrade the schema (Alembic) and load the default request catalogue."""
+    from geogrid import audit
     from geogrid.catalogue import ensure_default_catalogue
     from geogrid.db import migrate
 
@@ -88,6 +90,10 @@ def db_init(database: DatabaseOpt = None) -> None:
         migrate.upgrade(engine)
         with engine.begin() as conn:
             added = ensure_default_catalogue(conn)
+            if any(added.values()):
+                audit.record(
+                    conn, actor=cli_actor(), action="create", subject="catalogue", details=added
+                )
         out.print(
             f"database ready at {engine.url.render_as_string(hide_password=True)} "
             f"(schema {migrate.current_revision(engine)}); catalogue added "
@@ -113,6 +119,7 @@ def demo(
     """Generate the synthetic demo community (modelled on Jinyuan Community) and load it."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from geogrid import audit
     from geogrid.db import models, queries
     from geogrid.demo.generate import generate_demo
     from geogrid.demo.load import load_demo
@@ -141,6 +148,14 @@ def demo(
 
             with engine.begin() as conn:
                 report = load_demo(conn, data, progress=say)
+                audit.record(
+                    conn,
+                    actor=cli_actor(),
+                    action="import",
+                    subject="demo",
+                    subject_id=report.community_code,
+                    details={"seed": seed, "counts": report.counts},
+                )
         out.print(_kv_table(f"demo community {report.community_code} loaded", report.counts))
         a = report.assignment
         out.print(
@@ -263,6 +278,7 @@ def import_(
                 plan_name=plan_name,
                 source_layer=source_layer,
                 default_timezone=settings.service.timezone,
+                actor=cli_actor(),
             )
             touched = (
                 [report.community_code]
@@ -302,7 +318,11 @@ def _import_osm(
         engine = open_engine(database)
         with transaction(engine, commit=commit) as conn:
             report = import_osm(
-                conn, path=file, community_code=community, subdistrict_code=subdistrict
+                conn,
+                path=file,
+                community_code=community,
+                subdistrict_code=subdistrict,
+                actor=cli_actor(),
             )
             quality = None if commit else _dry_run_check(conn, list(report.per_community))
         data = report.to_dict()
@@ -340,7 +360,11 @@ def export(
         # begin(), not connect(): the first export keeps the pseudonym key it makes.
         with engine.begin() as conn:
             counts = export_geopackage(
-                conn, out=out_file, community_code=community, include_personal=include_personal
+                conn,
+                out=out_file,
+                community_code=community,
+                include_personal=include_personal,
+                actor=cli_actor(),
             )
         out.print(_kv_table(f"exported to {out_file}", counts))
         if include_personal:
@@ -359,6 +383,7 @@ def assign(
 ) -> None:
     """Re-run the assignment of households, fields and open requests; print what changed.
     Without --community every community with an active plan is assigned, in one transaction."""
+    from geogrid import audit
     from geogrid.assign import assign_community
     from geogrid.db import queries
 
@@ -376,6 +401,16 @@ def assign(
                 # None with a plan: the only community's error says why (or which to name).
                 ids = ids or [queries.community_row(conn).id]
             reports = [assign_community(conn, community_id=i) for i in ids]
+            for report in reports:
+                # One entry per community assigned: the counts, not the households.
+                audit.record(
+                    conn,
+                    actor=cli_actor(),
+                    action="assign",
+                    subject="community",
+                    subject_id=report.community_code,
+                    details=report.to_dict(),
+                )
         if as_json:
             data = [r.to_dict() for r in reports]
             # One community: its report, as always; several: {"communities": [report, …]}.

@@ -12,14 +12,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
+import click
 import typer
+from pydantic import ValidationError
 from rich.console import Console, ConsoleDimensions, ConsoleOptions, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Connection, Engine
 
-from geogrid.errors import GeogridError
+from geogrid.access import Actor
+from geogrid.errors import ConfigurationError, GeogridError
 from geogrid.settings import Settings
 
 #: The width a console reports when its output is not a terminal: wide enough that nothing is
@@ -119,11 +122,42 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.
 
 def settings_for(database: str | None) -> Settings:
     """The command's settings: read from the environment and ``.env`` here, once per command,
-    and passed down (no library function reads the environment); ``--database`` wins."""
-    settings = Settings()
+    and passed down (no library function reads the environment); ``--database`` wins. A
+    setting out of bounds is a :class:`ConfigurationError` (``error: …``, exit 1)."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise ConfigurationError(f"a setting is not valid: {problems}") from None
     if database:
         settings.database.database_url = database
     return settings
+
+
+def _current_context() -> click.Context | None:
+    # Typer ≥ 0.2x runs commands on its own copy of Click (``typer._click``) and keeps the
+    # current context there; older ones on Click itself. Without either: None.
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - an older Typer
+        return click.get_current_context(silent=True)
+    return get_current_context(silent=True) or click.get_current_context(silent=True)  # type: ignore[return-value]
+
+
+def command_name() -> str:
+    """The running command as typed, ``geogrid members add`` (for the audit log's ``via``)."""
+    ctx = _current_context()
+    if ctx is None:
+        return "geogrid"
+    # The root's name is the script's (``geogrid``, or a test runner's): say ``geogrid``.
+    _, _, rest = ctx.command_path.partition(" ")
+    return f"geogrid {rest}".strip()
+
+
+def cli_actor(label: str = "cli") -> Actor:
+    """The operator running this command, for the audit log: admin rights, the login and
+    host as the client, the command as ``via``."""
+    return Actor.system(label, via=command_name())
 
 
 def open_engine(

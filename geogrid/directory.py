@@ -18,7 +18,8 @@ from typing import Any, Final
 
 from sqlalchemy import Connection
 
-from geogrid.access import Actor, limit_to_scope, log_personal_read
+from geogrid import audit
+from geogrid.access import Actor, as_actor, limit_to_scope, log_personal_read
 from geogrid.assign import assign_requests
 from geogrid.catalogue import ATTRIBUTE_TYPES
 from geogrid.db import models, queries
@@ -131,9 +132,15 @@ def get_category(conn: Connection, code: str) -> dict[str, Any]:
 
 
 def save_category(
-    conn: Connection, *, code: str, values: Mapping[str, Any], create: bool
+    conn: Connection,
+    *,
+    code: str,
+    values: Mapping[str, Any],
+    create: bool,
+    actor: Actor | None = None,
 ) -> dict[str, Any]:
-    """Create (``create``) or update a category; only the keys given change."""
+    """Create (``create``) or update a category; only the keys given change. Recorded in
+    the audit log as ``actor``'s (default: the local operator)."""
     _code(code)
     unknown = set(values) - set(CATEGORY_FIELDS)
     if unknown:
@@ -192,6 +199,15 @@ def save_category(
         catalogue.insert_category(conn, code=code, values=row)
     elif row:
         catalogue.update_category(conn, code=code, values=row)
+    if create or row:
+        audit.record(
+            conn,
+            actor=as_actor(actor),
+            action="create" if create else "update",
+            subject="category",
+            subject_id=code,
+            fields=row,
+        )
     return get_category(conn, code)
 
 
@@ -203,13 +219,18 @@ def list_departments(conn: Connection) -> list[dict[str, Any]]:
 
 
 def save_department(
-    conn: Connection, *, code: str, name: str | None, name_en: str | None = None
+    conn: Connection,
+    *,
+    code: str,
+    name: str | None,
+    name_en: str | None = None,
+    actor: Actor | None = None,
 ) -> dict[str, Any]:
-    """Create or rename a department (upsert by code)."""
+    """Create or rename a department (upsert by code); audit log as :func:`save_category`."""
     _code(code)
     exists = catalogue.department_id(conn, code=code)
+    values: dict[str, Any] = {}
     if exists:
-        values: dict[str, Any] = {}
         if name is not None:
             values["name"] = _str(name, "name", required=True)
         if name_en is not None:
@@ -217,11 +238,16 @@ def save_department(
         if values:
             catalogue.update_department(conn, department_id=exists, values=values)
     else:
-        catalogue.insert_department(
+        values = {"name": _str(name, "name", required=True), "name_en": _str(name_en, "name_en")}
+        catalogue.insert_department(conn, code=code, name=values["name"], name_en=values["name_en"])
+    if values:
+        audit.record(
             conn,
-            code=code,
-            name=_str(name, "name", required=True),
-            name_en=_str(name_en, "name_en"),
+            actor=as_actor(actor),
+            action="update" if exists else "create",
+            subject="department",
+            subject_id=code,
+            fields=[k for k, v in values.items() if v is not None or exists],
         )
     return next(d for d in list_departments(conn) if d["code"] == code)
 
@@ -293,9 +319,11 @@ def save_member(
     member_id: int | None,
     values: Mapping[str, Any],
     community: str | None = None,
+    actor: Actor | None = None,
 ) -> int:
     """Create (``member_id`` None) or update a member; return its id. Deactivating a
-    member vacates its fields (their requests go to the grid lead)."""
+    member vacates its fields (their requests go to the grid lead). Recorded in the audit
+    log as ``actor``'s (default: the local operator), with the names of the fields only."""
     allowed = {"name", "phone", "kind", "branch", "active"}
     unknown = set(values) - allowed
     if unknown:
@@ -331,14 +359,26 @@ def save_member(
         if not isinstance(values["active"], bool):
             raise InvalidInput("active must be true or false", field="active")
         row["active"] = values["active"]
+    created = member_id is None
     if member_id is None:
         row.setdefault("active", True)
         member_id = people.insert_member(conn, community_id=cid, values=row)
     elif row:
         people.update_member(conn, member_id=member_id, values=row)
+    rerouted = 0
     if row.get("active") is False:
         people.vacate_fields(conn, member_id=member_id)
-        reroute_open_requests(conn, community_id=cid)
+        rerouted = reroute_open_requests(conn, community_id=cid)
+    if created or row:
+        audit.record(
+            conn,
+            actor=as_actor(actor),
+            action="create" if created else "update",
+            subject="member",
+            subject_id=member_id,
+            fields=row,
+            details={"community_id": cid, "requests_rerouted": rerouted},
+        )
     return member_id
 
 
@@ -383,6 +423,15 @@ def set_field_member(
         _active_member(conn, member_id, community_id, "member_id")
     people.set_field_member(conn, field_id=field_id, member_id=member_id)
     rerouted = reroute_open_requests(conn, community_id=community_id)
+    audit.record(
+        conn,
+        actor=actor,
+        action="update",
+        subject="field",
+        subject_id=field_id,
+        fields=["member_id"],
+        details={"member_id": member_id, "requests_rerouted": rerouted},
+    )
     return {"field_id": field_id, "member_id": member_id, "requests_rerouted": rerouted}
 
 
@@ -409,6 +458,15 @@ def set_grid_lead(
         _active_member(conn, member_id, row.community_id, "member_id")
     people.set_grid_lead(conn, grid_id=row.id, member_id=member_id)
     rerouted = reroute_open_requests(conn, community_id=row.community_id)
+    audit.record(
+        conn,
+        actor=actor,
+        action="update",
+        subject="grid",
+        subject_id=grid_code,
+        fields=["lead_member_id"],
+        details={"lead_member_id": member_id, "requests_rerouted": rerouted},
+    )
     return {"grid_code": grid_code, "lead_member_id": member_id, "requests_rerouted": rerouted}
 
 

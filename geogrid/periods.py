@@ -99,3 +99,46 @@ def period(
 def iso(value: dt.datetime | None, tz: str = DEFAULT_TZ) -> str | None:
     """ISO 8601 with the zone's offset (``2018-04-18T09:30:00+08:00``)."""
     return None if value is None else value.astimezone(zone(tz)).isoformat()
+
+
+_SPAN_UNITS = {"y": "years", "m": "months", "d": "days"}
+
+
+def ago(
+    span: str, *, now: dt.datetime, tz: str = DEFAULT_TZ, field: str = "older_than"
+) -> dt.datetime:
+    """The instant ``span`` before ``now``: ``2y``, ``18m`` or ``90d``, counted on the
+    calendar of zone ``tz`` (a month back from 31 March is the last day of February).
+
+    >>> now = dt.datetime(2026, 3, 31, 4, tzinfo=dt.UTC)
+    >>> ago("1m", now=now).isoformat()
+    '2026-02-28T04:00:00+00:00'
+    >>> ago("2y", now=now).isoformat()
+    '2024-03-31T04:00:00+00:00'
+    """
+    text = span.strip().lower() if isinstance(span, str) else ""
+    number, unit = text[:-1], text[-1:]
+    if (
+        unit not in _SPAN_UNITS
+        or not number.isascii()
+        or not number.isdigit()
+        or not 0 < int(number) <= 100_000
+    ):
+        raise InvalidInput(
+            f"{field} must be a number and a unit: 2y (years), 18m (months) or 90d (days); "
+            f"got {span!r}",
+            field=field,
+        )
+    n = int(number)
+    local = now.astimezone(zone(tz))
+    if unit == "d":
+        return (local - dt.timedelta(days=n)).astimezone(now.tzinfo)
+    months = local.year * 12 + local.month - 1 - (n * 12 if unit == "y" else n)
+    year, month = divmod(months, 12)
+    if year < 1:
+        raise InvalidInput(f"{field} {span!r} reaches before the year 1", field=field)
+    month += 1
+    # The same day of the month, or the month's last day when it has fewer.
+    first_of_next = dt.date(year + month // 12, month % 12 + 1, 1)
+    day = min(local.day, (first_of_next - dt.timedelta(days=1)).day)
+    return local.replace(year=year, month=month, day=day).astimezone(now.tzinfo)

@@ -12,7 +12,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Self, cast
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_PATH = Path("var") / "geogrid.sqlite"
@@ -179,6 +179,37 @@ class HttpSettings(Section):
         return value
 
 
+#: The audit log is kept at least this long (days): six months, as the data rules ask
+#: (DESIGN.md, "Data rules") after the Cybersecurity Law of the PRC, art. 21(3): network
+#: logs are kept "不少于六个月" (no less than six months).
+AUDIT_MIN_KEEP_DAYS = 183
+
+
+class PrivacySettings(Section):
+    """How long the audit log and reporters' personal data are kept (docs/api.md, "The
+    operator's duties")."""
+
+    #: Days the audit log keeps an entry; `geogrid audit prune` removes older ones only.
+    audit_keep_days: int = AUDIT_MIN_KEEP_DAYS
+    #: Allow `audit_keep_days` below 183 (a test or demo installation; never in service).
+    audit_allow_short_keep: bool = False
+    #: How long after it is closed a request keeps its reporter's contact and photos:
+    #: `geogrid retention` without `--older-than` (``2y``, ``18m``, ``90d``).
+    retention_period: str = "2y"
+
+    @model_validator(mode="after")
+    def _keep_long_enough(self) -> Self:
+        if self.audit_keep_days < 1:
+            raise ValueError("GEOGRID_AUDIT_KEEP_DAYS must be at least 1")
+        if self.audit_keep_days < AUDIT_MIN_KEEP_DAYS and not self.audit_allow_short_keep:
+            raise ValueError(
+                f"GEOGRID_AUDIT_KEEP_DAYS={self.audit_keep_days} is below "
+                f"{AUDIT_MIN_KEEP_DAYS} days (six months, the least the audit log is kept): "
+                "set GEOGRID_AUDIT_ALLOW_SHORT_KEEP=true to allow it"
+            )
+        return self
+
+
 class Settings(Section):
     """All settings of one process."""
 
@@ -188,3 +219,4 @@ class Settings(Section):
     plans: PlanSettings = Field(default_factory=PlanSettings)
     maps: MapSettings = Field(default_factory=MapSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)

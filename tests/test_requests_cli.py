@@ -57,7 +57,8 @@ def test_members_fields_and_leads(db_url: str, engine: Engine, world: World) -> 
     personal = _run(db_url, "members", "list", "--personal", "--json")
     assert "赵六" in personal.stdout
     with engine.connect() as conn:
-        assert conn.execute(select(m.PersonalDataRead.id)).first() is not None
+        read = select(m.AuditEntry.id).where(m.AuditEntry.action == "read")
+        assert conn.execute(read).first() is not None
 
 
 def test_webhooks_and_requests_commands(db_url: str, engine: Engine, world: World) -> None:

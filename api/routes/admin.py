@@ -65,6 +65,7 @@ def create_key(
             personal_data=body.personal_data,
             subdistrict_code=body.subdistrict,
             district_code=body.district,
+            actor=actor,
         )
     return {"id": new.id, "key": new.key, "prefix": new.prefix, "role": new.role}
 
@@ -93,7 +94,7 @@ def revoke_key(prefix: str, engine: EngineDep, actor: ActorDep) -> dict[str, Any
     actor.require(Role.ADMIN, what="revoking keys")
     actor.require_unscoped(what="revoking keys")
     with engine.begin() as conn:
-        return {"revoked": access.revoke_key(conn, key_or_prefix=prefix)}
+        return {"revoked": access.revoke_key(conn, key_or_prefix=prefix, actor=actor)}
 
 
 @router.post(
@@ -130,6 +131,7 @@ def create_webhook(
             community_code=body.community,
             description=body.description,
             settings=settings.requests,
+            actor=actor,
         )
     return {"id": wid, "secret": secret}
 
@@ -163,7 +165,11 @@ def update_webhook(
     actor.require_unscoped(what="changing webhooks")
     with engine.begin() as conn:
         webhooks.set_webhook_active(
-            conn, webhook_id=webhook_id, active=body.active, settings=settings.requests
+            conn,
+            webhook_id=webhook_id,
+            active=body.active,
+            settings=settings.requests,
+            actor=actor,
         )
     return {"id": webhook_id, "active": body.active}
 

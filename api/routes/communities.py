@@ -114,6 +114,7 @@ async def import_communities(
                     layer="communities",
                     path=path,
                     default_timezone=settings.service.timezone,
+                    actor=actor,
                 )
                 if commit:
                     tx.commit()

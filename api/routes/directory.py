@@ -89,7 +89,7 @@ def create_category(
     body = dict(body)
     code = body.pop("code", None)
     with engine.begin() as conn:
-        return directory.save_category(conn, code=code, values=body, create=True)
+        return directory.save_category(conn, code=code, values=body, create=True, actor=actor)
 
 
 @router.patch(
@@ -104,7 +104,7 @@ def update_category(
     actor.require(*_EDITORS, what="editing the catalogue")
     actor.require_unscoped(what="editing the catalogue")
     with engine.begin() as conn:
-        return directory.save_category(conn, code=code, values=body, create=False)
+        return directory.save_category(conn, code=code, values=body, create=False, actor=actor)
 
 
 @router.get(
@@ -130,7 +130,7 @@ def save_department(
     known_fields(body, ("name", "name_en"))
     with engine.begin() as conn:
         return directory.save_department(
-            conn, code=code, name=body.get("name"), name_en=body.get("name_en")
+            conn, code=code, name=body.get("name"), name_en=body.get("name_en"), actor=actor
         )
 
 
@@ -173,7 +173,9 @@ def create_member(engine: EngineDep, actor: ActorDep, body: JsonBody) -> dict[st
     with engine.begin() as conn:
         if actor.community_id is not None and community is None:  # a community's key
             community = queries.community_by_id(conn, community_id=actor.community_id).code
-        member_id = directory.save_member(conn, member_id=None, values=body, community=community)
+        member_id = directory.save_member(
+            conn, member_id=None, values=body, community=community, actor=actor
+        )
         _in_scope(conn, actor, member_id)
         return directory.list_members(conn, actor=actor, ids=[member_id])[0]
 
@@ -192,7 +194,7 @@ def update_member(
     actor.require(*_EDITORS, what="editing members")
     with engine.begin() as conn:
         _in_scope(conn, actor, member_id)
-        directory.save_member(conn, member_id=member_id, values=body)
+        directory.save_member(conn, member_id=member_id, values=body, actor=actor)
         return directory.list_members(conn, actor=actor, ids=[member_id])[0]
 
 

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from api.auth import reached
 from api.deps import base_url, geocoder_of
 from api.schemas.open311 import (
     CreatedRequests,
@@ -272,7 +273,7 @@ async def post_request(fmt: str, request: Request) -> Response:
         if not key:
             raise NotAuthenticated("api_key is required to create a request", field="api_key")
         with engine.begin() as conn:
-            actor = authenticate(conn, key)
+            actor = reached(authenticate(conn, key), request)
             open311.require_service(conn, (fields.get("service_code") or [""])[0])
             intake = open311.intake_from_form(fields)
             out = receive(conn, intake, actor=actor, geocoder=geocoder, settings=settings)

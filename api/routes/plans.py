@@ -232,6 +232,7 @@ async def load(
                 plan_file=pf,
                 name=name or "loaded through the API",
                 budget=budget,
+                actor=actor,
             )
             return plan_id, queries.plan_row(conn, plan_id=plan_id), report
 
@@ -338,7 +339,7 @@ def activate(
         ref = _stored(conn, row.id, plan)
         assert ref.plan_id is not None
         report = activation.activate_plan(
-            conn, community_id=row.id, plan_id=ref.plan_id, actor=actor.label
+            conn, community_id=row.id, plan_id=ref.plan_id, actor=actor
         )
     return report.to_dict()
 
@@ -391,6 +392,7 @@ def clear_review(
             fields=ids("fields"),
             branches=ids("branches"),
             everything=body.get("all") is True,
+            actor=actor,
         )
         return {"cleared": cleared, **store.review(conn, community_id=row.id)}
 
@@ -407,7 +409,7 @@ def delete(
         row = _community(conn, actor, community, what="deleting drafts")
         ref = _stored(conn, row.id, plan)
         assert ref.plan_id is not None
-        gone = store.delete_draft(conn, community_id=row.id, plan_id=ref.plan_id)
+        gone = store.delete_draft(conn, community_id=row.id, plan_id=ref.plan_id, actor=actor)
     return {"deleted": ref.plan_id, "version": gone.version}
 
 
@@ -421,7 +423,7 @@ def rollback(engine: EngineDep, actor: ActorDep, community: Community = None) ->
     actor.require(*_WRITE, what="rolling back plans")
     with engine.begin() as conn:
         row = _community(conn, actor, community, what="rolling back plans")
-        report = activation.rollback_plan(conn, community_id=row.id, actor=actor.label)
+        report = activation.rollback_plan(conn, community_id=row.id, actor=actor)
     return report.to_dict()
 
 

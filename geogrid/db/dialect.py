@@ -697,6 +697,128 @@ def drop_version_trigger_ddl(backend: Backend, table: str) -> list[str]:
     ]
 
 
+# --- what the triggers keep: the audit log and the request history ------------------------
+#
+# The audit log (``audit_log``, migration 0011) takes INSERTs only. Its triggers refuse every
+# UPDATE, and every DELETE of an entry that the prune has not been permitted to remove: a
+# DELETE goes through only for an entry older than the ``before`` of an ``audit_prune`` row
+# of ``privacy_permits``, which ``geogrid.audit.prune`` writes and removes again inside its
+# own transaction (an uncommitted row: no other transaction ever sees it, on either backend).
+# So the application has one way out of the log — the prune of entries older than the kept
+# period — and an accidental ``DELETE FROM audit_log`` or ``UPDATE`` (a bug, a hand-typed
+# statement) fails.
+#
+# The request history (``request_events``) refuses UPDATE since migration 0003: a transition
+# is never edited. The one exception, since 0011, is an erasure of personal data
+# (``geogrid.retention``, ``geogrid.person``) under an ``erase`` permit: it may clear or
+# scrub an event's ``note`` and take a person's name out of its ``actor`` label; every other
+# column must stay as it was.
+#
+# What the triggers do not stop is someone who drops them: they guard against the
+# application and mistakes, not against the database's owner (that is the roles'
+# privileges). One rule on both backends, tested alike (tests/test_audit.py).
+
+AUDIT_APPEND_ONLY_MESSAGE = (
+    "audit_log is append-only: entries are never changed, and removed only by the prune of "
+    "entries older than the kept period (geogrid audit prune)"
+)
+EVENTS_APPEND_ONLY_MESSAGE = (
+    "request events are never edited (request_events is append-only): only an erasure of "
+    "personal data clears a note or a name"
+)
+
+#: PostgreSQL: one row-level function for UPDATE and DELETE, and the same at statement level
+#: for TRUNCATE (which row triggers do not see).
+_PG_AUDIT_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION geogrid_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        IF EXISTS (SELECT 1 FROM privacy_permits AS p
+                   WHERE p.kind = 'audit_prune' AND OLD.at < p.before) THEN
+            RETURN OLD;
+        END IF;
+    END IF;
+    RAISE EXCEPTION '{AUDIT_APPEND_ONLY_MESSAGE}: % refused', TG_OP
+        USING ERRCODE = 'restrict_violation';
+END
+$$
+"""
+
+#: The columns of ``request_events`` an erasure must leave as they are (it may change
+#: ``note`` and ``actor`` only).
+_EVENT_KEPT = ("id", "request_id", "at", "from_status", "to_status", "action", "actor_role",
+               "version", "details")  # fmt: skip
+
+# ``details`` is JSON, which has no equality operator on PostgreSQL: compared as text.
+_PG_EVENTS_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION geogrid_request_events_immutable() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM privacy_permits WHERE kind = 'erase')
+       AND {
+    " AND ".join(f"NEW.{c}::text IS NOT DISTINCT FROM OLD.{c}::text" for c in _EVENT_KEPT)
+} THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION '{EVENTS_APPEND_ONLY_MESSAGE}';
+END
+$$
+"""
+_SQLITE_EVENTS_TRIGGER = (
+    "CREATE TRIGGER trg_request_events_immutable BEFORE UPDATE ON request_events "
+    "WHEN NOT (EXISTS (SELECT 1 FROM privacy_permits WHERE kind = 'erase') AND "
+    + " AND ".join(f"NEW.{c} IS OLD.{c}" for c in _EVENT_KEPT)
+    + f") BEGIN SELECT RAISE(ABORT, '{EVENTS_APPEND_ONLY_MESSAGE}'); END"
+)
+
+
+def audit_trigger_ddl(backend: Backend) -> list[str]:
+    """DDL of the functions (PostgreSQL) and triggers that keep ``audit_log`` append-only and
+    let an erasure (only) clear what ``request_events`` holds of a person."""
+    if backend is Backend.POSTGIS:
+        return [
+            _PG_AUDIT_FUNCTION,
+            "CREATE TRIGGER trg_audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+            "FOR EACH ROW EXECUTE FUNCTION geogrid_audit_append_only()",
+            "CREATE TRIGGER trg_audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+            "FOR EACH STATEMENT EXECUTE FUNCTION geogrid_audit_append_only()",
+            # Same trigger as migration 0003 made; the function now knows the permit.
+            _PG_EVENTS_FUNCTION,
+        ]
+    # SQLite compares the stored texts: UTCDateTime keeps naive UTC in one fixed format
+    # (``YYYY-MM-DD HH:MM:SS.ffffff``) in both tables, so text order is time order.
+    return [
+        "CREATE TRIGGER trg_audit_log_no_update BEFORE UPDATE ON audit_log "
+        f"BEGIN SELECT RAISE(ABORT, '{AUDIT_APPEND_ONLY_MESSAGE}: UPDATE refused'); END",
+        "CREATE TRIGGER trg_audit_log_no_delete BEFORE DELETE ON audit_log "
+        "WHEN NOT EXISTS (SELECT 1 FROM privacy_permits AS p "
+        "WHERE p.kind = 'audit_prune' AND OLD.at < p.before) "
+        f"BEGIN SELECT RAISE(ABORT, '{AUDIT_APPEND_ONLY_MESSAGE}: DELETE refused'); END",
+        "DROP TRIGGER IF EXISTS trg_request_events_immutable",
+        _SQLITE_EVENTS_TRIGGER,
+    ]
+
+
+def drop_audit_trigger_ddl(backend: Backend) -> list[str]:
+    """Undo :func:`audit_trigger_ddl`, back to migration 0003's events trigger."""
+    message = "request events are never edited (request_events is append-only)"
+    if backend is Backend.POSTGIS:
+        return [
+            "DROP TRIGGER IF EXISTS trg_audit_log_append_only ON audit_log",
+            "DROP TRIGGER IF EXISTS trg_audit_log_no_truncate ON audit_log",
+            "DROP FUNCTION IF EXISTS geogrid_audit_append_only()",
+            "CREATE OR REPLACE FUNCTION geogrid_request_events_immutable() RETURNS trigger "
+            f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{message}'; END $$",
+        ]
+    return [
+        "DROP TRIGGER IF EXISTS trg_audit_log_no_update",
+        "DROP TRIGGER IF EXISTS trg_audit_log_no_delete",
+        "DROP TRIGGER IF EXISTS trg_request_events_immutable",
+        "CREATE TRIGGER trg_request_events_immutable BEFORE UPDATE ON request_events "
+        f"BEGIN SELECT RAISE(ABORT, '{message}'); END",
+    ]
+
+
 def lock_community(conn: Connection, *, community_id: int) -> None:
     """Serialise plan changes of one community within the caller's transaction.
 

@@ -680,7 +680,7 @@ class ApiKey(Base):
     """An API key: only a SHA-256 hash of the secret is stored; the key is shown once.
 
     ``community_id`` NULL is a district-wide key. ``personal_data`` is the right to read
-    unmasked personal data (every such read is logged in ``personal_data_reads``).
+    unmasked personal data (every such read is logged in ``audit_log``).
     """
 
     __tablename__ = "api_keys"
@@ -828,20 +828,60 @@ class WebhookAttempt(Base):
     duration_ms: Mapped[int | None] = mapped_column(Integer)
 
 
-class PersonalDataRead(Base):
-    """Who read whose unmasked personal data, when, and through what (never the data)."""
+class AuditEntry(Base):
+    """One entry of the audit log: a read of personal data or a write (issue 14).
 
-    __tablename__ = "personal_data_reads"
+    Who (``api_key_id``, ``actor`` label, ``role``), what (``action`` on ``subject`` /
+    ``subject_id``, the ``fields`` touched — names only, never the values), when (``at``),
+    from where (``client``: the HTTP client's address, or the operator's login and host for a
+    command) and through what (``via``: the route or the command). ``details`` holds counts,
+    statuses and public ids and codes — never personal values.
+
+    Append-only: triggers (migration 0011, ``geogrid.db.dialect.audit_trigger_ddl``) refuse
+    every UPDATE and every DELETE except the prune of entries older than the kept period
+    (``geogrid.audit.prune``, under a :class:`PrivacyPermit`). No foreign keys: an entry
+    outlives the key, member or request it names, and an ``ON DELETE SET NULL`` would be an
+    UPDATE the triggers refuse.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_subject", "subject", "subject_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
-    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
-    actor: Mapped[str | None] = mapped_column(String(200))
-    #: ``request_contact``, ``member`` or ``household``.
-    subject: Mapped[str] = mapped_column(String(32))
-    subject_id: Mapped[int] = mapped_column(Integer)
-    fields: Mapped[list[str]] = mapped_column(JSON)
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    #: The actor's label: ``key <prefix> <name> (<role>)``, or ``cli`` for a command.
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(16))
+    #: The HTTP client's address, or ``<login>@<host>`` of the operator running a command.
+    client: Mapped[str | None] = mapped_column(String(200))
+    #: ``POST /v1/requests/{request_id}/{action}`` or ``geogrid members add``.
     via: Mapped[str | None] = mapped_column(String(200))
+    #: ``read``, ``export``, ``create``, ``update``, a workflow action, ``import`` … (docs/api.md).
+    action: Mapped[str] = mapped_column(String(32))
+    #: ``request``, ``request_contact``, ``member``, ``household``, ``key``, ``plan`` …
+    subject: Mapped[str] = mapped_column(String(32))
+    #: The subject's id or code (text: categories and keys are named by code and prefix).
+    subject_id: Mapped[str | None] = mapped_column(String(64))
+    fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class PrivacyPermit(Base):
+    """A permit of the operator's duties to change what the triggers otherwise keep.
+
+    ``audit_prune`` (with ``before``): the audit log's DELETE trigger lets go the entries
+    older than ``before``. ``erase``: the ``request_events`` UPDATE trigger lets an erasure
+    clear a note or a name (the actor's label), and nothing else of an event. A permit is
+    written and removed inside the one transaction of the duty that needs it
+    (``geogrid.db.queries.audit.permit``): never committed, so no other transaction sees it.
+    """
+
+    __tablename__ = "privacy_permits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    before: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class LoginFailure(Base):

@@ -71,6 +71,8 @@ import geopandas as gpd
 import pandas as pd
 from sqlalchemy import Connection
 
+from geogrid import audit
+from geogrid.access import Actor, as_actor
 from geogrid.db import queries
 from geogrid.db.queries import export as export_queries
 from geogrid.db.queries import osm as osm_queries
@@ -115,10 +117,13 @@ def export_geopackage(
     out: Path,
     community_code: str | None = None,
     include_personal: bool = False,
+    actor: Actor | None = None,
 ) -> dict[str, int]:
     """Write every layer to ``out`` (replaced if it exists); return ``{layer: features}``.
 
-    ``community_code`` limits the export to one community (default: all of them).
+    ``community_code`` limits the export to one community (default: all of them). An export
+    with personal data is an ``export`` entry of the audit log (``actor``'s, default the
+    local operator): the file's name, the communities and the personal columns written.
     """
     out = Path(out)
     if community_code is not None:
@@ -155,6 +160,16 @@ def export_geopackage(
             )
         counts[layer] = len(frame)
     counts["data_sources"] = _write_sources(conn, out, ids, zones)
+    if include_personal:
+        audit.record(
+            conn,
+            actor=as_actor(actor),
+            action="export",
+            subject="geopackage",
+            subject_id=community_code,
+            fields=[f"{layer}.{c}" for layer, cols in PERSONAL_COLUMNS.items() for c in cols],
+            details={"file": out.name, "community_ids": ids, "features": counts},
+        )
     return counts
 
 

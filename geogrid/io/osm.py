@@ -46,6 +46,8 @@ from shapely.geometry import LineString, MultiLineString, MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection
 
+from geogrid import audit
+from geogrid.access import Actor, as_actor
 from geogrid.db.queries import osm as osm_queries
 from geogrid.db.queries.osm import OsmBuilding, OsmCommunity, OsmStreet
 from geogrid.errors import ImportRefused, InvalidInput
@@ -564,6 +566,7 @@ def import_osm(
     community_code: str | None = None,
     subdistrict_code: str | None = None,
     now: dt.datetime | None = None,
+    actor: Actor | None = None,
 ) -> OsmImportReport:
     """Import the buildings and streets of an ``.osm.pbf`` into the community
     ``community_code`` (default: the only one) or every community of ``subdistrict_code``,
@@ -640,6 +643,19 @@ def import_osm(
         }
     _record_source(conn, communities, report, header, now or dt.datetime.now(dt.UTC))
     _warn(report, kept, outside, repaired)
+    audit.record(
+        conn,
+        actor=as_actor(actor),
+        action="import",
+        subject="osm",
+        subject_id=community_code or subdistrict_code,
+        details={
+            "file": report.file,
+            "buildings": asdict(report.buildings),
+            "streets": asdict(report.streets),
+            "communities": report.communities,
+        },
+    )
     return report
 
 

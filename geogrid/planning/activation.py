@@ -24,6 +24,8 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection
 
+from geogrid import audit
+from geogrid.access import Actor, as_actor
 from geogrid.assign import assign_community
 from geogrid.db import dialect, models, queries
 from geogrid.db.queries import boundary_plans as plan_queries
@@ -76,9 +78,12 @@ def activate_plan(
     *,
     community_id: int,
     plan_id: int,
-    actor: str | None = None,
+    actor: Actor | str | None = None,
 ) -> ActivationReport:
     """Make a draft (or retired) plan active; see the module docstring. Caller's transaction.
+
+    ``actor`` (an :class:`~geogrid.access.Actor`, or just a label) is named in the plan's
+    history and the audit log (one entry with the counts).
 
     Raises :class:`Conflict` when the plan is already active or was drafted from a plan that
     is no longer active (another planner activated first), :class:`InvalidPlan` when it does
@@ -121,7 +126,7 @@ def activate_plan(
 
 
 def rollback_plan(
-    conn: Connection, *, community_id: int, actor: str | None = None
+    conn: Connection, *, community_id: int, actor: Actor | str | None = None
 ) -> ActivationReport:
     """Re-activate the plan the active one replaced; fields clipped by that activation get
     their previous shape and review flags back."""
@@ -170,7 +175,7 @@ def _activate(
     community_id: int,
     plan: PlanRow,
     active: PlanRow | None,
-    actor: str | None,
+    actor: Actor | str | None,
     action: str,
 ) -> ActivationReport:
     frames = read_frames(conn, community_id=community_id)
@@ -186,7 +191,7 @@ def _activate(
         plan_id=plan.id,
         previous_plan_id=active.id if active is not None else None,
         action=action,
-        actor=actor,
+        actor=actor.label if isinstance(actor, Actor) else actor,
     )
     report = ActivationReport(
         action=action,
@@ -273,6 +278,22 @@ def _activate(
     # the first time has none, so the change of grid is the diff's (by grid code).
     report.assignment["households_changed_grid"] = len(diff.households_moved)
     queries.set_plan_event_report(conn, event_id=event_id, report=_json(report.to_dict()))
+    audit.record(
+        conn,
+        actor=as_actor(Actor.system(actor) if isinstance(actor, str) else actor),
+        action=action,
+        subject="plan",
+        subject_id=plan.id,
+        details={
+            "community_id": community_id,
+            "version": plan.version,
+            "previous_plan_id": report.previous_plan_id,
+            "event_id": event_id,
+            "counts": _json(diff.counts),
+            "households_changed_grid": report.assignment["households_changed_grid"],
+            "requests_rerouted": report.assignment.get("requests_rerouted"),
+        },
+    )
     return report
 
 

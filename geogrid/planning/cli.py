@@ -20,6 +20,7 @@ from geogrid.clikit import (
     DatabaseOpt,
     Fit,
     JsonOpt,
+    cli_actor,
     dry_run_note,
     err,
     errors,
@@ -332,7 +333,9 @@ def load(
         plan_file = read_plan_file(file, crs=crs)
         with transaction(engine, commit=commit) as conn:
             row = _community(conn, community)
-            plan_id, report = load_plan(conn, community_id=row.id, plan_file=plan_file, name=name)
+            plan_id, report = load_plan(
+                conn, community_id=row.id, plan_file=plan_file, name=name, actor=cli_actor()
+            )
         result = {
             "plan_id": plan_id if commit else None,
             "grids": report.grids,
@@ -374,8 +377,10 @@ def activate(
             plan_id = ref.plan_id
             if plan_id is None:
                 assert ref.plan_file is not None
-                plan_id, _ = load_plan(conn, community_id=row.id, plan_file=ref.plan_file)
-            report = activate_plan(conn, community_id=row.id, plan_id=plan_id, actor="cli")
+                plan_id, _ = load_plan(
+                    conn, community_id=row.id, plan_file=ref.plan_file, actor=cli_actor()
+                )
+            report = activate_plan(conn, community_id=row.id, plan_id=plan_id, actor=cli_actor())
         _print_activation(report.to_dict(), as_json)
         dry_run_note(commit)
 
@@ -394,7 +399,7 @@ def rollback(
         engine = open_engine(database)
         with transaction(engine, commit=commit) as conn:
             row = _community(conn, community)
-            report = rollback_plan(conn, community_id=row.id, actor="cli")
+            report = rollback_plan(conn, community_id=row.id, actor=cli_actor())
         _print_activation(report.to_dict(), as_json)
         dry_run_note(commit)
 
@@ -483,7 +488,12 @@ def review(
             row = _community(conn, community)
             cleared = (
                 clear_review(
-                    conn, community_id=row.id, fields=field, branches=branch, everything=all_
+                    conn,
+                    community_id=row.id,
+                    fields=field,
+                    branches=branch,
+                    everything=all_,
+                    actor=cli_actor(),
                 )
                 if marking
                 else None
@@ -533,7 +543,7 @@ def delete(
         engine = open_engine(database)
         with transaction(engine, commit=commit) as conn:
             row = _community(conn, community)
-            plan = delete_draft(conn, community_id=row.id, plan_id=draft)
+            plan = delete_draft(conn, community_id=row.id, plan_id=draft, actor=cli_actor())
         verb = "deleted" if commit else "would delete"
         out.print(f"{verb} draft v{plan.version} (id {draft}, {plan.name})", highlight=False)
         dry_run_note(commit)

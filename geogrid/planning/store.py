@@ -15,6 +15,8 @@ import pandas as pd
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection
 
+from geogrid import audit
+from geogrid.access import Actor, as_actor
 from geogrid.budget import Budget
 from geogrid.db import models, queries
 from geogrid.db.queries import boundary_plans as plan_queries
@@ -253,11 +255,13 @@ def load_plan(
     name: str | None = None,
     description: str | None = None,
     budget: Budget | None = None,
+    actor: Actor | None = None,
 ) -> tuple[int, ValidationReport]:
     """Store a plan file as a draft (based on the active plan); refuse an invalid plan.
 
     Returns the new plan's id and the validation report (warnings included). ``budget``
-    bounds the validation (:mod:`geogrid.budget`).
+    bounds the validation (:mod:`geogrid.budget`). Recorded in the audit log as ``actor``'s
+    (default: the local operator).
     """
     report = _with_file_problems(
         validate_in_db(conn, community_id=community_id, grids=plan_file.grids, budget=budget),
@@ -307,6 +311,14 @@ def load_plan(
             )
         ],
     )
+    audit.record(
+        conn,
+        actor=as_actor(actor),
+        action="create",
+        subject="plan",
+        subject_id=plan_id,
+        details={"community_id": community_id, "file": plan_file.path.name, "grids": len(g)},
+    )
     return plan_id, report
 
 
@@ -327,7 +339,9 @@ def invalid_plan_error(report: ValidationReport, *, what: str) -> InvalidPlan:
     )
 
 
-def delete_draft(conn: Connection, *, community_id: int, plan_id: int) -> PlanRow:
+def delete_draft(
+    conn: Connection, *, community_id: int, plan_id: int, actor: Actor | None = None
+) -> PlanRow:
     """Delete a draft and its grids (a planner's abandoned draft); returns its row.
 
     Active and retired plans are history and are never deleted (:class:`Conflict`).
@@ -340,6 +354,14 @@ def delete_draft(conn: Connection, *, community_id: int, plan_id: int) -> PlanRo
             field="plan",
         )
     queries.delete_plan(conn, plan_id=plan_id)
+    audit.record(
+        conn,
+        actor=as_actor(actor),
+        action="delete",
+        subject="plan",
+        subject_id=plan_id,
+        details={"community_id": community_id, "version": plan.version},
+    )
     return plan
 
 
@@ -384,12 +406,13 @@ def clear_review(
     fields: list[int] | None = None,
     branches: list[int] | None = None,
     everything: bool = False,
+    actor: Actor | None = None,
 ) -> dict[str, int]:
     """Mark reviewed: the given fields and branches (ids), or everything flagged."""
     if not everything and not fields and not branches:
         raise InvalidInput("name fields or branches to mark reviewed, or all", field="fields")
     active = plan_queries.require_active_plan(conn, community_id=community_id)
-    return {
+    cleared = {
         "fields": queries.clear_field_reviews(
             conn, community_id=community_id, field_ids=None if everything else fields or []
         ),
@@ -397,6 +420,16 @@ def clear_review(
             conn, plan_id=active.id, branch_ids=None if everything else branches or []
         ),
     }
+    audit.record(
+        conn,
+        actor=as_actor(actor),
+        action="review",
+        subject="plan",
+        subject_id=active.id,
+        fields=["needs_review"],
+        details={"community_id": community_id, "cleared": cleared},
+    )
+    return cleared
 
 
 # --- references: "a draft id or a file" -------------------------------------------------------

@@ -21,7 +21,6 @@ import typer
 from rich.table import Table
 from sqlalchemy import Connection, Engine
 
-from geogrid.access import Actor
 from geogrid.clikit import (
     CommitOpt,
     CommunityOpt,
@@ -30,6 +29,7 @@ from geogrid.clikit import (
     Fit,
     JsonOpt,
     SubdistrictOpt,
+    cli_actor,
     dry_run_note,
     err,
     errors,
@@ -107,6 +107,7 @@ def keys_create(
             personal_data=personal_data,
             subdistrict_code=subdistrict,
             district_code=district,
+            actor=cli_actor(),
         )
     if as_json:
         print_json({"id": new.id, "key": new.key, "prefix": new.prefix, "role": new.role})
@@ -127,7 +128,7 @@ def keys_revoke(
     from geogrid.access import revoke_key
 
     with _session(database) as conn:
-        prefix = revoke_key(conn, key_or_prefix=key)
+        prefix = revoke_key(conn, key_or_prefix=key, actor=cli_actor())
     out.print(f"key {prefix} revoked")
 
 
@@ -190,7 +191,7 @@ def kpi(
             period=p,
             group_by=group_by,
             community=community,
-            actor=Actor.system(),
+            actor=cli_actor(),
             subdistrict=subdistrict,
             district=district,
         )
@@ -302,7 +303,7 @@ def catalogue_set(
                 values["attributes"] = json.loads(attributes.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise InvalidInput(f"cannot read {attributes}: {exc}", field="attributes") from exc
-        row = save_category(conn, code=code, values=values, create=create)
+        row = save_category(conn, code=code, values=values, create=create, actor=cli_actor())
     if as_json:
         print_json(row)
     else:
@@ -322,7 +323,7 @@ def catalogue_department(
     from geogrid.directory import save_department
 
     with _session(database, commit=commit) as conn:
-        row = save_department(conn, code=code, name=name, name_en=name_en)
+        row = save_department(conn, code=code, name=name, name_en=name_en, actor=cli_actor())
     out.print(_table("department", [row], list(row)))
     dry_run_note(commit)
 
@@ -349,7 +350,7 @@ def members_list(
     with _session(database) as conn:
         rows = list_members(
             conn,
-            actor=Actor.system(),
+            actor=cli_actor(),
             community=community,
             personal=personal,
             via="geogrid members list",
@@ -383,7 +384,9 @@ def members_add(
     if branch is not None:
         values["branch"] = branch
     with _session(database, commit=commit) as conn:
-        member_id = save_member(conn, member_id=None, values=values, community=community)
+        member_id = save_member(
+            conn, member_id=None, values=values, community=community, actor=cli_actor()
+        )
     out.print(f"member {member_id} added")
     dry_run_note(commit)
 
@@ -414,7 +417,7 @@ def members_set(
         if v is not None
     }  # fmt: skip
     with _session(database, commit=commit) as conn:
-        save_member(conn, member_id=member_id, values=values)
+        save_member(conn, member_id=member_id, values=values, actor=cli_actor())
     out.print(f"member {member_id} updated")
     dry_run_note(commit)
 
@@ -434,7 +437,7 @@ def members_field(
     with _session(database, commit=commit) as conn:
         if (member is None) == (not vacant):
             raise InvalidInput("give --member ID or --vacant", field="member")
-        report = set_field_member(conn, field_id=field_id, member_id=member, actor=Actor.system())
+        report = set_field_member(conn, field_id=field_id, member_id=member, actor=cli_actor())
     out.print(report)
     dry_run_note(commit)
 
@@ -456,7 +459,7 @@ def members_lead(
         if (member is None) == (not none):
             raise InvalidInput("give --member ID or --none", field="member")
         report = set_grid_lead(
-            conn, grid_code=grid, member_id=member, actor=Actor.system(), community=community
+            conn, grid_code=grid, member_id=member, actor=cli_actor(), community=community
         )
     out.print(report)
     dry_run_note(commit)
@@ -503,6 +506,7 @@ def webhooks_add(
             community_code=community,
             description=description,
             settings=settings_for(database).requests,
+            actor=cli_actor(),
         )
     out.print(f"webhook {wid} registered; signing secret (shown once): {key}", highlight=False)
 
@@ -533,6 +537,7 @@ def webhooks_disable(
             webhook_id=webhook_id,
             active=enable,
             settings=settings_for(database).requests,
+            actor=cli_actor(),
         )
     out.print(f"webhook {webhook_id} {'enabled' if enable else 'disabled'}")
 
@@ -590,7 +595,7 @@ def requests_show(
     from geogrid.requests.views import get_request
 
     with _session(database, commit=False) as conn:
-        print_json(get_request(conn, request_id, actor=Actor.system()))
+        print_json(get_request(conn, request_id, actor=cli_actor()))
 
 
 @requests_app.command("act")
@@ -620,7 +625,7 @@ def requests_act(
             conn,
             request_id=request_id,
             action=action,
-            actor=Actor.system(f"cli {actor_name}"),
+            actor=cli_actor(f"cli {actor_name}"),
             params=ActionInput(version=version, note=note, member_id=member, department=department),
             settings=settings.requests,
         )

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection
 
+from geogrid import audit
 from geogrid.access import Actor
 from geogrid.db import models, queries
 from geogrid.db.queries import requests as request_queries
@@ -82,7 +83,7 @@ def log_visit(
         raise InvalidInput(f"no member {member_id} in the household's community", field="member_id")
     if actor.role is R.MEMBER and _holder_of(conn, home.id, home.community_id) != member_id:
         raise Forbidden("the household is not in this member's responsibility field")
-    return visit_queries.insert_visit(
+    visit_id = visit_queries.insert_visit(
         conn,
         member_id=member_id,
         household_id=home.id,
@@ -90,6 +91,16 @@ def log_visit(
         kind=kind,
         note=note,
     )
+    audit.record(
+        conn,
+        actor=actor,
+        action="create",
+        subject="visit",
+        subject_id=visit_id,
+        fields=["note"] if note else (),
+        details={"member_id": member_id, "household_id": home.id, "kind": kind},
+    )
+    return visit_id
 
 
 def list_visits(

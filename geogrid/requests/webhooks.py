@@ -45,6 +45,8 @@ from typing import Any, Final
 import httpx
 from sqlalchemy import Connection, Engine
 
+from geogrid import audit
+from geogrid.access import Actor, as_actor
 from geogrid.background import Poller
 from geogrid.db import models, queries
 from geogrid.db.queries import requests as request_queries
@@ -90,8 +92,10 @@ def create_webhook(
     description: str | None = None,
     settings: RequestsSettings | None = None,
     resolve: Resolver | None = None,
+    actor: Actor | None = None,
 ) -> tuple[int, str]:
-    """Register a webhook; return its id and secret (generated when not given).
+    """Register a webhook; return its id and secret (generated when not given). Recorded
+    in the audit log as ``actor``'s (default: the local operator).
 
     The URL must be ``https`` and resolve (through ``resolve``, default the system's
     resolver) to public addresses only, unless ``settings.webhook_allow_private``
@@ -121,6 +125,14 @@ def create_webhook(
         description=description,
         created_at=models.utcnow(),
     )
+    audit.record(
+        conn,
+        actor=as_actor(actor),
+        action="create",
+        subject="webhook",
+        subject_id=webhook_id,
+        details={"events": sorted(set(events)), "community_id": community_id},
+    )
     return webhook_id, secret
 
 
@@ -131,6 +143,7 @@ def set_webhook_active(
     active: bool,
     settings: RequestsSettings | None = None,
     resolve: Resolver | None = None,
+    actor: Actor | None = None,
 ) -> None:
     """Switch a webhook on or off. Switching it on checks its URL again, as at registration
     (it may have been registered under other rules, or its name may resolve elsewhere now)."""
@@ -141,6 +154,15 @@ def set_webhook_active(
     if active:
         check_target(url, allow_private=settings.webhook_allow_private, resolve=resolve, pin=False)
     webhook_queries.set_active(conn, webhook_id=webhook_id, active=active)
+    audit.record(
+        conn,
+        actor=as_actor(actor),
+        action="update",
+        subject="webhook",
+        subject_id=webhook_id,
+        fields=["active"],
+        details={"active": active},
+    )
 
 
 def list_webhooks(conn: Connection, *, tz: str = DEFAULT_TZ) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ import hashlib
 import math
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final
 
@@ -41,7 +41,7 @@ from shapely.geometry import Point
 from shapely.ops import nearest_points
 from sqlalchemy import Connection
 
-from geogrid import bounds
+from geogrid import audit, bounds
 from geogrid import crs as gcrs
 from geogrid.access import Actor, Forbidden
 from geogrid.assign import assign_requests
@@ -595,6 +595,28 @@ def receive(
     flag = FLAG_OUTSIDE_GRIDS if rule == "none" else None
     if flag:
         request_queries.update_request(conn, request_id=rid, values={"flag": flag})
+    given = {
+        "description": description,
+        "address": intake.address,
+        "attributes": attributes,
+        "photos": photos,
+        "media_urls": urls,
+        **contact.values(),
+    }
+    audit.record(
+        conn,
+        actor=actor,
+        action=Action.RECEIVE.value,
+        subject="request",
+        subject_id=rid,
+        fields=[name for name, value in given.items() if value],
+        details={
+            "community_id": place.community_id,
+            "category": cat.code,
+            "source": intake.source,
+            "assignment_rule": rule,
+        },
+    )
     return Outcome(
         rid, S.RECEIVED.value, 1, [event_id], token=token, flag=flag, assignment_rule=rule
     )
@@ -818,13 +840,31 @@ def act(
         )
     ]
     _store_media(conn, request_id=request_id, event_id=event_ids[0], photos=photos, urls=urls)
+    written = {"note": note, "photos": photos, "media_urls": urls}
+    if act_ is Action.EVALUATE:
+        written["comment"] = values.get("satisfaction_comment")
+    audit.record(
+        conn,
+        actor=actor,
+        action=act_.value,
+        subject="request",
+        subject_id=request_id,
+        fields=[name for name, value in written.items() if value],
+        details={"from": before, "to": after, "version": version, **details},
+    )
     if act_ is Action.EVALUATE and params.satisfaction == "unsatisfied" and params.reopen:
         # 评价 unsatisfied may reopen: a second, separate transition (and version).
         reopened = act(
             conn,
             request_id=request_id,
             action=Action.REOPEN.value,
-            actor=Actor.system(f"{actor.label} (evaluation)"),
+            # Allowed to reopen as the service; recorded with the evaluating key and origin.
+            actor=replace(
+                Actor.system(f"{actor.label} (evaluation)"),
+                key_id=actor.key_id,
+                client=actor.client,
+                via=actor.via,
+            ),
             params=ActionInput(version=version, note=note or "the reporter is not satisfied"),
             settings=settings,
             now=now,

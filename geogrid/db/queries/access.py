@@ -1,4 +1,5 @@
-"""Queries of access: API keys, browser sessions and the personal-data read log.
+"""Queries of access: API keys and browser sessions (reads of personal data are in the audit
+log: ``geogrid.db.queries.audit``).
 
 The rules (who may hold which key, what a session authorizes, when a key counts as used)
 are in ``geogrid.access``; here only the statements.
@@ -7,12 +8,11 @@ are in ``geogrid.access``; here only the statements.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from typing import NamedTuple
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from geogrid.db import models, queries
+from geogrid.db import models
 
 
 class KeyRow(NamedTuple):
@@ -57,19 +57,6 @@ class KeyListing(NamedTuple):
     created_at: dt.datetime
     revoked_at: dt.datetime | None
     last_used_at: dt.datetime | None
-
-
-class PersonalRead(NamedTuple):
-    """An entry of the personal-data read log."""
-
-    id: int
-    at: dt.datetime
-    api_key_id: int | None
-    actor: str | None
-    subject: str
-    subject_id: int
-    fields: list[str]
-    via: str | None
 
 
 _KEY_COLUMNS = (
@@ -253,57 +240,3 @@ def revoke_key_sessions(conn: Connection, *, key_id: int, at: dt.datetime) -> No
         .where(session.api_key_id == key_id, session.revoked_at.is_(None))
         .values(revoked_at=at)
     )
-
-
-# --- personal data ---------------------------------------------------------------------------
-
-
-def insert_personal_reads(
-    conn: Connection,
-    *,
-    at: dt.datetime,
-    api_key_id: int | None,
-    actor: str,
-    subject: str,
-    subject_ids: Iterable[int],
-    fields: list[str],
-    via: str,
-) -> int:
-    """Log one read of ``fields`` per subject id; return how many entries."""
-    return queries.bulk_insert(
-        conn,
-        models.PersonalDataRead,
-        (
-            {
-                "at": at,
-                "api_key_id": api_key_id,
-                "actor": actor,
-                "subject": subject,
-                "subject_id": int(i),
-                "fields": fields,
-                "via": via,
-            }
-            for i in subject_ids
-        ),
-    )
-
-
-def personal_reads(conn: Connection, *, limit: int, subject: str | None) -> list[PersonalRead]:
-    """The latest ``limit`` entries of the read log, newest first (of ``subject`` only)."""
-    read = models.PersonalDataRead
-    stmt = select(
-        read.id,
-        read.at,
-        read.api_key_id,
-        read.actor,
-        read.subject,
-        read.subject_id,
-        read.fields,
-        read.via,
-    )
-    if subject is not None:
-        stmt = stmt.where(read.subject == subject)
-    return [
-        PersonalRead._make(row)
-        for row in conn.execute(stmt.order_by(read.id.desc()).limit(limit)).all()
-    ]
