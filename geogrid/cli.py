@@ -32,6 +32,7 @@ from geogrid.clikit import (
     settings_for,
     transaction,
 )
+from geogrid.duties_cli import audit_app
 from geogrid.errors import GeogridError, InvalidInput
 from geogrid.maps.cli import map_app
 from geogrid.planning.cli import plan_app
@@ -64,6 +65,7 @@ app.add_typer(requests_app, name="requests")
 app.command("kpi")(kpi)
 app.command("backup")(backup)
 app.command("restore")(restore)
+app.add_typer(audit_app, name="audit")
 
 
 def _kv_table(title: str, data: dict[str, Any]) -> Fit:

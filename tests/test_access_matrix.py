@@ -472,6 +472,7 @@ CASES: list[Case] = [
     ),
     case("GET", "/v1/admin/webhooks/deliveries", frozenset({"admin"}), "unscoped"),
     case("GET", "/v1/admin/personal-data-reads", frozenset({"admin"}), "unscoped"),
+    case("GET", "/v1/admin/audit", frozenset({"admin"}), "unscoped"),
     # --- boundary plans ---
     case("GET", "/v1/plans", READERS, "scoped", _get("/v1/plans?community={A}")),
     case(

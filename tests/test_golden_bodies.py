@@ -95,6 +95,7 @@ def _paths() -> list[tuple[str, str]]:
         ("admin", "/v1/admin/webhooks"),
         ("admin", "/v1/admin/webhooks/deliveries"),
         ("admin", "/v1/admin/personal-data-reads"),
+        ("admin", "/v1/admin/audit?action=read"),
         ("public", "/open311/v2/discovery.json"),
         ("public", "/open311/v2/services.json"),
         ("public", "/open311/v2/services/sewer_blocked.json"),

@@ -1,6 +1,8 @@
-"""``/v1/admin``: API keys, webhooks and their delivery log, the personal-data read log.
+"""``/v1/admin``: API keys, webhooks and their delivery log, the audit log.
 
 Admin keys only. A created key is returned once and never again (only its hash is stored).
+``/v1/admin/personal-data-reads`` is kept for existing clients: the audit log's ``read``
+entries in its former shape.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from fastapi import APIRouter, Body, Query
 
 from api.auth import ActorDep
 from api.deps import ConnDep, EngineDep, SettingsDep
-from api.params import Id
+from api.params import Day, Id
 from api.schemas.admin import (
+    AuditPage,
     DeliveryOut,
     KeyCreate,
     KeyCreated,
@@ -26,8 +29,9 @@ from api.schemas.admin import (
     WebhookUpdate,
 )
 from api.schemas.common import ErrorEnvelope
-from geogrid import access
+from geogrid import access, audit
 from geogrid.db.models import Role
+from geogrid.periods import period
 from geogrid.requests import webhooks
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -210,3 +214,45 @@ def personal_data_reads(
     actor.require(Role.ADMIN, what="reading the personal-data log")
     actor.require_unscoped(what="reading the personal-data log")
     return access.personal_reads(conn, limit=limit, subject=subject, tz=settings.service.timezone)
+
+
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    summary="The audit log: reads of personal data and every write",
+    responses=_ERRORS,
+)
+def audit_log(
+    conn: ConnDep,
+    settings: SettingsDep,
+    actor: ActorDep,
+    from_: Annotated[Day | None, Query(alias="from", description="First day (local)")] = None,
+    to: Annotated[Day | None, Query(description="Last day (local), inclusive")] = None,
+    who: Annotated[
+        str | None,
+        Query(alias="actor", max_length=200, description="Text of the actor's label, or key id"),
+    ] = None,
+    subject: Annotated[str | None, Query(max_length=32, examples=["member"])] = None,
+    subject_id: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[str | None, Query(max_length=32, examples=["read"])] = None,
+    before_id: Annotated[Id | None, Query(description="Entries older than this one")] = None,
+    limit: Annotated[int, Query(ge=1, le=audit.MAX_LIMIT)] = 100,
+) -> dict[str, Any]:
+    """Newest first; dates are the service's (``GEOGRID_TIMEZONE``). Entries name fields,
+    never their values."""
+    actor.require(Role.ADMIN, what="reading the audit log")
+    actor.require_unscoped(what="reading the audit log")
+    tz = settings.service.timezone
+    days = period(from_, to, tz=tz) if (from_ or to) else None
+    where = audit.AuditFilter(
+        since=days.lower if from_ is not None and days is not None else None,
+        until=days.upper if to is not None and days is not None else None,
+        actor=who,
+        subject=subject,
+        subject_id=subject_id,
+        action=action,
+        before_id=before_id,
+    )
+    items = audit.entries(conn, where=where, limit=limit, tz=tz)
+    more = len(items) == limit
+    return {"limit": limit, "next_before_id": items[-1]["id"] if more else None, "items": items}

@@ -1,11 +1,11 @@
-"""``/v1/admin``: API keys, webhooks and their delivery log, the personal-data read log.
+"""``/v1/admin``: API keys, webhooks and their delivery log, the audit log.
 
 Times are ISO 8601 with the service's offset (``2018-04-18T09:30:00+08:00``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -149,11 +149,56 @@ class DeliveryOut(BaseModel):
     attempt_log: list[DeliveryAttemptOut]
 
 
-# --- the personal-data read log --------------------------------------------------------------
+# --- the audit log ---------------------------------------------------------------------------
+
+
+class AuditEntryOut(BaseModel):
+    """An entry of the audit log: who did what to which subject, when, from where (names of
+    fields and non-personal details only, never a personal value)."""
+
+    id: int = Field(description="The entry's number: entries are numbered in the order written")
+    at: str = Field(examples=["2026-11-01T12:00:00+08:00"])
+    api_key_id: int | None = Field(description="The key acting; null for a command")
+    actor: str = Field(examples=["key 9747afda 社区书记 (official)"])
+    role: str | None = Field(examples=["official"], description="null in entries before 0011")
+    client: str | None = Field(
+        description="The HTTP client's address, or <login>@<host> of a command's operator",
+        examples=["10.0.0.8"],
+    )
+    via: str | None = Field(
+        description="The route or the command", examples=["POST /v1/requests/{request_id}/{action}"]
+    )
+    action: str = Field(
+        description="read, export, create, update, delete, a workflow action (receive, "
+        "dispatch, …), import, activate, rollback, retention, erase, prune …",
+        examples=["dispatch"],
+    )
+    subject: str = Field(
+        description="request, request_contact, member, household, visit, field, grid, "
+        "category, department, key, webhook, plan, a layer (import), person …",
+        examples=["request"],
+    )
+    subject_id: str | None = Field(description="Its id or code, as text", examples=["128"])
+    fields: list[str] = Field(
+        description="Names of the fields read or written", examples=[["note"]]
+    )
+    details: dict[str, Any] | None = Field(
+        description="Counts, statuses, public ids and codes", examples=[{"from": "registered"}]
+    )
+
+
+class AuditPage(BaseModel):
+    """Entries newest first. ``next_before_id`` pages on: pass it as ``before_id`` (a cursor,
+    so entries written meanwhile do not shift the pages); null on the last page."""
+
+    limit: int
+    next_before_id: int | None
+    items: list[AuditEntryOut]
 
 
 class PersonalReadOut(BaseModel):
-    """Who read whose unmasked personal data, when, and through what (never the data)."""
+    """Who read whose unmasked personal data, when, and through what (never the data): the
+    audit log's ``read`` entries, as ``/v1/admin/personal-data-reads`` showed them."""
 
     id: int
     at: str
