@@ -32,7 +32,7 @@ from geogrid.clikit import (
     settings_for,
     transaction,
 )
-from geogrid.duties_cli import audit_app
+from geogrid.duties_cli import audit_app, person_app, retention
 from geogrid.errors import GeogridError, InvalidInput
 from geogrid.maps.cli import map_app
 from geogrid.planning.cli import plan_app
@@ -66,6 +66,8 @@ app.command("kpi")(kpi)
 app.command("backup")(backup)
 app.command("restore")(restore)
 app.add_typer(audit_app, name="audit")
+app.add_typer(person_app, name="person")
+app.command("retention")(retention)
 
 
 def _kv_table(title: str, data: dict[str, Any]) -> Fit:
