@@ -28,9 +28,9 @@ Every export is an ``export`` entry of the audit log (an audited read), every er
 read or exported that person's data (the audit log's own entries).
 
 The audit log keeps its entries for the kept period even when they name the person (a key's
-label may carry a name): it is a record kept under a legal obligation (PIPL art. 47(3)'s
-exception for storage periods set by law; the Cybersecurity Law's six months), and the prune
-removes them afterwards.
+label may carry a name): it is a record whose storage period is set by law (the Cybersecurity
+Law's six months), which PIPL art. 47's second paragraph lets a handler keep — stored and
+protected, not otherwise processed — until the period ends; the prune removes them then.
 """
 
 from __future__ import annotations
