@@ -17,6 +17,7 @@ from geogrid.clikit import (
     DatabaseOpt,
     Fit,
     JsonOpt,
+    cli_actor,
     dry_run_note,
     err,
     errors,
@@ -109,6 +110,7 @@ def restore(
     restored data, never a mix. But whatever is written meanwhile is lost, and on PostGIS
     requests in flight at that moment may fail: stop the writers first (the server, cron jobs
     such as `geogrid webhooks deliver`, imports), restore, then start them again."""
+    from geogrid import audit
     from geogrid.backup.service import restore_database
 
     with errors():
@@ -118,6 +120,16 @@ def restore(
             report = restore_database(
                 engine, path=file, commit=commit, settings=settings.database, progress=say
             )
+        if commit:
+            # The restore replaced the audit log with the backup's: the restored log says so.
+            with engine.begin() as conn:
+                audit.record(
+                    conn,
+                    actor=cli_actor(),
+                    action="restore",
+                    subject="database",
+                    details={"file": file.name, "revision": report.revision, **report.source},
+                )
         if as_json:
             print_json(report.to_dict())
         else:
