@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # The benchmarks, one command:
 #
-#   bash scripts/bench.sh              # assignment, lookup, maps, planning and imports
-#   bash scripts/bench.sh assignment   # or lookup, maps, planning, imports; extra arguments go to that one
+#   bash scripts/bench.sh              # assignment, lookup, maps, planning, imports and abuse
+#   bash scripts/bench.sh assignment   # or lookup, maps, planning, imports, abuse; extra arguments go to that one
 #
 # Installs what is missing (scripts/setup.sh), starts a throwaway PostgreSQL + PostGIS cluster
-# (stopped and deleted on exit) unless GEOGRID_BENCH_POSTGRES_URL is set, and writes JSON
-# results under benchmarks/results/. See benchmarks/README.md for what is measured.
+# (stopped and deleted on exit) unless GEOGRID_BENCH_POSTGRES_URL is set or only `abuse` runs
+# (SpatiaLite), and writes JSON results under benchmarks/results/. See benchmarks/README.md for
+# what is measured.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
 
-if [ -z "${GEOGRID_BENCH_POSTGRES_URL:-}" ]; then
+which="${1:-all}"
+[ $# -gt 0 ] && shift
+
+if [ -z "${GEOGRID_BENCH_POSTGRES_URL:-}" ] && [ "$which" != abuse ]; then
     PG_DIR="$(mktemp -d /tmp/geogrid-pg.XXXXXX)"
     trap 'bash scripts/pg.sh stop "$PG_DIR" || true' EXIT
     eval "$(bash scripts/pg.sh start "$PG_DIR")"
@@ -21,8 +25,6 @@ if [ -z "${GEOGRID_BENCH_POSTGRES_URL:-}" ]; then
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
 
-which="${1:-all}"
-[ $# -gt 0 ] && shift
 case "$which" in
     all)
         python -m benchmarks.assignment
@@ -30,10 +32,11 @@ case "$which" in
         python -m benchmarks.maps
         python -m benchmarks.planning
         python -m benchmarks.imports
+        python -m benchmarks.abuse
         ;;
-    assignment | lookup | maps | planning | imports) python -m "benchmarks.$which" "$@" ;;
+    assignment | lookup | maps | planning | imports | abuse) python -m "benchmarks.$which" "$@" ;;
     *)
-        echo "usage: bash scripts/bench.sh [all|assignment|lookup|maps|planning|imports] [ARGS…]" >&2
+        echo "usage: bash scripts/bench.sh [all|assignment|lookup|maps|planning|imports|abuse] [ARGS…]" >&2
         exit 2
         ;;
 esac
