@@ -157,5 +157,11 @@ def test_area_codes_for_the_maps(areas: Engine) -> None:
         assert area_codes(conn) is None
         with pytest.raises(NotFound):
             area_codes(conn, district="441399")
-        with pytest.raises(InvalidInput):
-            area_codes(conn, community="441302012101", district="441302")
+        # Several areas meet: a community within its district stays; one outside is NotFound.
+        assert area_codes(conn, community="441302012101", district="441302") == "441302012101"
+        assert (
+            area_codes(conn, subdistrict="441302011", district="441302")
+            == "441302011101,441302011102"
+        )
+        with pytest.raises(NotFound):
+            area_codes(conn, community="441302012101", subdistrict="441302011")

@@ -487,6 +487,7 @@ def _send_chunked(app: Any, path: str, content_type: str, chunks: int) -> tuple[
     """POST ``chunks`` × 100 kB to ``app`` straight through ASGI, without a Content-Length;
     the status, and how many chunks the app asked for."""
     import asyncio
+    import threading
 
     asked = 0
     sent: list[dict[str, Any]] = []
@@ -506,7 +507,11 @@ def _send_chunked(app: Any, path: str, content_type: str, chunks: int) -> tuple[
                                      (b"content-type", content_type.encode())],
         "client": ("127.0.0.1", 5000), "server": ("testserver", 80), "state": {},
     }  # fmt: skip
-    asyncio.run(app(scope, receive, send))
+    # A thread of its own: an earlier test in the same worker may leave an event loop
+    # running in this one, and asyncio.run refuses to nest.
+    worker = threading.Thread(target=asyncio.run, args=(app(scope, receive, send),))
+    worker.start()
+    worker.join()
     return sent[0]["status"], asked
 
 
