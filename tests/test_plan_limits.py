@@ -25,7 +25,7 @@ from api.main import create_app
 from geogrid.budget import Budget
 from geogrid.errors import ShuttingDown, TooComplex
 from geogrid.planning.diff import diff_plans
-from geogrid.planning.limits import check_plan_size
+from geogrid.planning.limits import check_geojson_size, check_plan_size
 from geogrid.planning.metrics import measure_plan
 from geogrid.planning.validate import validate_plan
 from geogrid.settings import DatabaseSettings, PlanSettings, RequestsSettings, Settings
@@ -115,6 +115,43 @@ def test_plan_size_is_counted_before_any_check() -> None:
     with pytest.raises(TooComplex, match=r"^the plan has 20 vertices; at most 19$") as exc:
         check_plan_size(grids, max_features=4, max_vertices=19)
     assert exc.value.field == "vertices"
+
+
+def test_geojson_size_is_counted_on_the_json_and_stops_past_the_limit() -> None:
+    square = mapping(box(0, 0, 1, 1))  # 5 positions
+    multi = {"type": "MultiPolygon", "coordinates": [square["coordinates"]] * 2}  # 10
+    collection = {"type": "GeometryCollection", "geometries": [square, multi]}  # 15
+    body = {
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "geometry": g} for g in (square, multi, collection)]
+        # malformed features count nothing here: the reader reports them with their index
+        + [{"type": "Feature", "geometry": None}, "x", {"geometry": {"coordinates": 7}}],
+    }
+    check_geojson_size(body, max_features=6, max_vertices=30)
+    with pytest.raises(TooComplex, match=r"^the plan has 6 features; at most 5$"):
+        check_geojson_size(body, max_features=5, max_vertices=30)
+    with pytest.raises(TooComplex, match=r"^the plan has more than 29 vertices$") as exc:
+        check_geojson_size(body, max_vertices=29)
+    assert exc.value.field == "vertices" and exc.value.details == {"limit": 29}
+
+    # The walk stops at the first position past the limit: a ring of 10 million positions
+    # is refused after reading 4 of them.
+    seen = 0
+
+    class Counting(list[Any]):
+        def __iter__(self) -> Iterator[Any]:
+            nonlocal seen
+            for item in super().__iter__():
+                seen += 1
+                yield item
+
+    huge = Counting([[0.0, 0.0]] * 10_000_000)
+    with pytest.raises(TooComplex):
+        check_geojson_size(
+            {"features": [{"geometry": {"type": "Polygon", "coordinates": [huge]}}]},
+            max_vertices=3,
+        )
+    assert seen == 4
 
 
 # --- API, both backends --------------------------------------------------------------------
@@ -208,8 +245,15 @@ def test_a_body_over_the_cap_is_refused_413_without_being_read_whole(
 
 
 def test_too_many_features_or_vertices_are_refused_422_with_the_numbers(
-    limited: TestClient, planner: dict[str, str]
+    limited: TestClient, planner: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Refused on the JSON: the body is never written out and read as a plan file.
+    from geogrid.planning import store
+
+    def not_read(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a refused plan was read as a file")
+
+    monkeypatch.setattr(store, "read_plan_file", not_read)
     five = [*square_grids(), (f"{C}005", box(X0, Y0, X0 + D / 2, Y0 + D / 2))]
     for path in ("/v1/plans/validate", "/v1/plans"):
         r = limited.post(path, json=_collection(five), headers=planner)
@@ -227,8 +271,11 @@ def test_too_many_features_or_vertices_are_refused_422_with_the_numbers(
     r = limited.post("/v1/plans", json=_collection(detailed), headers=planner)
     assert r.status_code == 422
     assert r.json()["error"]["field"] == "vertices"
-    assert r.json()["error"]["message"] == "the plan has 24 vertices; at most 20"
+    # Counted on the JSON and stopped at the first vertex past the limit.
+    assert r.json()["error"]["message"] == "the plan has more than 20 vertices"
+    assert r.json()["error"]["details"] == {"limit": 20}
     # Within every limit: validated and loaded as before.
+    monkeypatch.undo()
     ok = limited.post("/v1/plans/validate", json=_collection(square_grids()), headers=planner)
     assert ok.status_code == 200 and ok.json()["valid"] is True
     loaded = limited.post("/v1/plans", json=_collection(square_grids()), headers=planner)

@@ -23,7 +23,15 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import ActorDep
-from api.deps import ASSETS_URL, ConnDep, EngineDep, MapSettingsDep, json_body, known_fields
+from api.deps import (
+    ASSETS_URL,
+    ConnDep,
+    EngineDep,
+    MapSettingsDep,
+    known_fields,
+    parse_json,
+    read_body,
+)
 from api.schemas.common import ErrorEnvelope
 from api.schemas.plans import (
     PLAN_BODY,
@@ -49,7 +57,7 @@ from geogrid.maps.base import render_html
 from geogrid.planning import activation, store
 from geogrid.planning.common import parse_target
 from geogrid.planning.files import write_plan_geojson
-from geogrid.planning.limits import check_feature_count, check_plan_size
+from geogrid.planning.limits import check_geojson_size, check_plan_size
 from geogrid.planning.service import plan_map_in_db, propose_in_db
 from geogrid.planning.validate import ValidationReport
 from geogrid.settings import PlanSettings
@@ -123,25 +131,31 @@ def _budget(request: Request, what: str) -> Budget:
     )
 
 
-async def _plan_body(request: Request) -> dict[str, Any]:
-    """The plan body, read no further than ``plan_max_bytes`` (413), its grids counted."""
-    limits = _limits(request)
-    body = await json_body(request, limit=limits.plan_max_bytes)
+def _parse_plan(raw: bytes, limits: PlanSettings) -> None:
+    """The body parsed and its grids and vertices counted on the JSON (422 ``too_complex``
+    before any geometry is built or check runs; run in the thread pool)."""
+    body = parse_json(raw)
     if not isinstance(body, dict) or body.get("type") != "FeatureCollection":
         raise InvalidInput("the body must be a GeoJSON FeatureCollection of grids", field="body")
-    features = body.get("features")
-    if isinstance(features, list):
-        check_feature_count(len(features), max_features=limits.plan_max_features)
-    return body
+    check_geojson_size(
+        body, max_features=limits.plan_max_features, max_vertices=limits.plan_max_vertices
+    )
 
 
-def _plan_file(
-    body: dict[str, Any], tmp: Path, limits: PlanSettings, budget: Budget
-) -> store.PlanFile:
-    """The body read exactly as a plan file is (same parser, same problems); its grids and
-    vertices counted before any check runs."""
+async def _plan_body(request: Request) -> bytes:
+    """The plan body, read no further than ``plan_max_bytes`` (413), parsed off the event loop
+    and its grids and vertices counted (422)."""
+    limits = _limits(request)
+    raw = await read_body(request, limit=limits.plan_max_bytes)
+    await run_in_threadpool(_parse_plan, raw, limits)
+    return raw
+
+
+def _plan_file(raw: bytes, tmp: Path, limits: PlanSettings, budget: Budget) -> store.PlanFile:
+    """The body read exactly as a plan file is (same parser, same problems); its size
+    checked again on the geometries read."""
     path = tmp / "plan.geojson"
-    path.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+    path.write_bytes(raw)
     budget.check("reading the plan")
     plan_file = store.read_plan_file(path)
     budget.check("reading the plan")
