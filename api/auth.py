@@ -5,7 +5,7 @@ Keys and sessions are checked by ``geogrid.access``; here they are read from the
 HTTP request. A session cookie authorizes safe methods (GET, HEAD) only: a ``/v1`` write
 always needs the key in a header, which a cross-site page cannot add. The app's own forms
 (sign in, sign out) carry a CSRF token (``api.csrf``), and sign-in is throttled per client
-address (``geogrid.access.check_login_throttle``; docs/api.md, "Access").
+address (``geogrid.access.begin_login_attempt``; docs/api.md, "Access").
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from api.schemas.auth import MeOut
 from api.schemas.common import ErrorEnvelope
 from geogrid.access import (
     Actor,
+    begin_login_attempt,
     check_key,
-    check_login_throttle,
     close_session,
+    login_succeeded,
     open_session,
     record_key_use,
-    record_login_failure,
     session_actor,
 )
-from geogrid.errors import DatabaseUnavailable, Forbidden, GeogridError, NotAuthenticated
+from geogrid.errors import DatabaseUnavailable, GeogridError, NotAuthenticated
 
 log = logging.getLogger("geogrid.api")
 
@@ -194,15 +194,13 @@ def login(
     limit = request.app.state.settings.http.login_max_failures
     try:
         csrf.check(request, csrf_token)
+        # The attempt counts as a failure from the start (one transaction with the count), so
+        # that a burst of concurrent wrong keys cannot all pass the throttle together.
         with engine.begin() as conn:
-            check_login_throttle(conn, client=client, now=now, limit=limit)
-        try:
-            with engine.begin() as conn:
-                token, _actor = open_session(conn, key=api_key, hours=settings.session_hours)
-        except (NotAuthenticated, Forbidden):
-            with engine.begin() as conn:
-                record_login_failure(conn, client=client, now=now)
-            raise
+            attempt = begin_login_attempt(conn, client=client, now=now, limit=limit)
+        with engine.begin() as conn:
+            token, _actor = open_session(conn, key=api_key, hours=settings.session_hours)
+            login_succeeded(conn, attempt=attempt)
     except GeogridError as exc:
         retry = getattr(exc, "retry_after", None)
         return _page(

@@ -450,12 +450,17 @@ def close_session(conn: Connection, token: str) -> None:
 LOGIN_WINDOW = dt.timedelta(minutes=1)
 
 
-def check_login_throttle(conn: Connection, *, client: str, now: dt.datetime, limit: int) -> None:
-    """:class:`TooManyAttempts` when ``client`` has failed ``limit`` times in the last minute,
-    with the seconds until the oldest of those leaves the window. The counts are in the
-    database, so they hold across the service's workers."""
+def begin_login_attempt(conn: Connection, *, client: str, now: dt.datetime, limit: int) -> int:
+    """Count a sign-in attempt from ``client`` before its key is checked: the attempt is
+    recorded as a failure at once (:func:`login_succeeded` takes it back), so that concurrent
+    attempts cannot all pass the count together; :class:`TooManyAttempts` when ``client`` has
+    ``limit`` failures in the last minute, with the seconds until the oldest leaves the
+    window. The counts are in the database, so they hold across the service's workers."""
+    client = client[:64]
+    access_queries.lock_login_client(conn, client=client)
+    access_queries.delete_login_failures(conn, before=now - LOGIN_WINDOW)
     count, first = access_queries.login_failures_since(
-        conn, client=client[:64], since=now - LOGIN_WINDOW
+        conn, client=client, since=now - LOGIN_WINDOW
     )
     if count >= limit:
         wait = (first + LOGIN_WINDOW - now).total_seconds() if first is not None else 60.0
@@ -464,12 +469,12 @@ def check_login_throttle(conn: Connection, *, client: str, now: dt.datetime, lim
             retry_after=max(1, math.ceil(wait)),
             field="api_key",
         )
+    return access_queries.insert_login_failure(conn, client=client, at=now)
 
 
-def record_login_failure(conn: Connection, *, client: str, now: dt.datetime) -> None:
-    """Count a wrong key from ``client``, and forget the ones out of the window."""
-    access_queries.delete_login_failures(conn, before=now - LOGIN_WINDOW)
-    access_queries.insert_login_failure(conn, client=client[:64], at=now)
+def login_succeeded(conn: Connection, *, attempt: int) -> None:
+    """The attempt of :func:`begin_login_attempt` had the right key: it is not a failure."""
+    access_queries.delete_login_failure(conn, failure_id=attempt)
 
 
 # --- personal data ---------------------------------------------------------------------------

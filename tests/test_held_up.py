@@ -5,7 +5,9 @@
 * unknown JSON fields are refused (422), and nothing is written;
 * 20 concurrent transitions of one request: exactly one 200 and nineteen 409s; likewise 20
   concurrent activations of two drafts (one of them wins, once);
-* keys and sessions are stored hashed.
+* keys and sessions are stored hashed;
+* and, found by the abuse benchmark: 20 concurrent wrong keys at ``/login`` get exactly ten
+  401s (the throttle's limit) and ten 429s, not a few more 401s.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from geogrid.db.backup import table_digests
 from tests.factories import X0, Y0, D, square_grids
 from tests.requests_factories import (
     World,
+    csrf_token,
     file_request,
     live_server,
     make_app,
@@ -194,6 +197,31 @@ def test_twenty_concurrent_transitions_one_wins(db_url: str, engine: Engine, wor
             select(m.RequestEvent.action).where(m.RequestEvent.request_id == filed["id"])
         ).scalars()
         assert Counter(events)["register"] == 1
+
+
+def test_twenty_concurrent_wrong_sign_ins_pass_the_throttle_ten_times(
+    db_url: str, engine: Engine, world: World
+) -> None:
+    import queue
+
+    with live_server(make_app(db_url)) as url:
+        ready: queue.Queue[tuple[httpx.Client, str]] = queue.Queue()
+        clients = [httpx.Client(base_url=url, timeout=60) for _ in range(20)]
+        for c in clients:  # each its own CSRF cookie, fetched before the race
+            ready.put((c, csrf_token(c)))
+
+        def wrong() -> httpx.Response:
+            c, token = ready.get()
+            form = {"api_key": "gg_00000000_wrong", "csrf_token": token}
+            return c.post("/login", data=form, follow_redirects=False)
+
+        statuses = _race(20, wrong)
+        for c in clients:
+            c.close()
+    assert statuses == Counter({401: 10, 429: 10})
+    with engine.connect() as conn:
+        failures = conn.execute(select(m.LoginFailure.client)).scalars().all()
+    assert len(failures) == 10
 
 
 def test_twenty_concurrent_activations_one_wins(db_url: str, engine: Engine, world: World) -> None:

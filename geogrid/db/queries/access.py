@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import NamedTuple
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 
 from geogrid.db import models
 
@@ -213,8 +213,28 @@ def login_failures_since(
     return int(count), first
 
 
-def insert_login_failure(conn: Connection, *, client: str, at: dt.datetime) -> None:
-    conn.execute(insert(models.LoginFailure).values(client=client, at=at))
+def insert_login_failure(conn: Connection, *, client: str, at: dt.datetime) -> int:
+    """A failure (or an attempt not yet decided) from ``client``; its id."""
+    return int(
+        conn.execute(
+            insert(models.LoginFailure)
+            .values(client=client, at=at)
+            .returning(models.LoginFailure.id)
+        ).scalar_one()
+    )
+
+
+def delete_login_failure(conn: Connection, *, failure_id: int) -> None:
+    conn.execute(delete(models.LoginFailure).where(models.LoginFailure.id == failure_id))
+
+
+def lock_login_client(conn: Connection, *, client: str) -> None:
+    """Serialise sign-in attempts from ``client`` until the transaction ends, so that counting
+    and recording an attempt are one step. PostgreSQL: a transaction-level advisory lock on
+    the address's hash (docs: "Advisory Locks"); SQLite's transactions start ``BEGIN
+    IMMEDIATE`` and are serialised already."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:c, 14))"), {"c": client})
 
 
 def delete_login_failures(conn: Connection, *, before: dt.datetime) -> None:
