@@ -45,6 +45,7 @@ __all__ = [
     "CGCS2000",
     "CRS_HELP",
     "GCJ02",
+    "HTTP_CRS_HELP",
     "WGS84",
     "bd09_to_gcj02",
     "bd09_to_wgs84",
@@ -83,6 +84,15 @@ CRS_HELP: Final = (
     "wgs84 (EPSG:4326, 4326, WGS 84), cgcs2000 (EPSG:4490, 4490, CGCS 2000), "
     "gcj02 (GCJ-02, gcj, mars: Amap/Tencent), bd09 (BD-09, baidu), "
     "or any EPSG:NNNN code known to PROJ (e.g. EPSG:4547, EPSG:32650, EPSG:3857)"
+)
+
+#: The same for HTTP callers, who may not name an arbitrary EPSG code (:func:`allowed_crs`).
+HTTP_CRS_HELP: Final = (
+    "wgs84 (EPSG:4326, 4326, WGS 84), cgcs2000 (EPSG:4490, 4490, CGCS 2000), "
+    "gcj02 (GCJ-02, gcj, mars: Amap/Tencent), bd09 (BD-09, baidu), "
+    "or an EPSG:NNNN code on the service's list (GEOGRID_CRS_EPSG; by default EPSG:3857, "
+    "the CGCS2000 Gauss-Krüger zones EPSG:4491–4554 and the UTM zones EPSG:32601–32660, "
+    "32701–32760)"
 )
 
 # Keys are lower-case with spaces, hyphens and underscores removed (see _alias_key).
@@ -173,12 +183,14 @@ def parse_epsg_list(spec: str) -> frozenset[int]:
 
 def allowed_crs(name: Any, *, epsg: Collection[int], field: str = "crs") -> str:
     """The canonical name of ``name`` if an HTTP caller may use it: an alias of
-    :data:`CRS_HELP`, or an EPSG code in ``epsg`` (4326 and 4490 always). Never parses PROJ
+    :data:`HTTP_CRS_HELP`, or an EPSG code in ``epsg`` (4326 and 4490 always). Never parses PROJ
     or WKT; an empty or missing name is WGS 84. Else :class:`CRSError` naming ``field``."""
     if name is None or name == "":
         return WGS84
     if isinstance(name, bool) or not isinstance(name, str | int):
-        raise CRSError(f"{field} must be a name or an EPSG code; accepted: {CRS_HELP}", field=field)
+        raise CRSError(
+            f"{field} must be a name or an EPSG code; accepted: {HTTP_CRS_HELP}", field=field
+        )
     if isinstance(name, int):
         code = name
     else:
@@ -187,7 +199,7 @@ def allowed_crs(name: Any, *, epsg: Collection[int], field: str = "crs") -> str:
             return _ALIASES[key]
         if not (m := _EPSG_RE.match(key)) or len(name) > 64:
             raise CRSError(
-                f"unknown CRS {_short(name)}: give a name or EPSG:NNNN; accepted: {CRS_HELP}",
+                f"unknown CRS {_short(name)}: give a name or EPSG:NNNN; accepted: {HTTP_CRS_HELP}",
                 field=field,
             )
         code = int(m.group(1))
@@ -195,8 +207,7 @@ def allowed_crs(name: Any, *, epsg: Collection[int], field: str = "crs") -> str:
         return _EPSG_NAMES[code]
     if code not in epsg:
         raise CRSError(
-            f"EPSG:{code} is not among the CRSs this service accepts (wgs84, cgcs2000, gcj02, "
-            "bd09, EPSG:3857, the CGCS2000 Gauss-Krüger zones EPSG:4491–4554, the UTM zones)",
+            f"EPSG:{code} is not among the CRSs this service accepts: {HTTP_CRS_HELP}",
             field=field,
         )
     return f"EPSG:{code}"

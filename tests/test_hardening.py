@@ -304,6 +304,9 @@ def test_single_lookup_refuses_unlisted_crs_unparsed(
     r = client.get("/v1/lookup", params={"lon": "1", "lat": "2", "crs": name})
     assert r.status_code == 422
     assert r.json()["error"]["code"] == "invalid_crs" and r.json()["error"]["field"] == "crs"
+    # The message offers what an HTTP caller may use, not "any code known to PROJ".
+    assert "GEOGRID_CRS_EPSG" in r.json()["error"]["message"]
+    assert "PROJ" not in r.json()["error"]["message"]
     assert parses == []
 
 
