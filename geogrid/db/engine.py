@@ -18,6 +18,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+# pyproj before any SpatiaLite connection, always: Debian's mod_spatialite links the system's
+# PROJ and pyproj's wheel bundles its own; when the extension loads first, the process
+# aborts at exit (segfault or "double free or corruption"), when pyproj is first it does not
+# (seen in the abuse benchmark; tests/test_engine_exit.py).
+import pyproj  # noqa: F401
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import OperationalError
