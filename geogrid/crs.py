@@ -80,19 +80,20 @@ BD09: Final = "bd09"
 ACCEPTED_CRS_NAMES: Final[tuple[str, ...]] = (WGS84, CGCS2000, GCJ02, BD09, "EPSG:NNNN")
 
 #: One-line description of every accepted spelling, for error messages and ``--crs`` help.
-CRS_HELP: Final = (
+# The named CRSs and their spellings, shared by both help texts below.
+_NAMES_HELP: Final = (
     "wgs84 (EPSG:4326, 4326, WGS 84), cgcs2000 (EPSG:4490, 4490, CGCS 2000), "
     "gcj02 (GCJ-02, gcj, mars: Amap/Tencent), bd09 (BD-09, baidu), "
-    "or any EPSG:NNNN code known to PROJ (e.g. EPSG:4547, EPSG:32650, EPSG:3857)"
+)
+CRS_HELP: Final = (
+    _NAMES_HELP + "or any EPSG:NNNN code known to PROJ (e.g. EPSG:4547, EPSG:32650, EPSG:3857)"
 )
 
 #: The same for HTTP callers, who may not name an arbitrary EPSG code (:func:`allowed_crs`).
 HTTP_CRS_HELP: Final = (
-    "wgs84 (EPSG:4326, 4326, WGS 84), cgcs2000 (EPSG:4490, 4490, CGCS 2000), "
-    "gcj02 (GCJ-02, gcj, mars: Amap/Tencent), bd09 (BD-09, baidu), "
-    "or an EPSG:NNNN code on the service's list (GEOGRID_CRS_EPSG; by default EPSG:3857, "
-    "the CGCS2000 Gauss-Krüger zones EPSG:4491–4554 and the UTM zones EPSG:32601–32660, "
-    "32701–32760)"
+    _NAMES_HELP + "or an EPSG:NNNN code on the service's list (GEOGRID_CRS_EPSG; by default "
+    "EPSG:3857, the CGCS2000 Gauss-Krüger zones EPSG:4491–4554 and the UTM zones "
+    "EPSG:32601–32660, 32701–32760)"
 )
 
 # Keys are lower-case with spaces, hyphens and underscores removed (see _alias_key).
