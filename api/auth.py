@@ -10,29 +10,22 @@ address (``geogrid.access.begin_login_attempt``; docs/api.md, "Access").
 
 from __future__ import annotations
 
-import html
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from api import csrf, errors
-from api.deps import EngineDep, RequestsSettingsDep, client_address
+from api.deps import EngineDep, client_address
 from api.schemas.auth import MeOut
 from api.schemas.common import ErrorEnvelope
 from geogrid.access import (
     Actor,
-    begin_login_attempt,
     check_key,
-    close_session,
-    login_succeeded,
-    open_session,
     record_key_use,
     session_actor,
 )
-from geogrid.errors import DatabaseUnavailable, GeogridError, NotAuthenticated
+from geogrid.errors import DatabaseUnavailable, NotAuthenticated
 
 log = logging.getLogger("geogrid.api")
 
@@ -99,161 +92,6 @@ ActorDep = Annotated[Actor, Depends(get_actor)]
 OPEN: dict[str, Any] = {"security": [{}]}
 
 router = APIRouter(tags=["access"])
-
-_PAGE = """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>geogrid — 登录 sign in</title>
-<style>body{{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:3em auto;max-width:28em}}
-label,input,button{{display:block;width:100%;margin:.4em 0}}input{{padding:.4em}}
-.error{{color:#b00}}</style></head><body>
-<h1>geogrid 登录 · Sign in</h1>
-<p>Officials and planners sign in with their API key; maps and exports then open without a
-key in the link.</p>
-{message}
-<form method="post" action="/login">
-<label for="api_key">API key</label>
-<input id="api_key" name="api_key" type="password" autocomplete="current-password" required>
-<input type="hidden" name="next" value="{next}">
-<input type="hidden" name="csrf_token" value="{csrf}">
-<button type="submit">Sign in 登录</button>
-</form></body></html>"""
-
-_LOGOUT_PAGE = """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>geogrid — 退出 sign out</title>
-<style>body{{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:3em auto;max-width:28em}}
-button{{display:block;width:100%;margin:.4em 0}}</style></head><body>
-<h1>geogrid 退出 · Sign out</h1>
-<form method="post" action="/logout">
-<input type="hidden" name="csrf_token" value="{csrf}">
-<button type="submit">Sign out 退出</button>
-</form></body></html>"""
-
-
-def _safe_next(target: str | None) -> str:
-    """Only a local path (no scheme, no ``//host``): no open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
-
-
-def _page(
-    request: Request,
-    template: str,
-    *,
-    status: int = 200,
-    headers: dict[str, str] | None = None,
-    **values: str,
-) -> HTMLResponse:
-    """A form page with a CSRF token, its cookie set on the answer."""
-    token = csrf.token_of(request)
-    response = HTMLResponse(
-        template.format(csrf=html.escape(token), **values), status_code=status, headers=headers
-    )
-    csrf.set_cookie(
-        response, token, secure=request.app.state.settings.requests.session_cookie_secure
-    )
-    return response
-
-
-@router.get("/login", response_class=HTMLResponse, summary="The sign-in page")
-def login_page(request: Request, next: str | None = None) -> HTMLResponse:
-    return _page(request, _PAGE, message="", next=html.escape(_safe_next(next)))
-
-
-_LOGIN_ANSWERS: dict[int | str, dict[str, Any]] = {
-    303: {"description": "Signed in: the session cookie is set; on to `next`"},
-    401: {"content": {"text/html": {}}, "description": "The sign-in page again, saying why"},
-    403: {
-        "content": {"text/html": {}},
-        "description": "A key that may not sign in, or a form without its CSRF token",
-    },
-    429: {
-        "content": {"text/html": {}},
-        "description": "Too many wrong keys from this address in a minute (`Retry-After`)",
-    },
-}
-
-
-@router.post(
-    "/login",
-    summary="Sign in with a key: sets the session cookie",
-    status_code=303,
-    response_class=Response,
-    responses=_LOGIN_ANSWERS,
-)
-def login(
-    request: Request,
-    engine: EngineDep,
-    settings: RequestsSettingsDep,
-    api_key: Annotated[str, Form(min_length=1, max_length=200)],
-    next: Annotated[str | None, Form(max_length=2000)] = None,
-    csrf_token: Annotated[str | None, Form(max_length=200)] = None,
-) -> Response:
-    target = html.escape(_safe_next(next))
-    client = client_address(request)
-    now = request.app.state.clock()
-    limit = request.app.state.settings.http.login_max_failures
-    try:
-        csrf.check(request, csrf_token)
-        # The attempt counts as a failure from the start (one transaction with the count), so
-        # that a burst of concurrent wrong keys cannot all pass the throttle together.
-        with engine.begin() as conn:
-            attempt = begin_login_attempt(conn, client=client, now=now, limit=limit)
-        with engine.begin() as conn:
-            token, _actor = open_session(conn, key=api_key, hours=settings.session_hours)
-            login_succeeded(conn, attempt=attempt)
-    except GeogridError as exc:
-        retry = getattr(exc, "retry_after", None)
-        return _page(
-            request,
-            _PAGE,
-            status=errors.status_of(exc),
-            headers={"Retry-After": str(retry)} if retry else None,
-            message=f'<p class="error">{html.escape(exc.message)}</p>',
-            next=target,
-        )
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=settings.session_hours * 3600,
-        httponly=True,
-        samesite="lax",
-        secure=settings.session_cookie_secure,
-        path="/",
-    )
-    return response
-
-
-@router.get("/logout", response_class=HTMLResponse, summary="The sign-out page (a button)")
-def logout_page(request: Request) -> HTMLResponse:
-    return _page(request, _LOGOUT_PAGE)
-
-
-@router.post(
-    "/logout",
-    summary="Sign out: ends the session",
-    status_code=303,
-    response_class=Response,
-    responses={
-        303: {"description": "Signed out: the cookie is cleared; on to `/login`"},
-        403: {"model": ErrorEnvelope, "description": "A form without its CSRF token"},
-    },
-)
-def logout(
-    request: Request,
-    engine: EngineDep,
-    csrf_token: Annotated[str | None, Form(max_length=200)] = None,
-) -> Response:
-    # A sign-out forced by another site is a nuisance, not a breach, but it is refused the
-    # same way (issue 14): only the app's own form, carrying the token, signs out.
-    csrf.check(request, csrf_token)
-    token = request.cookies.get(SESSION_COOKIE)
-    if token:
-        with engine.begin() as conn:
-            close_session(conn, token)
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    return response
 
 
 @router.get(

@@ -46,7 +46,7 @@ def envelope(code: str, message: str, field: str | None = None, **extra: Any) ->
     return {"error": {"code": code, "message": message, "field": field, **extra}}
 
 
-async def _geogrid_error(_request: Request, exc: Exception) -> JSONResponse:
+async def geogrid_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, domain.GeogridError)
     retry = getattr(exc, "retry_after", None)
     return JSONResponse(
@@ -75,7 +75,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(envelope("invalid_input", message, field, details=details), status_code=422)
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status, headers = exc.status_code, dict(getattr(exc, "headers", None) or {})
     if status == 400:
@@ -130,7 +130,7 @@ def install(app: FastAPI) -> None:
     # Starlette runs the ``Exception`` handler in its outermost middleware, so it answers
     # whatever a route or another middleware raised.
     app.add_exception_handler(Exception, _server_error)
-    app.add_exception_handler(domain.GeogridError, _geogrid_error)
+    app.add_exception_handler(domain.GeogridError, geogrid_error)
     app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)

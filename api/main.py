@@ -9,7 +9,7 @@ from ipaddress import ip_network
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 import geogrid
@@ -28,6 +28,10 @@ from api.routes import (
     requests,
     summary,
 )
+from api.web import errors as web_errors
+from api.web import home as web_home
+from api.web import login as web_login
+from api.web import render as web_render
 from geogrid import crs as gcrs
 from geogrid import hotspots
 from geogrid.db.engine import make_engine
@@ -35,25 +39,6 @@ from geogrid.db.models import utcnow
 from geogrid.lookup import LookupService
 from geogrid.requests.webhooks import WebhookWorker
 from geogrid.settings import Settings
-
-INDEX = """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>geogrid</title>
-<style>body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:2em;max-width:50em}</style>
-</head><body><h1>geogrid 网格化服务管理</h1>
-<p>Community grid governance service, version {version}.</p>
-<ul id="links">
-<li><a href="/health">/health</a> — service status</li>
-<li><a href="/v1/summary">/v1/summary</a> — headline figures per community</li>
-<li>/v1/lookup?address=… or ?lon=…&amp;lat=… — which grid and member cover a place</li>
-<li><a href="/maps/coverage">/maps/coverage</a> — coverage map</li>
-<li><a href="/maps/hotspots">/maps/hotspots</a> — unresolved hot spots</li>
-<li><a href="/v1/requests">/v1/requests</a> — requests (诉求)</li>
-<li><a href="/v1/kpis">/v1/kpis</a> — KPIs</li>
-<li><a href="/open311/v2/discovery.xml">/open311/v2/discovery.xml</a> — Open311 GeoReport v2</li>
-<li><a href="/login">/login</a> — sign in (officials, planners)</li>
-<li><a href="/docs">/docs</a> — the API, every parameter with examples (works offline)</li>
-<li><a href="/openapi.json">/openapi.json</a> — the API contract (docs/api.md)</li>
-</ul></body></html>"""
 
 
 def _tile_origins(settings: Settings) -> list[str]:
@@ -122,21 +107,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # checks it and ends its request (503) instead of holding the shutdown (geogrid.budget).
     app.state.stopping = threading.Event()
     errors.install(app)
+    web_errors.install(app)  # browsers' page requests: pages and the sign-in redirect
     lookup.install(app)  # first: the hot route (api/routes/lookup.py)
     app.include_router(health.router)
     app.include_router(summary.router)
     app.include_router(communities.router)
     app.include_router(maps.router)
-    app.include_router(auth.router)
+    app.include_router(auth.router)  # /v1/me
     app.include_router(requests.router)
     app.include_router(kpis.router)
     app.include_router(directory.router)
     app.include_router(admin.router)
     app.include_router(open311.router)
     app.include_router(plans.router)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index() -> str:
-        return INDEX.replace("{version}", geogrid.__version__)
+    app.include_router(web_login.router)
+    app.include_router(web_home.router)
+    app.mount("/static", StaticFiles(directory=web_render.STATIC), name="static")
 
     return app

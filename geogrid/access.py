@@ -51,7 +51,10 @@ from geogrid.periods import DEFAULT_TZ, iso
 Role = models.Role
 
 #: Roles that may sign in from a browser (login page + session cookie).
-SESSION_ROLES: Final = frozenset({Role.OFFICIAL, Role.PLANNER, Role.ADMIN})
+#: Roles that may sign in in a browser: everyone but the public apps' keys (issue 15).
+SESSION_ROLES: Final = frozenset(
+    {Role.MEMBER, Role.DEPARTMENT, Role.OFFICIAL, Role.PLANNER, Role.ADMIN}
+)
 #: Roles whose keys may carry the personal-data right.
 PERSONAL_DATA_ROLES: Final = frozenset({Role.MEMBER, Role.DEPARTMENT, Role.OFFICIAL, Role.ADMIN})
 #: How long a browser session lasts.

@@ -28,7 +28,7 @@ from geogrid.db.engine import make_engine
 from geogrid.demo.generate import DemoData, generate_demo
 from tests.requests_factories import World, build_world, make_app
 
-pytest_plugins = ["tests.browser_support"]
+pytest_plugins = ["tests.browser_support", "tests.web_support"]
 
 # Starlette's TestClient calls itself "testserver": the apps under test answer to it (the
 # service checks Host against GEOGRID_ALLOWED_HOSTS; tests of that check set their own list).

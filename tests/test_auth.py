@@ -112,7 +112,7 @@ def test_login_refusals(client: TestClient, engine: Engine) -> None:
     assert r.status_code == 401
     admin = new_key(engine, "admin")
     r = sign_in(client, admin, next="//evil.example/")
-    assert r.headers["location"] == "/"  # no open redirect
+    assert r.headers["location"] == "/dashboard"  # no open redirect: the role's home
 
 
 def test_revoking_a_key_ends_its_sessions(client: TestClient, engine: Engine) -> None:

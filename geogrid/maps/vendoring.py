@@ -94,6 +94,30 @@ NPM_PACKAGES: Final[tuple[NpmPackage, ...]] = (
             "dist/MarkerCluster.Default.css",
         ),
     ),
+    # The web workbench (api/web): charts of the dashboard, and htmx for its forms and filters.
+    NpmPackage(
+        "echarts",
+        "6.1.0",
+        "sha512-q0yaFPggC9FUdsWH4blavRWFmxdrIodbkoKNAjJudAI6CA9gNPxHtV2RcZNEepZVlk4yvBYkOkbk6HIVpIyHZA==",
+        "Apache-2.0",
+        ("LICENSE", "NOTICE", "dist/echarts.min.js"),
+    ),
+    NpmPackage(
+        "htmx.org",
+        "2.0.11",
+        "sha512-Thx/WtpeOQqSrqBCw/A1cwGJGg4UrVa3+sW0GmrM3p4gJgO89ecH4qtbnyzDDWFvBTqjnIMCgELTNt636dtamA==",
+        "0BSD",
+        ("LICENSE", "dist/htmx.min.js"),
+    ),
+    # The accessibility check of the browser tests (tests/test_web_browser.py) runs axe-core in
+    # the page; vendored like the rest so that the tests need no internet either.
+    NpmPackage(
+        "axe-core",
+        "4.14.1",
+        "sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ==",
+        "MPL-2.0",
+        ("LICENSE", "axe.min.js"),
+    ),
 )
 
 
