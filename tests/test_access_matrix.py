@@ -159,6 +159,7 @@ def _action(ctx: Ctx) -> Call:
 CASES: list[Case] = [
     # --- public reads ---
     case("GET", "/", ANYONE, None),
+    case("GET", "/lang/{code}", ANYONE, None, _get("/lang/en?next=/")),
     case("GET", "/health", ANYONE, None),
     case("GET", "/openapi.json", ANYONE, None),
     case("GET", "/docs", ANYONE, None),
