@@ -147,3 +147,16 @@ def test_the_installed_wheel_serves_working_maps(browser: Browser, served_wheel:
         for path in [*JS.values(), *CSS.values()]:
             answer = report.page.request.get(f"{served_wheel}/maps/assets/{resolve_asset(path)}")
             assert answer.status == 200 and len(answer.body()) > 500, path
+
+    # The pages too (one server: the demo takes a while): templates, styles and the Chinese
+    # catalogue are package data, and the workbench's scripts are served.
+    with load_page(browser, f"{served_wheel}/", screenshot="wheel_home") as report:
+        report.assert_clean()
+        assert report.page.locator("h1").inner_text() == "网格化服务管理"
+        report.page.goto(f"{served_wheel}/?lang=en")
+        assert report.page.locator("h1").inner_text() == "Community grid service"
+        for pkg in NPM_PACKAGES:
+            for name in pkg.files:
+                if name.endswith(".js"):
+                    url = f"{served_wheel}/maps/assets/{pkg.folder}/{name}"
+                    assert report.page.request.get(url).status == 200, url
