@@ -21,13 +21,14 @@ mkdir -p var
 # dashboard, requests, members' sign-in links) and a planner's. Made once; revoke them with
 # `geogrid keys revoke PREFIX` (`geogrid keys list`).
 if [ ! -s var/demo-keys.txt ]; then
+    umask 077 # the file too (the redirect below is opened by this shell)
     (
-        umask 077
         official="$(.venv/bin/geogrid keys create --role official --name 'demo official' 2>/dev/null)"
         planner="$(.venv/bin/geogrid keys create --role planner --name 'demo planner' 2>/dev/null)"
         printf '# Sign-in keys of the demo (scripts/demo.sh): http://127.0.0.1:8000/login\n'
         printf 'official %s\nplanner %s\n' "$official" "$planner"
     ) > var/demo-keys.txt.tmp && mv var/demo-keys.txt.tmp var/demo-keys.txt
+    umask 022
 fi
 echo "demo: open http://127.0.0.1:8000/ — sign in with a key from var/demo-keys.txt"
 exec .venv/bin/geogrid serve --host 127.0.0.1 --port 8000 "$@"
