@@ -28,6 +28,7 @@ from api.routes import (
     requests,
     summary,
 )
+from api.web import dashboard as web_dashboard
 from api.web import errors as web_errors
 from api.web import home as web_home
 from api.web import login as web_login
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(plans.router)
     app.include_router(web_login.router)
     app.include_router(web_home.router)
+    app.include_router(web_dashboard.router)
     app.mount("/static", StaticFiles(directory=web_render.STATIC), name="static")
 
     return app

@@ -11,6 +11,10 @@ with who may do it:
   only B's rows, tested elsewhere);
 * ``UNSCOPED``: only keys limited to no community (the shared catalogue).
 
+A case of a *page* (``page=True``) is called as a browser calls it: the caller signs in with
+its key and sends the session cookie, not the key. A caller that cannot sign in (anonymous, a
+public app's key) is sent to the sign-in page (303); a signed-in one of another role gets 403.
+
 A route of the app without a case here fails :func:`test_every_route_has_cases`: a new route
 cannot escape the matrix. Denials run before allowed calls, so a write that succeeds does
 not change what a refused caller would have met.
@@ -128,6 +132,8 @@ class Case:
     #: earlier allowed caller: 409; the route's own validation of this small world: 422).
     ok: frozenset[int] = frozenset()
     note: str = ""
+    #: A page of the web workbench: called with the caller's session (see the docstring).
+    page: bool = False
 
 
 def _get(url: str, **kw: Any) -> Callable[[Ctx], Call]:
@@ -142,10 +148,11 @@ def case(
     call: Callable[[Ctx], Call] | None = None,
     ok: tuple[int, ...] = (),
     note: str = "",
+    page: bool = False,
 ) -> Case:
     if call is None:
         call = _get(path) if method == "GET" else (lambda ctx: (method, path, {}))
-    return Case(method, path, who, scope, call, frozenset(ok), note)
+    return Case(method, path, who, scope, call, frozenset(ok), note, page)
 
 
 def _action(ctx: Ctx) -> Call:
@@ -180,6 +187,7 @@ CASES: list[Case] = [
         note="the sign-in itself: a wrong key is 401 for everyone",
     ),
     case("GET", "/logout", ANYONE, None),
+    case("GET", "/lang/{code}", ANYONE, None, _get("/lang/en?next=/")),
     case(
         "POST",
         "/logout",
@@ -277,6 +285,16 @@ CASES: list[Case] = [
         "scoped",
         _get(f"/maps/coverage?audience=official&subdistrict={AREAS[A][0]}"),
         note="official audience, A's subdistrict",
+    ),
+    # --- the web workbench's pages (called with a session) ---
+    case("GET", "/dashboard", EDITORS, "scoped", _get("/dashboard?community={A}"), page=True),
+    case(
+        "GET",
+        "/dashboard/export",
+        EDITORS,
+        "scoped",
+        _get("/dashboard/export?table=grids&format=xlsx&community={A}"),
+        page=True,
     ),
     # --- any key ---
     case("GET", "/v1/me", ANYONE, None, note="anonymous: who the server takes the caller for"),
@@ -686,7 +704,31 @@ def _expected(c: Case, caller: Caller) -> bool:
     return True
 
 
+#: Callers that cannot sign in: a page sends them to the sign-in page.
+NO_SESSION = frozenset({"anonymous", "public"})
+
+
+def _send_page(client: TestClient, ctx: Ctx, c: Case, caller: Caller) -> int:
+    """A page as the caller's browser asks for it: signed in with its key, by cookie."""
+    method, url, kw = c.call(ctx)
+    client.cookies.delete("geogrid_session")
+    key = ctx.keys.get(caller.name)
+    if key:
+        form = {"api_key": key, "csrf_token": ctx.csrf}
+        signed = client.post("/login", data=form, follow_redirects=False)
+        assert signed.status_code == (403 if caller.role in NO_SESSION else 303), signed.text
+    headers = {"Accept": "text/html"}
+    response = client.request(method, url, headers=headers, follow_redirects=False, **kw)
+    client.cookies.delete("geogrid_session")
+    assert response.status_code < 500, f"{caller.name} {method} {url}: {response.text[:300]}"
+    if response.status_code == 303:
+        assert response.headers["location"].startswith("/login?next="), response.headers
+    return response.status_code
+
+
 def _send(client: TestClient, ctx: Ctx, c: Case, caller: Caller) -> int:
+    if c.page:
+        return _send_page(client, ctx, c, caller)
     method, url, kw = c.call(ctx)
     headers = {}
     key = ctx.keys.get(caller.name)
@@ -720,6 +762,8 @@ def test_access_matrix(engine: Engine, db_url: str) -> None:
                 allowed = _expected(c, caller)
                 if allowed:
                     good = status < 400 or status in c.ok
+                elif c.page and caller.role in NO_SESSION:
+                    good = status == 303
                 elif caller.role in c.who:  # the right role, the wrong community
                     good = status in (403, 404)
                 else:

@@ -181,13 +181,43 @@ def kpis(
 ) -> dict[str, Any]:
     """The KPI table: ``{period, group_by, total, rows}`` (docs/api.md, "KPIs"), of one
     community, a subdistrict's or a district's (codes), or every one the key may see."""
-    if group_by is not None and group_by not in GROUPS:
-        raise InvalidInput(f"group_by must be one of {', '.join(GROUPS)}", field="group_by")
+    return kpi_tables(
+        conn,
+        period=period,
+        group_bys=[group_by],
+        community=community,
+        actor=actor,
+        now=now,
+        subdistrict=subdistrict,
+        district=district,
+    )[group_by]
+
+
+def kpi_tables(
+    conn: Connection,
+    *,
+    period: Period,
+    group_bys: Sequence[str | None],
+    community: str | None = None,
+    actor: Actor | None = None,
+    now: dt.datetime | None = None,
+    subdistrict: str | None = None,
+    district: str | None = None,
+) -> dict[str | None, dict[str, Any]]:
+    """:func:`kpis` of several groupings at once (the dashboard's tables): the period's
+    requests and households are read once, each table is what :func:`kpis` answers."""
+    for group_by in group_bys:
+        if group_by is not None and group_by not in GROUPS:
+            raise InvalidInput(f"group_by must be one of {', '.join(GROUPS)}", field="group_by")
     actor = actor or Actor.anonymous()
-    if group_by in RESTRICTED_GROUPS:
-        actor.require(
-            models.Role.OFFICIAL, models.Role.PLANNER, models.Role.ADMIN, what=f"KPIs by {group_by}"
-        )
+    for group_by in group_bys:
+        if group_by in RESTRICTED_GROUPS:
+            actor.require(
+                models.Role.OFFICIAL,
+                models.Role.PLANNER,
+                models.Role.ADMIN,
+                what=f"KPIs by {group_by}",
+            )
     now = now or models.utcnow()
     cids = community_ids(
         conn, community=community, actor=actor, subdistrict=subdistrict, district=district
@@ -202,16 +232,18 @@ def kpis(
         **_metrics(frame, now=now),
         **_coverage(len(homes), int(homes["visited"].sum())),
     }
-    out: dict[str, Any] = {
-        "period": period.to_dict(queries.community_zones(conn, community_ids=cids).values()),
-        "group_by": group_by,
-        "total": total,
-        "rows": [],
+    shown = period.to_dict(queries.community_zones(conn, community_ids=cids).values())
+    return {
+        group_by: {
+            "period": dict(shown),
+            "group_by": group_by,
+            "total": dict(total),
+            "rows": []
+            if group_by is None
+            else _grouped(conn, frame, homes, group_by, period, cids, now),
+        }
+        for group_by in group_bys
     }
-    if group_by is None:
-        return out
-    out["rows"] = _grouped(conn, frame, homes, group_by, period, cids, now)
-    return out
 
 
 def _grouped(

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from sqlalchemy import Connection, exists, select
+from sqlalchemy import Connection, exists, func, select
 
 from geogrid.db import models
 
@@ -101,6 +101,15 @@ def kpi_requests(
         )
     ).all()
     return [KpiRequest(**r._asdict()) for r in rows]
+
+
+def first_received(conn: Connection, *, community_ids: Sequence[int]) -> dt.datetime | None:
+    """When the communities' first request was received (None: no request yet), for a
+    period of "all history" that starts with the data instead of in 1970."""
+    request = models.Request
+    return conn.execute(
+        select(func.min(request.received_at)).where(request.community_id.in_(list(community_ids)))
+    ).scalar_one_or_none()
 
 
 class GroupName(NamedTuple):
