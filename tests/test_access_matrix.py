@@ -11,6 +11,10 @@ with who may do it:
   only B's rows, tested elsewhere);
 * ``UNSCOPED``: only keys limited to no community (the shared catalogue).
 
+Pages (the web workbench) take no key: a case marked ``session`` is sent by the caller's
+browser session — its key signed in through ``/login`` — and a page's redirect of a browser
+without one to ``/login?next=…`` counts as the 401 of the API.
+
 A route of the app without a case here fails :func:`test_every_route_has_cases`: a new route
 cannot escape the matrix. Denials run before allowed calls, so a write that succeeds does
 not change what a refused caller would have met.
@@ -27,6 +31,7 @@ from fastapi.testclient import TestClient
 from shapely.geometry import MultiPolygon, box
 from sqlalchemy import Engine, update
 
+from api.auth import SESSION_COOKIE
 from geogrid.access import create_key
 from geogrid.db import models as m
 from geogrid.db import queries as q
@@ -106,6 +111,8 @@ class Ctx:
     versions: dict[int, int] = field(default_factory=dict)
     #: The token of the app's forms (sign in, sign out), for the test client's cookie.
     csrf: str = ""
+    #: Each caller's browser session (its key signed in at ``/login``), made when first used.
+    sessions: dict[str, str | None] = field(default_factory=dict)
 
     def throwaway_key(self) -> str:
         with self.engine.begin() as conn:
@@ -131,7 +138,12 @@ class Case:
 
 
 def _get(url: str, **kw: Any) -> Callable[[Ctx], Call]:
-    return lambda ctx: ("GET", url.format(ctx=ctx, A=A), kw)
+    return lambda ctx: ("GET", url.format(ctx=ctx, A=A), dict(kw))
+
+
+def _page(url: str) -> Callable[[Ctx], Call]:
+    """A page, opened by the caller's browser session."""
+    return _get(url, session=True)
 
 
 def case(
@@ -180,6 +192,7 @@ CASES: list[Case] = [
         note="the sign-in itself: a wrong key is 401 for everyone",
     ),
     case("GET", "/logout", ANYONE, None),
+    case("GET", "/lang/{code}", ANYONE, None, _get("/lang/en?next=/")),
     case(
         "POST",
         "/logout",
@@ -301,6 +314,35 @@ CASES: list[Case] = [
     ),
     # --- the workflow ---
     case("POST", "/v1/requests/{request_id}/{action}", EDITORS, "scoped", _action, ok=(409,)),
+    # --- the request pages (browser sessions) ---
+    case(
+        "GET",
+        "/requests",
+        frozenset({"member", "department", *READERS}),
+        "filtered",
+        _page("/requests?status=open"),
+    ),
+    case(
+        "GET",
+        "/requests/{request_id}",
+        frozenset({"member", *READERS}),
+        "scoped",
+        _page("/requests/{ctx.request_id}"),
+        note="member A's request, not escalated: its department may not read it",
+    ),
+    case(
+        "POST",
+        "/requests/{request_id}/{action}",
+        EDITORS,
+        "scoped",
+        lambda ctx: (
+            "POST",
+            f"/requests/{ctx.request_id}/register",
+            {"data": {"csrf_token": ctx.csrf, "version": "1"}, "session": True},
+        ),
+        ok=(409,),
+        note="the register form: 409 once an allowed caller has registered it",
+    ),
     # --- the catalogue: shared by every community ---
     case(
         "POST",
@@ -690,6 +732,8 @@ def _send(client: TestClient, ctx: Ctx, c: Case, caller: Caller) -> int:
     method, url, kw = c.call(ctx)
     headers = {}
     key = ctx.keys.get(caller.name)
+    if kw.pop("session", False):
+        return _send_in_session(client, ctx, caller, method, url, kw)
     if kw.pop("open311", False):  # Open311 takes the key in the form body
         form = {
             "service_code": "sewer_blocked",
@@ -703,6 +747,37 @@ def _send(client: TestClient, ctx: Ctx, c: Case, caller: Caller) -> int:
         headers["X-API-Key"] = key
     response = client.request(method, url, headers=headers, follow_redirects=False, **kw)
     assert response.status_code < 500, f"{caller.name} {method} {url}: {response.text[:300]}"
+    return response.status_code
+
+
+def _send_in_session(
+    client: TestClient, ctx: Ctx, caller: Caller, method: str, url: str, kw: dict[str, Any]
+) -> int:
+    """A page as ``caller``'s browser opens it: its session (signed in with its key, when
+    its role may sign in), no key header; a redirect to sign in is the API's 401."""
+    if caller.name not in ctx.sessions:
+        token = None
+        key = ctx.keys.get(caller.name)
+        if key:
+            client.cookies.delete(SESSION_COOKIE)
+            signed = client.post(
+                "/login", data={"api_key": key, "csrf_token": ctx.csrf}, follow_redirects=False
+            )
+            token = signed.cookies.get(SESSION_COOKIE) if signed.status_code == 303 else None
+        ctx.sessions[caller.name] = token
+    client.cookies.delete(SESSION_COOKIE)
+    token = ctx.sessions[caller.name]
+    if token:
+        client.cookies.set(SESSION_COOKIE, token)
+    try:
+        response = client.request(
+            method, url, headers={"Accept": "text/html"}, follow_redirects=False, **kw
+        )
+    finally:
+        client.cookies.delete(SESSION_COOKIE)
+    assert response.status_code < 500, f"{caller.name} {method} {url}: {response.text[:300]}"
+    if response.status_code == 303 and response.headers["location"].startswith("/login?next="):
+        return 401
     return response.status_code
 
 
