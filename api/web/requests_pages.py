@@ -112,7 +112,8 @@ def _day(value: str | None, field: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise InvalidInput(f"{field} must be a date (YYYY-MM-DD), got {value!r}", field=field) from None
+        message = f"{field} must be a date (YYYY-MM-DD), got {value!r}"
+        raise InvalidInput(message, field=field) from None
 
 
 def _int(value: str | None, field: str, *, default: int | None = None) -> int | None:
