@@ -454,6 +454,16 @@ def test_refused_actions_are_pages_with_the_reason(
     )
     assert r.status_code == 403 and "text/html" in r.headers["content-type"]
     assert _state(api, keys["official"], rid)["version"] == version
+    # An action not possible from the status (the form of a page opened earlier): 409, naming
+    # the status it is in now, and nothing changed.
+    official = browser(app, keys["official"])
+    received = cases["received"]
+    data = {**_form(official, received, "register"), "note": "核查通过"}
+    r = official.post(f"/requests/{received}/close?lang=en", data=data, follow_redirects=False)
+    assert r.status_code == 409
+    assert "This action is not possible any more: the request is now “received”" in r.text
+    assert "核查通过" in r.text  # kept: the close form is not offered, so shown apart
+    assert _state(api, keys["official"], received)["version"] == 1
 
 
 def test_another_members_request_is_403(
