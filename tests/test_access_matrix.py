@@ -11,9 +11,9 @@ with who may do it:
   only B's rows, tested elsewhere);
 * ``UNSCOPED``: only keys limited to no community (the shared catalogue).
 
-A case of a *page* (``page=True``) is called as a browser calls it: the caller signs in with
-its key and sends the session cookie, not the key. A caller that cannot sign in (anonymous, a
-public app's key) is sent to the sign-in page (303); a signed-in one of another role gets 403.
+Pages (the web workbench) take no key: a case marked ``session`` is sent by the caller's
+browser session — its key signed in through ``/login`` — and a page's redirect of a browser
+without one to ``/login?next=…`` counts as the 401 of the API.
 
 A route of the app without a case here fails :func:`test_every_route_has_cases`: a new route
 cannot escape the matrix. Denials run before allowed calls, so a write that succeeds does
@@ -31,6 +31,7 @@ from fastapi.testclient import TestClient
 from shapely.geometry import MultiPolygon, box
 from sqlalchemy import Engine, update
 
+from api.auth import SESSION_COOKIE
 from geogrid.access import create_key
 from geogrid.db import models as m
 from geogrid.db import queries as q
@@ -110,6 +111,8 @@ class Ctx:
     versions: dict[int, int] = field(default_factory=dict)
     #: The token of the app's forms (sign in, sign out), for the test client's cookie.
     csrf: str = ""
+    #: Each caller's browser session (its key signed in at ``/login``), made when first used.
+    sessions: dict[str, str | None] = field(default_factory=dict)
 
     def throwaway_key(self) -> str:
         with self.engine.begin() as conn:
@@ -132,12 +135,15 @@ class Case:
     #: earlier allowed caller: 409; the route's own validation of this small world: 422).
     ok: frozenset[int] = frozenset()
     note: str = ""
-    #: A page of the web workbench: called with the caller's session (see the docstring).
-    page: bool = False
 
 
 def _get(url: str, **kw: Any) -> Callable[[Ctx], Call]:
-    return lambda ctx: ("GET", url.format(ctx=ctx, A=A), kw)
+    return lambda ctx: ("GET", url.format(ctx=ctx, A=A), dict(kw))
+
+
+def _page(url: str) -> Callable[[Ctx], Call]:
+    """A page, opened by the caller's browser session."""
+    return _get(url, session=True)
 
 
 def case(
@@ -148,11 +154,10 @@ def case(
     call: Callable[[Ctx], Call] | None = None,
     ok: tuple[int, ...] = (),
     note: str = "",
-    page: bool = False,
 ) -> Case:
     if call is None:
         call = _get(path) if method == "GET" else (lambda ctx: (method, path, {}))
-    return Case(method, path, who, scope, call, frozenset(ok), note, page)
+    return Case(method, path, who, scope, call, frozenset(ok), note)
 
 
 def _action(ctx: Ctx) -> Call:
@@ -187,7 +192,6 @@ CASES: list[Case] = [
         note="the sign-in itself: a wrong key is 401 for everyone",
     ),
     case("GET", "/logout", ANYONE, None),
-    case("GET", "/lang/{code}", ANYONE, None, _get("/lang/en?next=/")),
     case(
         "POST",
         "/logout",
@@ -286,16 +290,6 @@ CASES: list[Case] = [
         _get(f"/maps/coverage?audience=official&subdistrict={AREAS[A][0]}"),
         note="official audience, A's subdistrict",
     ),
-    # --- the web workbench's pages (called with a session) ---
-    case("GET", "/dashboard", EDITORS, "scoped", _get("/dashboard?community={A}"), page=True),
-    case(
-        "GET",
-        "/dashboard/export",
-        EDITORS,
-        "scoped",
-        _get("/dashboard/export?table=grids&format=xlsx&community={A}"),
-        page=True,
-    ),
     # --- any key ---
     case("GET", "/v1/me", ANYONE, None, note="anonymous: who the server takes the caller for"),
     case(
@@ -319,6 +313,44 @@ CASES: list[Case] = [
     ),
     # --- the workflow ---
     case("POST", "/v1/requests/{request_id}/{action}", EDITORS, "scoped", _action, ok=(409,)),
+    # --- the dashboard (browser sessions) ---
+    case("GET", "/dashboard", EDITORS, "scoped", _page("/dashboard?community={A}")),
+    case(
+        "GET",
+        "/dashboard/export",
+        EDITORS,
+        "scoped",
+        _page("/dashboard/export?table=grids&format=xlsx&community={A}"),
+    ),
+    # --- the request pages (browser sessions) ---
+    case(
+        "GET",
+        "/requests",
+        frozenset({"member", "department", *READERS}),
+        "filtered",
+        _page("/requests?status=open"),
+    ),
+    case(
+        "GET",
+        "/requests/{request_id}",
+        frozenset({"member", *READERS}),
+        "scoped",
+        _page("/requests/{ctx.request_id}"),
+        note="member A's request, not escalated: its department may not read it",
+    ),
+    case(
+        "POST",
+        "/requests/{request_id}/{action}",
+        EDITORS,
+        "scoped",
+        lambda ctx: (
+            "POST",
+            f"/requests/{ctx.request_id}/register",
+            {"data": {"csrf_token": ctx.csrf, "version": "1"}, "session": True},
+        ),
+        ok=(409,),
+        note="the register form: 409 once an allowed caller has registered it",
+    ),
     # --- the catalogue: shared by every community ---
     case(
         "POST",
@@ -704,34 +736,12 @@ def _expected(c: Case, caller: Caller) -> bool:
     return True
 
 
-#: Callers that cannot sign in: a page sends them to the sign-in page.
-NO_SESSION = frozenset({"anonymous", "public"})
-
-
-def _send_page(client: TestClient, ctx: Ctx, c: Case, caller: Caller) -> int:
-    """A page as the caller's browser asks for it: signed in with its key, by cookie."""
-    method, url, kw = c.call(ctx)
-    client.cookies.delete("geogrid_session")
-    key = ctx.keys.get(caller.name)
-    if key:
-        form = {"api_key": key, "csrf_token": ctx.csrf}
-        signed = client.post("/login", data=form, follow_redirects=False)
-        assert signed.status_code == (403 if caller.role in NO_SESSION else 303), signed.text
-    headers = {"Accept": "text/html"}
-    response = client.request(method, url, headers=headers, follow_redirects=False, **kw)
-    client.cookies.delete("geogrid_session")
-    assert response.status_code < 500, f"{caller.name} {method} {url}: {response.text[:300]}"
-    if response.status_code == 303:
-        assert response.headers["location"].startswith("/login?next="), response.headers
-    return response.status_code
-
-
 def _send(client: TestClient, ctx: Ctx, c: Case, caller: Caller) -> int:
-    if c.page:
-        return _send_page(client, ctx, c, caller)
     method, url, kw = c.call(ctx)
     headers = {}
     key = ctx.keys.get(caller.name)
+    if kw.pop("session", False):
+        return _send_in_session(client, ctx, caller, method, url, kw)
     if kw.pop("open311", False):  # Open311 takes the key in the form body
         form = {
             "service_code": "sewer_blocked",
@@ -745,6 +755,37 @@ def _send(client: TestClient, ctx: Ctx, c: Case, caller: Caller) -> int:
         headers["X-API-Key"] = key
     response = client.request(method, url, headers=headers, follow_redirects=False, **kw)
     assert response.status_code < 500, f"{caller.name} {method} {url}: {response.text[:300]}"
+    return response.status_code
+
+
+def _send_in_session(
+    client: TestClient, ctx: Ctx, caller: Caller, method: str, url: str, kw: dict[str, Any]
+) -> int:
+    """A page as ``caller``'s browser opens it: its session (signed in with its key, when
+    its role may sign in), no key header; a redirect to sign in is the API's 401."""
+    if caller.name not in ctx.sessions:
+        token = None
+        key = ctx.keys.get(caller.name)
+        if key:
+            client.cookies.delete(SESSION_COOKIE)
+            signed = client.post(
+                "/login", data={"api_key": key, "csrf_token": ctx.csrf}, follow_redirects=False
+            )
+            token = signed.cookies.get(SESSION_COOKIE) if signed.status_code == 303 else None
+        ctx.sessions[caller.name] = token
+    client.cookies.delete(SESSION_COOKIE)
+    token = ctx.sessions[caller.name]
+    if token:
+        client.cookies.set(SESSION_COOKIE, token)
+    try:
+        response = client.request(
+            method, url, headers={"Accept": "text/html"}, follow_redirects=False, **kw
+        )
+    finally:
+        client.cookies.delete(SESSION_COOKIE)
+    assert response.status_code < 500, f"{caller.name} {method} {url}: {response.text[:300]}"
+    if response.status_code == 303 and response.headers["location"].startswith("/login?next="):
+        return 401
     return response.status_code
 
 
@@ -762,8 +803,6 @@ def test_access_matrix(engine: Engine, db_url: str) -> None:
                 allowed = _expected(c, caller)
                 if allowed:
                     good = status < 400 or status in c.ok
-                elif c.page and caller.role in NO_SESSION:
-                    good = status == 303
                 elif caller.role in c.who:  # the right role, the wrong community
                     good = status in (403, 404)
                 else:

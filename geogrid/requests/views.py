@@ -25,6 +25,7 @@ from sqlalchemy import Connection
 
 from geogrid.access import Actor, Forbidden, log_personal_read
 from geogrid.db import models
+from geogrid.db.queries import catalogue
 from geogrid.db.queries import requests as request_queries
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.periods import Period, iso
@@ -35,6 +36,8 @@ from geogrid.requests.rights import can_read, list_scope
 #: Actions whose notes are addressed to the reporter (Open311 ``status_notes``).
 PUBLIC_NOTE_ACTIONS: Final = ("resolve", "reject", "close", "reopen", "send_back")
 MAX_PAGE: Final = 500
+#: Orders of a list: newest received first (the API's), soonest due first, by status.
+SORTS: Final = request_queries.ORDERS
 
 
 def public_address(row: Any) -> str | None:
@@ -377,8 +380,12 @@ def list_requests(
     offset: int = 0,
     base_url: str = "",
     newest_first: bool = True,
+    sort: str = "received",
 ) -> dict[str, Any]:
-    """A page of requests, newest received first, and the total matching the filters."""
+    """A page of requests, newest received first (or by ``sort``: :data:`SORTS`), and the
+    total matching the filters."""
+    if sort not in SORTS:
+        raise InvalidInput(f"sort must be one of {', '.join(SORTS)}, got {sort!r}", field="sort")
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
     if offset < 0:
@@ -386,7 +393,13 @@ def list_requests(
     where, scope = _where(filters), list_scope(actor)
     total = request_queries.count_requests(conn, where=where, scope=scope)
     rows = request_queries.find_requests(
-        conn, where=where, scope=scope, limit=limit, offset=offset, newest_first=newest_first
+        conn,
+        where=where,
+        scope=scope,
+        limit=limit,
+        offset=offset,
+        newest_first=newest_first,
+        order=sort,
     )
     media = media_of(conn, [int(r.id) for r in rows], base_url=base_url)
     now = models.utcnow()
@@ -394,3 +407,62 @@ def list_requests(
         request_view(r, scoped=can_read(actor, r), media=media[int(r.id)], now=now) for r in rows
     ]
     return {"total": int(total), "limit": limit, "offset": offset, "items": items}
+
+
+def request_page(
+    conn: Connection, request_id: int, *, actor: Actor, base_url: str = ""
+) -> dict[str, Any]:
+    """A request as its detail page shows it (the web workbench): :func:`get_request`'s view
+    for a caller in its scope — anyone else is refused (:class:`Forbidden`; a care request
+    they may not see is :class:`NotFound`, as in the API) — with ``routing`` (the names of the
+    field and of the member's branch), ``escalations`` (each ``escalate`` of the history:
+    when, to which department, why, by whom) and ``timezone``."""
+    row = request_queries.request_row(conn, request_id=request_id)
+    if row is not None and not can_read(actor, row):
+        if is_care(row):  # not public at all: as if it did not exist (get_request's rule)
+            raise NotFound(f"no request with id {request_id}", field="id")
+        raise Forbidden(f"request {request_id} is outside this key's scope")
+    view = get_request(conn, request_id, actor=actor, base_url=base_url, via="GET /requests/{id}")
+    assert row is not None  # else get_request raised NotFound
+    names = request_queries.routing(conn, request_id=request_id)
+    view["routing"] = {"field_name": names.field_name, "branch_name": names.branch_name}
+    departments = {d.code: d.name for d in request_queries.department_names(conn)}
+    view["escalations"] = []
+    for event in view["history"]:
+        if event["action"] != "escalate":
+            continue
+        code = (event["details"] or {}).get("department")
+        view["escalations"].append(
+            {
+                "at": event["at"],
+                "department": code,
+                "department_name": departments.get(str(code)),
+                "note": event["note"],
+                "actor": event["actor"],
+            }
+        )
+    view["timezone"] = row.timezone
+    return view
+
+
+def filter_options(conn: Connection, *, actor: Actor) -> dict[str, list[dict[str, Any]]]:
+    """What a list's filters offer ``actor``: the active categories, the grids of its
+    communities' active plans, the departments (codes and names, as the data has them)."""
+    return {
+        "categories": [
+            {"code": c.code, "name": c.name, "name_en": c.name_en}
+            for c in catalogue.categories(conn, include_inactive=False)
+        ],
+        "grids": [
+            {"code": g.code, "name": g.name}
+            for g in request_queries.active_grid_options(conn, community_ids=actor.community_ids)
+        ],
+        "departments": [d._asdict() for d in request_queries.department_names(conn)],
+    }
+
+
+def in_scope(conn: Connection, request_id: int, *, actor: Actor) -> bool:
+    """Whether ``actor`` may read request ``request_id`` beyond its public view (after an
+    action a department that sent it back, or a member it was taken from, no longer may)."""
+    row = request_queries.request_row(conn, request_id=request_id)
+    return row is not None and can_read(actor, row)

@@ -694,6 +694,30 @@ def _check_scope(actor: Actor, action: Action, row: Any, params: ActionInput) ->
         raise Forbidden("evaluating a request needs its token (given when it was filed)")
 
 
+def allowed_actions(actor: Actor, row: Any) -> list[Action]:
+    """The actions ``actor`` may take on request ``row`` from its current status, in the
+    order of :data:`TRANSITIONS` — the checks :func:`act` makes of role, scope and status,
+    before any input (a page offers these forms). ``evaluate`` by the public needs the token,
+    which a page does not hold: it is not offered to the public."""
+    out = []
+    for action, transition in TRANSITIONS.items():
+        if row.status not in transition.sources or not actor.has(*transition.roles):
+            continue
+        try:
+            _check_scope(actor, action, row, ActionInput())
+        except Forbidden:
+            continue
+        out.append(action)
+    return out
+
+
+def actions_on(conn: Connection, *, request_id: int, actor: Actor) -> list[Action]:
+    """:func:`allowed_actions` of the request ``request_id`` as it is now (none if it does
+    not exist)."""
+    row = request_queries.request_row(conn, request_id=request_id)
+    return [] if row is None else allowed_actions(actor, row)
+
+
 def _conflict_state(row: Any) -> dict[str, Any]:
     return {
         "id": int(row.id),

@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import shapely
 from geoalchemy2 import functions as gfunc
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Connection, Select, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, and_, case, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from geogrid.db import models
@@ -250,6 +250,25 @@ def count_requests(conn: Connection, *, where: RequestWhere, scope: RequestScope
     return int(conn.execute(select(func.count()).select_from(base.subquery())).scalar_one())
 
 
+#: Orders of a list (``geogrid.requests.views.SORTS``); each ends with the id, so that pages
+#: of a list never repeat or skip a request.
+ORDERS: Final = ("received", "due", "status")
+
+
+def _order(order: str, newest_first: bool) -> list[Any]:
+    request = models.Request
+    if order == "due":
+        # Soonest due first; requests without a deadline (not dispatched yet) last.
+        return [request.due_at.is_(None), request.due_at, request.id]
+    if order == "status":
+        # The workflow's order (received → … → rejected), newest received first within one.
+        rank = case({s.value: i for i, s in enumerate(models.RequestStatus)}, value=request.status)
+        return [rank, request.received_at.desc(), request.id.desc()]
+    if newest_first:
+        return [request.received_at.desc(), request.id.desc()]
+    return [request.received_at, request.id]
+
+
 def find_requests(
     conn: Connection,
     *,
@@ -258,17 +277,58 @@ def find_requests(
     limit: int,
     offset: int = 0,
     newest_first: bool = True,
+    order: str = "received",
 ) -> list[RequestRow]:
-    """A page of the matching requests by received time (then id), newest first or not."""
-    request = models.Request
-    order = (
-        (request.received_at.desc(), request.id.desc())
-        if newest_first
-        else (request.received_at, request.id)
-    )
+    """A page of the matching requests by received time (then id), newest first or not, or
+    by ``order`` (:data:`ORDERS`)."""
     stmt = request_select().where(*_conditions(where, scope))
-    rows = conn.execute(stmt.order_by(*order).limit(limit).offset(offset)).all()
+    rows = conn.execute(
+        stmt.order_by(*_order(order, newest_first)).limit(limit).offset(offset)
+    ).all()
     return [RequestRow(**r._asdict()) for r in rows]
+
+
+class Routing(NamedTuple):
+    """The names of where a request was routed: its field and its member's branch."""
+
+    field_name: str | None
+    branch_name: str | None
+
+
+def routing(conn: Connection, *, request_id: int) -> Routing:
+    """The responsibility field's name and the assigned member's party branch (as the KPIs
+    count a request's branch: its member's)."""
+    request, field, member = models.Request, models.ResponsibilityField, models.Member
+    row = conn.execute(
+        select(field.name.label("field_name"), models.Branch.name.label("branch_name"))
+        .select_from(request)
+        .outerjoin(field, field.id == request.field_id)
+        .outerjoin(member, member.id == request.member_id)
+        .outerjoin(models.Branch, models.Branch.id == member.branch_id)
+        .where(request.id == request_id)
+    ).one_or_none()
+    return Routing(None, None) if row is None else Routing(**row._asdict())
+
+
+class GridOption(NamedTuple):
+    code: str
+    name: str | None
+
+
+def active_grid_options(
+    conn: Connection, *, community_ids: frozenset[int] | None
+) -> list[GridOption]:
+    """Codes and names of the grids of the active plans (of ``community_ids``; None: all)."""
+    grid, plan = models.Grid, models.BoundaryPlan
+    stmt = (
+        select(grid.code, grid.name)
+        .join(plan, plan.id == grid.plan_id)
+        .where(plan.status == models.PlanStatus.ACTIVE.value)
+        .order_by(grid.code)
+    )
+    if community_ids is not None:
+        stmt = stmt.where(plan.community_id.in_(sorted(community_ids)))
+    return [GridOption(*r) for r in conn.execute(stmt).all()]
 
 
 # --- details: media, history, contact --------------------------------------------------------
@@ -509,6 +569,19 @@ def department(conn: Connection, *, code: str) -> DepartmentRef | None:
     dept = models.Department
     row = conn.execute(select(dept.id, dept.code).where(dept.code == code)).one_or_none()
     return None if row is None else DepartmentRef(**row._asdict())
+
+
+class DepartmentName(NamedTuple):
+    code: str
+    name: str
+    name_en: str | None
+
+
+def department_names(conn: Connection) -> list[DepartmentName]:
+    """Every department's code and names, by code."""
+    dept = models.Department
+    rows = conn.execute(select(dept.code, dept.name, dept.name_en).order_by(dept.code)).all()
+    return [DepartmentName(*r) for r in rows]
 
 
 def category_department(conn: Connection, *, category_id: int) -> DepartmentRef | None:
