@@ -192,7 +192,6 @@ CASES: list[Case] = [
         note="the sign-in itself: a wrong key is 401 for everyone",
     ),
     case("GET", "/logout", ANYONE, None),
-    case("GET", "/lang/{code}", ANYONE, None, _get("/lang/en?next=/")),
     case(
         "POST",
         "/logout",
