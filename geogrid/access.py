@@ -88,6 +88,8 @@ class Actor:
     client: str | None = None
     #: Through what: the route (``POST /v1/visits``) or the command (``geogrid members add``).
     via: str | None = None
+    #: Who holds the key, as its creator named it (``--name``): what the pages show.
+    name: str | None = None
 
     @classmethod
     def anonymous(cls) -> Actor:
@@ -377,6 +379,7 @@ def _actor_of(conn: Connection, row: access_queries.KeyRow, *, via_session: bool
         subdistrict_code=row.subdistrict_code,
         district_code=row.district_code,
         community_ids=scope,
+        name=row.name or None,
     )
 
 
