@@ -25,9 +25,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from shapely.geometry import MultiPolygon, box
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 
-from geogrid.access import create_key
+from api.auth import SESSION_COOKIE
+from geogrid.access import create_key, open_session
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from tests.requests_factories import (
@@ -107,6 +108,21 @@ class Ctx:
     #: The token of the app's forms (sign in, sign out), for the test client's cookie.
     csrf: str = ""
 
+    #: Session tokens of the callers signed in to the pages (``Case.session``), by name.
+    sessions: dict[str, str | None] = field(default_factory=dict)
+
+    def session_of(self, caller: Caller) -> str | None:
+        """A browser session of ``caller``, opened with its key once (None: a caller that
+        cannot sign in in a browser, anonymous or a public app's key)."""
+        if caller.name not in self.sessions:
+            key = self.keys.get(caller.name)
+            token = None
+            if key is not None and caller.role != "public":
+                with self.engine.begin() as conn:
+                    token = open_session(conn, key=key)[0]
+            self.sessions[caller.name] = token
+        return self.sessions[caller.name]
+
     def throwaway_key(self) -> str:
         with self.engine.begin() as conn:
             return create_key(conn, role="public", community_code=A, name="to revoke").prefix
@@ -128,6 +144,9 @@ class Case:
     #: earlier allowed caller: 409; the route's own validation of this small world: 422).
     ok: frozenset[int] = frozenset()
     note: str = ""
+    #: A page or form of the web workbench: the caller comes with a browser session (opened
+    #: with its key), not the key; one without a session is sent to sign in (303).
+    session: bool = False
 
 
 def _get(url: str, **kw: Any) -> Callable[[Ctx], Call]:
@@ -142,10 +161,35 @@ def case(
     call: Callable[[Ctx], Call] | None = None,
     ok: tuple[int, ...] = (),
     note: str = "",
+    session: bool = False,
 ) -> Case:
     if call is None:
         call = _get(path) if method == "GET" else (lambda ctx: (method, path, {}))
-    return Case(method, path, who, scope, call, frozenset(ok), note)
+    return Case(method, path, who, scope, call, frozenset(ok), note, session)
+
+
+def _form(path: str, **data: Any) -> Callable[[Ctx], Call]:
+    """A form's POST to ``path`` (formatted with ``ctx``), with its CSRF token."""
+    return lambda ctx: (
+        "POST",
+        path.format(ctx=ctx, A=A),
+        {
+            "data": {
+                **{k: v(ctx) if callable(v) else v for k, v in data.items()},
+                "csrf_token": ctx.csrf,
+            }
+        },
+    )
+
+
+def _home_in_field(ctx: Ctx) -> str:
+    """The address id of a household in member A's field."""
+    with ctx.engine.connect() as conn:
+        return str(
+            conn.execute(
+                select(m.Household.address_id).where(m.Household.id == ctx.world.households[0])
+            ).scalar_one()
+        )
 
 
 def _action(ctx: Ctx) -> Call:
@@ -179,6 +223,7 @@ CASES: list[Case] = [
         note="the sign-in itself: a wrong key is 401 for everyone",
     ),
     case("GET", "/logout", ANYONE, None),
+    case("GET", "/lang/{code}", ANYONE, None, _get("/lang/en?next=/")),
     case(
         "POST",
         "/logout",
@@ -300,6 +345,63 @@ CASES: list[Case] = [
     ),
     # --- the workflow ---
     case("POST", "/v1/requests/{request_id}/{action}", EDITORS, "scoped", _action, ok=(409,)),
+    # --- a member's pages and the sign-in links officials print (api/web/member.py) ---
+    case("GET", "/members", EDITORS, "filtered", session=True),
+    case(
+        "GET",
+        "/members/{member_id}/sign-in-link",
+        EDITORS,
+        "scoped",
+        _get("/members/{ctx.world.members[A]}/sign-in-link"),
+        session=True,
+    ),
+    case(
+        "POST",
+        "/members/{member_id}/sign-in-link",
+        EDITORS,
+        "scoped",
+        _form("/members/{ctx.world.members[A]}/sign-in-link"),
+        session=True,
+    ),
+    case("GET", "/login/link/{token}", ANYONE, None, _get("/login/link/not-a-token")),
+    case(
+        "POST",
+        "/login/link",
+        ANYONE,
+        None,
+        _form("/login/link", token="not-a-token"),
+        ok=(401,),
+        note="a wrong link is 401 for everyone",
+    ),
+    case("GET", "/my", frozenset({"member"}), "filtered", session=True),
+    case(
+        "POST",
+        "/my/requests/{request_id}/start",
+        frozenset({"member"}),
+        "scoped",
+        _form("/my/requests/{ctx.request_id}/start", version=1),
+        ok=(409,),
+        note="the request is only received: 409 for its member",
+        session=True,
+    ),
+    case(
+        "POST",
+        "/my/requests/{request_id}/resolve",
+        frozenset({"member"}),
+        "scoped",
+        _form("/my/requests/{ctx.request_id}/resolve", version=1, note="done"),
+        ok=(409,),
+        note="the request is only received: 409 for its member",
+        session=True,
+    ),
+    case(
+        "POST",
+        "/my/visits",
+        frozenset({"member"}),
+        "scoped",
+        _form("/my/visits", address_id=_home_in_field, kind="routine"),
+        session=True,
+    ),
     # --- the catalogue: shared by every community ---
     case(
         "POST",
@@ -689,6 +791,21 @@ def _send(client: TestClient, ctx: Ctx, c: Case, caller: Caller) -> int:
     method, url, kw = c.call(ctx)
     headers = {}
     key = ctx.keys.get(caller.name)
+    if c.session:  # a browser: the session cookie, no key
+        session = ctx.session_of(caller)
+        if session is not None:
+            client.cookies.set(SESSION_COOKIE, session)
+        try:
+            response = client.request(method, url, follow_redirects=False, **kw)
+        finally:
+            client.cookies.delete(SESSION_COOKIE)
+        assert response.status_code < 500, f"{caller.name} {method} {url}: {response.text[:300]}"
+        to_login = response.headers.get("location", "").startswith("/login")
+        if response.status_code == 303 and to_login and session is not None:
+            return 401  # a signed-in caller sent to sign in: its session did not count
+        if response.status_code == 303 and session is None:
+            assert to_login, response.headers
+        return response.status_code
     if kw.pop("open311", False):  # Open311 takes the key in the form body
         form = {
             "service_code": "sewer_blocked",
@@ -717,7 +834,9 @@ def test_access_matrix(engine: Engine, db_url: str) -> None:
             for caller in order:
                 status = _send(client, ctx, c, caller)
                 allowed = _expected(c, caller)
-                if allowed:
+                if c.session and ctx.session_of(caller) is None and not allowed:
+                    good = status == 303  # no session: to the sign-in page
+                elif allowed:
                     good = status < 400 or status in c.ok
                 elif caller.role in c.who:  # the right role, the wrong community
                     good = status in (403, 404)
