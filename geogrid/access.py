@@ -46,6 +46,7 @@ from geogrid.db import models, queries
 from geogrid.db.queries import access as access_queries
 from geogrid.db.queries import catalogue as catalogue_queries
 from geogrid.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
+from geogrid.i18n import N_
 from geogrid.periods import DEFAULT_TZ, iso
 
 Role = models.Role
@@ -502,6 +503,37 @@ def create_sign_in_link(
     return token, expires_at
 
 
+def _link_refusal(conn: Connection, token_hash: str) -> NotAuthenticated:
+    """Why a link does not sign in: unknown, spent or expired."""
+    state = access_queries.sign_in_link_state(conn, token_hash=token_hash)
+    if state is None:
+        return NotAuthenticated(
+            N_("this sign-in link is not valid: ask your community for a new one"), field="token"
+        )
+    if state.used_at is not None:
+        return NotAuthenticated(
+            N_(
+                "this sign-in link has been used already: each link signs in once; ask your "
+                "community for a new one"
+            ),
+            field="token",
+        )
+    return NotAuthenticated(
+        N_("this sign-in link has expired (links last 24 hours): ask your community for a new one"),
+        field="token",
+    )
+
+
+def check_sign_in_link(conn: Connection, *, token: str, now: dt.datetime | None = None) -> None:
+    """Read only: :class:`NotAuthenticated` (saying why) when the link would not sign in now;
+    the link is not spent."""
+    now = now or models.utcnow()
+    token_hash = _hash(token.strip())
+    state = access_queries.sign_in_link_state(conn, token_hash=token_hash)
+    if state is None or state.used_at is not None or state.expires_at <= now:
+        raise _link_refusal(conn, token_hash)
+
+
 def redeem_sign_in_link(
     conn: Connection,
     *,
@@ -520,25 +552,11 @@ def redeem_sign_in_link(
     token_hash = _hash(token.strip())
     spent = access_queries.spend_sign_in_link(conn, token_hash=token_hash, now=now)
     if spent is None:
-        state = access_queries.sign_in_link_state(conn, token_hash=token_hash)
-        if state is None:
-            raise NotAuthenticated(
-                "this sign-in link is not valid: ask your community for a new one", field="token"
-            )
-        if state.used_at is not None:
-            raise NotAuthenticated(
-                "this sign-in link has been used already: each link signs in once; ask your "
-                "community for a new one",
-                field="token",
-            )
-        raise NotAuthenticated(
-            "this sign-in link has expired (links last 24 hours): ask your community for a new one",
-            field="token",
-        )
+        raise _link_refusal(conn, token_hash)
     key = access_queries.key_by_id(conn, key_id=spent.key_id)
     if key is None or key.revoked_at is not None or key.member_id != spent.member_id:
         raise NotAuthenticated(
-            "the key of this sign-in link has been revoked: ask your community for a new link",
+            N_("the key of this sign-in link has been revoked: ask your community for a new link"),
             field="token",
         )
     session_token = secrets.token_urlsafe(32)

@@ -238,9 +238,13 @@ def test_link_pages(client: TestClient, engine: Engine, world: World) -> None:
     assert my.status_code == 200 and 'data-role="member"' in my.text
     # A second redemption: refused, saying why.
     client.cookies.clear()
-    form["csrf_token"] = csrf_token(client, f"/login/link/{token}")
+    form["csrf_token"] = csrf_token(client, "/login")  # the link's page has no form now
     again = client.post("/login/link", data=form, follow_redirects=False)
-    assert again.status_code == 401 and "used already" in again.text
+    assert again.status_code == 401 and "已经使用过" in again.text
+    # The page of a spent link says so at once (in the viewer's language), with no button.
+    spent = client.get(f"/login/link/{token}")
+    assert "已经使用过" in spent.text and 'action="/login/link"' not in spent.text
+    assert "used already" in client.get(f"/login/link/{token}?lang=en").text
     assert client.get("/my", follow_redirects=False).status_code == 303
 
 
@@ -262,7 +266,7 @@ def test_link_expires_by_the_apps_clock(client: TestClient, engine: Engine, worl
         answer = client.post("/login/link", data=form, follow_redirects=False)
     finally:
         client.app.state.clock = real  # type: ignore[attr-defined]
-    assert answer.status_code == 401 and "expired" in answer.text
+    assert answer.status_code == 401 and "已过期" in answer.text
 
 
 def test_other_roles_cannot_print_links(client: TestClient, engine: Engine, world: World) -> None:

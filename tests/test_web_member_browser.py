@@ -84,6 +84,17 @@ def test_pages(
             ) as report:
                 names = report.page.locator(".people h2 [translate=no]").all_inner_texts()
                 assert "张小明" not in names and any(n.startswith("张") for n in names)
+            button = f"{base}/members/{world.members['A']}/sign-in-link"
+            with check_page(
+                browser,
+                button,
+                lang=lang,
+                width=width,
+                key=official,
+                screenshot=f"web_sign_in_link_{lang}_{width}",
+            ) as report:
+                assert report.page.locator(f"form[action='{button[len(base) :]}']").count() == 1
+                assert "张小明" not in report.page.content()
 
 
 def _big_jpeg(path: Path) -> int:

@@ -35,6 +35,7 @@ from api.web.session import form_actor, require, viewer
 from geogrid import directory, i18n
 from geogrid.access import (
     Actor,
+    check_sign_in_link,
     create_sign_in_link,
     redeem_sign_in_link,
 )
@@ -45,6 +46,7 @@ from geogrid.errors import (
     DatabaseUnavailable,
     GeogridError,
     InvalidInput,
+    NotAuthenticated,
     NotFound,
 )
 from geogrid.i18n import N_
@@ -177,9 +179,16 @@ def make_sign_in_link(
 
 @router.get("/login/link/{token}", response_class=HTMLResponse)
 def link_page(request: Request, engine: EngineDep, token: str) -> HTMLResponse:
-    """Only a button: the link is spent by the POST, not by whoever fetches the URL."""
+    """Only a button: the link is spent by the POST, not by whoever fetches the URL (a link
+    that would not sign in says so at once, and offers no button)."""
+    message = ""
+    try:
+        with engine.connect() as conn:
+            check_sign_in_link(conn, token=token[:200], now=request.app.state.clock())
+    except NotAuthenticated as exc:
+        message = i18n.translate(lang_of(request), exc.message)
     response = render(
-        request, "member/link.html", actor=viewer(request, engine), token=token, message=""
+        request, "member/link.html", actor=viewer(request, engine), token=token, message=message
     )
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -208,7 +217,7 @@ def redeem_link(
             "member/link.html",
             status=errors.status_of(exc),
             token=token,
-            message=exc.message,
+            message=i18n.translate(lang_of(request), exc.message),
         )
     response = RedirectResponse("/my", status_code=303)
     set_session_cookie(response, session, settings)
