@@ -452,6 +452,19 @@ def close_session(conn: Connection, token: str) -> None:
 SIGN_IN_LINK_HOURS: Final = 24
 
 
+def sign_in_link_member(
+    conn: Connection, *, member_id: int, actor: Actor
+) -> access_queries.MemberCard:
+    """The member a sign-in link would be for, as the officials' page shows it (name to be
+    masked): only to officials and admins of the member's community."""
+    actor.require(Role.OFFICIAL, Role.ADMIN, what="a member's sign-in link")
+    member = access_queries.member_card(conn, member_id=member_id)
+    if member is None:
+        raise NotFound(f"no member with id {member_id}", field="member")
+    actor.require_community(member.community_id, what="a sign-in link for this member")
+    return member
+
+
 def create_sign_in_link(
     conn: Connection,
     *,
@@ -465,11 +478,7 @@ def create_sign_in_link(
     expires. It signs in as the member's active member key — the newest — or as one made for
     the purpose when the member has none (its secret is never shown). Recorded in the audit
     log as ``actor``'s."""
-    actor.require(Role.OFFICIAL, Role.ADMIN, what="a member's sign-in link")
-    member = access_queries.member_card(conn, member_id=member_id)
-    if member is None:
-        raise NotFound(f"no member with id {member_id}", field="member")
-    actor.require_community(member.community_id, what="a sign-in link for this member")
+    member = sign_in_link_member(conn, member_id=member_id, actor=actor)
     if not member.active:
         raise InvalidInput(f"member {member_id} is not active", field="member")
     if not 1 <= hours <= 24 * 7:

@@ -38,16 +38,16 @@ from geogrid.access import (
     check_sign_in_link,
     create_sign_in_link,
     redeem_sign_in_link,
+    sign_in_link_member,
 )
 from geogrid.db import models
-from geogrid.db.queries import access as access_queries
+from geogrid.db.queries.access import MemberCard
 from geogrid.errors import (
     Conflict,
     DatabaseUnavailable,
     GeogridError,
     InvalidInput,
     NotAuthenticated,
-    NotFound,
 )
 from geogrid.i18n import N_
 from geogrid.periods import zone
@@ -105,13 +105,9 @@ def members_page(request: Request, engine: EngineDep) -> HTMLResponse:
     return render(request, "member/members.html", actor=actor, members=members)
 
 
-def _card(engine: Engine, actor: Actor, member_id: int) -> access_queries.MemberCard:
+def _card(engine: Engine, actor: Actor, member_id: int) -> MemberCard:
     with engine.connect() as conn:
-        card = access_queries.member_card(conn, member_id=member_id)
-    if card is None:
-        raise NotFound(f"no member with id {member_id}", field="member")
-    actor.require_community(card.community_id, what="a sign-in link for this member")
-    return card
+        return sign_in_link_member(conn, member_id=member_id, actor=actor)
 
 
 @router.get("/members/{member_id}/sign-in-link", response_class=HTMLResponse)
