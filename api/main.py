@@ -32,6 +32,7 @@ from api.web import dashboard as web_dashboard
 from api.web import errors as web_errors
 from api.web import home as web_home
 from api.web import login as web_login
+from api.web import member as web_member
 from api.web import render as web_render
 from api.web import requests_pages as web_requests
 from geogrid import crs as gcrs
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_home.router)
     app.include_router(web_dashboard.router)
     app.include_router(web_requests.router)
+    app.include_router(web_member.router)
     app.mount("/static", StaticFiles(directory=web_render.STATIC), name="static")
 
     return app

@@ -19,10 +19,11 @@ in the audit log (``geogrid.audit``), as is every write.
 
 Sessions
 --------
-Officials and planners sign in from a browser with their key; the session cookie carries a
-random token whose hash is stored. Sessions authorize reads (maps, exports, lists) only:
-writes always need the key itself in a header, which a cross-site form cannot send — so the
-cookie needs no CSRF token.
+Every role but ``public`` signs in from a browser with its key (a grid member also with a
+one-time link an official prints: :func:`create_sign_in_link`); the session cookie carries a
+random token whose hash is stored. A session writes only through the app's own HTML forms,
+each with a CSRF token (``api.web``); ``/v1`` JSON writes need the key itself in a header,
+which a cross-site page cannot send.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from geogrid.db import models, queries
 from geogrid.db.queries import access as access_queries
 from geogrid.db.queries import catalogue as catalogue_queries
 from geogrid.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
+from geogrid.i18n import N_
 from geogrid.periods import DEFAULT_TZ, iso
 
 Role = models.Role
@@ -448,6 +450,146 @@ def session_actor(conn: Connection, token: str) -> Actor:
 
 def close_session(conn: Connection, token: str) -> None:
     access_queries.revoke_session(conn, token_hash=_hash(token), at=models.utcnow())
+
+
+#: How long a member's one-time sign-in link is valid (issue 15).
+SIGN_IN_LINK_HOURS: Final = 24
+
+
+def sign_in_link_member(
+    conn: Connection, *, member_id: int, actor: Actor
+) -> access_queries.MemberCard:
+    """The member a sign-in link would be for, as the officials' page shows it (name to be
+    masked): only to officials and admins of the member's community."""
+    actor.require(Role.OFFICIAL, Role.ADMIN, what="a member's sign-in link")
+    member = access_queries.member_card(conn, member_id=member_id)
+    if member is None:
+        raise NotFound(f"no member with id {member_id}", field="member")
+    actor.require_community(member.community_id, what="a sign-in link for this member")
+    return member
+
+
+def create_sign_in_link(
+    conn: Connection,
+    *,
+    member_id: int,
+    actor: Actor,
+    hours: int = SIGN_IN_LINK_HOURS,
+    now: dt.datetime | None = None,
+) -> tuple[str, dt.datetime]:
+    """A one-time sign-in link for a grid member, printed by an official (or admin) of the
+    member's community: return its token (shown once, only its SHA-256 is stored) and when it
+    expires. It signs in as the member's active member key — the newest — or as one made for
+    the purpose when the member has none (its secret is never shown). Recorded in the audit
+    log as ``actor``'s."""
+    member = sign_in_link_member(conn, member_id=member_id, actor=actor)
+    if not member.active:
+        raise InvalidInput(f"member {member_id} is not active", field="member")
+    if not 1 <= hours <= 24 * 7:
+        raise InvalidInput("a sign-in link lasts 1 to 168 hours", field="hours")
+    key_id = access_queries.member_key_id(conn, member_id=member_id)
+    made_key = key_id is None
+    if key_id is None:
+        key_id = create_key(
+            conn, role=Role.MEMBER.value, member_id=member_id, name="sign-in link", actor=actor
+        ).id
+    token = secrets.token_urlsafe(32)
+    now = now or models.utcnow()
+    expires_at = now + dt.timedelta(hours=hours)
+    link_id = access_queries.insert_sign_in_link(
+        conn,
+        token_hash=_hash(token),
+        member_id=member_id,
+        key_id=key_id,
+        created_by=actor.label,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    audit.record(
+        conn,
+        actor=actor,
+        action="create",
+        subject="sign_in_link",
+        subject_id=link_id,
+        details={"member_id": member_id, "key_id": key_id, "new_key": made_key, "hours": hours},
+    )
+    return token, expires_at
+
+
+def _link_refusal(conn: Connection, token_hash: str) -> NotAuthenticated:
+    """Why a link does not sign in: unknown, spent or expired."""
+    state = access_queries.sign_in_link_state(conn, token_hash=token_hash)
+    if state is None:
+        return NotAuthenticated(
+            N_("this sign-in link is not valid: ask your community for a new one"), field="token"
+        )
+    if state.used_at is not None:
+        return NotAuthenticated(
+            N_(
+                "this sign-in link has been used already: each link signs in once; ask your "
+                "community for a new one"
+            ),
+            field="token",
+        )
+    return NotAuthenticated(
+        N_("this sign-in link has expired (links last 24 hours): ask your community for a new one"),
+        field="token",
+    )
+
+
+def check_sign_in_link(conn: Connection, *, token: str, now: dt.datetime | None = None) -> None:
+    """Read only: :class:`NotAuthenticated` (saying why) when the link would not sign in now;
+    the link is not spent."""
+    now = now or models.utcnow()
+    token_hash = _hash(token.strip())
+    state = access_queries.sign_in_link_state(conn, token_hash=token_hash)
+    if state is None or state.used_at is not None or state.expires_at <= now:
+        raise _link_refusal(conn, token_hash)
+
+
+def redeem_sign_in_link(
+    conn: Connection,
+    *,
+    token: str,
+    session_hours: int = SESSION_HOURS,
+    now: dt.datetime | None = None,
+) -> tuple[str, Actor]:
+    """Sign in with a one-time link: return a new session token and the member's actor.
+
+    The link is spent by one conditional UPDATE (``used_at IS NULL AND expires_at > now``), so
+    of two redemptions at once exactly one succeeds: on PostgreSQL the second waits for the
+    first's row lock and then finds ``used_at`` set (READ COMMITTED re-checks the condition;
+    docs: "Transaction Isolation"); SQLite's write transactions are serialised. An unknown,
+    spent or expired link is :class:`NotAuthenticated`, saying which."""
+    now = now or models.utcnow()
+    token_hash = _hash(token.strip())
+    spent = access_queries.spend_sign_in_link(conn, token_hash=token_hash, now=now)
+    if spent is None:
+        raise _link_refusal(conn, token_hash)
+    key = access_queries.key_by_id(conn, key_id=spent.key_id)
+    if key is None or key.revoked_at is not None or key.member_id != spent.member_id:
+        raise NotAuthenticated(
+            N_("the key of this sign-in link has been revoked: ask your community for a new link"),
+            field="token",
+        )
+    session_token = secrets.token_urlsafe(32)
+    access_queries.insert_session(
+        conn,
+        token_hash=_hash(session_token),
+        key_id=key.id,
+        created_at=now,
+        expires_at=now + dt.timedelta(hours=session_hours),
+    )
+    actor = _actor_of(conn, key, via_session=True)
+    audit.record(
+        conn,
+        actor=actor,
+        action="redeem",
+        subject="sign_in_link",
+        subject_id=spent.id,
+        details={"member_id": spent.member_id, "key_id": key.id},
+    )
+    return session_token, actor
 
 
 # --- the sign-in throttle ----------------------------------------------------------------------

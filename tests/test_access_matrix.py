@@ -11,9 +11,10 @@ with who may do it:
   only B's rows, tested elsewhere);
 * ``UNSCOPED``: only keys limited to no community (the shared catalogue).
 
-Pages (the web workbench) take no key: a case marked ``session`` is sent by the caller's
-browser session — its key signed in through ``/login`` — and a page's redirect of a browser
-without one to ``/login?next=…`` counts as the 401 of the API.
+Pages and forms of the web workbench take no key: a case marked ``session`` is sent with the
+caller's browser session (opened with its key) and no key header; a caller that cannot sign in
+(anonymous, a public app's key) must be sent to ``/login?next=…`` (303), and a signed-in one
+sent there counts as refused.
 
 A route of the app without a case here fails :func:`test_every_route_has_cases`: a new route
 cannot escape the matrix. Denials run before allowed calls, so a write that succeeds does
@@ -29,10 +30,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from shapely.geometry import MultiPolygon, box
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 
 from api.auth import SESSION_COOKIE
-from geogrid.access import create_key
+from geogrid.access import create_key, open_session
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from tests.requests_factories import (
@@ -111,8 +112,21 @@ class Ctx:
     versions: dict[int, int] = field(default_factory=dict)
     #: The token of the app's forms (sign in, sign out), for the test client's cookie.
     csrf: str = ""
-    #: Each caller's browser session (its key signed in at ``/login``), made when first used.
+
+    #: Session tokens of the callers signed in to the pages (``Case.session``), by name.
     sessions: dict[str, str | None] = field(default_factory=dict)
+
+    def session_of(self, caller: Caller) -> str | None:
+        """A browser session of ``caller``, opened with its key once (None: a caller that
+        cannot sign in in a browser, anonymous or a public app's key)."""
+        if caller.name not in self.sessions:
+            key = self.keys.get(caller.name)
+            token = None
+            if key is not None and caller.role != "public":
+                with self.engine.begin() as conn:
+                    token = open_session(conn, key=key)[0]
+            self.sessions[caller.name] = token
+        return self.sessions[caller.name]
 
     def throwaway_key(self) -> str:
         with self.engine.begin() as conn:
@@ -135,15 +149,13 @@ class Case:
     #: earlier allowed caller: 409; the route's own validation of this small world: 422).
     ok: frozenset[int] = frozenset()
     note: str = ""
+    #: A page or form of the web workbench: the caller comes with a browser session (opened
+    #: with its key), not the key; one without a session is sent to sign in (303).
+    session: bool = False
 
 
 def _get(url: str, **kw: Any) -> Callable[[Ctx], Call]:
     return lambda ctx: ("GET", url.format(ctx=ctx, A=A), dict(kw))
-
-
-def _page(url: str) -> Callable[[Ctx], Call]:
-    """A page, opened by the caller's browser session."""
-    return _get(url, session=True)
 
 
 def case(
@@ -154,10 +166,35 @@ def case(
     call: Callable[[Ctx], Call] | None = None,
     ok: tuple[int, ...] = (),
     note: str = "",
+    session: bool = False,
 ) -> Case:
     if call is None:
         call = _get(path) if method == "GET" else (lambda ctx: (method, path, {}))
-    return Case(method, path, who, scope, call, frozenset(ok), note)
+    return Case(method, path, who, scope, call, frozenset(ok), note, session)
+
+
+def _form(path: str, **data: Any) -> Callable[[Ctx], Call]:
+    """A form's POST to ``path`` (formatted with ``ctx``), with its CSRF token."""
+    return lambda ctx: (
+        "POST",
+        path.format(ctx=ctx, A=A),
+        {
+            "data": {
+                **{k: v(ctx) if callable(v) else v for k, v in data.items()},
+                "csrf_token": ctx.csrf,
+            }
+        },
+    )
+
+
+def _home_in_field(ctx: Ctx) -> str:
+    """The address id of a household in member A's field."""
+    with ctx.engine.connect() as conn:
+        return str(
+            conn.execute(
+                select(m.Household.address_id).where(m.Household.id == ctx.world.households[0])
+            ).scalar_one()
+        )
 
 
 def _action(ctx: Ctx) -> Call:
@@ -192,6 +229,7 @@ CASES: list[Case] = [
         note="the sign-in itself: a wrong key is 401 for everyone",
     ),
     case("GET", "/logout", ANYONE, None),
+    case("GET", "/lang/{code}", ANYONE, None, _get("/lang/en?next=/")),
     case(
         "POST",
         "/logout",
@@ -314,13 +352,14 @@ CASES: list[Case] = [
     # --- the workflow ---
     case("POST", "/v1/requests/{request_id}/{action}", EDITORS, "scoped", _action, ok=(409,)),
     # --- the dashboard (browser sessions) ---
-    case("GET", "/dashboard", EDITORS, "scoped", _page("/dashboard?community={A}")),
+    case("GET", "/dashboard", EDITORS, "scoped", _get("/dashboard?community={A}"), session=True),
     case(
         "GET",
         "/dashboard/export",
         EDITORS,
         "scoped",
-        _page("/dashboard/export?table=grids&format=xlsx&community={A}"),
+        _get("/dashboard/export?table=grids&format=xlsx&community={A}"),
+        session=True,
     ),
     # --- the request pages (browser sessions) ---
     case(
@@ -328,14 +367,16 @@ CASES: list[Case] = [
         "/requests",
         frozenset({"member", "department", *READERS}),
         "filtered",
-        _page("/requests?status=open"),
+        _get("/requests?status=open"),
+        session=True,
     ),
     case(
         "GET",
         "/requests/{request_id}",
         frozenset({"member", *READERS}),
         "scoped",
-        _page("/requests/{ctx.request_id}"),
+        _get("/requests/{ctx.request_id}"),
+        session=True,
         note="member A's request, not escalated: its department may not read it",
     ),
     case(
@@ -346,10 +387,68 @@ CASES: list[Case] = [
         lambda ctx: (
             "POST",
             f"/requests/{ctx.request_id}/register",
-            {"data": {"csrf_token": ctx.csrf, "version": "1"}, "session": True},
+            {"data": {"csrf_token": ctx.csrf, "version": "1"}},
         ),
         ok=(409,),
         note="the register form: 409 once an allowed caller has registered it",
+        session=True,
+    ),
+    # --- a member's pages and the sign-in links officials print (api/web/member.py) ---
+    case("GET", "/members", EDITORS, "filtered", session=True),
+    case(
+        "GET",
+        "/members/{member_id}/sign-in-link",
+        EDITORS,
+        "scoped",
+        _get("/members/{ctx.world.members[A]}/sign-in-link"),
+        session=True,
+    ),
+    case(
+        "POST",
+        "/members/{member_id}/sign-in-link",
+        EDITORS,
+        "scoped",
+        _form("/members/{ctx.world.members[A]}/sign-in-link"),
+        session=True,
+    ),
+    case("GET", "/login/link/{token}", ANYONE, None, _get("/login/link/not-a-token")),
+    case(
+        "POST",
+        "/login/link",
+        ANYONE,
+        None,
+        _form("/login/link", token="not-a-token"),
+        ok=(401,),
+        note="a wrong link is 401 for everyone",
+    ),
+    case("GET", "/my", frozenset({"member"}), "filtered", session=True),
+    case(
+        "POST",
+        "/my/requests/{request_id}/start",
+        frozenset({"member"}),
+        "scoped",
+        _form("/my/requests/{ctx.request_id}/start", version=1),
+        ok=(409,),
+        note="the request is only received: 409 for its member",
+        session=True,
+    ),
+    case(
+        "POST",
+        "/my/requests/{request_id}/resolve",
+        frozenset({"member"}),
+        "scoped",
+        _form("/my/requests/{ctx.request_id}/resolve", version=1, note="done"),
+        ok=(409,),
+        note="the request is only received: 409 for its member",
+        session=True,
+    ),
+    case(
+        "POST",
+        "/my/visits",
+        frozenset({"member"}),
+        "scoped",
+        _form("/my/visits", address_id=_home_in_field, kind="routine"),
+        session=True,
     ),
     # --- the catalogue: shared by every community ---
     case(
@@ -740,8 +839,21 @@ def _send(client: TestClient, ctx: Ctx, c: Case, caller: Caller) -> int:
     method, url, kw = c.call(ctx)
     headers = {}
     key = ctx.keys.get(caller.name)
-    if kw.pop("session", False):
-        return _send_in_session(client, ctx, caller, method, url, kw)
+    if c.session:  # a browser: the session cookie, no key
+        session = ctx.session_of(caller)
+        if session is not None:
+            client.cookies.set(SESSION_COOKIE, session)
+        try:
+            response = client.request(method, url, follow_redirects=False, **kw)
+        finally:
+            client.cookies.delete(SESSION_COOKIE)
+        assert response.status_code < 500, f"{caller.name} {method} {url}: {response.text[:300]}"
+        to_login = response.headers.get("location", "").startswith("/login")
+        if response.status_code == 303 and to_login and session is not None:
+            return 401  # a signed-in caller sent to sign in: its session did not count
+        if response.status_code == 303 and session is None:
+            assert to_login, response.headers
+        return response.status_code
     if kw.pop("open311", False):  # Open311 takes the key in the form body
         form = {
             "service_code": "sewer_blocked",
@@ -758,37 +870,6 @@ def _send(client: TestClient, ctx: Ctx, c: Case, caller: Caller) -> int:
     return response.status_code
 
 
-def _send_in_session(
-    client: TestClient, ctx: Ctx, caller: Caller, method: str, url: str, kw: dict[str, Any]
-) -> int:
-    """A page as ``caller``'s browser opens it: its session (signed in with its key, when
-    its role may sign in), no key header; a redirect to sign in is the API's 401."""
-    if caller.name not in ctx.sessions:
-        token = None
-        key = ctx.keys.get(caller.name)
-        if key:
-            client.cookies.delete(SESSION_COOKIE)
-            signed = client.post(
-                "/login", data={"api_key": key, "csrf_token": ctx.csrf}, follow_redirects=False
-            )
-            token = signed.cookies.get(SESSION_COOKIE) if signed.status_code == 303 else None
-        ctx.sessions[caller.name] = token
-    client.cookies.delete(SESSION_COOKIE)
-    token = ctx.sessions[caller.name]
-    if token:
-        client.cookies.set(SESSION_COOKIE, token)
-    try:
-        response = client.request(
-            method, url, headers={"Accept": "text/html"}, follow_redirects=False, **kw
-        )
-    finally:
-        client.cookies.delete(SESSION_COOKIE)
-    assert response.status_code < 500, f"{caller.name} {method} {url}: {response.text[:300]}"
-    if response.status_code == 303 and response.headers["location"].startswith("/login?next="):
-        return 401
-    return response.status_code
-
-
 def test_access_matrix(engine: Engine, db_url: str) -> None:
     world = build_world(engine)
     wrong: list[str] = []
@@ -801,7 +882,9 @@ def test_access_matrix(engine: Engine, db_url: str) -> None:
             for caller in order:
                 status = _send(client, ctx, c, caller)
                 allowed = _expected(c, caller)
-                if allowed:
+                if c.session and ctx.session_of(caller) is None and not allowed:
+                    good = status == 303  # no session: to the sign-in page
+                elif allowed:
                     good = status < 400 or status in c.ok
                 elif caller.role in c.who:  # the right role, the wrong community
                     good = status in (403, 404)

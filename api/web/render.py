@@ -80,7 +80,11 @@ def nav_of(actor: Actor) -> list[tuple[str, str]]:
     """The viewer's menu: (path, English label; translated in the template)."""
     items: list[tuple[str, str]] = [("/", N_("Home"))]
     if actor.has(Role.OFFICIAL, Role.ADMIN):
-        items += [("/dashboard", N_("Dashboard")), ("/requests", N_("Requests"))]
+        items += [
+            ("/dashboard", N_("Dashboard")),
+            ("/requests", N_("Requests")),
+            ("/members", N_("Grid members")),
+        ]
     if actor.has(Role.DEPARTMENT):
         items += [("/requests", N_("Requests"))]
     if actor.has(Role.MEMBER):

@@ -103,6 +103,27 @@ def log_visit(
     return visit_id
 
 
+def own_households(conn: Connection, *, actor: Actor, limit: int = 2000) -> list[dict[str, str]]:
+    """The households a member may log visits to: those of its own responsibility fields
+    under the active plan (``address_id`` and a label of building, unit and room — the
+    member's own households, not public)."""
+    actor.require(R.MEMBER, what="a member's households")
+    if actor.member_id is None:
+        return []
+    out = []
+    for r in visit_queries.member_households(conn, member_id=actor.member_id, limit=limit):
+        parts = [
+            r.street_name and f"{r.street_name}{r.house_number or ''}",
+            r.compound,
+            r.building_name,
+            r.unit,
+            r.room,
+        ]
+        label = " ".join(p for p in parts if p) or r.address_id
+        out.append({"address_id": r.address_id, "label": label})
+    return out
+
+
 def list_visits(
     conn: Connection,
     *,

@@ -260,3 +260,122 @@ def revoke_key_sessions(conn: Connection, *, key_id: int, at: dt.datetime) -> No
         .where(session.api_key_id == key_id, session.revoked_at.is_(None))
         .values(revoked_at=at)
     )
+
+
+# --- members' one-time sign-in links -----------------------------------------------------------
+
+
+class MemberCard(NamedTuple):
+    """A member as a sign-in link's page shows it: the name (masked by the caller), the
+    community and its zone."""
+
+    id: int
+    name: str
+    active: bool
+    community_id: int
+    community_code: str
+    community_name: str
+    timezone: str
+
+
+def member_card(conn: Connection, *, member_id: int) -> MemberCard | None:
+    """Member ``member_id`` with its community, or None."""
+    member, community = models.Member, models.Community
+    row = conn.execute(
+        select(
+            member.id,
+            member.name,
+            member.active,
+            member.community_id,
+            community.code,
+            community.name,
+            community.timezone,
+        )
+        .join(community, community.id == member.community_id)
+        .where(member.id == member_id)
+    ).one_or_none()
+    return None if row is None else MemberCard._make(row)
+
+
+def member_key_id(conn: Connection, *, member_id: int) -> int | None:
+    """The member's newest active (not revoked) member key, or None."""
+    key = models.ApiKey
+    found = conn.execute(
+        select(key.id)
+        .where(
+            key.member_id == member_id,
+            key.role == models.Role.MEMBER.value,
+            key.revoked_at.is_(None),
+        )
+        .order_by(key.id.desc())
+        .limit(1)
+    ).scalar()
+    return None if found is None else int(found)
+
+
+def key_by_id(conn: Connection, *, key_id: int) -> KeyRow | None:
+    """The key with id ``key_id``, or None."""
+    row = conn.execute(select(*_KEY_COLUMNS).where(models.ApiKey.id == key_id)).one_or_none()
+    return None if row is None else KeyRow._make(row)
+
+
+def insert_sign_in_link(
+    conn: Connection,
+    *,
+    token_hash: str,
+    member_id: int,
+    key_id: int,
+    created_by: str,
+    created_at: dt.datetime,
+    expires_at: dt.datetime,
+) -> int:
+    """Store a new sign-in link (the hash of its token only); its id."""
+    return int(
+        conn.execute(
+            insert(models.SignInLink)
+            .values(
+                token_hash=token_hash,
+                member_id=member_id,
+                api_key_id=key_id,
+                created_by=created_by[:200],
+                created_at=created_at,
+                expires_at=expires_at,
+            )
+            .returning(models.SignInLink.id)
+        ).scalar_one()
+    )
+
+
+class SpentLink(NamedTuple):
+    id: int
+    member_id: int
+    key_id: int
+
+
+def spend_sign_in_link(conn: Connection, *, token_hash: str, now: dt.datetime) -> SpentLink | None:
+    """Mark the link used, if it is unused and unexpired, in one statement: the link spent
+    (None when there was none to spend). Two concurrent calls cannot both get it: the UPDATE's
+    condition is checked again on the locked row (PostgreSQL) or the writes are serialised
+    (SQLite)."""
+    link = models.SignInLink
+    row = conn.execute(
+        update(link)
+        .where(link.token_hash == token_hash, link.used_at.is_(None), link.expires_at > now)
+        .values(used_at=now)
+        .returning(link.id, link.member_id, link.api_key_id)
+    ).one_or_none()
+    return None if row is None else SpentLink._make(row)
+
+
+class LinkState(NamedTuple):
+    used_at: dt.datetime | None
+    expires_at: dt.datetime
+
+
+def sign_in_link_state(conn: Connection, *, token_hash: str) -> LinkState | None:
+    """When the link was used and when it expires (None: no such link)."""
+    link = models.SignInLink
+    row = conn.execute(
+        select(link.used_at, link.expires_at).where(link.token_hash == token_hash)
+    ).one_or_none()
+    return None if row is None else LinkState._make(row)

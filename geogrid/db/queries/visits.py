@@ -177,6 +177,51 @@ def visited_households(
     }
 
 
+class OwnHousehold(NamedTuple):
+    address_id: str
+    street_name: str | None
+    house_number: str | None
+    compound: str | None
+    building_name: str | None
+    unit: str | None
+    room: str | None
+
+
+def member_households(conn: Connection, *, member_id: int, limit: int) -> list[OwnHousehold]:
+    """Households in the responsibility fields ``member_id`` holds under its community's active
+    plan, by address (at most ``limit``)."""
+    home, assignment, field = (
+        models.Household,
+        models.HouseholdAssignment,
+        models.ResponsibilityField,
+    )
+    plan = models.BoundaryPlan
+    active = (
+        select(plan.id)
+        .where(
+            plan.community_id == home.community_id, plan.status == models.PlanStatus.ACTIVE.value
+        )
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        select(
+            home.address_id,
+            home.street_name,
+            home.house_number,
+            home.compound,
+            home.building_name,
+            home.unit,
+            home.room,
+        )
+        .join(assignment, (assignment.household_id == home.id) & (assignment.plan_id == active))
+        .join(field, field.id == assignment.field_id)
+        .where(field.member_id == member_id)
+        .order_by(home.street_name, home.house_number, home.building_name, home.unit, home.room)
+        .limit(limit)
+    ).all()
+    return [OwnHousehold._make(r) for r in rows]
+
+
 def community_ids(conn: Connection, *, within: Iterable[int] | None) -> list[int]:
     """Every community's id by code, or only those ``within`` (a scoped key's)."""
     community = models.Community
