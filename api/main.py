@@ -30,6 +30,7 @@ from api.routes import (
 )
 from api.web import errors as web_errors
 from api.web import home as web_home
+from api.web import intake as web_intake
 from api.web import login as web_login
 from api.web import render as web_render
 from geogrid import crs as gcrs
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(plans.router)
     app.include_router(web_login.router)
     app.include_router(web_home.router)
+    app.include_router(web_intake.router)
     app.mount("/static", StaticFiles(directory=web_render.STATIC), name="static")
 
     return app
