@@ -151,8 +151,11 @@ def _report_page(
 
 
 @router.get("/report", response_class=HTMLResponse)
-def report_form(request: Request, engine: EngineDep) -> HTMLResponse:
-    return _report_page(request, engine)
+def report_form(
+    request: Request, engine: EngineDep, lon: str | None = None, lat: str | None = None
+) -> HTMLResponse:
+    """The form; ``lon`` and ``lat`` (from ``/find``'s "report a problem here") place it."""
+    return _report_page(request, engine, values={"lon": (lon or "")[:40], "lat": (lat or "")[:40]})
 
 
 def _photo(upload: UploadFile | None, limit: int) -> list[Photo]:
@@ -304,6 +307,8 @@ def find_page(
                 crs=name,
             )
             result = found.to_dict()
+            point = result["point"]["requested"]  # in the map's CRS: marked on the map
+            lon, lat = str(point["lon"]), str(point["lat"])
         except NotFound as exc:
             error = exc.message
         except (InvalidInput, GeogridError) as exc:

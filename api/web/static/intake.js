@@ -8,8 +8,17 @@
   var lonInput = document.getElementById("lon");
   var latInput = document.getElementById("lat");
   var addressInput = document.getElementById("address");
+  // A data value (a grid's name) is marked translate="no", as the pages mark every one.
+  var dataValue = function (text) {
+    var span = document.createElement("span");
+    span.setAttribute("translate", "no");
+    span.textContent = text;
+    return span;
+  };
   var say = function (key, extra) {
-    if (status) status.textContent = (status.dataset[key] || "") + (extra ? " " + extra : "");
+    if (!status) return;
+    status.textContent = status.dataset[key] || "";
+    if (extra) status.append(" ", dataValue(extra));
   };
 
   if (el && window.L) {
@@ -27,7 +36,7 @@
       },
       onEachFeature: function (f, layer) {
         if (f.properties.kind === "grid") {
-          layer.bindTooltip(f.properties.name || f.properties.code, { sticky: true });
+          layer.bindTooltip(dataValue(f.properties.name || f.properties.code), { sticky: true });
         }
       },
     }).addTo(map);
