@@ -178,9 +178,7 @@ def test_resident_journey(
         page.fill("#description", "小区门口下水道堵了，污水漫到路上")
         page.set_input_files(
             "#photo",
-            files=[
-                {"name": "drain.jpg", "mimeType": "image/jpeg", "buffer": _jpeg(3000, 2000)}
-            ],  # fmt: skip
+            files=[{"name": "drain.jpg", "mimeType": "image/jpeg", "buffer": _jpeg(3000, 2000)}],
         )
         # wider than 2,560 px: made smaller in the browser before it is sent
         page.locator("#photo[data-resized-bytes]").wait_for(state="attached")
