@@ -23,7 +23,13 @@ from api.web.render import lang_of, render
 from api.web.session import viewer
 from geogrid import crs as gcrs
 from geogrid import i18n
-from geogrid.errors import ConfigurationError, GeogridError, InvalidInput, NotFound
+from geogrid.errors import (
+    ConfigurationError,
+    GeogridError,
+    InvalidInput,
+    NotFound,
+    TooManyAttempts,
+)
 from geogrid.i18n import N_
 from geogrid.maps.tiles import tile_source
 from geogrid.requests import intake
@@ -223,11 +229,8 @@ def report_submit(
         return _report_page(request, engine, values=values, error=exc, status=422)
     except NotFound as exc:  # no community at all yet, or an address the lookup cannot place
         return _report_page(request, engine, values=values, error=exc, status=422)
-    except GeogridError as exc:
-        retry = getattr(exc, "retry_after", None)
-        if retry is None:
-            raise
-        return _too_many(request, engine, retry)
+    except TooManyAttempts as exc:
+        return _too_many(request, engine, exc.retry_after)
     assert out.token is not None
     return RedirectResponse(f"/track/{out.token}?filed=1", status_code=303)
 
@@ -311,7 +314,7 @@ def find_page(
             lon, lat = str(point["lon"]), str(point["lat"])
         except NotFound as exc:
             error = exc.message
-        except (InvalidInput, GeogridError) as exc:
+        except InvalidInput as exc:
             error, status = exc.message, 422
     with engine.connect() as conn:
         map_data = _map_data(request, conn)
