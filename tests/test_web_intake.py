@@ -388,3 +388,31 @@ def test_find_a_point_shows_the_grid_and_no_personal_data(web: tuple[TestClient,
     assert far.status_code == 200 and 'id="find-error"' in far.text
     bad = client.get("/find", params={"lon": "east", "lat": "1"})
     assert bad.status_code == 422
+
+
+def test_under_gcj02_tiles_the_map_and_the_tap_are_gcj02(
+    db_url: str, world: World, engine: Engine
+) -> None:
+    """Amap's tiles are drawn in GCJ-02 (~500 m off WGS 84 in China): the outlines are shifted
+    to line up with them, and a tap posted in GCJ-02 lands where the resident tapped."""
+    from api import create_app
+    from geogrid import crs as gcrs
+    from geogrid.settings import DatabaseSettings, MapSettings, RequestsSettings, Settings
+    from tests.requests_factories import TEST_REQUESTS_SETTINGS
+
+    app = create_app(
+        Settings(
+            database=DatabaseSettings(database_url=db_url),
+            requests=RequestsSettings(**TEST_REQUESTS_SETTINGS),
+            maps=MapSettings(map_tiles="amap"),
+        )
+    )
+    with TestClient(app) as client:
+        page = client.get("/report")
+        assert 'name="crs" value="gcj02"' in page.text
+        assert "autonavi.com" in page.text
+        lon, lat = gcrs.from_wgs84(IN_FIELD[0], IN_FIELD[1], "gcj02")
+        answer = _post(client, lon=str(lon), lat=str(lat), crs="gcj02")
+        assert answer.status_code == 303, answer.text
+    (row,) = _requests(engine)
+    assert row.member_id == world.members["A"] and row.grid_id == world.grids["441302011099001"]
