@@ -157,7 +157,7 @@ def test_status_page_shows_progress_and_no_personal_data(
         "resolved": "done",
         "closed": "todo",
     }
-    assert 'id="status">Resolved<' in text
+    assert 'id="status">Solved<' in text
     # times in the community's zone (Asia/Shanghai: UTC+8)
     with engine.connect() as conn:
         received = conn.execute(select(m.Request.received_at)).scalar_one()

@@ -71,8 +71,8 @@ STEP_NAMES: Final = {
     "dispatched": N_("Sent to the grid member"),
     "in_progress": N_("Being handled"),
     "escalated": N_("Passed to a higher department"),
-    "resolved": N_("Resolved"),
-    "closed": N_("Closed"),
+    "resolved": N_("Solved"),
+    "closed": N_("Case closed"),
     "rejected": N_("Not accepted"),
 }
 STATUS_NAMES: Final = {
@@ -81,14 +81,14 @@ STATUS_NAMES: Final = {
     "dispatched": N_("Sent to the grid member"),
     "in_progress": N_("Being handled"),
     "escalated": N_("Passed to a higher department"),
-    "resolved": N_("Resolved"),
-    "closed": N_("Closed"),
+    "resolved": N_("Solved"),
+    "closed": N_("Case closed"),
     "rejected": N_("Not accepted"),
 }
 NOTE_NAMES: Final = {
-    "resolve": N_("Resolved"),
+    "resolve": N_("Solved"),
     "reject": N_("Not accepted"),
-    "close": N_("Closed"),
+    "close": N_("Case closed"),
     "reopen": N_("Reopened"),
     "send_back": N_("Returned to the grid member"),
 }

@@ -654,7 +654,7 @@ def requests_act(
 _LIST_COLUMNS: list[tuple[str, str]] = [
     ("id", N_("id")),
     ("status", N_("status")),
-    ("received", N_("received")),
+    ("received", N_("received at")),
     ("category", N_("category")),
     ("grid", N_("grid")),
     ("member", N_("member")),
