@@ -31,6 +31,7 @@ from api.routes import (
 from api.web import dashboard as web_dashboard
 from api.web import errors as web_errors
 from api.web import home as web_home
+from api.web import intake as web_intake
 from api.web import login as web_login
 from api.web import member as web_member
 from api.web import render as web_render
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_dashboard.router)
     app.include_router(web_requests.router)
     app.include_router(web_member.router)
+    app.include_router(web_intake.router)
     app.mount("/static", StaticFiles(directory=web_render.STATIC), name="static")
 
     return app

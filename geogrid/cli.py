@@ -443,7 +443,6 @@ def summary(
     """Headline figures per community (as ``GET /v1/summary``); dates are local dates in each
     community's own time zone."""
     from geogrid.periods import period
-    from geogrid.rates import percent
     from geogrid.summary import summary as build
 
     with errors():
@@ -461,12 +460,27 @@ def summary(
             print_json(data)
             return
         for c in data["communities"]:
-            flat = _flat(c)
-            flat["requests.resolution_rate"] = percent(c["requests"]["resolution_rate"])
+            flat = {k: _for_people(k, v) for k, v in _flat(c).items()}
             p = data["period"]
             zone = c["timezone"]
             title = f"{c['name']} {c['code']} — {p['from']}…{p['to']} ({zone})"
             out.print(_kv_table(title, flat))
+
+
+def _for_people(key: str, value: Any) -> Any:
+    """A summary figure as a table shows it (``--json`` keeps full precision): rates as
+    percentages, counts with thousands grouped, other measures rounded."""
+    from geogrid import i18n
+
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if key.endswith(("_rate", "coverage")):
+        return i18n.percent(value, "en")
+    if isinstance(value, int):
+        return i18n.number(value, "en") if not key.endswith((".id", ".version")) else value
+    if isinstance(value, float):
+        return i18n.number(value, "en", digits=2)
+    return value
 
 
 # --- check -----------------------------------------------------------------------------

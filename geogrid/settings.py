@@ -104,6 +104,10 @@ class RequestsSettings(Section):
     webhook_poll_seconds: float = 5.0
     #: Open311 ``start_date``/``end_date`` default window, in days (the spec: 90).
     open311_default_days: int = 90
+    #: The public intake page (``/report``): requests one client address may file in an hour
+    #: and in a day (issue 15: 5 and 20); the next one is refused with 429 and ``Retry-After``.
+    intake_max_per_hour: int = Field(default=5, ge=1)
+    intake_max_per_day: int = Field(default=20, ge=1)
 
 
 class PlanSettings(Section):

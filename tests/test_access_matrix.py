@@ -303,6 +303,32 @@ CASES: list[Case] = [
         None,
         _get("/open311/v2/tokens/{ctx.token}.json"),
     ),
+    # --- the residents' pages: public, no key (issue 15) ---
+    case("GET", "/report", ANYONE, None),
+    case(
+        "POST",
+        "/report",
+        ANYONE,
+        None,
+        lambda ctx: (
+            "POST",
+            "/report",
+            {
+                "data": {
+                    "csrf_token": ctx.csrf,
+                    "category": "sewer_blocked",
+                    "description": "井盖破损",
+                    "lon": str(IN_FIELD[0]),
+                    "lat": str(IN_FIELD[1]),
+                }
+            },
+        ),
+        ok=(429,),
+        note="5 an hour per client address: the matrix's later callers meet the limit",
+    ),
+    case("GET", "/track", ANYONE, None),
+    case("GET", "/track/{token}", ANYONE, None, _get("/track/{ctx.token}")),
+    case("GET", "/find", ANYONE, None, _get(f"/find?lon={IN_FIELD[0]}&lat={IN_FIELD[1]}")),
     # --- official maps: members' positions ---
     case(
         "GET",

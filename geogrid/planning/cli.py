@@ -59,9 +59,18 @@ def _community(conn: Any, code: str | None) -> Any:
     return queries.community_row(conn, code=code)
 
 
-def _fmt(v: Any) -> str:
+#: Columns holding a share of a whole (``deviation`` 0.507: 50.7% above the plan's mean):
+#: shown as signed percentages; ``--json`` keeps the fraction.
+_PERCENT_COLUMNS = frozenset({"deviation"})
+
+
+def _fmt(v: Any, column: str | None = None) -> str:
     if v is None:
         return "—"
+    if column in _PERCENT_COLUMNS and isinstance(v, int | float) and not isinstance(v, bool):
+        from geogrid.i18n import percent
+
+        return ("+" if v > 0 else "") + percent(v, "en")
     if isinstance(v, float):
         return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.1f}"
     if isinstance(v, int):
@@ -76,7 +85,7 @@ def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Fit:
             c, justify="left" if c in ("code", "name", "check", "message") else "right"
         )
     for r in rows:
-        table.add_row(*(_fmt(r.get(c)) for c in columns))
+        table.add_row(*(_fmt(r.get(c), c) for c in columns))
     return Fit(table)
 
 

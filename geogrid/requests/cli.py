@@ -21,6 +21,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import Connection, Engine
 
+from geogrid import i18n
 from geogrid.clikit import (
     CommitOpt,
     CommunityOpt,
@@ -39,6 +40,7 @@ from geogrid.clikit import (
     settings_for,
     transaction,
 )
+from geogrid.i18n import N_
 
 
 @contextmanager
@@ -179,7 +181,6 @@ def kpi(
     结案率, on-time rate, time to resolve, escalations, overdue, satisfaction, visits."""
     from geogrid.errors import InvalidInput
     from geogrid.periods import period
-    from geogrid.rates import percent
     from geogrid.requests.kpis import METRICS, kpis, to_csv
 
     with _session(database, commit=False) as conn:
@@ -201,13 +202,7 @@ def kpi(
         text = to_csv(table)
     else:
         rows = [*table["rows"], {"key": "total", "label": "", **table["total"]}]
-        shown = []
-        for r in rows:
-            r = {**r, "key": r.get("code") or r["key"]}  # grid and community codes
-            for k in METRICS:
-                if k.endswith("_rate") or k == "visit_coverage":
-                    r[k] = percent(r.get(k))
-            shown.append(r)
+        shown = [_kpi_row(r, METRICS) for r in rows]
         cols = ["key", "label", "received", "resolved", "resolution_rate", "closed", "due",
                 "closure_rate", "on_time_rate", "median_hours_to_resolve",
                 "p90_hours_to_resolve", "escalations", "overdue_open", "satisfaction_rate",
@@ -223,6 +218,21 @@ def kpi(
         out_file.parent.mkdir(parents=True, exist_ok=True)
         out_file.write_text(text, encoding="utf-8-sig" if fmt != "json" else "utf-8")
         err.print(f"written to {out_file}")
+
+
+def _kpi_row(row: dict[str, Any], metrics: Any) -> dict[str, Any]:
+    """A KPI row for people (the table; ``--format json/csv`` keep full precision): rates as
+    percentages (97.7%), counts grouped (2,270), hours to one decimal."""
+    out = {**row, "key": row.get("code") or row["key"]}  # grid and community codes
+    for k in metrics:
+        value = row.get(k)
+        if k.endswith("_rate") or k == "visit_coverage":
+            out[k] = i18n.percent(value, "en")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            out[k] = i18n.number(value, "en")
+        elif isinstance(value, float):
+            out[k] = i18n.number(value, "en", digits=1)
+    return out
 
 
 # --- catalogue -------------------------------------------------------------------------------
@@ -638,3 +648,110 @@ def requests_act(
                 settings=settings.requests,
             )
         out.print(f"webhooks: {report.to_dict()}")
+
+
+#: ``geogrid requests list``'s table: (column, heading); the headings are in cli.po.
+_LIST_COLUMNS: list[tuple[str, str]] = [
+    ("id", N_("id")),
+    ("status", N_("status")),
+    ("received", N_("received at")),
+    ("category", N_("category")),
+    ("grid", N_("grid")),
+    ("member", N_("member")),
+    ("due", N_("due")),
+    ("overdue", N_("overdue")),
+]
+
+
+def _list_row(item: dict[str, Any], lang: i18n.Lang) -> dict[str, str]:
+    """A request of ``GET /v1/requests``'s JSON as the table shows it: times in the
+    community's zone to the minute (the JSON's offsets are the community's already)."""
+
+    def when(value: str | None) -> str:
+        return "–" if value is None else value[:16].replace("T", " ")
+
+    category = item["category"]
+    name = category["name_en"] if lang == "en" and category["name_en"] else category["name"]
+    assignment = item["assignment"]
+    return {
+        "id": str(item["id"]),
+        "status": item["status"],
+        "received": when(item["received_at"]),
+        "category": str(name),
+        "grid": assignment["grid_code"] or "–",
+        "member": assignment["member_display_name"] or "–",
+        "due": when(item["due_at"]),
+        "overdue": i18n.translate(lang, N_("yes")) if item["overdue"] else "",
+    }
+
+
+@requests_app.command("list")
+def requests_list(
+    status: Annotated[
+        str | None, typer.Option(help="Comma list of statuses, or open (as GET /v1/requests).")
+    ] = None,
+    category: Annotated[str | None, typer.Option(help="Comma list of category codes.")] = None,
+    programme: Annotated[
+        str | None, typer.Option(help="convenience, integration, care, mediation or safety.")
+    ] = None,
+    community: CommunityOpt = None,
+    grid: Annotated[str | None, typer.Option(help="Grid code.")] = None,
+    member: Annotated[int | None, typer.Option("--member", help="Member id.")] = None,
+    department: Annotated[str | None, typer.Option(help="Escalated to (code).")] = None,
+    flag: Annotated[str | None, typer.Option(help="outside_grids.")] = None,
+    overdue: Annotated[
+        bool | None, typer.Option("--overdue/--not-overdue", help="Open and past the SLA, or not.")
+    ] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="First received date (inclusive).")
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last received date (inclusive).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (1–500).")] = 50,
+    offset: Annotated[int, typer.Option(help="Skip this many first.")] = 0,
+    lang: Annotated[str, typer.Option("--lang", help="Table headings: en or zh.")] = "en",
+    as_json: JsonOpt = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Requests with the filters of ``GET /v1/requests``, newest received first; times in
+    each community's zone. ``--json`` prints the API's page (every field)."""
+    from geogrid.periods import period
+    from geogrid.requests.views import RequestFilter, list_requests
+
+    with _session(database, commit=False) as conn:
+        language = i18n.lang_of(lang)
+        p = None
+        if from_ is not None or to is not None:
+            p = period(from_, to, tz=settings_for(database).service.timezone)
+        filters = RequestFilter(
+            status=[s.strip() for s in status.split(",") if s.strip()] if status else (),
+            category=[c.strip() for c in category.split(",") if c.strip()] if category else (),
+            programme=programme,
+            community=community,
+            grid=grid,
+            member_id=member,
+            department=department,
+            flag=flag,
+            overdue=overdue,
+            period=p,
+        )
+        page = list_requests(conn, actor=cli_actor(), filters=filters, limit=limit, offset=offset)
+    if as_json:
+        print_json(page)
+        return
+    _ = i18n.translator(language)[0]
+    table = Table(
+        title=_("requests: %(shown)s of %(total)s")
+        % {
+            "shown": i18n.number(len(page["items"]), language),
+            "total": i18n.number(page["total"], language),
+        }
+    )
+    for key, heading in _LIST_COLUMNS:
+        table.add_column(_(heading), justify="right" if key == "id" else "left")
+    for item in page["items"]:
+        row = _list_row(item, language)
+        table.add_row(*(row[key] for key, _heading in _LIST_COLUMNS))
+    out.print(Fit(table))
+    shown = offset + len(page["items"])
+    if shown < page["total"]:
+        err.print(_("more: --offset %(next)s") % {"next": shown}, highlight=False)
