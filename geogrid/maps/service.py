@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 
 from geogrid.hotspots import DEFAULT_RESOLUTION, HotSpotResult, hotspots
 from geogrid.maps import data
-from geogrid.maps.base import add_attribution
+from geogrid.maps.base import add_attribution, context_of
 from geogrid.maps.coverage import check_audience, check_measure, coverage_map
 from geogrid.maps.hotspot import hotspot_map
 from geogrid.maps.labels import PROGRAMMES, Lang, check_lang, pick, t
@@ -136,8 +136,12 @@ def build_hotspots(
     timezone: str = "Asia/Shanghai",
     settings: MapSettings | None = None,
     as_of: dt.datetime | None = None,
+    request_url: str | None = None,
 ) -> tuple[folium.Map, HotSpotResult]:
-    """The hot-spot map of open (or overdue) requests, and the statistics behind it."""
+    """The hot-spot map of open (or overdue) requests, and the statistics behind it.
+
+    ``request_url`` (``{id}`` in it): on officials' maps, each request links to its page;
+    public maps link nowhere (the public cannot open that page)."""
     from geogrid.errors import InvalidInput
 
     audience_ = check_audience(request.audience)
@@ -219,9 +223,13 @@ def build_hotspots(
             t("public" if audience_ == "public" else "official", lang_),
         ],
         synthetic=scope.synthetic,
+        request_url=request_url if audience_ == "official" else None,
         settings=settings,
     )
     add_attribution(m, data.source_credits(conn, community_ids=scope.community_ids))
+    ctx = context_of(m)
+    assert ctx is not None
+    ctx.meta["audience"] = audience_
     return m, result
 
 
