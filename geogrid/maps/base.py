@@ -89,7 +89,8 @@ _CSS: Final = """
 .geogrid-legend { position: fixed; bottom: 24px; right: 10px; z-index: 1000;
   background: rgba(255,255,255,.92); padding: 8px 10px; border-radius: 6px;
   box-shadow: 0 1px 4px rgba(0,0,0,.3); font: 12px system-ui, "Noto Sans CJK SC", sans-serif; }
-.geogrid-legend h2 { font-size: 13px; margin: 0 0 4px 0; }
+.geogrid-legend h2 { font-size: 13px; margin: 0 0 4px 0; display: inline; }
+.geogrid-legend summary { cursor: pointer; margin-bottom: 4px; }
 .geogrid-legend i { display: inline-block; width: 16px; height: 12px; margin-right: 6px;
   vertical-align: middle; border: 1px solid #777; }
 .geogrid-legend div { line-height: 17px; }
@@ -212,7 +213,7 @@ def new_map(
     root = _figure(m)
     root.header.add_child(Element(_CSS), name="geogrid_css")
     if title:
-        root.title = title
+        root.title = Markup(title).striptags() if isinstance(title, Markup) else title
     _CONTEXTS[m] = MapContext(lang=lang, tiles=tiles, layers={}, meta={"tiles": tiles.key})
     return m
 
@@ -228,10 +229,21 @@ def _context(m: folium.Map) -> MapContext:
     return ctx
 
 
+def _html(text: str) -> str:
+    """Text for the page: escaped, unless it is :class:`Markup` already (a data value
+    wrapped in ``translate="no"``, see :func:`data_value`)."""
+    return str(text) if isinstance(text, Markup) else html.escape(text)
+
+
+def data_value(text: object) -> Markup:
+    """A data value (a name as stored) in running text: not for a browser to translate."""
+    return Markup('<span translate="no">{}</span>').format(str(text))
+
+
 def add_title(m: folium.Map, heading: str, lines: Iterable[str]) -> None:
-    body = "".join(f"<p>{html.escape(line)}</p>" for line in lines if line)
+    body = "".join(f"<p>{_html(line)}</p>" for line in lines if line)
     _figure(m).html.add_child(
-        Element(f'<div class="geogrid-title"><h1>{html.escape(heading)}</h1>{body}</div>'),
+        Element(f'<div class="geogrid-title"><h1>{_html(heading)}</h1>{body}</div>'),
         name="geogrid_title",
     )
 
@@ -273,10 +285,14 @@ def add_legend(
         if layers
         else ""
     )
+    # A <details>: on a phone it starts closed (the map stays visible), one tap opens it.
     _figure(m).html.add_child(
         Element(
-            f'<div class="geogrid-legend" id="geogrid-legend"><h2>{html.escape(heading)}</h2>'
-            f"{_legend_rows(entries)}{more}{extra}</div>"
+            f'<details class="geogrid-legend" id="geogrid-legend" open><summary><h2>'
+            f"{html.escape(heading)}</h2></summary>"
+            f"{_legend_rows(entries)}{more}{extra}</details>"
+            "<script>if (window.innerWidth < 600) "
+            'document.getElementById("geogrid-legend").removeAttribute("open");</script>'
         ),
         name="geogrid_legend",
     )
