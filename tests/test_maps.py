@@ -513,6 +513,7 @@ def test_plan_map_tells_renumbering_from_moving() -> None:
     assert "moved_households" not in layers(m) and "Households changing grid" not in layers(m)
     page = render_html(m)
     assert "Grids only renumbered (same territory, new code): B → A, A → B" in page
+    assert "stay in their grid&#x27;s territory (grids split or renumbered): 600" in page
     assert meta["draft_classes"] == {"B": "under", "A": "within", "C": "over"}
     assert meta["legend"] == [
         "Under 300 households",

@@ -145,6 +145,11 @@ _TEXT: Final[dict[str, str]] = {
     "renumbered_grids": N_("Grids only renumbered (same territory, new code): {codes}"),
     "renumbered_legend": N_("Grid only renumbered: same territory, new code"),
     "renumbered_from": N_("Renumbered from"),
+    "descends_from": N_("Within the active grid"),
+    "recoded_households": N_(
+        "Households whose grid code changes but who stay in their grid's territory "
+        "(grids split or renumbered): {n}"
+    ),
     "target_under": N_("Under {low} households"),
     "target_within": N_("{low}–{high} households (target)"),
     "target_over": N_("Over {high} households"),

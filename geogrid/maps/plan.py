@@ -298,6 +298,7 @@ def plan_map(
             "households": [number(n, lang_) for n in counts],
             "target": [class_words[c] for c in classes],
             "renumbered_from": [changes.renumbered.get(c, "–") for c in d_codes],
+            "parent": [changes.parents.get(c) or "–" for c in d_codes],
             "fill": [TARGET_COLOURS[c] for c in classes],
             "stroke": [RENUMBERED_COLOUR if c in changes.renumbered else "" for c in d_codes],
         },
@@ -305,6 +306,7 @@ def plan_map(
             ("households", t("households", lang_)),
             ("target", t("target_heading", lang_)),
             ("renumbered_from", t("renumbered_from", lang_)),
+            ("parent", t("descends_from", lang_)),
         ],
     )
     reps = shapely.point_on_surface(np.asarray(draft.geometry.values))
@@ -404,6 +406,9 @@ def plan_map(
         *subtitle,
         t("moved_really", lang_, n=number(len(moved_h), lang_)),
     ]
+    recoded = changes.households_by_code - len(moved_h)
+    if recoded > 0:
+        lines.append(t("recoded_households", lang_, n=number(recoded, lang_)))
     if changes.renumbered:
         pairs_ = ", ".join(f"{old} → {new}" for new, old in sorted(changes.renumbered.items()))
         lines.append(t("renumbered_grids", lang_, codes=pairs_))
