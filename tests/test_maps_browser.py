@@ -246,6 +246,17 @@ def test_official_hotspot_map_embedded(
         # The link, resolved against /maps/hotspots, is the request's page.
         href = report.page.evaluate("() => document.querySelector('.leaflet-popup a').href")
         assert href == f"{live_url}/requests/{popup['id']}"
+        # In an <iframe> of a page of the same origin (the dashboard): the coverage map loads.
+        report.page.evaluate(
+            """() => { const f = document.createElement('iframe'); f.name = 'embedded';
+            f.title = 'map'; f.src = '/maps/coverage?community=441302011005&embed=1&lang=en';
+            document.body.appendChild(f); }"""
+        )
+        frame = report.page.wait_for_selector("iframe[name=embedded]").content_frame()
+        assert frame is not None
+        frame.wait_for_selector("path.geogrid-grid", state="attached")
+        assert frame.evaluate("window.geogrid.meta.audience") == "official"
+        assert frame.locator(".geogrid-title").count() == 0
         report.assert_clean()
 
 
