@@ -2,8 +2,11 @@
 
 The pages link Leaflet & co. from ``/maps/assets/`` (relative ``assets/…``, so a path prefix
 in front of the API still works): an intranet browser needs nothing but this server. Roles
-``audience=official`` (members' positions, masked names) needs an official, planner or admin
-key or session; public maps need none.
+``audience=official`` (members' positions, masked names, links to the requests' pages) needs
+an official, planner or admin key or session; public maps need none. Without ``audience`` the
+map follows the caller (an official's session gets the officials' map); a browser asking for
+an official map without a session is sent to ``/login?next=…`` (``api.web.errors``), an API
+client gets the JSON 401. ``embed=1`` drops the title box, for the dashboard's ``<iframe>``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ REQUEST_PAGE = "../requests/{id}"
 _ENVELOPE = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
 _ERRORS: dict[int | str, dict[str, object]] = {
     200: {"description": "An HTML page (Folium/Leaflet); not cached"},
-    401: {"content": _ENVELOPE, "description": "audience=official without an API key"},
+    401: {"content": _ENVELOPE, "description": "audience=official without a key or session"},
     403: {"content": _ENVELOPE, "description": "audience=official: not an official's key"},
     404: {"content": _ENVELOPE, "description": "unknown community, or no active plan"},
     422: {"content": _ENVELOPE, "description": "a parameter is malformed (invalid_input)"},
