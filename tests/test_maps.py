@@ -26,16 +26,17 @@ from api import create_app
 from geogrid.crs import wgs84_to_gcj02
 from geogrid.db import models as m
 from geogrid.errors import ConfigurationError, InvalidInput, NotFound
+from geogrid.i18n import catalog
 from geogrid.io.export import mask_name
 from geogrid.maps import assets
 from geogrid.maps.base import render_html
 from geogrid.maps.cli import map_app
 from geogrid.maps.coverage import coverage_map, grid_measures
 from geogrid.maps.hotspot import hotspot_map
-from geogrid.maps.labels import _TEXT
 from geogrid.maps.plan import plan_changes, plan_map
 from geogrid.maps.service import HotspotRequest, build_coverage, build_hotspots
 from geogrid.maps.tiles import tile_source
+from geogrid.planning.diff import diff_plans
 from geogrid.settings import DatabaseSettings, MapSettings, Settings
 
 GEOD = pyproj.Geod(ellps="WGS84")
@@ -174,7 +175,7 @@ def test_official_coverage_map_masks_names_and_adds_members() -> None:
     assert layers(m)["Households outside every field"].count == 1
     p = props(grid_layer(m))
     assert p[0]["lead"] == "张*明" and p[1]["lead"] == "–"
-    assert p[0]["measure"] == "50.0" and p[1]["measure"] == "–"
+    assert p[0]["measure"] == "50" and p[1]["measure"] == "–"
     assert p[0]["fields"] == "4 (0 vacant)"
     page = render_html(m)
     assert "王*华" in page and "Households per member" in page and "officials" not in page
@@ -354,9 +355,7 @@ def test_hotspot_map_bins_tooltips_and_legend() -> None:
     assert result.status == "ok" and result.hot > 0
     m = hotspot_map(result, requests=_requests(), grids=small_grids(), title="热点")
     cells = props(layers(m)["热点与冷点（Gi*）"])
-    assert len(cells) == int(
-        ((result.cells["requests"] > 0) | (result.cells["confidence"] != 0)).sum()
-    )
+    assert len(cells) == int((result.cells["requests"] > 0).sum())
     first = result.cells.iloc[0]
     tip = cells[0]
     assert tip["requests"] == str(int(first["requests"]))
@@ -368,6 +367,70 @@ def test_hotspot_map_bins_tooltips_and_legend() -> None:
     for text in ("热点 99%", "冷点 90%", "不显著", "Benjamini-Hochberg", "下水道堵塞"):
         assert text in page
     assert 'id="geogrid-notice"' not in page
+    # Every bin in plain words in the legend; the heat layer and the requests there too.
+    legend = m_meta(m)["legend"]
+    assert "热点 99%：这片未结诉求的聚集极不可能是偶然" in legend
+    assert "冷点 95%：此处未结诉求如此之少，不太可能是偶然" in legend
+    assert any(label.startswith("未结诉求密度（热力图层") for label in m_meta(m)["legend_layers"])
+    assert {c["meaning"] for c in cells if c["confidence"] == "热点 99%"} == {
+        "热点 99%：这片未结诉求的聚集极不可能是偶然"
+    }
+
+
+def m_meta(m):  # type: ignore[no-untyped-def]
+    from geogrid.maps.base import context_of
+
+    ctx = context_of(m)
+    assert ctx is not None
+    return ctx.meta
+
+
+def _holed_result():  # type: ignore[no-untyped-def]
+    """A busy 3 × 3 block of a 6 × 6 lattice whose centre has no request: Gi* still calls
+    that centre a 99% hot spot (its neighbours are busy)."""
+    from geogrid.hotspots import hotspots
+
+    cells = gpd.GeoDataFrame(
+        {"code": [f"c{r}{c}" for r in range(6) for c in range(6)], "name": None},
+        geometry=[
+            box(X0 + c * D / 3, Y0 + r * D / 3, X0 + (c + 1) * D / 3, Y0 + (r + 1) * D / 3)
+            for r in range(6)
+            for c in range(6)
+        ],
+        crs="EPSG:4326",
+    )
+    inner = [int(c[1]) < 3 and int(c[2]) < 3 for c in cells["code"]]
+    block = [
+        g.centroid
+        for g, i, c in zip(cells.geometry, inner, cells["code"], strict=True)
+        if i and c != "c11"
+    ]
+    rest = [
+        g.centroid
+        for g, i, c in zip(cells.geometry, inner, cells["code"], strict=True)
+        if not i and (int(c[1]) + int(c[2])) % 2
+    ]
+    homes = gpd.GeoSeries([g.centroid for g in cells.geometry] * 10, crs="EPSG:4326")
+    reqs = gpd.GeoSeries(block * 8 + rest, crs="EPSG:4326")
+    return hotspots(reqs, homes, unit="grids", grids=cells)
+
+
+def test_cells_without_requests_are_never_hot_or_cold_spots() -> None:
+    result = _holed_result()
+    empty = result.cells[result.cells["requests"] == 0]
+    assert (empty["confidence"] != 0).any()  # the statistics do mark an empty cell
+    for lang, name in (("zh", "热点与冷点（Gi*）"), ("en", "Hot and cold spots (Gi*)")):
+        m = hotspot_map(result, lang=lang)
+        cells = props(layers(m)[name])
+        assert len(cells) == int((result.cells["requests"] > 0).sum())
+        assert all(c["requests"] != "0" for c in cells)
+        shown = result.cells[result.cells["requests"] > 0]
+        assert m_meta(m)["hot"] == int((shown["confidence"] > 0).sum())
+    legend = m_meta(m)["legend"]
+    assert "Hot spot 99%: this cluster of unresolved requests is very unlikely to be chance" in (
+        legend
+    )
+    assert "Cold spot 90%: so few unresolved requests here is probably not chance" in legend
 
 
 def test_hotspot_map_says_when_there_are_too_few_features() -> None:
@@ -418,6 +481,61 @@ def test_plan_changes_and_plan_map() -> None:
     assert {"现行方案网格", "草案网格", "调整网格的住户", "调整网格的责任田"} <= set(layers(m))
     page = render_html(m)
     assert "调整网格的住户: 5" in page and "调整网格的责任田: 1" in page
+    # The same matching as the plan diff: what moves is what the diff calls rehomed.
+    diff = diff_plans(active, draft, households=gpd.GeoDataFrame(geometry=homes))
+    assert m_meta(m)["moved_households"] == diff.households_rehomed == 5
+    assert m_meta(m)["renumbered"] == {}
+
+
+def test_plan_map_tells_renumbering_from_moving() -> None:
+    """A draft that only renumbers (A and B swap codes, same territory) moves nobody — as the
+    diff says (households_rehomed 0) — though every household's code changes; the map names
+    the renumbered grids, and colours drafts by households against the target."""
+    active = gpd.GeoDataFrame(
+        {"code": ["A", "B", "C"], "name": ["甲", "乙", "丙"]},
+        geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1), box(2, 0, 3, 1)],
+        crs="EPSG:4326",
+    ).assign(geometry=lambda f: f.geometry.translate(X0, Y0).scale(0.01, 0.01, origin=(X0, Y0)))
+    renumbered = active.assign(code=["B", "A", "C"])
+    homes = gpd.GeoDataFrame(
+        geometry=[Point(X0 + 0.00004 * (k + 0.5), Y0 + 0.005) for k in range(250)]  # A: 250
+        + [Point(X0 + 0.01 + 0.00002 * (k + 0.5), Y0 + 0.005) for k in range(350)]  # B: 350
+        + [Point(X0 + 0.02 + 0.00001 * (k + 0.5), Y0 + 0.005) for k in range(600)],  # C: 600
+        crs="EPSG:4326",
+    )
+    diff = diff_plans(active, renumbered, households=homes)
+    assert diff.counts["households_rehomed"] == 0 and diff.counts["households_moved"] > 0
+    m = plan_map(active, renumbered, households=homes, parents=diff.parents, lang="en")
+    meta = m_meta(m)
+    assert meta["moved_households"] == diff.households_rehomed == 0
+    assert meta["households_by_code"] == diff.counts["households_moved"]
+    assert meta["renumbered"] == {"A": "B", "B": "A"}
+    assert "moved_households" not in layers(m) and "Households changing grid" not in layers(m)
+    page = render_html(m)
+    assert "Grids only renumbered (same territory, new code): B → A, A → B" in page
+    assert "stay in their grid&#x27;s territory (grids split or renumbered): 600" in page
+    assert meta["draft_classes"] == {"B": "under", "A": "within", "C": "over"}
+    assert meta["legend"] == [
+        "Under 300 households",
+        "300–500 households (target)",
+        "Over 500 households",
+    ]
+    # Without the diff's parents the map matches grids the same way.
+    alone = plan_map(active, renumbered, households=homes)
+    assert m_meta(alone)["moved_households"] == 0
+    # A real move: C's western half goes to B (drafted as A's old code), nobody else moves.
+    moved = renumbered.assign(
+        geometry=[
+            renumbered.geometry[0],
+            renumbered.geometry[1].union(box(X0 + 0.02, Y0, X0 + 0.025, Y0 + 0.01)),
+            box(X0 + 0.025, Y0, X0 + 0.03, Y0 + 0.01),
+        ]
+    )
+    diff = diff_plans(active, moved, households=homes)
+    m = plan_map(active, moved, households=homes, parents=diff.parents)
+    assert m_meta(m)["moved_households"] == diff.households_rehomed > 0
+    assert m_meta(m)["renumbered"] == {"B": "A"}
+    assert layers(m)["调整网格的住户"].count > 0
 
 
 # --- from the database (both backends) ---------------------------------------------------------
@@ -439,7 +557,7 @@ def _public_vocabulary(demo_data) -> str:  # type: ignore[no-untyped-def]
         for col in cols:
             if col in frame.columns:
                 parts.extend(str(v) for v in frame[col].dropna())
-    parts.extend(zh for zh, _ in _TEXT.values())
+    parts.extend(m.string for m in catalog("zh") if m.id and isinstance(m.string, str))
     return "\n".join(parts)
 
 
@@ -478,6 +596,45 @@ def test_public_maps_carry_no_personal_data(demo_engine: Engine, demo_data) -> N
         assert [n for n in masked if n and n in page] == []
 
 
+def test_request_tooltips_link_to_the_request_page_on_official_maps_only(
+    demo_engine: Engine,
+    demo_data,  # type: ignore[no-untyped-def]
+) -> None:
+    """Officials' maps: each request's tooltip gives its number and grid, its popup links to
+    its page; public maps give its grid and link nowhere (the public cannot open the page)."""
+    with demo_engine.connect() as conn:
+        official, _ = build_hotspots(
+            conn, HotspotRequest(audience="official", lang="en"), request_url="../requests/{id}"
+        )
+        public, _ = build_hotspots(
+            conn, HotspotRequest(audience="public"), request_url="../requests/{id}"
+        )
+    with demo_engine.connect() as conn:
+        open_ids = set(
+            conn.execute(select(m.Request.id).where(m.Request.status.in_(m.OPEN_STATUSES)))
+            .scalars()
+            .all()
+        )
+    layer = layers(official)["Open requests (clustered)"]
+    rows, fields = json.loads(layer.rows_json), json.loads(layer.fields_json)
+    assert [f[0] for f in fields[:2]] == ["Request", "Grid"] and fields[1][2]  # translate=no
+    assert {row[2] for row in rows} == open_ids
+    grids = set(demo_data.grids["code"].astype(str))
+    assert sum(1 for row in rows if row[3] in grids) > 0.9 * len(rows)
+    assert json.loads(layer.link_json) == {
+        "field": 0,
+        "href": "../requests/{id}",
+        "text": "Open the request's page",
+    }
+    page = render_html(official)
+    assert 'target="_top" href="' in page and "bindPopup" in page
+    layer = layers(public)["未结诉求（聚合）"]
+    rows = json.loads(layer.rows_json)
+    assert json.loads(layer.link_json) is None and {row[2] for row in rows} == {None}
+    assert sum(1 for row in rows if row[3] in grids) > 0.9 * len(rows)
+    assert "../requests/" not in render_html(public)
+
+
 def test_official_maps_show_masked_names_only(demo_engine: Engine, demo_data) -> None:  # type: ignore[no-untyped-def]
     with demo_engine.connect() as conn:
         m = build_coverage(conn, audience="official", measure="visit_coverage")
@@ -493,7 +650,7 @@ def test_coverage_from_the_demo(demo_engine: Engine, demo_data) -> None:  # type
         m = build_coverage(conn, measure="open_per_100", lang="en")
     p = props(grid_layer(m))
     assert len(p) == 9 == len(demo_data.grids)
-    assert sum(int(x["households"]) for x in p) == len(demo_data.households)
+    assert sum(int(x["households"].replace(",", "")) for x in p) == len(demo_data.households)
     r = demo_data.requests
     assert sum(int(x["open_requests"]) for x in p) == int(
         r["status"].isin(["received", "registered", "dispatched", "in_progress", "escalated"]).sum()
@@ -625,6 +782,46 @@ def test_official_maps_need_an_official_key(client: TestClient, demo_engine: Eng
     masked = mask_name(lead)
     assert masked and masked != lead
     assert masked in r.text and lead not in r.text
+
+
+def _audience_of(page: str) -> str:
+    found = re.search(r'"audience":"(public|official)"', page)
+    assert found, "no audience in the map's meta"
+    return found.group(1)
+
+
+def test_the_audience_follows_the_session(client: TestClient, demo_engine: Engine) -> None:
+    """Signed in as an official, /maps/coverage and /maps/hotspots are the officials' maps
+    without ?audience=official; anonymous viewers get the public map; an official map asked
+    for without a session sends a browser to /login?next=…, an API client gets JSON 401."""
+    from tests.requests_factories import new_key, sign_in
+
+    browser = {"Accept": "text/html,application/xhtml+xml"}
+    page = client.get("/maps/coverage", headers=browser)
+    assert page.status_code == 200 and _audience_of(page.text) == "public"
+    asked = client.get(
+        "/maps/hotspots?audience=official&lang=en", headers=browser, follow_redirects=False
+    )
+    assert asked.status_code == 303
+    assert (
+        asked.headers["location"] == "/login?next=/maps/hotspots%3Faudience%3Dofficial%26lang%3Den"
+    )
+    api = client.get("/maps/hotspots?audience=official", headers={"Accept": "application/json"})
+    assert api.status_code == 401 and api.json()["error"]["code"] == "unauthorized"
+
+    assert sign_in(client, new_key(demo_engine, "official")).status_code == 303
+    coverage = client.get("/maps/coverage", headers=browser)
+    assert coverage.status_code == 200 and _audience_of(coverage.text) == "official"
+    assert "内部版（姓名已脱敏）" in coverage.text
+    hot = client.get("/maps/hotspots", params={"embed": "1"}, headers=browser)
+    assert hot.status_code == 200 and "../requests/{id}" in hot.text
+    assert 'class="geogrid-title"' not in hot.text and 'class="geogrid-embed"' in hot.text
+    # Asked for explicitly, the public map is still there for an official.
+    public = client.get("/maps/coverage?audience=public", headers=browser)
+    assert _audience_of(public.text) == "public" and "../requests/" not in public.text
+    client.cookies.clear()
+    anonymous = client.get("/maps/hotspots", headers=browser)
+    assert _audience_of(anonymous.text) == "public" and 'class="geogrid-title"' in anonymous.text
 
 
 def _drawn_points(page: str) -> list[tuple[float, float]]:

@@ -29,6 +29,7 @@ from geogrid.maps.plan import plan_map
 from geogrid.settings import DatabaseSettings, Settings
 from tests.browser_support import PageReport, load_page, serve_directory
 from tests.requests_factories import new_key
+from tests.web_support import check_page
 
 pytestmark = pytest.mark.browser
 
@@ -136,21 +137,33 @@ def test_coverage_map_served(browser: Browser, live_url: str, backend: str) -> N
 def test_official_english_coverage_map_served(
     browser: Browser, live_url: str, backend: str, demo_engine: Engine
 ) -> None:
-    url = f"{live_url}/maps/coverage?audience=official&lang=en&measure=visit_coverage"
+    """Signed in as an official (a session, no ?audience=), the coverage map is the officials'
+    map; in English there is no Chinese outside data values; every layer is in the legend and
+    the orange circles say they count households, not requests."""
+    url = f"{live_url}/maps/coverage?lang=en&measure=visit_coverage"
     key = new_key(demo_engine, "official")
-    with load_page(
+    with check_page(
         browser,
         url,
-        headers={"X-API-Key": key},
+        lang="en",
+        key=key,
         wait_for="path.geogrid-grid",
         screenshot=f"maps_coverage_official_en_{backend}",
     ) as report:
         assert_offline(report)
         s = state(report)
-        assert s["paths"]["grid"] == 9
+        assert s["paths"]["grid"] == 9 and s["meta"]["audience"] == "official"
         assert s["layers"]["members"] > 600 and not s["shown"]["members"]
         assert "Visit coverage" in s["legend"] and "officials" in s["title"]
-        report.page.get_by_text("Members' positions").click()
+        assert "< 20%" in s["legend"] and "≥ 80%" in s["legend"]  # rates as percentages
+        assert (
+            "Households outside every field: the number in an orange circle counts households, "
+            "not requests" in s["legend"]
+        )
+        assert "Vacant responsibility field (red dashes)" in s["legend"]
+        badge = report.page.locator(".geogrid-uncovered-cluster div").first
+        assert badge.get_attribute("title", timeout=5000).endswith("households outside every field")
+        report.page.get_by_text("Members' positions").first.click()
         report.page.wait_for_selector(".marker-cluster")
         assert state(report)["clusters"] > 0
         report.assert_clean()
@@ -170,10 +183,80 @@ def test_hotspot_map_served(browser: Browser, live_url: str, backend: str) -> No
         assert s["paths"]["grid"] == 9
         assert s["clusters"] > 0  # open requests, clustered
         assert s["layers"]["heat"] is None and not s["shown"]["heat"]  # heat: off until ticked
-        assert s["notice"] == ""
-        assert "热点 99%" in s["legend"] and "Benjamini-Hochberg" in s["legend"]
-        report.page.get_by_text("未结诉求密度").click()
+        assert s["notice"] == "" and s["meta"]["audience"] == "public"
+        assert "热点 99%：这片未结诉求的聚集极不可能是偶然" in s["legend"]
+        assert "Benjamini-Hochberg" in s["legend"]
+        # The blue halos say what they are.
+        assert "未结诉求密度（热力图层，默认关闭）" in s["legend"]
+        report.page.get_by_text("未结诉求密度", exact=True).click()
         assert report.page.locator("canvas.leaflet-heatmap-layer").count() == 1
+        # Public: a request's popup links nowhere (no popup at all), and no request number.
+        assert report.page.evaluate(OPEN_A_REQUEST) == {"popup": None}
+        report.assert_clean()
+
+
+#: Opens the first request's marker (out of its cluster) and reads its tooltip and popup.
+OPEN_A_REQUEST = """() => new Promise(done => {
+    const group = window.geogrid.layers.requests, marker = group.getLayers()[0];
+    group.zoomToShowLayer(marker, () => {
+        if (!marker.getPopup()) { done({popup: null}); return; }
+        marker.openPopup();
+        const el = marker.getPopup().getElement();
+        const a = el.querySelector("a");
+        done({popup: el.innerText, href: a && a.getAttribute("href"),
+              target: a && a.getAttribute("target"), id: marker.options.row[2],
+              grid: marker.options.row[3],
+              data: [...el.querySelectorAll('[translate="no"]')].map(e => e.innerText)});
+    });
+})"""
+
+
+def test_official_hotspot_map_embedded(
+    browser: Browser, live_url: str, backend: str, demo_engine: Engine
+) -> None:
+    """As the dashboard embeds it: signed in as an official, ?embed=1, in English at 375 px —
+    the officials' map without a title box; a request's popup gives its number and grid and
+    links to its page in the whole window."""
+    key = new_key(demo_engine, "official")
+    with check_page(
+        browser,
+        f"{live_url}/maps/hotspots?community=441302011005&embed=1&lang=en",
+        lang="en",
+        width=375,
+        key=key,
+        wait_for="path.geogrid-cell",
+        screenshot=f"maps_hotspots_embed_en_375_{backend}",
+    ) as report:
+        s = state(report)
+        assert s["meta"]["audience"] == "official" and s["meta"]["embed"] is True
+        assert s["title"] == "" and s["hot"] >= 9
+        # On a phone the legend starts closed (the map stays in view); a tap opens it.
+        assert "Hot spot" not in s["legend"]
+        report.page.locator("#geogrid-legend summary").click()
+        s = state(report)
+        assert (
+            "Hot spot 99%: this cluster of unresolved requests is very unlikely to be chance"
+            in s["legend"]
+        )
+        popup = report.page.evaluate(OPEN_A_REQUEST)
+        assert popup["href"] == f"../requests/{popup['id']}" and popup["target"] == "_top"
+        assert "Request: " in popup["popup"] and f"Grid: {popup['grid']}" in popup["popup"]
+        assert "Open the request's page" in popup["popup"]
+        assert popup["grid"] in popup["data"]
+        # The link, resolved against /maps/hotspots, is the request's page.
+        href = report.page.evaluate("() => document.querySelector('.leaflet-popup a').href")
+        assert href == f"{live_url}/requests/{popup['id']}"
+        # In an <iframe> of a page of the same origin (the dashboard): the coverage map loads.
+        report.page.evaluate(
+            """() => { const f = document.createElement('iframe'); f.name = 'embedded';
+            f.title = 'map'; f.src = '/maps/coverage?community=441302011005&embed=1&lang=en';
+            document.body.appendChild(f); }"""
+        )
+        frame = report.page.wait_for_selector("iframe[name=embedded]").content_frame()
+        assert frame is not None
+        frame.wait_for_selector("path.geogrid-grid", state="attached")
+        assert frame.evaluate("window.geogrid.meta.audience") == "official"
+        assert frame.locator(".geogrid-title").count() == 0
         report.assert_clean()
 
 
@@ -282,6 +365,8 @@ def test_plan_map_in_the_browser(browser: Browser, tmp_path: Path) -> None:
         s = state(report)
         assert s["paths"]["draft"] == 2 and s["paths"]["active"] == 2
         assert s["layers"]["moved_households"] == 5
+        assert "实际调整网格（归属新的片区）的住户：5 户" in s["title"]
+        assert "少于 300 户" in s["legend"] and "300–500 户（目标）" in s["legend"]
 
 
 def test_openapi_page_works_offline(browser: Browser, live_url: str, backend: str) -> None:

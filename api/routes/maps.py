@@ -2,8 +2,11 @@
 
 The pages link Leaflet & co. from ``/maps/assets/`` (relative ``assets/…``, so a path prefix
 in front of the API still works): an intranet browser needs nothing but this server. Roles
-``audience=official`` (members' positions, masked names) needs an official, planner or admin
-key or session; public maps need none.
+``audience=official`` (members' positions, masked names, links to the requests' pages) needs
+an official, planner or admin key or session; public maps need none. Without ``audience`` the
+map follows the caller (an official's session gets the officials' map); a browser asking for
+an official map without a session is sent to ``/login?next=…`` (``api.web.errors``), an API
+client gets the JSON 401. ``embed=1`` drops the title box, for the dashboard's ``<iframe>``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from api.params import Day
 from geogrid.access import Actor, limit_to_scope
 from geogrid.areas import area_codes
 from geogrid.db.models import Role
-from geogrid.errors import InvalidInput, NotFound
+from geogrid.errors import Forbidden, InvalidInput, NotFound
 from geogrid.hotspots import DEFAULT_RESOLUTION
 from geogrid.maps.assets import asset_path
 from geogrid.maps.base import render_html
@@ -27,12 +30,16 @@ from geogrid.maps.service import HotspotRequest, build_coverage, build_hotspots
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 
+_OFFICIALS = (Role.OFFICIAL, Role.PLANNER, Role.ADMIN)
+#: A request's page (the web workbench), relative to ``/maps/…``: a path prefix still works.
+REQUEST_PAGE = "../requests/{id}"
+
 #: Errors are the JSON envelope although the pages are HTML: named by media type, since a
 #: ``model`` would be filed under the route's own (text/html).
 _ENVELOPE = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
 _ERRORS: dict[int | str, dict[str, object]] = {
     200: {"description": "An HTML page (Folium/Leaflet); not cached"},
-    401: {"content": _ENVELOPE, "description": "audience=official without an API key"},
+    401: {"content": _ENVELOPE, "description": "audience=official without a key or session"},
     403: {"content": _ENVELOPE, "description": "audience=official: not an official's key"},
     404: {"content": _ENVELOPE, "description": "unknown community, or no active plan"},
     422: {"content": _ENVELOPE, "description": "a parameter is malformed (invalid_input)"},
@@ -63,11 +70,16 @@ From = Annotated[
 ]
 To = Annotated[Day | None, Query(description="Last date, inclusive; default: today")]
 Audience = Annotated[
-    Literal["public", "official"],
+    Literal["public", "official"] | None,
     Query(
         description="public: no personal data at all; official: masked names, members' "
-        "positions, households per door. Not yet tied to an API key's role."
+        "positions, households per door, requests linked to their pages. Default: official "
+        "for an official's, planner's or admin's session or key, public for anyone else"
     ),
+]
+Embed = Annotated[
+    bool,
+    Query(description="For an <iframe> in a page that names the map (the dashboard): no title box"),
 ]
 Lang = Annotated[Literal["zh", "en"], Query(description="Labels in Chinese or English")]
 Tiles = Annotated[
@@ -101,26 +113,29 @@ def coverage(
     ] = "households_per_member",
     from_: From = None,
     to: To = None,
-    audience: Audience = "public",
+    audience: Audience = None,
     lang: Lang = "zh",
     tiles: Tiles = None,
+    embed: Embed = False,
 ) -> HTMLResponse:
     """An HTML page (Folium/Leaflet); visits and requests are counted in the period."""
     community = area_codes(conn, community=community, subdistrict=subdistrict, district=district)
-    community = _check_audience(conn, actor, audience, community)
+    shown, community = _audience(conn, actor, audience, community)
     m = build_coverage(
         conn,
         community=community,
         measure=measure,
         date_from=from_,
         date_to=to,
-        audience=audience,
+        audience=shown,
         lang=lang,
         tiles=tiles,
         timezone=settings.service.timezone,
         settings=map_settings,
     )
-    return _page(render_html(m, assets=ASSETS_URL, assets_dir=map_settings.map_assets_dir))
+    return _page(
+        render_html(m, assets=ASSETS_URL, assets_dir=map_settings.map_assets_dir, embed=embed)
+    )
 
 
 @router.get(
@@ -161,13 +176,14 @@ def hotspots(
         Literal["households", "none"],
         Query(description="Requests per 100 households (default) or counts"),
     ] = "households",
-    audience: Audience = "public",
+    audience: Audience = None,
     lang: Lang = "zh",
     tiles: Tiles = None,
+    embed: Embed = False,
 ) -> HTMLResponse:
     """An HTML page; Getis-Ord Gi* with a Benjamini-Hochberg FDR correction, bins at 90/95/99 %."""
     community = area_codes(conn, community=community, subdistrict=subdistrict, district=district)
-    community = _check_audience(conn, actor, audience, community)
+    shown, community = _audience(conn, actor, audience, community)
     m, _ = build_hotspots(
         conn,
         HotspotRequest(
@@ -180,14 +196,34 @@ def hotspots(
             unit=unit,
             resolution=resolution,
             normalize=normalize,
-            audience=audience,
+            audience=shown,
             lang=lang,
             tiles=tiles,
         ),
         timezone=settings.service.timezone,
         settings=map_settings,
+        request_url=REQUEST_PAGE if shown == "official" else None,
     )
-    return _page(render_html(m, assets=ASSETS_URL, assets_dir=map_settings.map_assets_dir))
+    return _page(
+        render_html(m, assets=ASSETS_URL, assets_dir=map_settings.map_assets_dir, embed=embed)
+    )
+
+
+def _audience(
+    conn: Any, actor: Actor, audience: str | None, community: str | None
+) -> tuple[str, str | None]:
+    """The audience and the communities to draw. Asked for, the audience is checked
+    (:func:`_check_audience`); else it follows the caller: officials, planners and admins
+    (session or key) get the officials' map of what their scope covers without typing
+    ``audience=official``, and the public map of what it does not; anyone else the public."""
+    if audience is not None:
+        return audience, _check_audience(conn, actor, audience, community)
+    if not (actor.authenticated and actor.role in _OFFICIALS):
+        return "public", community
+    try:
+        return "official", limit_to_scope(conn, actor, community, what="an official map")
+    except (Forbidden, NotFound):  # another community's map: the public one, as for anyone
+        return "public", community
 
 
 def _check_audience(conn: Any, actor: Actor, audience: str, community: str | None) -> str | None:
@@ -196,7 +232,7 @@ def _check_audience(conn: Any, actor: Actor, audience: str, community: str | Non
     communities to draw."""
     if audience != "official":
         return community
-    actor.require(Role.OFFICIAL, Role.PLANNER, Role.ADMIN, what="an official map")
+    actor.require(*_OFFICIALS, what="an official map")
     return limit_to_scope(conn, actor, community, what="an official map")
 
 

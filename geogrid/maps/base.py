@@ -13,7 +13,7 @@ import html
 import itertools
 import json
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
@@ -32,7 +32,7 @@ from markupsafe import Markup
 from geogrid.crs import WGS84, frame_from_wgs84, from_wgs84
 from geogrid.errors import ConfigurationError
 from geogrid.maps import assets as map_assets
-from geogrid.maps.labels import Lang
+from geogrid.maps.labels import Lang, t
 from geogrid.maps.tiles import TileSource
 from geogrid.values import plain
 
@@ -89,11 +89,27 @@ _CSS: Final = """
 .geogrid-legend { position: fixed; bottom: 24px; right: 10px; z-index: 1000;
   background: rgba(255,255,255,.92); padding: 8px 10px; border-radius: 6px;
   box-shadow: 0 1px 4px rgba(0,0,0,.3); font: 12px system-ui, "Noto Sans CJK SC", sans-serif; }
-.geogrid-legend h2 { font-size: 13px; margin: 0 0 4px 0; }
+.geogrid-legend h2 { font-size: 13px; margin: 0 0 4px 0; display: inline; }
+.geogrid-legend summary { cursor: pointer; margin-bottom: 4px; }
 .geogrid-legend i { display: inline-block; width: 16px; height: 12px; margin-right: 6px;
   vertical-align: middle; border: 1px solid #777; }
 .geogrid-legend div { line-height: 17px; }
-.geogrid-legend small { color: #555; display: block; max-width: 16em; margin-top: 4px; }
+.geogrid-legend small { color: #555; display: block; max-width: 22em; margin-top: 4px; }
+.geogrid-legend h3 { font-size: 12px; margin: 6px 0 2px 0; }
+.geogrid-legend { max-width: 24em; max-height: 60vh; overflow-y: auto; }
+.geogrid-legend div { text-indent: -22px; padding-left: 22px; }
+.geogrid-tip a { font-weight: 600; }
+.marker-cluster.geogrid-uncovered-cluster { background: rgba(253, 141, 60, .55); }
+.marker-cluster.geogrid-uncovered-cluster div { background: rgba(230, 85, 13, .85);
+  color: #fff; }
+@media (max-width: 600px) {
+  .geogrid-legend { max-width: 62vw; max-height: 42vh; font-size: 11px; bottom: 18px; }
+  .geogrid-title { max-width: 86%; padding: 4px 8px; }
+  .geogrid-title h1 { font-size: 14px; }
+  .geogrid-notice { max-width: 86%; top: 88px; }
+  .leaflet-control-layers { max-width: 62vw; font-size: 11px; }
+}
+.geogrid-embed .geogrid-notice { top: 10px; }
 .geogrid-notice { position: fixed; top: 78px; left: 50%; transform: translateX(-50%);
   z-index: 1000; background: #fff3cd; border: 1px solid #d39e00; color: #533f03;
   padding: 6px 12px; border-radius: 6px; font: 13px system-ui, "Noto Sans CJK SC", sans-serif;
@@ -197,7 +213,7 @@ def new_map(
     root = _figure(m)
     root.header.add_child(Element(_CSS), name="geogrid_css")
     if title:
-        root.title = title
+        root.title = Markup(title).striptags() if isinstance(title, Markup) else title
     _CONTEXTS[m] = MapContext(lang=lang, tiles=tiles, layers={}, meta={"tiles": tiles.key})
     return m
 
@@ -213,31 +229,75 @@ def _context(m: folium.Map) -> MapContext:
     return ctx
 
 
+def _html(text: str) -> str:
+    """Text for the page: escaped, unless it is :class:`Markup` already (a data value
+    wrapped in ``translate="no"``, see :func:`data_value`)."""
+    return str(text) if isinstance(text, Markup) else html.escape(text)
+
+
+def data_value(text: object) -> Markup:
+    """A data value (a name as stored) in running text: not for a browser to translate."""
+    return Markup('<span translate="no">{}</span>').format(str(text))
+
+
 def add_title(m: folium.Map, heading: str, lines: Iterable[str]) -> None:
-    body = "".join(f"<p>{html.escape(line)}</p>" for line in lines if line)
+    body = "".join(f"<p>{_html(line)}</p>" for line in lines if line)
     _figure(m).html.add_child(
-        Element(f'<div class="geogrid-title"><h1>{html.escape(heading)}</h1>{body}</div>'),
+        Element(f'<div class="geogrid-title"><h1>{_html(heading)}</h1>{body}</div>'),
         name="geogrid_title",
     )
 
 
-def add_legend(
-    m: folium.Map, heading: str, entries: Sequence[tuple[str, str]], note: str | None = None
-) -> None:
-    """A legend box: ``entries`` of (colour, label)."""
-    rows = "".join(
-        f'<div><i style="background:{html.escape(colour)}"></i>{html.escape(label)}</div>'
-        for colour, label in entries
+#: Legend swatches of layers that are not filled areas (``add_legend``'s ``layers``).
+HEAT_SWATCH: Final = "background:linear-gradient(90deg,blue,cyan,lime,yellow,red)"
+
+
+def swatch(colour: str, *, circle: bool = False, outline: str | None = None) -> str:
+    """A legend swatch's style: a fill colour, round for point layers, or only an outline."""
+    if outline is not None:
+        return f"background:transparent;border:2px {outline} {colour}"
+    return f"background:{colour}" + (";border-radius:50%" if circle else "")
+
+
+def _legend_rows(entries: Sequence[tuple[str, str]]) -> str:
+    return "".join(
+        f'<div><i style="{html.escape(style if ":" in style else "background:" + style)}">'
+        f"</i>{html.escape(label)}</div>"
+        for style, label in entries
     )
+
+
+def add_legend(
+    m: folium.Map,
+    heading: str,
+    entries: Sequence[tuple[str, str]],
+    note: str | None = None,
+    *,
+    layers: Sequence[tuple[str, str]] = (),
+) -> None:
+    """A legend box: ``entries`` of (colour, label) for what colours the main layer, then
+    ``layers`` — every other layer drawn, with a swatch (a colour or a CSS style from
+    :func:`swatch`) and words that say what it is."""
+    ctx = _context(m)
     extra = f"<small>{html.escape(note)}</small>" if note else ""
+    more = (
+        f"<h3>{html.escape(t('legend_layers', ctx.lang))}</h3>{_legend_rows(layers)}"
+        if layers
+        else ""
+    )
+    # A <details>: on a phone it starts closed (the map stays visible), one tap opens it.
     _figure(m).html.add_child(
         Element(
-            f'<div class="geogrid-legend" id="geogrid-legend"><h2>{html.escape(heading)}</h2>'
-            f"{rows}{extra}</div>"
+            f'<details class="geogrid-legend" id="geogrid-legend" open><summary><h2>'
+            f"{html.escape(heading)}</h2></summary>"
+            f"{_legend_rows(entries)}{more}{extra}</details>"
+            "<script>if (window.innerWidth < 600) "
+            'document.getElementById("geogrid-legend").removeAttribute("open");</script>'
         ),
         name="geogrid_legend",
     )
-    _context(m).meta["legend"] = [label for _, label in entries]
+    ctx.meta["legend"] = [label for _, label in entries]
+    ctx.meta["legend_layers"] = [label for _, label in layers]
 
 
 def add_notice(m: folium.Map, text: str) -> None:
@@ -379,11 +439,15 @@ class PointLayer(JSCSSMixin, Layer):
 
     ``rows``: ``[lat, lon, v0, v1, …]``. ``radius_field``/``colour_field``: index of the
     column (in ``v``) giving the radius in pixels / an index into ``colours``;
-    ``count_field``: the column a cluster's badge sums (default: it counts markers).
+    ``count_field``: the column a cluster's badge sums (default: it counts markers), and
+    ``count_title`` says what that number is (``{n}`` households …: a hover title).
+    ``data_fields``: columns that are data values (names as stored), marked
+    ``translate="no"``. ``link``: (column, URL with ``{id}``, text) — a popup with the
+    tooltip's facts and that link (officials' maps: the request's page).
     """
 
     _template = Template(
-        """
+        r"""
         {% macro script(this, kwargs) %}
         var {{ this.get_name() }} = (function () {
             var rows = {{ this.rows_json }};
@@ -403,8 +467,11 @@ class PointLayer(JSCSSMixin, Layer):
                     n += mk.options.row[{{ this.count_index }} + 2];
                 });
                 var size = n < 10 ? "small" : n < 100 ? "medium" : "large";
-                return L.divIcon({html: "<div><span>" + n + "</span></div>",
-                                  className: "marker-cluster marker-cluster-" + size,
+                var title = {{ this.count_title_json }}.replace("{n}", n);
+                return L.divIcon({html: '<div title="' + esc(title) + '"><span>' + n
+                                        + "</span></div>",
+                                  className: "marker-cluster marker-cluster-" + size
+                                             + " " + {{ this.class_name|tojson }} + "-cluster",
                                   iconSize: L.point(40, 40)});
             };
             {% endif %}
@@ -420,9 +487,18 @@ class PointLayer(JSCSSMixin, Layer):
                     var v = r[j + 2];
                     if (v === null || v === undefined || fields[j][0] === null) continue;
                     if (fields[j][1]) v = fields[j][1][v];
-                    out.push(esc(fields[j][0]) + ': ' + esc(v));
+                    // Data values (names as stored) are not for a browser to translate.
+                    out.push(esc(fields[j][0]) + ': ' + (fields[j][2]
+                        ? '<span translate="no">' + esc(v) + '</span>' : esc(v)));
                 }
                 return '<div class="geogrid-tip">' + out.join('<br>') + '</div>';
+            };
+            var link = {{ this.link_json }};
+            var popup = function (layer) {
+                var r = layer.options.row, href = link.href.replace(
+                    "{id}", encodeURIComponent(r[link.field + 2]));
+                return tip(layer).replace(/<\/div>$/, '<br><a target="_top" href="' + esc(href)
+                    + '">' + esc(link.text) + '</a></div>');
             };
             var markers = [];
             for (var i = 0; i < rows.length; i++) {
@@ -433,6 +509,7 @@ class PointLayer(JSCSSMixin, Layer):
                     className: {{ this.class_name|tojson }}, row: r
                 });
                 marker.bindTooltip(tip);
+                if (link) marker.bindPopup(popup);
                 markers.push(marker);
             }
             {% if this.cluster %}group.addLayers(markers);{% else %}
@@ -459,11 +536,23 @@ class PointLayer(JSCSSMixin, Layer):
         class_name: str = "geogrid-point",
         show: bool = True,
         cluster_options: dict[str, Any] | None = None,
+        data_fields: Collection[int] = (),
+        link: tuple[int, str, str] | None = None,
+        count_title: str | None = None,
     ) -> None:
         super().__init__(name=name, overlay=True, control=True, show=show)
         self._name = "PointLayer"
         self.rows_json = js_json([list(r) for r in rows])
-        self.fields_json = js_json([[label, list(lk) if lk else None] for label, lk in fields])
+        self.fields_json = js_json(
+            [
+                [label, list(lk) if lk else None, i in data_fields]
+                for i, (label, lk) in enumerate(fields)
+            ]
+        )
+        self.link_json = js_json(
+            None if link is None else {"field": link[0], "href": link[1], "text": link[2]}
+        )
+        self.count_title_json = js_json(count_title or "{n}")
         self.colours_json = js_json(list(colours))
         self.colour_expr = "0" if colour_field is None else f"r[{int(colour_field) + 2}]"
         self.radius_expr = (
@@ -500,7 +589,9 @@ class LabelLayer(Layer):
                 });
             };
             for (var i = 0; i < rows.length; i++) {
-                var lines = rows[i][2].map(esc).join('<br>');
+                // Grid codes and names as stored: not for a browser to translate.
+                var lines = '<span translate="no">' + rows[i][2].map(esc).join('<br>')
+                    + '</span>';
                 L.marker([rows[i][0], rows[i][1]], {
                     icon: L.divIcon({className: "geogrid-label", html: "<div>" + lines + "</div>",
                                      iconSize: null}),
@@ -584,12 +675,18 @@ def register_layers(m: folium.Map, **layers: Any) -> None:
     _context(m).layers.update(layers)
 
 
-def render_html(m: folium.Map, *, assets: str = "inline", assets_dir: Path | None = None) -> str:
+def render_html(
+    m: folium.Map, *, assets: str = "inline", assets_dir: Path | None = None, embed: bool = False
+) -> str:
     """The page: ``assets="inline"`` for one standalone file, or a URL prefix of the served
     assets (``"assets/"`` from ``/maps/…``), from ``assets_dir`` (``MapSettings``; default the
-    installed ones). Refuses to produce a page that would fetch any script or style sheet
-    from another server."""
+    installed ones). ``embed``: for an ``<iframe>`` in a page that says what the map is (the
+    dashboard) — no title box. Refuses to produce a page that would fetch any script or style
+    sheet from another server."""
     ctx = _context(m)
+    if embed:
+        _figure(m).html._children.pop("geogrid_title", None)
+        ctx.meta["embed"] = True
     # Both must come after every layer (their scripts name the layers): re-added last.
     for name in ("geogrid_layer_control", "geogrid_registry"):
         m._children.pop(name, None)
@@ -601,6 +698,8 @@ def render_html(m: folium.Map, *, assets: str = "inline", assets_dir: Path | Non
     page = _figure(m).render()
     lang = "zh-CN" if ctx.lang == "zh" else "en"
     page = page.replace("<html>", f'<html lang="{lang}">', 1)
+    if embed:
+        page = page.replace("<body>", '<body class="geogrid-embed">', 1)
     # No favicon request: the page fetches nothing it does not need.
     page = page.replace("<head>", '<head>\n<link rel="icon" href="data:,">', 1)
     page = (

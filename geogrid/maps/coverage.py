@@ -30,10 +30,11 @@ import pandas as pd
 import shapely
 
 from geogrid.errors import InvalidInput
+from geogrid.i18n import number, percent
 from geogrid.maps import base
 from geogrid.maps.labels import KINDS, Lang, check_lang, pick, t
 from geogrid.maps.tiles import TileSource, tile_source
-from geogrid.rates import percent, rate
+from geogrid.rates import rate
 from geogrid.settings import MapSettings
 
 __all__ = ["AUDIENCES", "MEASURES", "coverage_map", "grid_measures"]
@@ -102,33 +103,33 @@ def grid_measures(grids: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _fmt_measure(measure: str, value: Any) -> str:
+def _fmt_measure(measure: str, value: Any, lang: Lang = "zh") -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "–"
     if measure == "visit_coverage":
-        return percent(float(value))
-    if measure == "open_per_100":
-        return f"{float(value):.1f}"
-    return f"{float(value):.1f}"
+        return percent(float(value), lang)
+    return number(float(value), lang, digits=1)
 
 
-def _classes(measure: str, values: Sequence[Any]) -> tuple[list[float], list[str], list[str]]:
+def _classes(
+    measure: str, values: Sequence[Any], lang: Lang = "zh"
+) -> tuple[list[float], list[str], list[str]]:
     """Breaks, colours and labels of the measure's classes."""
     finite = [float(v) for v in values if v is not None and np.isfinite(float(v))]
     if measure == "visit_coverage":
         breaks = [0.2, 0.4, 0.6, 0.8]
         colours = base.palette("Greens", 5)
-        labels = base.class_labels(breaks, lambda v: f"{v * 100:.0f}%")
+        labels = base.class_labels(breaks, lambda v: percent(v, lang, digits=0))
         return breaks, colours, labels
     breaks = base.quantile_breaks(finite, 5, decimals=1)
     colours = base.palette("YlOrRd", len(breaks) + 1)
-    labels = base.class_labels(breaks, lambda v: f"{v:g}")
+    labels = base.class_labels(breaks, lambda v: number(v, lang, digits=1))
     return breaks, colours, labels
 
 
-def _int(value: Any) -> str:
+def _int(value: Any, lang: Lang = "zh") -> str:
     try:
-        return str(int(value))
+        return number(int(value), lang)
     except (TypeError, ValueError):
         return "–"
 
@@ -187,16 +188,16 @@ def coverage_map(
     g = grids.reset_index(drop=True).copy()
     g = pd.concat([g, grid_measures(g)], axis=1)
     values = list(g[measure])
-    breaks, colours, labels = _classes(measure, values)
+    breaks, colours, labels = _classes(measure, values, lang_)
     classes = [base.classify(None if v is None else float(v), breaks) for v in values]
     fills = [base.NO_DATA if c is None else colours[c] for c in classes]
     props = {
         "code": list(g["code"].astype(str)),
         "name": [base.text(v, "") for v in g.get("name", [None] * len(g))],
-        "measure": [_fmt_measure(measure, v) for v in values],
-        "households": [_int(v) for v in g.get("households", [None] * len(g))],
-        "residents": [_int(v) for v in g.get("residents", [None] * len(g))],
-        "members": [_int(v) for v in g.get("members", [None] * len(g))],
+        "measure": [_fmt_measure(measure, v, lang_) for v in values],
+        "households": [_int(v, lang_) for v in g.get("households", [None] * len(g))],
+        "residents": [_int(v, lang_) for v in g.get("residents", [None] * len(g))],
+        "members": [_int(v, lang_) for v in g.get("members", [None] * len(g))],
         "branch": [base.text(v) for v in g.get("branch", [None] * len(g))],
         "fields": [
             f"{_int(f)}（{t('vacant', lang_)} {_int(v)}）"
@@ -206,12 +207,12 @@ def coverage_map(
                 g.get("fields", [None] * len(g)), g.get("fields_vacant", [0] * len(g)), strict=True
             )
         ],
-        "uncovered": [_int(v) for v in g.get("uncovered", [None] * len(g))],
-        "open_requests": [_int(v) for v in g.get("open_requests", [None] * len(g))],
-        "received": [_int(v) for v in g.get("received", [None] * len(g))],
-        "resolution_rate": [percent(v) for v in g["resolution_rate"]],
-        "visited": [_int(v) for v in g.get("visited", [None] * len(g))],
-        "visit_coverage": [percent(v) for v in g["visit_coverage"]],
+        "uncovered": [_int(v, lang_) for v in g.get("uncovered", [None] * len(g))],
+        "open_requests": [_int(v, lang_) for v in g.get("open_requests", [None] * len(g))],
+        "received": [_int(v, lang_) for v in g.get("received", [None] * len(g))],
+        "resolution_rate": [percent(v, lang_) for v in g["resolution_rate"]],
+        "visited": [_int(v, lang_) for v in g.get("visited", [None] * len(g))],
+        "visit_coverage": [percent(v, lang_) for v in g["visit_coverage"]],
         "fill": fills,
     }
     if official:
@@ -293,7 +294,26 @@ def coverage_map(
         base.add_title(m, heading, lines)
     legend = list(zip(colours, labels, strict=True))
     legend.append((base.NO_DATA, t("no_data", lang_)))
-    base.add_legend(m, t(measure, lang_), legend)
+    layers: list[tuple[str, str]] = [
+        (base.swatch("#444", outline="solid"), t("grid_outline", lang_))
+    ]
+    if fields is not None and len(fields):
+        layers.append((base.swatch("#1f78b4", outline="dotted"), t("field_held_legend", lang_)))
+        layers.append((base.swatch("#d7191c", outline="dashed"), t("field_vacant_legend", lang_)))
+    if uncovered is not None and len(uncovered):
+        layers.append(
+            (
+                base.swatch("#e6550d", circle=official),
+                t("uncovered_official_legend" if official else "uncovered_public_legend", lang_),
+            )
+        )
+    if official and members is not None and len(members):
+        layers.append((base.swatch(base.FIELD_COLOURS[0], circle=True), t("members_legend", lang_)))
+    if streets is not None and len(streets):
+        layers.append((base.swatch("#9a9a9a"), t("streets_legend", lang_)))
+    if boundary is not None and len(boundary):
+        layers.append((base.swatch("#222", outline="dashed"), t("boundary_legend", lang_)))
+    base.add_legend(m, t(measure, lang_), legend, layers=layers)
     return m
 
 
@@ -395,6 +415,7 @@ def _uncovered_layer(
             class_name="geogrid-uncovered",
             cluster=True,
             count_field=0,
+            count_title=t("uncovered_title", lang),
         )
         layer.add_to(m)
         base.register_layers(m, uncovered=layer)

@@ -227,7 +227,8 @@ def request_points(
     as_of: dt.datetime | None = None,
 ) -> pd.DataFrame:
     """Requests received in ``period`` as points: ``id, category, category_name,
-    category_name_en, programme, status, received_at, due_at, overdue, lon, lat``.
+    category_name_en, programme, status, received_at, due_at, overdue, lon, lat, grid_code``
+    (the grid the request was routed to; None outside every grid).
 
     ``status``: None (all), ``open`` (still open) or ``overdue`` (open and past its SLA
     deadline at ``as_of``, default now). No description, address or person is read.
@@ -265,6 +266,7 @@ def request_points(
             "due_at",
             "lon",
             "lat",
+            "grid_code",
         ],
     )
     due = pd.to_datetime(frame["due_at"], utc=True)

@@ -20,12 +20,13 @@ import shapely
 from folium.plugins import HeatMap
 
 from geogrid.hotspots import HotSpotResult
+from geogrid.i18n import number, percent
 from geogrid.maps import base
 from geogrid.maps.labels import STATUSES, Lang, check_lang, pick, t
 from geogrid.maps.tiles import TileSource, tile_source
 from geogrid.settings import MapSettings
 
-__all__ = ["BIN_COLOURS", "hotspot_map"]
+__all__ = ["BIN_COLOURS", "bin_meaning", "hotspot_map"]
 
 #: Colours of the confidence bins (after ArcGIS's hot-spot renderer: reds hot, blues cold).
 BIN_COLOURS: Final[dict[int, str]] = {
@@ -45,7 +46,16 @@ def _bin_label(level: int, lang: Lang) -> str:
     if level == 0:
         return t("not_significant", lang)
     kind = t("hot" if level > 0 else "cold", lang)
-    return f"{kind} {abs(level)}%"
+    return f"{kind} {percent(abs(level) / 100, lang, digits=0)}"
+
+
+def bin_meaning(level: int, lang: Lang) -> str:
+    """A confidence bin in plain words: "Hot spot 99%: this cluster of unresolved requests
+    is very unlikely to be chance"."""
+    if level == 0:
+        return t("not_significant_long", lang)
+    key = f"{'hot' if level > 0 else 'cold'}_{abs(level)}"
+    return t(key, lang, p=percent(abs(level) / 100, lang, digits=0))
 
 
 def hotspot_map(
@@ -60,6 +70,7 @@ def hotspot_map(
     subtitle: Sequence[str] = (),
     synthetic: bool = False,
     heat: bool = True,
+    request_url: str | None = None,
     settings: MapSettings | None = None,
     m: folium.Map | None = None,
 ) -> folium.Map:
@@ -67,7 +78,10 @@ def hotspot_map(
 
     ``requests``: the requests analysed, ``lon``, ``lat`` (WGS 84) and optionally
     ``category_name``, ``status``, ``received_at``, ``overdue``, ``days_open`` for their
-    tooltips (never a description, address or person). ``grids``: outlines and labels
+    tooltips (never a description, address or person), ``id`` and ``grid_code`` too: the
+    request's number and grid are shown with ``request_url`` (officials' maps; ``{id}`` in it
+    is replaced: a link to the request's page), only its grid without. ``grids``: outlines
+    and labels
     (``code``, ``name``). ``boundary``: the communities' outlines. GeoDataFrames in another
     CRS are reprojected on entry.
     """
@@ -95,7 +109,8 @@ def hotspot_map(
     ok = result.status == "ok"
 
     # --- the features: binned when the statistics hold, counts only otherwise ---------------
-    show = (cells["requests"] > 0) | (cells["confidence"] != 0)
+    # Only cells with requests: one without (in a hot neighbourhood) is no hot spot to people.
+    show = cells["requests"] > 0
     c = cells[show.to_numpy()].reset_index(drop=True)
     levels = [int(v) for v in c["confidence"]] if ok else [0] * len(c)
     unit_label = (
@@ -106,15 +121,16 @@ def hotspot_map(
     shown = gpd.GeoDataFrame(
         {
             "cell": [str(v) for v in c["name"]],
-            "requests": [str(int(v)) for v in c["requests"]],
-            "households": [str(int(v)) for v in c["households"]],
+            "requests": [number(int(v), lang_) for v in c["requests"]],
+            "households": [number(int(v), lang_) for v in c["households"]],
             "rate": [
-                f"{100.0 * r / h:.1f}" if h > 0 else "–"
+                number(100.0 * r / h, lang_, digits=1) if h > 0 else "–"
                 for r, h in zip(c["requests"], c["households"], strict=True)
             ],
-            "z": [("–" if not ok or np.isnan(z) else f"{z:.2f}") for z in c["z"]],
-            "p": [("–" if not ok or np.isnan(p) else f"{p:.4f}") for p in c["p"]],
+            "z": [("–" if not ok or np.isnan(z) else number(z, lang_, digits=2)) for z in c["z"]],
+            "p": [("–" if not ok or np.isnan(p) else number(p, lang_, digits=4)) for p in c["p"]],
             "confidence": [_bin_label(v, lang_) if ok else "–" for v in levels],
+            "meaning": [bin_meaning(v, lang_) if ok else "–" for v in levels],
             "level": levels,
             "fill": [BIN_COLOURS[v] if ok else "#bdbdbd" for v in levels],
         },
@@ -138,15 +154,16 @@ def hotspot_map(
         tooltip=None
         if shown.empty
         else folium.GeoJsonTooltip(
-            fields=["cell", "requests", "households", "rate", "z", "p", "confidence"],
+            fields=["confidence", "meaning", "cell", "requests", "households", "rate", "z", "p"],
             aliases=[
+                t("confidence", lang_),
+                t("meaning", lang_),
                 t("cell", lang_) if result.unit == "h3" else t("grid_code", lang_),
                 t("requests_in_cell", lang_),
                 t("households", lang_),
                 t("rate_per_100", lang_),
                 t("z_score", lang_),
                 t("p_value", lang_),
-                t("confidence", lang_),
             ],
             sticky=True,
         ),
@@ -218,7 +235,7 @@ def hotspot_map(
             base.localize(heat_layer)
             heat_layer.add_to(m)
             base.register_layers(m, heat=heat_layer)
-        _requests_layer(m, r, x, y, lang_)
+        _requests_layer(m, r, x, y, lang_, request_url)
 
     # --- words ---------------------------------------------------------------------------------
     if title or subtitle:
@@ -238,10 +255,25 @@ def hotspot_map(
         )
     if result.requests_outside:
         note += "; " + t("outside_units", lang_, n=result.requests_outside)
-    entries = [(BIN_COLOURS[v], _bin_label(v, lang_)) for v in (99, 95, 90, 0, -90, -95, -99)]
+    entries = [(BIN_COLOURS[v], bin_meaning(v, lang_)) for v in (99, 95, 90, 0, -90, -95, -99)]
     if not ok:
         entries = [("#bdbdbd", t("requests_in_cell", lang_))]
-    base.add_legend(m, t("confidence", lang_), entries, note=note)
+    note = (
+        f"{t('no_requests_no_spot', lang_)}. {note}"
+        if lang_ == "en"
+        else (f"{t('no_requests_no_spot', lang_)}。{note}")
+    )
+    layers: list[tuple[str, str]] = []
+    if requests is not None and len(requests):
+        if heat:
+            layers.append((base.HEAT_SWATCH, t("heat_legend", lang_)))
+        layers.append((base.swatch("#3182bd", circle=True), t("requests_legend", lang_)))
+        layers.append((base.swatch("#de2d26", circle=True), t("requests_legend_overdue", lang_)))
+    if grids is not None and len(grids):
+        layers.append((base.swatch("#333", outline="solid"), t("grid_outline", lang_)))
+    if boundary is not None and len(boundary):
+        layers.append((base.swatch("#222", outline="dashed"), t("boundary_legend", lang_)))
+    base.add_legend(m, t("confidence", lang_), entries, note=note, layers=layers)
     ctx.meta.update(
         cells=len(frame),
         hot=int(sum(v > 0 for v in levels)),
@@ -254,7 +286,12 @@ def hotspot_map(
 
 
 def _requests_layer(
-    m: folium.Map, r: pd.DataFrame, x: np.ndarray, y: np.ndarray, lang: Lang
+    m: folium.Map,
+    r: pd.DataFrame,
+    x: np.ndarray,
+    y: np.ndarray,
+    lang: Lang,
+    request_url: str | None,
 ) -> None:
     names = (
         r["category_name_en"].fillna(r["category_name"])
@@ -278,20 +315,33 @@ def _requests_layer(
         if "overdue" in r.columns
         else pd.Series([False] * len(r), index=r.index)
     )
-    yes_no = ["否", "是"] if lang == "zh" else ["no", "yes"]
+    yes_no = [t("no", lang), t("yes", lang)]
+    linked = request_url is not None and "id" in r.columns
+    ids = (
+        [int(v) for v in r["id"]] if linked else [None] * len(r)  # officials' maps only
+    )
+    grids = (
+        [base.text(v, "") or None for v in r["grid_code"]]
+        if "grid_code" in r.columns
+        else [None] * len(r)
+    )
     rows = [
         [
             float(b),
             float(a_),
+            i,
+            g,
             cat_index[n],
             status_index[s],
             d,
             None if dd is None or pd.isna(dd) else int(dd),
             int(o),
         ]
-        for a_, b, n, s, d, dd, o in zip(
+        for a_, b, i, g, n, s, d, dd, o in zip(
             x,
             y,
+            ids,
+            grids,
             names,
             r.get("status", pd.Series(["–"] * len(r), index=r.index)).astype(str),
             received,
@@ -303,6 +353,8 @@ def _requests_layer(
     layer = base.PointLayer(
         rows,
         [
+            (t("request", lang), None),
+            (t("grid", lang), None),
             (t("category", lang), categories),
             (t("status", lang), [pick(STATUSES, s, lang) for s in statuses]),
             (t("received_on", lang), None),
@@ -311,10 +363,12 @@ def _requests_layer(
         ],
         name=t("layer_requests", lang),
         colours=("#3182bd", "#de2d26"),
-        colour_field=4,
+        colour_field=6,
         radius=5,
         cluster=True,
         class_name="geogrid-request",
+        data_fields={1, 2},
+        link=(0, request_url, t("open_request_page", lang)) if linked and request_url else None,
     )
     layer.add_to(m)
     base.register_layers(m, requests=layer)

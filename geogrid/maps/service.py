@@ -15,11 +15,12 @@ import folium
 import h3
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 from sqlalchemy import Connection
 
 from geogrid.hotspots import DEFAULT_RESOLUTION, HotSpotResult, hotspots
 from geogrid.maps import data
-from geogrid.maps.base import add_attribution
+from geogrid.maps.base import add_attribution, context_of, data_value
 from geogrid.maps.coverage import check_audience, check_measure, coverage_map
 from geogrid.maps.hotspot import hotspot_map
 from geogrid.maps.labels import PROGRAMMES, Lang, check_lang, pick, t
@@ -41,25 +42,35 @@ def parse_codes(value: str | Sequence[str] | None) -> list[str]:
     return [c.strip() for item in items for c in str(item).split(",") if c.strip()]
 
 
-def _names(scope: data.Scope, lang: Lang) -> str:
+def _names(scope: data.Scope, lang: Lang) -> Markup:
+    """The communities' name(s) for a title: data values (``translate="no"``) in words."""
     c = scope.communities
     if len(c) == 1:
         row = c.iloc[0]
-        return str(row["name_en"] or row["name"]) if lang == "en" else str(row["name"])
+        return (
+            data_value(row["name_en"] or row["name"]) if lang == "en" else (data_value(row["name"]))
+        )
     district = next((v for v in c["district"] if v), "")
-    return f"{district} {len(c)} {t('communities', lang)}".strip()
+    words = f"{len(c)} {t('communities', lang)}"
+    return (
+        Markup("{} {}").format(data_value(district), words)
+        if district
+        else Markup("{}").format(words)
+    )
 
 
-def _plan_line(scope: data.Scope, lang: Lang, today: dt.date) -> str:
+def _plan_line(scope: data.Scope, lang: Lang, today: dt.date) -> Markup:
     plans = scope.plans
     if len(plans) == 1:
         p = plans.iloc[0]
-        quoted = f'"{p["name"]}"' if lang == "en" else f"「{p['name']}」"
-        plan = f"{t('plan', lang)} v{int(p['version'])} {quoted}".replace(" 「", "「")
+        name = data_value(p["name"])
+        quoted = Markup('"{}"' if lang == "en" else "「{}」").format(name)
+        space = " " if lang == "en" else ""
+        plan = Markup("{} v{}{}{}").format(t("plan", lang), int(p["version"]), space, quoted)
     else:
         versions = ", ".join(f"v{int(v)}" for v in sorted(set(plans["version"])))
-        plan = f"{t('plan', lang)} {versions}"
-    return f"{plan} · {t('as_of', lang)} {today.isoformat()}"
+        plan = Markup("{} {}").format(t("plan", lang), versions)
+    return Markup("{} · {} {}").format(plan, t("as_of", lang), today.isoformat())
 
 
 def _period_line(p: Period, lang: Lang) -> str:
@@ -101,7 +112,7 @@ def build_coverage(
         audience=audience_,
         lang=lang_,
         tiles=source,
-        title=f"{_names(scope, lang_)} · {t('coverage_title', lang_)}",
+        title=Markup("{} · {}").format(_names(scope, lang_), t("coverage_title", lang_)),
         subtitle=[_plan_line(scope, lang_, today), _period_line(p, lang_)],
         synthetic=scope.synthetic,
         settings=settings,
@@ -136,8 +147,12 @@ def build_hotspots(
     timezone: str = "Asia/Shanghai",
     settings: MapSettings | None = None,
     as_of: dt.datetime | None = None,
+    request_url: str | None = None,
 ) -> tuple[folium.Map, HotSpotResult]:
-    """The hot-spot map of open (or overdue) requests, and the statistics behind it."""
+    """The hot-spot map of open (or overdue) requests, and the statistics behind it.
+
+    ``request_url`` (``{id}`` in it): on officials' maps, each request links to its page;
+    public maps link nowhere (the public cannot open that page)."""
     from geogrid.errors import InvalidInput
 
     audience_ = check_audience(request.audience)
@@ -212,16 +227,20 @@ def build_hotspots(
         boundary=scope.boundary,
         lang=lang_,
         tiles=source,
-        title=f"{_names(scope, lang_)} · {t('hotspot_title', lang_)}",
+        title=Markup("{} · {}").format(_names(scope, lang_), t("hotspot_title", lang_)),
         subtitle=[
             _plan_line(scope, lang_, today),
             f"{_period_line(p, lang_)} · {' · '.join(filters)}",
             t("public" if audience_ == "public" else "official", lang_),
         ],
         synthetic=scope.synthetic,
+        request_url=request_url if audience_ == "official" else None,
         settings=settings,
     )
     add_attribution(m, data.source_credits(conn, community_ids=scope.community_ids))
+    ctx = context_of(m)
+    assert ctx is not None
+    ctx.meta["audience"] = audience_
     return m, result
 
 

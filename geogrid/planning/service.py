@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 from geogrid.budget import Budget
 from geogrid.db import queries
 from geogrid.planning.common import DEFAULT_TARGET
+from geogrid.planning.diff import diff_plans
 from geogrid.planning.files import write_plan_geojson
 from geogrid.planning.metrics import measure_plan
 from geogrid.planning.propose import propose_plan
@@ -134,6 +135,9 @@ def plan_map_in_db(
         d.grids,
         households=f.households[["geometry"]],
         fields=f.fields[["id", "geometry"]],
+        # The diff's matching: a household moves only if its new grid descends from another.
+        parents=diff_plans(a.grids, d.grids).parents,
+        target=DEFAULT_TARGET,
         lang=lang,
         tiles=tiles,
         title=f"{f.community_code}: {d.label} / {a.label}",

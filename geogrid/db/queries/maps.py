@@ -83,6 +83,7 @@ class RequestPoint(NamedTuple):
     due_at: dt.datetime | None
     lon: float
     lat: float
+    grid_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -318,7 +319,7 @@ def request_points(
     """Requests received in [``received_from``, ``received_before``), by id: only open ones
     with ``open_only``, only those due before ``due_before`` when given, only of the
     ``categories`` (codes) and ``programmes`` when given."""
-    r, cat = models.Request, models.Category
+    r, cat, g = models.Request, models.Category, models.Grid
     stmt = (
         select(
             r.id,
@@ -331,8 +332,10 @@ def request_points(
             r.due_at,
             gfunc.ST_X(r.geom),
             gfunc.ST_Y(r.geom),
+            g.code,
         )
         .join(cat, cat.id == r.category_id)
+        .outerjoin(g, g.id == r.grid_id)
         .where(
             r.community_id.in_(list(community_ids)),
             r.received_at >= received_from,
