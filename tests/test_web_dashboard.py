@@ -19,6 +19,7 @@ from sqlalchemy import Engine, update
 from geogrid.db import models as m
 from geogrid.db import queries as q
 from geogrid.demo.generate import COMMUNITY_CODE
+from geogrid.requests.dashboard import LIST_ROWS
 from tests.requests_factories import World, file_request, make_app, new_key, sign_in
 
 ARTICLE = {"from": "2017-07-01", "to": "2018-04-18"}
@@ -144,7 +145,7 @@ def test_lists_link_to_request_pages(demo_client: TestClient) -> None:
             if listed
             else []
         )
-        assert len(ids) == min(body["total"], 100)
+        assert len(ids) == min(body["total"], LIST_ROWS)
         assert set(ids) <= {item["id"] for item in body["items"]}
         export = demo_client.get("/dashboard/export", params={"table": name, "format": "csv"})
         lines = list(csv.reader(io.StringIO(export.content.decode("utf-8-sig"))))

@@ -43,7 +43,7 @@ KPI_TABLES: Final = (
 LIST_TABLES: Final = ("overdue", "escalated")
 TABLES: Final = tuple(name for name, _ in KPI_TABLES) + LIST_TABLES
 #: Rows of a list shown on the page (the export has them all, up to the API's page limit).
-LIST_ROWS: Final = 100
+LIST_ROWS: Final = 25
 EXPORT_ROWS: Final = 500
 
 #: The KPI columns of the tables and exports: (field of ``GET /v1/kpis``, English header).
