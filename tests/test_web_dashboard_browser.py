@@ -52,6 +52,9 @@ def test_dashboard_page(
             page.screenshot(path=screenshot_path(f"web_dashboard_zh_1280_top_{backend}"))
             page.locator("#chart-volume").scroll_into_view_if_needed()
             page.screenshot(path=screenshot_path(f"web_dashboard_zh_1280_charts_{backend}"))
+        if width == 375 and lang == "zh":
+            page.locator("#table-grids").scroll_into_view_if_needed()
+            page.screenshot(path=screenshot_path(f"web_dashboard_zh_375_table_{backend}"))
         # Wide tables scroll inside their box, not the page (check_page: no sideways scroll).
         assert page.locator(".table-wrap #table-grids").count() == 1
 

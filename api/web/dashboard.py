@@ -68,7 +68,8 @@ def dashboard_page(
         data = board.dashboard(conn, actor=actor, area=chosen, period=period)
         presets = board.presets(conn, chosen)
     tables = {
-        name: board.kpi_table(data["kpis"][name], name, lang) for name, _g in board.KPI_TABLES
+        name: board.kpi_table(data["kpis"][name], name, lang, names=data["category_names_en"])
+        for name, _g in board.KPI_TABLES
     }
     lists = {name: board.list_table(data[name], lang) for name in board.LIST_TABLES}
     map_query = {**chosen.query, "audience": "official", "lang": lang}

@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 from geogrid import i18n
 from geogrid.access import Actor
 from geogrid.db import models, queries
+from geogrid.db.queries import catalogue as catalogue_queries
 from geogrid.db.queries import kpis as kpi_queries
 from geogrid.errors import Forbidden, InvalidInput, NotFound
 from geogrid.i18n import N_
@@ -43,7 +44,7 @@ KPI_TABLES: Final = (
 LIST_TABLES: Final = ("overdue", "escalated")
 TABLES: Final = tuple(name for name, _ in KPI_TABLES) + LIST_TABLES
 #: Rows of a list shown on the page (the export has them all, up to the API's page limit).
-LIST_ROWS: Final = 100
+LIST_ROWS: Final = 25
 EXPORT_ROWS: Final = 500
 
 #: The KPI columns of the tables and exports: (field of ``GET /v1/kpis``, English header).
@@ -311,6 +312,7 @@ def dashboard(
     return {
         "headline": headline,
         "kpis": kpis,
+        "category_names_en": category_names_en(conn),
         "overdue": lists["overdue"],
         "escalated": lists["escalated"],
     }
@@ -383,7 +385,7 @@ def export_table(
     found = kpi_tables(
         conn, period=period, group_bys=[groups[table]], actor=actor, now=now, **area.query
     )
-    return kpi_table(found[groups[table]], table, lang)
+    return kpi_table(found[groups[table]], table, lang, names=category_names_en(conn))
 
 
 def list_table(found: dict[str, Any], lang: i18n.Lang) -> tuple[list[str], list[list[Any]]]:
@@ -395,11 +397,24 @@ def list_table(found: dict[str, Any], lang: i18n.Lang) -> tuple[list[str], list[
     return headers, rows
 
 
+def category_names_en(conn: Connection) -> dict[str, str]:
+    """The English name of each category (its Chinese one where it has none)."""
+    return {
+        c.code: c.name_en or c.name
+        for c in catalogue_queries.categories(conn, include_inactive=True)
+    }
+
+
 def kpi_table(
-    kpis: dict[str, Any], table: str, lang: i18n.Lang
+    kpis: dict[str, Any],
+    table: str,
+    lang: i18n.Lang,
+    *,
+    names: dict[str, str] | None = None,
 ) -> tuple[list[str], list[list[Any]]]:
     """A KPI table (as ``GET /v1/kpis`` answers it) as headers and rows, ending with its
-    total; rates stay fractions (the exports show them as percentages)."""
+    total; rates stay fractions (the exports show them as percentages). On English pages the
+    categories take their English ``names``."""
     _ = i18n.translator(lang)[0]
     headers = [_(GROUP_HEADERS[table])]
     if table == "grids":
@@ -410,6 +425,8 @@ def kpi_table(
         label = r.get("label")
         if r["key"] is None:
             label = _(NO_GROUP[table])
+        if table == "categories" and lang == "en" and names and r["key"] in names:
+            label = names[r["key"]]
         row: list[Any] = [label if label is not None else str(r["key"])]
         if table == "grids":
             row.append(r.get("code") or "")

@@ -292,13 +292,14 @@ def _grouped(
         for k in months:
             keys.setdefault(str(k), {"frame": frame.iloc[0:0]})
     labels = _labels(conn, group_by, [k for k in keys if k is not None], cids)
+    months_seen = _visits_by_month(conn, cids, period) if group_by == "month" else {}
     rows = []
     for k, item in keys.items():
         metrics = _metrics(item["frame"], now=now)
         if home_col is not None:
             cov = _coverage(*home_counts.get(k, (0, 0)))
         elif group_by == "month":
-            cov = _month_coverage(conn, homes, cids, str(k), period)
+            cov = _month_coverage(homes, months_seen.get(str(k), set()))
         else:
             cov = dict(_NO_COVERAGE)
         rows.append({"key": k, **labels.get(k, {"label": None}), **metrics, **cov})
@@ -334,13 +335,18 @@ def _labels(
     return {r.key: {"label": r.name} for r in names}
 
 
-def _month_coverage(
-    conn: Connection, homes: pd.DataFrame, cids: Sequence[int], month: str, period: Period
-) -> dict[str, Any]:
-    first = dt.date.fromisoformat(f"{month}-01")
-    last = (pd.Timestamp(first) + pd.offsets.MonthEnd(0)).date()
-    start, end = max(first, period.start), min(last, period.end)
-    seen = visit_queries.visited_households(conn, community_ids=cids, start=start, end=end)
+def _visits_by_month(conn: Connection, cids: Sequence[int], period: Period) -> dict[str, set[int]]:
+    """The households visited in each month of the period (the month's days inside the
+    period), read once: one query, not one a month (114 months of history took 2 s)."""
+    out: dict[str, set[int]] = {}
+    for household_id, day in kpi_queries.visits_in(
+        conn, community_ids=cids, start=period.start, end=period.end
+    ):
+        out.setdefault(day.strftime("%Y-%m"), set()).add(int(household_id))
+    return out
+
+
+def _month_coverage(homes: pd.DataFrame, seen: set[int]) -> dict[str, Any]:
     return _coverage(len(homes), int(homes["household_id"].isin(seen).sum()))
 
 

@@ -112,6 +112,25 @@ def first_received(conn: Connection, *, community_ids: Sequence[int]) -> dt.date
     ).scalar_one_or_none()
 
 
+def visits_in(
+    conn: Connection, *, community_ids: Sequence[int], start: dt.date, end: dt.date
+) -> list[tuple[int, dt.date]]:
+    """(household, day) of every visit to the communities' households between ``start`` and
+    ``end`` (inclusive), for the coverage of each month of a period in one read."""
+    visit, home = models.Visit, models.Household
+    rows = conn.execute(
+        select(visit.household_id, visit.visited_on)
+        .join(home, home.id == visit.household_id)
+        .where(
+            home.community_id.in_(list(community_ids)),
+            visit.visited_on >= start,
+            visit.visited_on <= end,
+        )
+        .distinct()
+    ).all()
+    return [(int(h), d) for h, d in rows]
+
+
 class GroupName(NamedTuple):
     """The name of a KPI group key; ``code`` for communities and grids (else None)."""
 
