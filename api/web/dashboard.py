@@ -96,8 +96,9 @@ def dashboard_page(
             "/dashboard?"
             + urlencode({"area": chosen.value, "from": str(p.start), "to": str(p.end)})
         ),
-        coverage_url="/maps/coverage?" + urlencode({**map_query, **period_query}),
-        hotspots_url="/maps/hotspots?" + urlencode({**map_query, **period_query}),
+        # embed=1: the maps without their title box (the dashboard says what they show).
+        coverage_url="/maps/coverage?" + urlencode({**map_query, **period_query, "embed": "1"}),
+        hotspots_url="/maps/hotspots?" + urlencode({**map_query, **period_query, "embed": "1"}),
         list_limit=board.LIST_ROWS,
     )
 
