@@ -94,3 +94,23 @@ def test_static_files(client: TestClient, world: World) -> None:
     r = client.get("/static/web.css")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/css")
     assert client.get("/static/../api/main.py").status_code == 404
+
+
+def test_map_pages_show_who_and_follow_the_language(
+    client: TestClient, engine: Engine, world: World
+) -> None:
+    """The maps are pages too: who is signed in and sign in/out in a corner (not inside the
+    dashboard's frames), in the viewer's language unless ``lang`` says otherwise."""
+    url = "/maps/coverage?community=441302011099"
+    page = client.get(url, headers=HTML).text
+    assert 'class="geogrid-who"' in page and 'class="sign-in"' in page
+    assert "/login?next=%2Fmaps%2Fcoverage%3Fcommunity%3D441302011099" in page and "登录" in page
+    key = new_key(engine, "official", name="网格办")
+    sign_in(client, key)
+    page = client.get(url, headers=HTML).text
+    assert 'data-role="official"' in page and "网格办" in page and 'href="/logout"' in page
+    assert 'class="geogrid-who"' not in client.get(f"{url}&embed=1", headers=HTML).text
+    client.get("/lang/en")
+    page = client.get(url, headers=HTML).text
+    assert "Signed in as" in page and "Grid coverage map" in page  # the cookie's language
+    assert "网格覆盖图" in client.get(f"{url}&lang=zh", headers=HTML).text  # unless asked

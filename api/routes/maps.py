@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from api.auth import OPEN, ActorDep
 from api.deps import ASSETS_URL, ConnDep, MapSettingsDep, SettingsDep
 from api.params import Day
+from api.web.render import lang_of, with_who_box
 from geogrid.access import Actor, limit_to_scope
 from geogrid.areas import area_codes
 from geogrid.db.models import Role
@@ -81,15 +82,20 @@ Embed = Annotated[
     bool,
     Query(description="For an <iframe> in a page that names the map (the dashboard): no title box"),
 ]
-Lang = Annotated[Literal["zh", "en"], Query(description="Labels in Chinese or English")]
+Lang = Annotated[
+    Literal["zh", "en"] | None,
+    Query(description="Labels in Chinese or English; default: the viewer's (cookie), else zh"),
+]
 Tiles = Annotated[
     Literal["none", "osm", "tianditu", "amap", "custom"] | None,
     Query(description="Base map; default GEOGRID_MAP_TILES (none: nothing fetched elsewhere)"),
 ]
 
 
-def _page(html: str) -> HTMLResponse:
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+def _page(html: str, request: Request, actor: Actor, *, embed: bool) -> HTMLResponse:
+    """The map page; outside a frame with who is signed in (``api.web.render``)."""
+    page = html if embed else with_who_box(html, request, actor)
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 
 @router.get(
@@ -100,6 +106,7 @@ def _page(html: str) -> HTMLResponse:
     responses=_ERRORS,
 )
 def coverage(
+    request: Request,
     conn: ConnDep,
     actor: ActorDep,
     settings: SettingsDep,
@@ -114,7 +121,7 @@ def coverage(
     from_: From = None,
     to: To = None,
     audience: Audience = None,
-    lang: Lang = "zh",
+    lang: Lang = None,
     tiles: Tiles = None,
     embed: Embed = False,
 ) -> HTMLResponse:
@@ -128,13 +135,16 @@ def coverage(
         date_from=from_,
         date_to=to,
         audience=shown,
-        lang=lang,
+        lang=lang or lang_of(request),
         tiles=tiles,
         timezone=settings.service.timezone,
         settings=map_settings,
     )
     return _page(
-        render_html(m, assets=ASSETS_URL, assets_dir=map_settings.map_assets_dir, embed=embed)
+        render_html(m, assets=ASSETS_URL, assets_dir=map_settings.map_assets_dir, embed=embed),
+        request,
+        actor,
+        embed=embed,
     )
 
 
@@ -146,6 +156,7 @@ def coverage(
     responses=_ERRORS,
 )
 def hotspots(
+    request: Request,
     conn: ConnDep,
     actor: ActorDep,
     settings: SettingsDep,
@@ -177,7 +188,7 @@ def hotspots(
         Query(description="Requests per 100 households (default) or counts"),
     ] = "households",
     audience: Audience = None,
-    lang: Lang = "zh",
+    lang: Lang = None,
     tiles: Tiles = None,
     embed: Embed = False,
 ) -> HTMLResponse:
@@ -197,7 +208,7 @@ def hotspots(
             resolution=resolution,
             normalize=normalize,
             audience=shown,
-            lang=lang,
+            lang=lang or lang_of(request),
             tiles=tiles,
         ),
         timezone=settings.service.timezone,
@@ -205,7 +216,10 @@ def hotspots(
         request_url=REQUEST_PAGE if shown == "official" else None,
     )
     return _page(
-        render_html(m, assets=ASSETS_URL, assets_dir=map_settings.map_assets_dir, embed=embed)
+        render_html(m, assets=ASSETS_URL, assets_dir=map_settings.map_assets_dir, embed=embed),
+        request,
+        actor,
+        embed=embed,
     )
 
 

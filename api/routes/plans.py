@@ -48,6 +48,7 @@ from api.schemas.plans import (
     StoredValidationOut,
     ValidationOut,
 )
+from api.web.render import lang_of, with_who_box
 from geogrid.access import Actor
 from geogrid.budget import Budget
 from geogrid.db import queries
@@ -525,20 +526,30 @@ def export(
     },
 )
 def plan_map(
+    request: Request,
     conn: ConnDep,
     actor: ActorDep,
     map_settings: MapSettingsDep,
     draft: Annotated[str, Query(min_length=1, max_length=32, description="id or vN of the draft")],
     against: Annotated[str, Query(description="id, vN or active")] = "active",
     community: Community = None,
-    lang: Annotated[str, Query(pattern="^(zh|en)$")] = "zh",
+    lang: Annotated[
+        str | None,
+        Query(pattern="^(zh|en)$", description="default: the viewer's (cookie), else zh"),
+    ] = None,
 ) -> HTMLResponse:
     actor.require(*_READ, what="the plan map")
     row = _community(conn, actor, community, what="the plan map")
     m = plan_map_in_db(
-        conn, community_id=row.id, draft=draft, against=against, lang=lang, files=False
+        conn,
+        community_id=row.id,
+        draft=draft,
+        against=against,
+        lang=lang or lang_of(request),
+        files=False,
     )
     page = render_html(m, assets=ASSETS_URL, assets_dir=map_settings.map_assets_dir)
+    page = with_who_box(page, request, actor)
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 

@@ -142,6 +142,18 @@ def render(
     return response
 
 
+def with_who_box(page: str, request: Request, actor: Actor) -> str:
+    """A map page (Folium's HTML) with who is signed in and sign in/out in a corner, as every
+    page of the workbench shows them."""
+    box = (
+        environment(lang_of(request))
+        .get_template("who_box.html")
+        .render(actor=actor, here=_here(request))
+    )
+    head, sep, tail = page.rpartition("</body>")
+    return head + box + sep + tail if sep else page + box
+
+
 def _here(request: Request) -> str:
     """This page's path and query without ``lang`` (the language switch adds its own)."""
     query = "&".join(
