@@ -116,6 +116,18 @@ def fill_empty_tables(conn: Connection) -> None:
         )
     )
     conn.execute(insert(m.LoginFailure).values(client="192.0.2.1", at=NOW))
+    conn.execute(insert(m.IntakeAttempt).values(client="192.0.2.2", at=NOW))
+    member = conn.execute(select(m.Member.id).order_by(m.Member.id)).scalars().first()
+    conn.execute(
+        insert(m.SignInLink).values(
+            token_hash="2" * 64,
+            member_id=member,
+            api_key_id=key,
+            created_by="test key",
+            created_at=NOW,
+            expires_at=NOW,
+        )
+    )
     event = q.insert_returning_ids(
         conn,
         m.PlanEvent,
