@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_LANG",
     "LANGS",
     "N_",
+    "REQUEST_STATUS_NAMES",
     "Lang",
     "lang_of",
     "local_time",
@@ -53,6 +54,26 @@ DEFAULT_LANG: Final[Lang] = "zh"
 LOCALE_DIR: Final = Path(__file__).resolve().parent / "locale"
 #: Babel's locale of each language (number formats: 15.1%, 12,100).
 _BABEL_LOCALE: Final[dict[str, str]] = {"zh": "zh_Hans_CN", "en": "en"}
+
+
+def N_(message: str) -> str:  # gettext's name: mark now, translate later
+    """Mark ``message`` for the catalogue without translating it now (a label in a table
+    that is translated when shown, with :func:`translate`)."""
+    return message
+
+
+#: Each request status (``geogrid.db.models.RequestStatus``) as people read it: one table for
+#: the pages, the maps and the CLI.
+REQUEST_STATUS_NAMES: Final[dict[str, str]] = {
+    "received": N_("received"),
+    "registered": N_("registered"),
+    "dispatched": N_("dispatched"),
+    "in_progress": N_("in progress"),
+    "escalated": N_("escalated"),
+    "resolved": N_("resolved"),
+    "closed": N_("closed"),
+    "rejected": N_("rejected"),
+}
 
 
 def lang_of(value: str | None, *, default: Lang = DEFAULT_LANG) -> Lang:
@@ -103,12 +124,6 @@ def translator(lang: Lang) -> tuple[Callable[[str], str], Callable[[str, str, in
     """``_, ngettext`` of ``lang``: ``_("Sign in")`` is what Babel's extractor finds."""
     t = translations(lang)
     return t.gettext, t.ngettext
-
-
-def N_(message: str) -> str:  # gettext's name: mark now, translate later
-    """Mark ``message`` for the catalogue without translating it now (a label in a table
-    that is translated when shown, with :func:`translate`)."""
-    return message
 
 
 def percent(value: float | None, lang: Lang = DEFAULT_LANG, *, digits: int = 1) -> str:

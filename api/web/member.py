@@ -49,7 +49,7 @@ from geogrid.errors import (
     InvalidInput,
     NotAuthenticated,
 )
-from geogrid.i18n import N_
+from geogrid.i18n import N_, REQUEST_STATUS_NAMES
 from geogrid.periods import zone
 from geogrid.privacy import mask_name
 from geogrid.requests import views, visits, webhooks
@@ -62,16 +62,7 @@ router = APIRouter(include_in_schema=False)
 Role = models.Role
 
 #: Each request status as the work list names it.
-STATUS_NAMES: Final[dict[str, str]] = {
-    "received": N_("received"),
-    "registered": N_("registered"),
-    "dispatched": N_("dispatched"),
-    "in_progress": N_("in progress"),
-    "escalated": N_("escalated"),
-    "resolved": N_("resolved"),
-    "closed": N_("closed"),
-    "rejected": N_("rejected"),
-}
+STATUS_NAMES: Final[dict[str, str]] = REQUEST_STATUS_NAMES
 #: The kinds of visit (geogrid.requests.visits.VISIT_KINDS) as the form names them.
 VISIT_KIND_NAMES: Final[dict[str, str]] = {
     "routine": N_("routine visit"),

@@ -28,7 +28,7 @@ from api.web.session import form_actor, require
 from geogrid import crs as gcrs
 from geogrid import i18n
 from geogrid.access import Actor, Forbidden
-from geogrid.db.models import OPEN_STATUSES, RequestStatus, Role
+from geogrid.db.models import OPEN_STATUSES, Role
 from geogrid.errors import (
     ConfigurationError,
     Conflict,
@@ -36,7 +36,7 @@ from geogrid.errors import (
     GeogridError,
     InvalidInput,
 )
-from geogrid.i18n import N_
+from geogrid.i18n import N_, REQUEST_STATUS_NAMES
 from geogrid.maps.tiles import tile_source
 from geogrid.periods import period
 from geogrid.requests import views, webhooks
@@ -52,17 +52,7 @@ router = APIRouter(include_in_schema=False)
 READERS: Final = (Role.OFFICIAL, Role.ADMIN, Role.PLANNER, Role.DEPARTMENT, Role.MEMBER)
 PAGE_SIZE: Final = 25
 
-STATUS_NAMES: Final[dict[str, str]] = {
-    "open": N_("open (any open status)"),
-    RequestStatus.RECEIVED.value: N_("received"),
-    RequestStatus.REGISTERED.value: N_("registered"),
-    RequestStatus.DISPATCHED.value: N_("dispatched"),
-    RequestStatus.IN_PROGRESS.value: N_("in progress"),
-    RequestStatus.ESCALATED.value: N_("escalated"),
-    RequestStatus.RESOLVED.value: N_("resolved"),
-    RequestStatus.CLOSED.value: N_("closed"),
-    RequestStatus.REJECTED.value: N_("rejected"),
-}
+STATUS_NAMES: Final[dict[str, str]] = {"open": N_("open (any open status)"), **REQUEST_STATUS_NAMES}
 #: Each action as a button says it.
 ACTION_NAMES: Final[dict[str, str]] = {
     Action.RECEIVE.value: N_("Received"),

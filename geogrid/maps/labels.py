@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from geogrid.errors import InvalidInput
-from geogrid.i18n import LANGS, N_, Lang, translate
+from geogrid.i18n import LANGS, N_, REQUEST_STATUS_NAMES, Lang, translate
 
 __all__ = ["KINDS", "LANGS", "PROGRAMMES", "STATUSES", "Lang", "check_lang", "pick", "t"]
 
@@ -173,16 +173,7 @@ PROGRAMMES: Final[dict[str, str]] = {
     "safety": N_("public safety"),
 }
 
-STATUSES: Final[dict[str, str]] = {
-    "received": N_("received"),
-    "registered": N_("registered"),
-    "dispatched": N_("dispatched"),
-    "in_progress": N_("in progress"),
-    "escalated": N_("escalated"),
-    "resolved": N_("resolved"),
-    "closed": N_("closed"),
-    "rejected": N_("rejected"),
-}
+STATUSES: Final[dict[str, str]] = REQUEST_STATUS_NAMES
 
 
 def check_lang(lang: str | None) -> Lang:
