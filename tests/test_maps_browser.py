@@ -8,28 +8,23 @@ request leaving loopback; the expected layers and grid shapes must be drawn. Scr
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import pytest
-import uvicorn
 from playwright.sync_api import Browser
 from shapely.geometry import Point, box
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from api import create_app
 from geogrid.maps.base import render_html
 from geogrid.maps.cli import map_app
 from geogrid.maps.plan import plan_map
-from geogrid.settings import DatabaseSettings, Settings
 from tests.browser_support import PageReport, load_page, serve_directory
 from tests.requests_factories import new_key
-from tests.web_support import check_page
+from tests.web_support import check_page, start_server
 
 pytestmark = pytest.mark.browser
 
@@ -54,30 +49,6 @@ STATE_JS = """() => {
     out.load_ms = t ? t.loadEventEnd - t.startTime : null;
     return out;
 }"""
-
-
-def maps_app(url: str) -> Any:
-    return create_app(Settings(database=DatabaseSettings(database_url=url)))
-
-
-def start_server(url: str) -> tuple[str, Callable[[], None]]:
-    """The API over ``url`` in uvicorn on a free loopback port: (base URL, stop)."""
-    config = uvicorn.Config(maps_app(url), host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="maps-live-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=15)
-
-    return f"http://127.0.0.1:{port}", stop
 
 
 @pytest.fixture(scope="module")
