@@ -35,6 +35,32 @@ def _day(value: str | None, field: str) -> Any:
     return bounds.parse_date(value, field=field) if value and value.strip() else None
 
 
+def _area_and_period(
+    conn: Any,
+    request: Request,
+    actor: Any,
+    area: str | None,
+    community: str | None,
+    subdistrict: str | None,
+    district: str | None,
+    from_: str | None,
+    to: str | None,
+) -> tuple[board.Area, Any, Any]:
+    """The area asked for (within the viewer's scope), its choices and the period: what the
+    page and its exports both read from their parameters."""
+    chosen, choices = board.area_of(
+        conn,
+        actor,
+        tz=request.app.state.settings.service.timezone,
+        area=area,
+        community=community,
+        subdistrict=subdistrict,
+        district=district,
+    )
+    period = board.period_of(conn, chosen, _day(from_, "from"), _day(to, "to"))
+    return chosen, choices, period
+
+
 def _query(area: board.Area, period: Any, **extra: str) -> str:
     values = {"area": area.value, "from": str(period.start), "to": str(period.end), **extra}
     return urlencode(values)
@@ -52,19 +78,11 @@ def dashboard_page(
     district: Text = None,
 ) -> HTMLResponse:
     actor = require(request, engine, *_WHO, what=_WHAT)
-    tz = request.app.state.settings.service.timezone
     lang = lang_of(request)
     with engine.connect() as conn:
-        chosen, choices = board.area_of(
-            conn,
-            actor,
-            tz=tz,
-            area=area,
-            community=community,
-            subdistrict=subdistrict,
-            district=district,
+        chosen, choices, period = _area_and_period(
+            conn, request, actor, area, community, subdistrict, district, from_, to
         )
-        period = board.period_of(conn, chosen, _day(from_, "from"), _day(to, "to"))
         data = board.dashboard(conn, actor=actor, area=chosen, period=period)
         presets = board.presets(conn, chosen)
     tables = {
@@ -165,19 +183,11 @@ def dashboard_export(
     """One table of the dashboard as a file: headers in the page's language, the same
     numbers as the page (rates as percentages)."""
     actor = require(request, engine, *_WHO, what=_WHAT)
-    tz = request.app.state.settings.service.timezone
     lang = lang_of(request)
     with engine.connect() as conn:
-        chosen, _choices = board.area_of(
-            conn,
-            actor,
-            tz=tz,
-            area=area,
-            community=community,
-            subdistrict=subdistrict,
-            district=district,
+        chosen, _choices, period = _area_and_period(
+            conn, request, actor, area, community, subdistrict, district, from_, to
         )
-        period = board.period_of(conn, chosen, _day(from_, "from"), _day(to, "to"))
         headers, rows = board.export_table(
             conn, actor=actor, area=chosen, period=period, table=table, lang=lang
         )
