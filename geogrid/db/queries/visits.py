@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import pandas as pd
 from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from geogrid.db import models
 
@@ -118,6 +119,18 @@ def visit_page(
     return VisitPage(int(total), [VisitRow(**r._asdict()) for r in rows])
 
 
+def _active_plan_of_household() -> ScalarSelect[int]:
+    """The id of the active plan of the household's community (a correlated subquery)."""
+    plan, home = models.BoundaryPlan, models.Household
+    return (
+        select(plan.id)
+        .where(
+            plan.community_id == home.community_id, plan.status == models.PlanStatus.ACTIVE.value
+        )
+        .scalar_subquery()
+    )
+
+
 def households_frame(conn: Connection, *, community_ids: Sequence[int]) -> pd.DataFrame:
     """``household_id, community_id, grid_id, field_id, member_id, branch_id`` (active plan;
     NaN outside every grid or field)."""
@@ -126,14 +139,8 @@ def households_frame(conn: Connection, *, community_ids: Sequence[int]) -> pd.Da
         models.HouseholdAssignment,
         models.ResponsibilityField,
     )
-    member, plan = models.Member, models.BoundaryPlan
-    active = (
-        select(plan.id)
-        .where(
-            plan.community_id == home.community_id, plan.status == models.PlanStatus.ACTIVE.value
-        )
-        .scalar_subquery()
-    )
+    member = models.Member
+    active = _active_plan_of_household()
     rows = conn.execute(
         select(
             home.id,
@@ -195,14 +202,7 @@ def member_households(conn: Connection, *, member_id: int, limit: int) -> list[O
         models.HouseholdAssignment,
         models.ResponsibilityField,
     )
-    plan = models.BoundaryPlan
-    active = (
-        select(plan.id)
-        .where(
-            plan.community_id == home.community_id, plan.status == models.PlanStatus.ACTIVE.value
-        )
-        .scalar_subquery()
-    )
+    active = _active_plan_of_household()
     rows = conn.execute(
         select(
             home.address_id,
