@@ -3,6 +3,7 @@
 #
 #   bash scripts/bench.sh              # assignment, lookup, maps, planning, imports and abuse
 #   bash scripts/bench.sh assignment   # or lookup, maps, planning, imports, abuse; extra arguments go to that one
+#   bash scripts/bench.sh city_db      # not in `all`: loads a 2M-household city first (~30 min)
 #
 # Installs what is missing (scripts/setup.sh), starts a throwaway PostgreSQL + PostGIS cluster
 # (stopped and deleted on exit) unless GEOGRID_BENCH_POSTGRES_URL is set or only `abuse` runs
@@ -34,9 +35,9 @@ case "$which" in
         python -m benchmarks.imports
         python -m benchmarks.abuse
         ;;
-    assignment | lookup | maps | planning | imports | abuse) python -m "benchmarks.$which" "$@" ;;
+    assignment | lookup | maps | planning | imports | abuse | city_db) python -m "benchmarks.$which" "$@" ;;
     *)
-        echo "usage: bash scripts/bench.sh [all|assignment|lookup|maps|planning|imports|abuse] [ARGS…]" >&2
+        echo "usage: bash scripts/bench.sh [all|assignment|lookup|maps|planning|imports|abuse|city_db] [ARGS…]" >&2
         exit 2
         ;;
 esac
