@@ -386,14 +386,17 @@ def assign(
     database: DatabaseOpt = None,
 ) -> None:
     """Re-run the assignment of households, fields and open requests; print what changed.
-    Without --community every community with an active plan is assigned, in one transaction."""
+    Without --community every community with an active plan is assigned, each in its own
+    transaction (committed as it is done)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     from geogrid import audit
-    from geogrid.assign import assign_community
+    from geogrid.assign import AssignmentReport, assign_community
     from geogrid.db import queries
 
     with errors():
         engine = open_engine(database)
-        with transaction(engine, commit=commit) as conn:
+        with engine.connect() as conn:
             if community is not None:
                 ids = [queries.community_row(conn, code=community).id]
             else:
@@ -404,17 +407,45 @@ def assign(
                 ]
                 # None with a plan: the only community's error says why (or which to name).
                 ids = ids or [queries.community_row(conn).id]
-            reports = [assign_community(conn, community_id=i) for i in ids]
-            for report in reports:
-                # One entry per community assigned: the counts, not the households.
-                audit.record(
-                    conn,
-                    actor=cli_actor(),
-                    action="assign",
-                    subject="community",
-                    subject_id=report.community_code,
-                    details=report.to_dict(),
-                )
+        reports: list[AssignmentReport] = []
+        # One transaction per community, not one for all: each community's assignment is
+        # whole on its own, and a transaction holds ~43 locks per community until it ends
+        # (its plan's partitions and their indexes), so a city of 1,000 communities in one
+        # transaction outgrows PostgreSQL's default lock table (max_locks_per_transaction 64
+        # × max_connections: "out of shared memory" past ~300 communities, measured by
+        # benchmarks/city_db.py). A run that stops half-way is safe to run again.
+        with Progress(
+            TextColumn("assigning"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err,
+            transient=True,
+            disable=len(ids) < 2,
+        ) as progress:
+            task = progress.add_task("communities", total=len(ids))
+            for community_id in ids:
+                if reports and commit:
+                    done = f"{len(reports)} of {len(ids)} communities assigned and committed"
+                else:
+                    done = None
+                try:
+                    with transaction(engine, commit=commit) as conn:
+                        report = assign_community(conn, community_id=community_id)
+                        # One entry per community assigned: the counts, not the households.
+                        audit.record(
+                            conn,
+                            actor=cli_actor(),
+                            action="assign",
+                            subject="community",
+                            subject_id=report.community_code,
+                            details=report.to_dict(),
+                        )
+                except Exception:
+                    if done:
+                        err.print(f"{done} before this one failed: run again to finish")
+                    raise
+                reports.append(report)
+                progress.advance(task)
         if as_json:
             data = [r.to_dict() for r in reports]
             # One community: its report, as always; several: {"communities": [report, …]}.
