@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from geogrid.backup.cli import backup, restore
+from geogrid.batch.cli import batch_app
 from geogrid.clikit import (
     CommitOpt,
     CommunityOpt,
@@ -67,6 +68,7 @@ app.command("backup")(backup)
 app.command("restore")(restore)
 app.add_typer(audit_app, name="audit")
 app.add_typer(person_app, name="person")
+app.add_typer(batch_app, name="batch")
 app.command("retention")(retention)
 
 
