@@ -439,3 +439,34 @@ def test_demo_export_assigned_as_in_sql(demo_engine: Engine, tmp_path: Path) -> 
     assert as_str(got["field"].astype(object)) == as_str(
         [None if v != v or v is None else int(v) for v in sql["field_id"]]
     )
+
+
+def test_cli_lookup_file_accepts_geoparquet(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    """``geogrid lookup --file`` reads GeoParquet points (here GCJ-02 x/y columns and a
+    declared-WGS 84 geoarrow file) as it reads a CSV of lon/lat."""
+    import csv
+
+    from tests.lookup_factories import G3, make_lookup_community
+
+    with engine.begin() as conn:
+        make_lookup_community(conn)
+    x = np.array([X0 + 0.002, X0 + 0.03, np.nan])
+    y = np.array([Y0 + 0.005, Y0 + 0.005, Y0])
+    geo = tmp_path / "points.parquet"
+    _geoparquet_points(geo, x, y)
+    gx, gy = gcrs.from_wgs84(x[:1], y[:1], "gcj02")
+    xy = tmp_path / "gcj.parquet"
+    pq.write_table(pa.table({"name": ["a"], "lon": gx, "lat": gy}), xy)
+    for src, crs, n in ((geo, "wgs84", 3), (xy, "gcj02", 1)):
+        dst = tmp_path / f"{src.stem}.csv"
+        r = runner.invoke(
+            cli_app,
+            ["lookup", "--file", str(src), "--crs", crs, "--out", str(dst), "--json",
+             "--database", db_url],
+        )  # fmt: skip
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["rows"] == n
+        with dst.open(encoding="utf-8-sig", newline="") as fh:
+            got = list(csv.DictReader(fh))
+        assert got[0]["grid_code"] == G3
+    assert got[0]["name"] == "a"

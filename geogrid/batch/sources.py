@@ -28,7 +28,7 @@ from geopandas import GeoDataFrame
 from geogrid.crs import frame_to_wgs84, normalize_crs, to_wgs84
 from geogrid.errors import InvalidInput
 
-__all__ = ["Households", "Partition", "Points", "Reasons"]
+__all__ = ["Households", "Partition", "Points", "Reasons", "lookup_rows"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -398,3 +398,28 @@ def _open_ogr(p: Path, *, crs: str | None, id_column: str | None, layer: str | N
         num_rows=int(info["features"]),
         layer=layer,
     )
+
+
+def lookup_rows(path: str | Path, crs: str | None) -> tuple[list[dict[str, str]], list[str]]:
+    """A GeoParquet file as the rows of ``geogrid lookup --file``: every non-geometry column
+    as text, plus ``lon``/``lat`` in WGS 84 and ``crs`` (empty for a row that has no usable
+    point; its lookup then says the coordinate is missing)."""
+    import pyarrow.parquet as pq
+
+    src = Households.open(path, crs=crs)
+    rows: list[dict[str, str]] = []
+    for part in src.partitions(100_000):
+        table = pq.ParquetFile(src.path).read_row_groups(list(part.row_groups))
+        pts = src.read(part)
+        keep = [c for c in table.column_names if c not in src.columns]
+        data = {c: table.column(c).to_pylist() for c in keep}
+        good = pts.good
+        for k in range(table.num_rows):
+            row = {c: "" if data[c][k] is None else str(data[c][k]) for c in keep}
+            ok = bool(good[k])
+            row["lon"] = repr(float(pts.x[k])) if ok else ""
+            row["lat"] = repr(float(pts.y[k])) if ok else ""
+            row["crs"] = "wgs84" if ok else ""
+            rows.append(row)
+    names = list(dict.fromkeys([*rows[0].keys()] if rows else ["lon", "lat", "crs"]))
+    return rows, names
