@@ -161,7 +161,6 @@ def check_rows(households: Path, grids: Path, ours: Path, sjoin_out: Path) -> di
     """Row for row: sjoin's grid where it has one; assign_points's edge rule elsewhere."""
     import geopandas
     import pyarrow.parquet as pq
-    import shapely
 
     from geogrid.spatial import assign_points
 
