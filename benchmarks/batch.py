@@ -305,7 +305,7 @@ def large(
                 n_workers=w,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",
                 memory_limit="6GB",
             ) as cluster,
             Client(cluster) as client,

@@ -361,7 +361,7 @@ def dask_client() -> Any:
 
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -470,3 +470,23 @@ def test_cli_lookup_file_accepts_geoparquet(engine: Engine, db_url: str, tmp_pat
             got = list(csv.DictReader(fh))
         assert got[0]["grid_code"] == G3
     assert got[0]["name"] == "a"
+
+
+def test_cli_missing_inputs_and_a_finished_run(tmp_path: Path) -> None:
+    """A missing file is an error naming it; running a finished run again says every part
+    was already written, with the same totals."""
+    grids, polys, _codes = _grids_file(tmp_path)
+    x, y = _probe_points(polys, 10, n=200)
+    path = tmp_path / "hh.parquet"
+    _geoparquet_points(path, x, y)
+    out = tmp_path / "out"
+    base = ["batch", "assign", "--households", str(path), "--out", str(out), "--json"]
+    r = runner.invoke(cli_app, [*base, "--grids", str(tmp_path / "nope.geojson")])
+    assert r.exit_code == 1 and "no such file" in r.stderr and "grids" in r.stderr
+    r = runner.invoke(cli_app, [*base, "--grids", str(grids)])
+    assert r.exit_code == 0, r.output
+    first = json.loads(r.stdout)
+    r = runner.invoke(cli_app, [*base, "--grids", str(grids)])
+    again = json.loads(r.stdout)
+    assert again["skipped"] == again["partitions"] == first["partitions"]
+    assert again["grid_assigned"] == first["grid_assigned"]

@@ -100,15 +100,17 @@ def assign(
             console=err,
         ) as progress:
             task = progress.add_task("reading grids", total=source.num_rows)
-            t = time.perf_counter()
-            index = AssignIndex(
-                read_layer(grids, name="grid", crs=layers_crs, layer=grids_layer),
-                read_layer(fields, name="field", crs=layers_crs, layer=fields_layer)
-                if fields
-                else None,
-            )
-            seconds["index"] = time.perf_counter() - t
-            progress.update(task, description="assigning")
+
+            def index() -> AssignIndex:
+                built = AssignIndex(
+                    read_layer(grids, name="grid", crs=layers_crs, layer=grids_layer),
+                    read_layer(fields, name="field", crs=layers_crs, layer=fields_layer)
+                    if fields
+                    else None,
+                )
+                progress.update(task, description="assigning")
+                return built
+
             result = assign_files(
                 source,
                 index,
@@ -116,8 +118,8 @@ def assign(
                 rejects=rejects,
                 partition_rows=partition_rows,
                 inputs={
-                    "grids": fingerprint(grids),
-                    "fields": fingerprint(fields),
+                    "grids": fingerprint(grids, field="grids"),
+                    "fields": fingerprint(fields, field="fields"),
                     "layers_crs": layers_crs,
                 },
                 scheduler=scheduler,

@@ -59,6 +59,11 @@ class AssignIndex:
     grids: Layer
     fields: Layer | None = None
 
+    @classmethod
+    def empty(cls) -> AssignIndex:
+        """An index of no grids (stands in when every part is already written)."""
+        return cls(Layer("grid", np.array([], dtype=object), FineCells(np.array([], dtype=object))))
+
     @property
     def layers(self) -> list[Layer]:
         return [self.grids] + ([self.fields] if self.fields is not None else [])

@@ -59,9 +59,12 @@ class BatchResult:
         return d
 
 
-def fingerprint(path: str | Path | None) -> dict[str, Any] | None:
+def fingerprint(path: str | Path | None, *, field: str = "file") -> dict[str, Any] | None:
+    """Path, size and time of an input: a resumed run must have the same inputs."""
     if path is None:
         return None
+    if not Path(path).is_file():
+        raise InvalidInput(f"no such file: {path}", field=field)
     st = Path(path).stat()
     return {"path": str(Path(path).resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
@@ -85,7 +88,7 @@ def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
 
 def assign_files(
     source: Households,
-    index: AssignIndex,
+    index: AssignIndex | Callable[[], AssignIndex],
     out: str | Path,
     *,
     rejects: str | Path | None = None,
@@ -97,6 +100,7 @@ def assign_files(
 ) -> BatchResult:
     """Assign every household of ``source`` and write the dataset ``out`` (see module doc).
 
+    ``index`` may be a function that builds it, called only when a part is left to do.
     ``scheduler`` (a Dask scheduler address or a ``distributed.Client``) runs the
     partitions on that cluster, else they run here one after another. ``progress`` is
     called with the rows done so far. ``inputs`` (paths and settings) goes into the
@@ -127,6 +131,11 @@ def assign_files(
     rows_done = sum(c.rows for c in counts)
     if progress:
         progress(rows_done)
+    if callable(index):
+        # Built only when a part is left to do: resuming a finished run reads no grids.
+        t = time.perf_counter()
+        index = index() if todo else AssignIndex.empty()
+        timings["index"] = time.perf_counter() - t
     t = time.perf_counter()
     if scheduler is None:
         for p in todo:
@@ -155,7 +164,9 @@ def assign_files(
         rejected=sum(c.rejected for c in counts),
         grid_assigned=sum(c.grid_assigned for c in counts),
         field_assigned=(
-            None if index.fields is None else sum(c.field_assigned or 0 for c in counts)
+            None
+            if all(c.field_assigned is None for c in counts)
+            else sum(c.field_assigned or 0 for c in counts)
         ),
         partitions=len(counts),
         skipped=sum(c.skipped for c in counts),
