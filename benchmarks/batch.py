@@ -228,7 +228,10 @@ def run_dask_geopandas(households: Path, grids: Path, out: Path, client: Any) ->
     import geopandas
 
     t0 = time.perf_counter()
-    hh = dask_geopandas.read_parquet(households, columns=["household_id", "geometry"])
+    # One partition per row group (read as one file it would be a single partition).
+    hh = dask_geopandas.read_parquet(
+        households, columns=["household_id", "geometry"], split_row_groups=True
+    )
     g = geopandas.read_parquet(grids, columns=["code", "geometry"])
     joined = dask_geopandas.sjoin(hh, g, predicate="within")  # only "inner" is supported
     joined.to_parquet(out)

@@ -146,17 +146,18 @@ class Households:
         )
 
     def partitions(self, rows: int) -> list[Partition]:
-        """Partitions of about ``rows`` rows each (whole row groups for Parquet)."""
+        """Partitions of at most ``rows`` rows each (whole row groups for Parquet: a bigger
+        row group is a partition of its own)."""
         rows = max(int(rows), 1)
         parts: list[Partition] = []
         if self.kind == "parquet":
             start, groups, size = 0, [], 0
             for g, n in enumerate(self.row_group_rows):
-                groups.append(g)
-                size += n
-                if size >= rows:
+                if groups and size + n > rows:  # row groups of 999,992 make 1 each, not 2
                     parts.append(Partition(len(parts), start, start + size, tuple(groups)))
                     start, groups, size = start + size, [], 0
+                groups.append(g)
+                size += n
             if groups:
                 parts.append(Partition(len(parts), start, start + size, tuple(groups)))
             return parts
