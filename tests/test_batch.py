@@ -191,7 +191,8 @@ def test_geoarrow_points_equal_assign_points_row_for_row(tmp_path: Path) -> None
         path = tmp_path / f"hh-{encoding}.parquet"
         _geoparquet_points(path, x, y, encoding=encoding)
         out = tmp_path / f"out-{encoding}"
-        result = _run(Households.open(path), grids, out, partition_rows=2500)
+        threads = 2 if encoding == "struct" else 1  # partitions in threads: same answers
+        result = _run(Households.open(path), grids, out, partition_rows=1000, threads=threads)
         got = _read_out(out)
         assert got["household_id"].tolist() == list(range(1, len(x) + 1))
         assert [None if isinstance(v, float) else v for v in got["grid"].astype(object)] == want

@@ -57,6 +57,9 @@ def assign(
     partition_rows: Annotated[
         int, typer.Option(help="Rows per partition (whole Parquet row groups).", min=1)
     ] = 1_000_000,
+    threads: Annotated[
+        int, typer.Option(help="Partitions at once in this process (inprocess engine).", min=1)
+    ] = 1,
     engine: Annotated[str, typer.Option(help="inprocess, or dask (needs --scheduler).")] = (
         "inprocess"
     ),
@@ -123,6 +126,7 @@ def assign(
                     "layers_crs": layers_crs,
                 },
                 scheduler=scheduler,
+                threads=threads,
                 progress=lambda done: progress.update(task, completed=done),
                 seconds=seconds,
             )

@@ -21,6 +21,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -95,6 +96,7 @@ def assign_files(
     partition_rows: int = PARTITION_ROWS,
     inputs: dict[str, Any] | None = None,
     scheduler: Any = None,
+    threads: int = 1,
     progress: Callable[[int], None] | None = None,
     seconds: dict[str, float] | None = None,
 ) -> BatchResult:
@@ -102,7 +104,7 @@ def assign_files(
 
     ``index`` may be a function that builds it, called only when a part is left to do.
     ``scheduler`` (a Dask scheduler address or a ``distributed.Client``) runs the
-    partitions on that cluster, else they run here one after another. ``progress`` is
+    partitions on that cluster, else they run here, ``threads`` at a time. ``progress`` is
     called with the rows done so far. ``inputs`` (paths and settings) goes into the
     manifest that guards resuming.
     """
@@ -138,12 +140,16 @@ def assign_files(
         timings["index"] = time.perf_counter() - t
     t = time.perf_counter()
     if scheduler is None:
-        for p in todo:
-            c = run_partition(source, p, index, str(out))
-            counts.append(c)
-            rows_done += c.rows
-            if progress:
-                progress(rows_done)
+        # Threads, not processes: pyarrow's reading and writing, numpy's array work and
+        # shapely's vectorised predicates release the GIL, and threads share the index.
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            jobs = [pool.submit(run_partition, source, p, index, str(out)) for p in todo]
+            for job in as_completed(jobs):
+                c = job.result()
+                counts.append(c)
+                rows_done += c.rows
+                if progress:
+                    progress(rows_done)
     else:
         from geogrid.batch.cluster import run_on_dask
 
