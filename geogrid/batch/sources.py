@@ -151,7 +151,8 @@ class Households:
         rows = max(int(rows), 1)
         parts: list[Partition] = []
         if self.kind == "parquet":
-            start, groups, size = 0, [], 0
+            start, size = 0, 0
+            groups: list[int] = []
             for g, n in enumerate(self.row_group_rows):
                 if groups and size + n > rows:  # row groups of 999,992 make 1 each, not 2
                     parts.append(Partition(len(parts), start, start + size, tuple(groups)))
