@@ -203,6 +203,7 @@ def run_duckdb(households: Path, grids: Path, out: Path) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     con.execute(f"LOAD '{_spatial_extension()}'")
     con.execute(
         f"""COPY (

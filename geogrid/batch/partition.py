@@ -51,7 +51,7 @@ def _geo_metadata(bbox: list[float]) -> dict[str, Any]:
                 "encoding": "point",
                 "geometry_types": ["Point"],
                 "crs": _projjson(),
-                "bbox": bbox,
+                **({"bbox": bbox} if bbox else {}),  # none for a part of rejects only
             }
         },
         "creator": {"library": "geogrid.batch", "version": _version()},
