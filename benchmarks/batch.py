@@ -3,7 +3,7 @@
 ::
 
     python -m benchmarks.batch                       # 5M in process, then 50M on LocalClusters
-    python -m benchmarks.batch --data DIR --small 5000000 --large 50000000 --baseline-large 10000000
+    python -m benchmarks.batch --data DIR --large 50000000 --baseline-large 10000000 --duckdb-large
 
 Data: ``benchmarks/city.py``'s city (20,000 grids; households in building order, geoarrow
 points). ``DIR/grids.parquet`` is made by ``python -m benchmarks.city write --out DIR`` and
@@ -289,13 +289,26 @@ def small(data: Path, n: int, repeats: int, tmp: Path) -> dict[str, Any]:
 
 
 def large(
-    data: Path, n: int, n_base: int, workers: list[int], tmp: Path, baselines: bool
+    data: Path,
+    n: int,
+    n_base: int,
+    workers: list[int],
+    tmp: Path,
+    baselines: bool,
+    duckdb_large: bool = False,
 ) -> dict[str, Any]:
     from distributed import Client, LocalCluster
 
     hh, grids = households_file(data, n), grids_file(data)
     hb = households_file(data, n_base)
     out: dict[str, Any] = {"households": n, "baseline_households": n_base, "runs": []}
+    if duckdb_large and n_base != n:
+        _say(f"duckdb on {n:,}")
+        r = run_duckdb(hh, grids, tmp / "duck.parquet")
+        r.update(load=_load(), households=n)
+        _rm(tmp / "duck.parquet")
+        out["duckdb_large"] = r
+        _say(f"duckdb: {r['seconds']:.1f} s")
     if baselines:
         _say(f"duckdb on {n_base:,}")
         r = run_duckdb(hb, grids, tmp / "duck.parquet")
@@ -343,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-small", action="store_true")
     p.add_argument("--skip-large", action="store_true")
     p.add_argument("--no-baselines", action="store_true", help="large: the Dask engine only")
+    p.add_argument(
+        "--duckdb-large", action="store_true", help="DuckDB at --large too (~400 s for 50M)"
+    )
     p.add_argument("--tmp", type=Path, default=None, help="scratch folder (default: /tmp)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
@@ -370,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                 workers,
                 Path(tmp),
                 not args.no_baselines,
+                args.duckdb_large,
             )
     report["load_after"] = _load()
     _save(report, out_path)
@@ -430,6 +447,12 @@ def markdown(report: dict[str, Any]) -> str:
             "| engine | workers | households | s | households/s |",
             "|---|---:|---:|---:|---:|",
         ]
+        if "duckdb_large" in dk:
+            d = dk["duckdb_large"]
+            lines.append(
+                f"| DuckDB spatial join ({d['threads']} threads) | – | {d['households']:,} | "
+                f"{d['seconds']:.1f} | {d['households'] / d['seconds']:,.0f} |"
+            )
         if "duckdb" in dk:
             d = dk["duckdb"]
             lines.append(
