@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from api.cli import app as cli_app
 from geogrid import crs as gcrs
-from geogrid.batch import AssignIndex, Households, assign_files, read_layer
+from geogrid.batch import AssignIndex, Households, IndexSpec, assign_files, read_layer
 from geogrid.errors import CRSError, InvalidInput
 from geogrid.lookup.fine import FineCells
 from geogrid.spatial import assign_points
@@ -388,6 +388,13 @@ def test_dask_engine_equals_the_in_process_engine(tmp_path: Path, dask_client: A
     assert (tmp_path / "dask" / "_rejects.csv").read_text() == (
         tmp_path / "local" / "_rejects.csv"
     ).read_text()
+    # Each worker building the index from the files (IndexSpec): the same answers.
+    spec = IndexSpec.for_files(grids)
+    built = assign_files(
+        Households.open(path), spec, tmp_path / "spec", partition_rows=700, scheduler=dask_client
+    )
+    assert "send_index" not in built.seconds and built.grid_assigned == local.grid_assigned
+    assert _read_out(tmp_path / "spec").equals(_read_out(tmp_path / "local"))
     # Resuming on the cluster: only the missing part is computed again.
     (tmp_path / "dask" / "part-00001.parquet").unlink()
     again = _run(
@@ -406,7 +413,8 @@ def test_cli_dask_engine(tmp_path: Path, dask_client: Any) -> None:
     r = runner.invoke(
         cli_app,
         ["batch", "assign", "--households", str(path), "--grids", str(grids), "--out",
-         str(tmp_path / "out"), "--engine", "dask", "--scheduler", address, "--json"],
+         str(tmp_path / "out"), "--engine", "dask", "--scheduler", address, "--index-on",
+         "workers", "--json"],
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     got = _read_out(tmp_path / "out")

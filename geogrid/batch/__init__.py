@@ -7,7 +7,7 @@ GeoParquet dataset: in this process, or on a Dask cluster (``cluster``). Read in
 (one part, written whole), ``run`` (the dataset, rejects, resuming), ``cluster`` (Dask).
 """
 
-from geogrid.batch.layers import AssignIndex, Layer, read_layer
+from geogrid.batch.layers import AssignIndex, IndexSpec, Layer, read_layer
 from geogrid.batch.partition import PartCounts, run_partition
 from geogrid.batch.run import BatchResult, assign_files
 from geogrid.batch.sources import Households, Partition, Points
@@ -16,6 +16,7 @@ __all__ = [
     "AssignIndex",
     "BatchResult",
     "Households",
+    "IndexSpec",
     "Layer",
     "PartCounts",
     "Partition",

@@ -66,6 +66,13 @@ def assign(
     scheduler: Annotated[
         str | None, typer.Option(help="Address of a running Dask scheduler (tcp://host:8786).")
     ] = None,
+    index_on: Annotated[
+        str,
+        typer.Option(
+            help="dask: build the index here and send it to every worker (client), or let "
+            "each worker build it from the grids file (workers: nothing big on the network)."
+        ),
+    ] = "client",
     as_json: JsonOpt = False,
 ) -> None:
     """Assign every household of a file to its grid (and field) with the edge rule of
@@ -80,13 +87,18 @@ def assign(
         TimeRemainingColumn,
     )
 
-    from geogrid.batch import AssignIndex, Households, assign_files, read_layer
+    from geogrid.batch import AssignIndex, Households, assign_files
+    from geogrid.batch.layers import IndexSpec
     from geogrid.batch.run import fingerprint
 
     with errors():
         if engine not in ("inprocess", "dask"):
             raise InvalidInput(
                 f"--engine must be inprocess or dask, not {engine!r}", field="engine"
+            )
+        if index_on not in ("client", "workers"):
+            raise InvalidInput(
+                f"--index-on must be client or workers, not {index_on!r}", field="index_on"
             )
         if (engine == "dask") != (scheduler is not None):
             raise InvalidInput("--engine dask goes with --scheduler ADDRESS", field="scheduler")
@@ -104,19 +116,21 @@ def assign(
         ) as progress:
             task = progress.add_task("reading grids", total=source.num_rows)
 
+            spec = IndexSpec.for_files(
+                grids, fields, crs=layers_crs, grids_layer=grids_layer, fields_layer=fields_layer
+            )
+
             def index() -> AssignIndex:
-                built = AssignIndex(
-                    read_layer(grids, name="grid", crs=layers_crs, layer=grids_layer),
-                    read_layer(fields, name="field", crs=layers_crs, layer=fields_layer)
-                    if fields
-                    else None,
-                )
+                built = spec.build()
                 progress.update(task, description="assigning")
                 return built
 
+            on_workers = engine == "dask" and index_on == "workers"
+            if on_workers:
+                progress.update(task, description="assigning")
             result = assign_files(
                 source,
-                index,
+                spec if on_workers else index,
                 out_dir,
                 rejects=rejects,
                 partition_rows=partition_rows,

@@ -24,7 +24,7 @@ from geogrid.crs import frame_to_wgs84
 from geogrid.errors import InvalidInput
 from geogrid.lookup.fine import FineCells
 
-__all__ = ["AssignIndex", "Layer", "read_layer"]
+__all__ = ["AssignIndex", "IndexSpec", "Layer", "read_layer"]
 
 
 @dataclass
@@ -120,3 +120,51 @@ def read_layer(
         keys=np.asarray(keys[order], dtype=object),
         cells=FineCells(np.asarray(geoms[order], dtype=object)),
     )
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """Where an index comes from (a few hundred bytes): each Dask worker builds the index
+    from it, reading the grids file itself, instead of being sent the built index (~50 MB for
+    20,000 grids, once per worker from the client; see docs/scale.md)."""
+
+    grids: str
+    fields: str | None = None
+    crs: str | None = None
+    grids_layer: str | None = None
+    fields_layer: str | None = None
+    #: Size and modification time of each file: a worker keeps the index it built for the
+    #: next run of the same spec, and a changed file must not find the old one.
+    stamps: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def for_files(
+        cls,
+        grids: str | Path,
+        fields: str | Path | None = None,
+        *,
+        crs: str | None = None,
+        grids_layer: str | None = None,
+        fields_layer: str | None = None,
+    ) -> IndexSpec:
+        """The spec of these files as they are now (absolute paths, stamped)."""
+        paths = [Path(grids).resolve(), *([Path(fields).resolve()] if fields else [])]
+        for p, name in zip(paths, ("grids", "fields"), strict=False):
+            if not p.is_file():
+                raise InvalidInput(f"no such file: {p}", field=name)
+        return cls(
+            grids=str(paths[0]),
+            fields=str(paths[1]) if fields else None,
+            crs=crs,
+            grids_layer=grids_layer,
+            fields_layer=fields_layer,
+            stamps=tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in paths),
+        )
+
+    def build(self) -> AssignIndex:
+        return AssignIndex(
+            read_layer(self.grids, name="grid", crs=self.crs, layer=self.grids_layer),
+            read_layer(self.fields, name="field", crs=self.crs, layer=self.fields_layer)
+            if self.fields
+            else None,
+        )

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from geogrid.batch.layers import AssignIndex
+from geogrid.batch.layers import AssignIndex, IndexSpec
 from geogrid.batch.partition import REJECTS_DIR, PartCounts, done_counts, part_path, run_partition
 from geogrid.batch.sources import Households, Partition
 from geogrid.errors import InvalidInput
@@ -89,7 +89,7 @@ def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
 
 def assign_files(
     source: Households,
-    index: AssignIndex | Callable[[], AssignIndex],
+    index: AssignIndex | IndexSpec | Callable[[], AssignIndex],
     out: str | Path,
     *,
     rejects: str | Path | None = None,
@@ -102,7 +102,8 @@ def assign_files(
 ) -> BatchResult:
     """Assign every household of ``source`` and write the dataset ``out`` (see module doc).
 
-    ``index`` may be a function that builds it, called only when a part is left to do.
+    ``index`` may be a function that builds it, called only when a part is left to do, or
+    an :class:`IndexSpec`, which Dask workers build themselves (``geogrid.batch.cluster``).
     ``scheduler`` (a Dask scheduler address or a ``distributed.Client``) runs the
     partitions on that cluster, else they run here, ``threads`` at a time. ``progress`` is
     called with the rows done so far. ``inputs`` (paths and settings) goes into the
@@ -133,6 +134,8 @@ def assign_files(
     rows_done = sum(c.rows for c in counts)
     if progress:
         progress(rows_done)
+    if isinstance(index, IndexSpec) and scheduler is None:
+        index = index.build
     if callable(index):
         # Built only when a part is left to do: resuming a finished run reads no grids.
         t = time.perf_counter()
@@ -140,6 +143,7 @@ def assign_files(
         timings["index"] = time.perf_counter() - t
     t = time.perf_counter()
     if scheduler is None:
+        assert isinstance(index, AssignIndex)
         # Threads, not processes: pyarrow's reading and writing, numpy's array work and
         # shapely's vectorised predicates release the GIL, and threads share the index.
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
