@@ -110,21 +110,25 @@ def _label(n: int) -> str:
 
 
 def run_geogrid(
-    households: Path, grids: Path, out: Path, *, scheduler: Any = None
+    households: Path, grids: Path, out: Path, *, scheduler: Any = None, on_workers: bool = False
 ) -> dict[str, Any]:
-    """``geogrid batch assign`` as the CLI runs it, timed by phase."""
-    from geogrid.batch import AssignIndex, Households, assign_files, read_layer
+    """``geogrid batch assign`` as the CLI runs it, timed by phase (``on_workers``: each
+    Dask worker builds the index, ``--index-on workers``)."""
+    from geogrid.batch import AssignIndex, Households, IndexSpec, assign_files, read_layer
 
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     src = Households.open(households)
     seconds["open"] = time.perf_counter() - t0
     t = time.perf_counter()
-    index = AssignIndex(read_layer(grids, name="grid"))
+    index: Any = (
+        IndexSpec.for_files(grids) if on_workers else AssignIndex(read_layer(grids, name="grid"))
+    )
     seconds["index"] = time.perf_counter() - t
     result = assign_files(src, index, out, scheduler=scheduler, seconds=seconds)
     total = time.perf_counter() - t0
     part_seconds = [c.seconds for c in result.parts]
+    cells = None if on_workers else index.grids.cells
     return {
         "seconds": total,
         "phases": result.seconds,
@@ -133,8 +137,8 @@ def run_geogrid(
         "partition_rows": result.rows // max(result.partitions, 1),
         "rows": result.rows,
         "grid_assigned": result.grid_assigned,
-        "mixed_cell_share": float((index.grids.cells.answer < -1).mean()),
-        "cells": [index.grids.cells.nx, index.grids.cells.ny],
+        "mixed_cell_share": None if cells is None else float((cells.answer < -1).mean()),
+        "cells": None if cells is None else [cells.nx, cells.ny],
     }
 
 
@@ -296,6 +300,7 @@ def large(
     tmp: Path,
     baselines: bool,
     duckdb_large: bool = False,
+    index_on_workers: bool = False,
 ) -> dict[str, Any]:
     from distributed import Client, LocalCluster
 
@@ -335,6 +340,16 @@ def large(
                 _rm(t_out)
                 out["runs"].append(r)
                 _say(f"geogrid dask, {w} worker(s), {size:,}: {r['seconds']:.1f} s")
+            if index_on_workers:
+                # Each worker builds the index (first run), then keeps it (second run).
+                for label in ("built on each worker", "kept by each worker"):
+                    t_out = tmp / f"spec-{w}"
+                    r = run_geogrid(hb, grids, t_out, scheduler=client, on_workers=True)
+                    r.update(workers=w, households=n_base, load=_load())
+                    r["engine"] = f"geogrid dask, index {label}"
+                    _rm(t_out)
+                    out["runs"].append(r)
+                    _say(f"{r['engine']}, {w} worker(s), {n_base:,}: {r['seconds']:.1f} s")
             if baselines:
                 t_out = tmp / f"dgpd-{w}"
                 r = run_dask_geopandas(hb, grids, t_out, client)
@@ -358,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-baselines", action="store_true", help="large: the Dask engine only")
     p.add_argument(
         "--duckdb-large", action="store_true", help="DuckDB at --large too (~400 s for 50M)"
+    )
+    p.add_argument(
+        "--index-on-workers",
+        action="store_true",
+        help="also the Dask engine with --index-on workers (at --baseline-large, twice)",
     )
     p.add_argument("--tmp", type=Path, default=None, help="scratch folder (default: /tmp)")
     p.add_argument("--out", type=Path, default=None)
@@ -387,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                 Path(tmp),
                 not args.no_baselines,
                 args.duckdb_large,
+                args.index_on_workers,
             )
     report["load_after"] = _load()
     _save(report, out_path)
