@@ -100,16 +100,22 @@ def set_attributes(engine: Engine, category: str, attributes: list[dict[str, Any
 TEST_REQUESTS_SETTINGS: dict[str, Any] = {"webhook_poll_seconds": 0, "webhook_allow_private": True}
 
 
-def make_app(db_url: str, *, http: dict[str, Any] | None = None, **requests_settings: Any) -> Any:
+def make_app(
+    db_url: str,
+    *,
+    http: dict[str, Any] | None = None,
+    database: dict[str, Any] | None = None,
+    **requests_settings: Any,
+) -> Any:
     """The app over ``db_url``, with requests settings for tests — no webhook polling, and
     webhooks allowed to the local receiver (``webhook_allow_private``) unless told otherwise —
-    and ``http`` settings (``geogrid.settings.HttpSettings``) if given."""
+    and ``http`` and ``database`` settings (``geogrid.settings``) if given."""
     from api import create_app
     from geogrid.settings import DatabaseSettings, HttpSettings, RequestsSettings, Settings
 
     return create_app(
         Settings(
-            database=DatabaseSettings(database_url=db_url),
+            database=DatabaseSettings(database_url=db_url, **(database or {})),
             requests=RequestsSettings(**{**TEST_REQUESTS_SETTINGS, **requests_settings}),
             http=HttpSettings(**(http or {})),
         )

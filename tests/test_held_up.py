@@ -244,8 +244,12 @@ def test_twenty_concurrent_activations_one_wins(db_url: str, engine: Engine, wor
             ],
         }
 
-    with live_server(make_app(db_url)) as url:
-        with httpx.Client(base_url=url, timeout=60) as http:
+    # The losers wait for the winner's write lock (SpatiaLite): past the busy timeout they
+    # would get 503 instead of 409, which a loaded machine reaches with 20 in the queue. This
+    # test is about who wins, so the wait may be long.
+    patient = {"database_busy_timeout_seconds": 60.0}
+    with live_server(make_app(db_url, database=patient)) as url:
+        with httpx.Client(base_url=url, timeout=90) as http:
             drafts = [
                 http.post("/v1/plans", json=plan(X0 + D + s), headers=planner).json()["plan_id"]
                 for s in (0.002, -0.002)
@@ -256,7 +260,7 @@ def test_twenty_concurrent_activations_one_wins(db_url: str, engine: Engine, wor
         def activate() -> httpx.Response:
             with lock:
                 draft = drafts[next(turn) % 2]
-            with httpx.Client(base_url=url, timeout=60) as own:
+            with httpx.Client(base_url=url, timeout=90) as own:
                 return own.post(f"/v1/plans/{draft}/activate", headers=planner)
 
         statuses = _race(20, activate)
