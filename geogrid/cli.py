@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from geogrid.backup.cli import backup, restore
+from geogrid.batch.cli import batch_app
 from geogrid.clikit import (
     CommitOpt,
     CommunityOpt,
@@ -67,6 +68,7 @@ app.command("backup")(backup)
 app.command("restore")(restore)
 app.add_typer(audit_app, name="audit")
 app.add_typer(person_app, name="person")
+app.add_typer(batch_app, name="batch")
 app.command("retention")(retention)
 
 
@@ -628,7 +630,9 @@ def lookup(
     file: Annotated[
         Path | None,
         typer.Option(
-            "--file", help="CSV with an address column, or lon and lat columns (one lookup a row)."
+            "--file",
+            help="CSV with an address column, or lon and lat columns (one lookup a row); or "
+            "GeoParquet of points (geoarrow, WKB or x/y columns).",
         ),
     ] = None,
     out_file: Annotated[
@@ -649,7 +653,14 @@ def lookup(
         if file is not None:
             if out_file is None:
                 raise InvalidInput("--file needs --out (the CSV to write)", field="out")
-            rows, fieldnames, has_address = _read_lookup_csv(file, encoding)
+            if file.suffix.lower() in (".parquet", ".geoparquet"):
+                from geogrid.batch.sources import lookup_rows
+
+                # The file's declared CRS decides unless --crs says otherwise (gcj02, x/y).
+                rows, fieldnames = lookup_rows(file, None if crs == "wgs84" else crs)
+                has_address = False
+            else:
+                rows, fieldnames, has_address = _read_lookup_csv(file, encoding)
         elif address is None and lon is None and lat is None:
             raise InvalidInput("give an ADDRESS, --lon and --lat, or --file", field="address")
         engine = open_engine(database)
