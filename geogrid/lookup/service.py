@@ -20,9 +20,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Connection, Engine
 
 from geogrid import crs as gcrs
@@ -30,14 +32,15 @@ from geogrid.background import Poller
 from geogrid.db import dialect, queries
 from geogrid.errors import DatabaseNotReady, GeogridError, InvalidInput, NotFound
 from geogrid.lookup.address import AddressMatch, Gazetteer
-from geogrid.lookup.cells import IntArray
+from geogrid.lookup.cells import Cells, IntArray
 from geogrid.lookup.extents import Extents
 from geogrid.lookup.frames import gazetteer_frames, read_frames
-from geogrid.lookup.index import LookupIndex
+from geogrid.lookup.index import CellsFactory, LookupIndex
 from geogrid.lookup.names import NameRoutes
 from geogrid.lookup.places import CommunityInfo, GridInfo, PointLookup
 from geogrid.lookup.points import check_point, convert_point, crs_kind, parse_point
 from geogrid.lookup.result import LookupResult, match_dict, round_coord
+from geogrid.lookup.store import CellsStore
 
 __all__ = ["MAX_BATCH", "LookupService"]
 
@@ -62,6 +65,10 @@ class _CommunityState:
 #: the point (:class:`Extents`) and those knowing a name of the address (:class:`NameRoutes`);
 #: below, it asks each in turn (as fast, and nothing to build).
 _ROUTED_FROM: Final = 8
+#: From as many communities on, each layer's bucket grid has at most this many cells a side
+#: (instead of 256): ~1,000 communities × 3 layers at 256² cells would take ~7 GB and ~30
+#: min to build; at 64² a lookup tests a few more polygons (~1 µs each) in mixed cells.
+_CITY_CELLS_SIDE: Final = 64
 
 
 @dataclass(frozen=True)
@@ -152,7 +159,9 @@ class LookupService:
     """Point and address lookups over every community of a database, kept current.
 
     ``start()`` builds the indexes and starts the poller thread (``poll_interval`` seconds,
-    default 1); ``stop()`` ends it. ``freeze_gc`` (for servers) keeps the long-lived objects
+    default 1); ``stop()`` ends it. With ``shared_dir`` the point indexes' bucket grids are
+    built once and mapped from files there by every process of a server
+    (``geogrid.lookup.store``). ``freeze_gc`` (for servers) keeps the long-lived objects
     out of the garbage collector's reach (:func:`gc.freeze`, see :meth:`refresh`). Without
     ``start()`` (the CLI) call :meth:`refresh` yourself. Lookups never touch the database:
     they read the current snapshot, which :meth:`refresh` replaces in one assignment once a
@@ -166,12 +175,17 @@ class LookupService:
         poll_interval: float = 1.0,
         addresses: bool = True,
         freeze_gc: bool = False,
+        shared_dir: Path | str | None = None,
     ) -> None:
         self.engine = engine
+        #: Where the bucket grids are shared with the server's other processes (None: kept
+        #: in this process only, as a single process needs).
+        self.store = CellsStore(shared_dir) if shared_dir is not None else None
         self.addresses = addresses
         self.freeze_gc = freeze_gc
         self._state = _State()
         self._refresh_lock = threading.Lock()
+        self._rebuilt_since_collect = 0
         self._poller = Poller(
             self._poll,
             interval=poll_interval,
@@ -254,9 +268,16 @@ class LookupService:
                 # as a latency spike (p99 at 64 connections). Frozen objects are left out of
                 # collections. On a rebuild the previous snapshot is unfrozen and collected
                 # first — one pause per data change, on this thread — so none of it leaks.
-                if not first:
+                # A city holds ~100× the demo's objects (a full collection: seconds) and
+                # rebuilds one community at a time: the replaced communities' objects are
+                # freed by reference counting anyway; only cyclic garbage waits in the frozen
+                # generation, and it is collected once a tenth of the communities (at least
+                # one) was rebuilt since the last collection.
+                self._rebuilt_since_collect += 0 if first else len(new.rebuilt)
+                if not first and self._rebuilt_since_collect >= max(1, len(new.communities) // 10):
                     gc.unfreeze()
                     gc.collect()
+                    self._rebuilt_since_collect = 0
                 gc.freeze()
             log.info(
                 "lookup indexes rebuilt at %s in %.0f ms",
@@ -275,7 +296,10 @@ class LookupService:
                 versions = queries.data_versions(conn)
                 counters = queries.community_versions(conn)
                 states = []
-                for row in queries.lookup_communities(conn):
+                rows = queries.lookup_communities(conn)
+                # A city: coarser bucket grids (module docstring of geogrid.lookup.cells).
+                side = _CITY_CELLS_SIDE if len(rows) >= _ROUTED_FROM else None
+                for row in rows:
                     info = CommunityInfo(
                         id=int(row.id),
                         code=str(row.code),
@@ -309,6 +333,8 @@ class LookupService:
                             counter,
                             gazetteer=previous.gazetteer if keep_gazetteer and previous else None,
                             keep_gazetteer=keep_gazetteer,
+                            replaces=previous.versions if previous else None,
+                            side=side,
                         )
                     )
         finally:
@@ -331,13 +357,23 @@ class LookupService:
         *,
         gazetteer: Gazetteer | None,
         keep_gazetteer: bool,
+        replaces: tuple[int, int] | None = None,
+        side: int | None = None,
     ) -> _CommunityState:
         """One community's index (and gazetteer, unless kept) at ``counter``."""
         frames = read_frames(conn, info)
         index: LookupIndex | None = None
         problem: str | None = None
+        cells: CellsFactory | None = None
+        if self.store is not None:
+            cells = self.store.factory(info.code, counter, replaces=replaces, max_side=side)
+        elif side is not None:
+
+            def cells(_layer: str, geoms: npt.NDArray[np.object_]) -> Cells:
+                return Cells(geoms, max_side=side)
+
         try:
-            index = LookupIndex.from_frames(frames, info)
+            index = LookupIndex.from_frames(frames, info, cells=cells)
         except NotFound as exc:
             problem = exc.message
         if self.addresses and not keep_gazetteer:
