@@ -49,6 +49,7 @@ from geogrid.db.queries import catalogue as catalogue_queries
 from geogrid.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
 from geogrid.i18n import N_
 from geogrid.periods import DEFAULT_TZ, iso
+from geogrid.privacy import mask_name
 
 Role = models.Role
 
@@ -90,7 +91,8 @@ class Actor:
     client: str | None = None
     #: Through what: the route (``POST /v1/visits``) or the command (``geogrid members add``).
     via: str | None = None
-    #: Who holds the key, as its creator named it (``--name``): what the pages show.
+    #: Who is signed in, as the pages show it: a member key's member (masked name), else the
+    #: key's name as its creator gave it (``--name``).
     name: str | None = None
 
     @classmethod
@@ -381,7 +383,9 @@ def _actor_of(conn: Connection, row: access_queries.KeyRow, *, via_session: bool
         subdistrict_code=row.subdistrict_code,
         district_code=row.district_code,
         community_ids=scope,
-        name=row.name or None,
+        # A member's pages greet the member (masked, as officials see members), not the key:
+        # a key made for a sign-in link is named "sign-in link".
+        name=mask_name(row.member_name) if row.member_name else (row.name or None),
     )
 
 

@@ -118,6 +118,14 @@ DistrictOpt = Annotated[
     str | None, typer.Option("--district", help="District code (区/县): all its communities.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+LangOpt = Annotated[
+    str,
+    typer.Option(
+        "--lang",
+        envvar="GEOGRID_LANG",
+        help="Language of the table's headings and figures: en or zh (zh_CN too).",
+    ),
+]
 
 
 def settings_for(database: str | None) -> Settings:

@@ -841,3 +841,18 @@ def test_builders_reproject_a_projected_frame_on_entry() -> None:
     plan_wgs = render_html(plan_map(grids, grids, tiles="none"))
     plan_mixed = render_html(plan_map(utm, grids.to_crs("EPSG:3857"), tiles="none"))
     assert _drawn_points(plan_mixed) == _drawn_points(plan_wgs)
+
+
+def test_request_dates_are_read_in_each_communitys_zone() -> None:
+    # 17:30 UTC on 1 March: already 2 March in Shanghai (UTC+8), still 1 March in Urumqi's
+    # community time (UTC+6) and in a community that keeps UTC.
+    requests = _requests().assign(
+        received_at=pd.to_datetime(["2026-03-01T17:30:00Z", "2026-03-01T17:30:00Z"]),
+        timezone=["Asia/Shanghai", "Asia/Urumqi"],
+    )
+    page = render_html(hotspot_map(_result(), requests=requests, grids=small_grids()))
+    assert "2026-03-02" in page and "2026-03-01" in page
+    shanghai_only = render_html(
+        hotspot_map(_result(), requests=requests.drop(columns="timezone"), grids=small_grids())
+    )
+    assert "2026-03-02" in shanghai_only and "2026-03-01" not in shanghai_only

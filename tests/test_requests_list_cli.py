@@ -157,6 +157,30 @@ def test_kpi_table_in_percentages_json_in_fractions(
     assert f"{rate * 100:.1f}%" in table.stdout
 
 
+def test_kpi_table_in_chinese(db_url: str, filed: tuple[TestClient, str]) -> None:
+    en = _run(db_url, "kpi", "--community", A, "--group-by", "grid")
+    assert en.exit_code == 0, en.output
+    assert "Resolution rate" in en.stdout and "Total" in en.stdout and "解决率" not in en.stdout
+    zh = _run(db_url, "kpi", "--community", A, "--group-by", "grid", "--lang", "zh")
+    assert zh.exit_code == 0, zh.output
+    for heading in ("解决率", "结案率", "合计", "按 网格"):
+        assert heading in zh.stdout, zh.stdout
+    assert "Resolution rate" not in zh.stdout
+    # The language may come from the environment, as for every table command.
+    env = runner.invoke(
+        cli_app(),
+        ["kpi", "--community", A, "--database", db_url],
+        env={"COLUMNS": "200", "GEOGRID_LANG": "zh"},
+    )
+    assert env.exit_code == 0 and "解决率" in env.stdout
+    listed = runner.invoke(
+        cli_app(),
+        ["requests", "list", "--limit", "1", "--database", db_url],
+        env={"COLUMNS": "200", "GEOGRID_LANG": "zh"},
+    )
+    assert listed.exit_code == 0 and "诉求：" in listed.stdout
+
+
 def test_summary_table_rounded(db_url: str, filed: tuple[TestClient, str]) -> None:
     table = _run(db_url, "summary", "--community", A)
     assert table.exit_code == 0, table.output

@@ -24,6 +24,7 @@ from api.auth import SESSION_COOKIE
 from geogrid.access import check_key, create_sign_in_link, redeem_sign_in_link, session_actor
 from geogrid.db import models as m
 from geogrid.errors import Forbidden, NotAuthenticated
+from geogrid.privacy import mask_name
 from tests.requests_factories import (
     IN_FIELD,
     IN_GRID_NO_FIELD,
@@ -236,6 +237,9 @@ def test_link_pages(client: TestClient, engine: Engine, world: World) -> None:
     assert SESSION_COOKIE in cookie and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
     my = client.get("/my")
     assert my.status_code == 200 and 'data-role="member"' in my.text
+    # The header greets the member by the masked name, not the key made for the link.
+    signed_in = re.search(r'class="signed-in"[^>]*>.*?<strong[^>]*>([^<]+)</strong>', my.text)
+    assert signed_in and signed_in.group(1) == mask_name("张小明"), my.text[:2000]
     # A second redemption: refused, saying why.
     client.cookies.clear()
     form["csrf_token"] = csrf_token(client, "/login")  # the link's page has no form now

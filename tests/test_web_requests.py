@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from geogrid.db import models as m
 from geogrid.db import queries as q
+from geogrid.privacy import mask_name
 from tests.requests_factories import (
     IN_GRID_NO_FIELD,
     IN_VACANT_FIELD,
@@ -311,6 +312,30 @@ def _post(page: TestClient, rid: int, action: str, **fields: str) -> Any:
 
 def _state(api: TestClient, key: str, rid: int) -> dict[str, Any]:
     return dict(api.get(f"/v1/requests/{rid}", headers=_h(key)).json())
+
+
+def test_dispatch_offers_the_communitys_members_masked(
+    app: Any, api: TestClient, keys: dict[str, str], world: World
+) -> None:
+    official = browser(app, keys["official"])
+    rid = filed(api, keys["official"])[0]
+    assert _post(official, rid, "register").status_code == 303
+    text = official.get(f"/requests/{rid}").text
+    start = text.index('id="dispatch-member"')
+    picker = text[start : text.index("</select>", start)]
+    options = re.findall(r'<option value="(\d+)"[^>]*>([^<]*)</option>', picker)
+    assert {int(v) for v, _ in options} == set(world.members.values())
+    labels = dict(options)
+    assert labels[str(world.members["A"])].startswith(mask_name("张小明"))
+    assert "张小明" not in picker and "13800000001" not in picker
+    grid = _state(api, keys["official"], rid)["assignment"]["grid_code"]
+    leads = {"441302011099001": "B", "441302011099002": "C"}
+    if grid in leads:  # the lead of the request's grid comes first, with the grid's code
+        assert options[0][0] == str(world.members[leads[grid]]) and grid in options[0][1]
+    # Choosing one dispatches to that member.
+    r = _post(official, rid, "dispatch", member_id=str(world.members["C"]))
+    assert r.status_code == 303, r.text[:500]
+    assert _state(api, keys["official"], rid)["assignment"]["member_id"] == world.members["C"]
 
 
 def test_each_action_through_its_form(

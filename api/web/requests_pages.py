@@ -19,14 +19,14 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from api import errors
 from api.deps import EngineDep, MapSettingsDep, RequestsSettingsDep, SettingsDep
 from api.web.render import lang_of, render
 from api.web.session import form_actor, require
 from geogrid import crs as gcrs
-from geogrid import i18n
+from geogrid import directory, i18n
 from geogrid.access import Actor, Forbidden
 from geogrid.db.models import OPEN_STATUSES, Role
 from geogrid.errors import (
@@ -259,6 +259,8 @@ def _detail(
         view = views.request_page(conn, request_id, actor=actor)
         actions = actions_on(conn, request_id=request_id, actor=actor)
         options = views.filter_options(conn, actor=actor)
+        pickable = {Action.DISPATCH, Action.REASSIGN} & set(actions)
+        members = _member_choices(conn, actor, view) if pickable else []
     done = request.query_params.get("done")
     return render(
         request,
@@ -269,6 +271,7 @@ def _detail(
         actions=[a.value for a in actions],
         transitions={a.value: t for a, t in TRANSITIONS.items()},
         departments=options["departments"],
+        members=members,
         status_names=STATUS_NAMES,
         action_names=ACTION_NAMES,
         rule_names=RULE_NAMES,
@@ -281,6 +284,19 @@ def _detail(
         when=when,
         open_statuses=OPEN_STATUSES,
     )
+
+
+def _member_choices(conn: Connection, actor: Actor, view: dict[str, Any]) -> list[dict[str, Any]]:
+    """The active members a request of this community may go to, for the dispatch and
+    reassign pickers: masked names (as officials see members), the grids each leads; the
+    request's own grid's members first — who looks after the place is the likely choice."""
+    grid = view["assignment"]["grid_code"]
+    found = directory.list_members(
+        conn, actor=actor, community=view["community"]["code"], via="GET /requests/{id}"
+    )
+    choices = [m for m in found if m["active"]]
+    choices.sort(key=lambda m: (grid not in m["leads_grids"], m["display_name"], m["id"]))
+    return choices
 
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)

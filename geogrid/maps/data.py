@@ -227,8 +227,9 @@ def request_points(
     as_of: dt.datetime | None = None,
 ) -> pd.DataFrame:
     """Requests received in ``period`` as points: ``id, category, category_name,
-    category_name_en, programme, status, received_at, due_at, overdue, lon, lat, grid_code``
-    (the grid the request was routed to; None outside every grid).
+    category_name_en, programme, status, received_at, due_at, overdue, lon, lat, grid_code,
+    timezone`` (the grid the request was routed to, None outside every grid; the zone of the
+    request's community).
 
     ``status``: None (all), ``open`` (still open) or ``overdue`` (open and past its SLA
     deadline at ``as_of``, default now). No description, address or person is read.
@@ -267,6 +268,7 @@ def request_points(
             "lon",
             "lat",
             "grid_code",
+            "timezone",
         ],
     )
     due = pd.to_datetime(frame["due_at"], utc=True)

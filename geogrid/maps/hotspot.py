@@ -24,6 +24,7 @@ from geogrid.i18n import number, percent
 from geogrid.maps import base
 from geogrid.maps.labels import STATUSES, Lang, check_lang, pick, t
 from geogrid.maps.tiles import TileSource, tile_source
+from geogrid.periods import DEFAULT_TZ, zone
 from geogrid.settings import MapSettings
 
 __all__ = ["BIN_COLOURS", "bin_meaning", "hotspot_map"]
@@ -285,6 +286,21 @@ def hotspot_map(
     return m
 
 
+def _local_dates(instants: pd.Series, zones: pd.Series | None) -> pd.Series:
+    """Each instant's date in its community's zone (``zones``; Asia/Shanghai when absent):
+    a request received at 23:30 in Urumqi time is dated as Urumqi reads it."""
+    utc = pd.to_datetime(instants, utc=True)
+    zones = (
+        pd.Series(DEFAULT_TZ, index=instants.index)
+        if zones is None
+        else zones.fillna(DEFAULT_TZ).astype(str)
+    )
+    out = pd.Series("–", index=instants.index, dtype=object)
+    for name, rows in zones.groupby(zones).groups.items():
+        out[rows] = utc[rows].dt.tz_convert(zone(str(name))).dt.strftime("%Y-%m-%d")
+    return out.where(utc.notna(), "–")
+
+
 def _requests_layer(
     m: folium.Map,
     r: pd.DataFrame,
@@ -303,9 +319,7 @@ def _requests_layer(
     statuses = sorted(set(r.get("status", pd.Series(["–"] * len(r))).astype(str)))
     status_index = {s: i for i, s in enumerate(statuses)}
     received = (
-        pd.to_datetime(r["received_at"], utc=True)
-        .dt.tz_convert("Asia/Shanghai")
-        .dt.strftime("%Y-%m-%d")
+        _local_dates(r["received_at"], r.get("timezone"))
         if "received_at" in r.columns
         else pd.Series(["–"] * len(r), index=r.index)
     )

@@ -29,6 +29,7 @@ from geogrid.clikit import (
     DistrictOpt,
     Fit,
     JsonOpt,
+    LangOpt,
     SubdistrictOpt,
     cli_actor,
     dry_run_note,
@@ -175,6 +176,7 @@ def kpi(
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Write to this file instead of the screen.")
     ] = None,
+    lang: LangOpt = "en",
     database: DatabaseOpt = None,
 ) -> None:
     """Request KPIs of a period (as ``GET /v1/kpis``): received, resolved, resolution rate,
@@ -201,15 +203,8 @@ def kpi(
     elif fmt == "csv":
         text = to_csv(table)
     else:
-        rows = [*table["rows"], {"key": "total", "label": "", **table["total"]}]
-        shown = [_kpi_row(r, METRICS) for r in rows]
-        cols = ["key", "label", "received", "resolved", "resolution_rate", "closed", "due",
-                "closure_rate", "on_time_rate", "median_hours_to_resolve",
-                "p90_hours_to_resolve", "escalations", "overdue_open", "satisfaction_rate",
-                "visit_coverage"]  # fmt: skip
-        title = f"KPIs {p.start} … {p.end}" + (f" by {group_by}" if group_by else "")
         if out_file is None:
-            out.print(_table(title, shown, cols))
+            out.print(_kpi_table(table, p, group_by, METRICS, i18n.lang_of(lang)))
             return
         text = to_csv(table)
     if out_file is None:
@@ -220,18 +215,66 @@ def kpi(
         err.print(f"written to {out_file}")
 
 
-def _kpi_row(row: dict[str, Any], metrics: Any) -> dict[str, Any]:
+#: The columns of ``geogrid kpi``'s table and their headings (the dashboard's words).
+_KPI_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("key", N_("Group")),
+    ("label", N_("Label")),
+    ("received", N_("Requests received")),
+    ("resolved", N_("Resolved")),
+    ("resolution_rate", N_("Resolution rate")),
+    ("closed", N_("Closed")),
+    ("due", N_("Due")),
+    ("closure_rate", N_("Closure rate")),
+    ("on_time_rate", N_("On-time rate")),
+    ("median_hours_to_resolve", N_("Median hours to resolve")),
+    ("p90_hours_to_resolve", N_("90th percentile of hours to resolve")),
+    ("escalations", N_("Escalated")),
+    ("overdue_open", N_("Overdue, still open")),
+    ("satisfaction_rate", N_("Satisfaction")),
+    ("visit_coverage", N_("Visit coverage")),
+)
+
+_KPI_GROUPS: dict[str, str] = {
+    "community": N_("Community"),
+    "grid": N_("Grid"),
+    "branch": N_("Party branch"),
+    "member": N_("Member"),
+    "category": N_("Category"),
+    "programme": N_("Programme"),
+    "month": N_("Month"),
+}
+
+
+def _kpi_table(
+    table: dict[str, Any], p: Any, group_by: str | None, metrics: Any, lang: i18n.Lang
+) -> Fit:
+    """The KPI table for people, headings in ``lang``."""
+    _ = i18n.translator(lang)[0]
+    title = _("KPIs %(start)s … %(end)s") % {"start": p.start, "end": p.end}
+    if group_by:
+        title += " · " + _("by %(group)s") % {"group": _(_KPI_GROUPS.get(group_by, group_by))}
+    shown = [_kpi_row(r, metrics, lang) for r in table["rows"]]
+    shown.append({**_kpi_row(table["total"], metrics, lang), "key": _("Total"), "label": ""})
+    rich = Table(title=title)
+    for key, heading in _KPI_COLUMNS:
+        rich.add_column(_(heading), justify="left" if key in ("key", "label") else "right")
+    for r in shown:
+        rich.add_row(*("" if r.get(c) is None else str(r.get(c)) for c, _h in _KPI_COLUMNS))
+    return Fit(rich)
+
+
+def _kpi_row(row: dict[str, Any], metrics: Any, lang: i18n.Lang = "en") -> dict[str, Any]:
     """A KPI row for people (the table; ``--format json/csv`` keep full precision): rates as
     percentages (97.7%), counts grouped (2,270), hours to one decimal."""
-    out = {**row, "key": row.get("code") or row["key"]}  # grid and community codes
+    out = {**row, "key": row.get("code") or row.get("key")}  # grid and community codes
     for k in metrics:
         value = row.get(k)
         if k.endswith("_rate") or k == "visit_coverage":
-            out[k] = i18n.percent(value, "en")
+            out[k] = i18n.percent(value, lang)
         elif isinstance(value, int) and not isinstance(value, bool):
-            out[k] = i18n.number(value, "en")
+            out[k] = i18n.number(value, lang)
         elif isinstance(value, float):
-            out[k] = i18n.number(value, "en", digits=1)
+            out[k] = i18n.number(value, lang, digits=1)
     return out
 
 
@@ -708,7 +751,7 @@ def requests_list(
     to: Annotated[str | None, typer.Option("--to", help="Last received date (inclusive).")] = None,
     limit: Annotated[int, typer.Option(help="At most this many (1–500).")] = 50,
     offset: Annotated[int, typer.Option(help="Skip this many first.")] = 0,
-    lang: Annotated[str, typer.Option("--lang", help="Table headings: en or zh.")] = "en",
+    lang: LangOpt = "en",
     as_json: JsonOpt = False,
     database: DatabaseOpt = None,
 ) -> None:

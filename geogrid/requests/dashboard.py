@@ -339,7 +339,8 @@ def _requests(
         limit=limit,
         newest_first=False,
     )
-    return {"total": page["total"], "items": [_list_row(r) for r in page["items"]]}
+    names_en = {d.code: d.name_en or d.name for d in catalogue_queries.departments(conn)}
+    return {"total": page["total"], "items": [_list_row(r, names_en) for r in page["items"]]}
 
 
 def _when(value: str | None) -> str:
@@ -347,15 +348,19 @@ def _when(value: str | None) -> str:
     return "" if not value else dt.datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M")
 
 
-def _list_row(r: dict[str, Any]) -> dict[str, Any]:
+def _list_row(r: dict[str, Any], department_names_en: dict[str, str]) -> dict[str, Any]:
     a = r["assignment"]
+    department = r["department"] or {}
     return {
         "id": r["id"],
         "category": r["category"]["name"],
         "category_en": r["category"]["name_en"] or r["category"]["name"],
         "grid": a["grid_name"] or a["grid_code"] or "",
         "member": a["member_display_name"] or "",
-        "department": (r["department"] or {}).get("name") or "",
+        "department": department.get("name") or "",
+        "department_en": department_names_en.get(department.get("code") or "")
+        or department.get("name")
+        or "",
         "received_at": _when(r["received_at"]),
         "due_at": _when(r["due_at"]),
     }
@@ -392,8 +397,9 @@ def list_table(found: dict[str, Any], lang: i18n.Lang) -> tuple[list[str], list[
     """A list of requests (``{total, items}`` of :func:`dashboard`) as headers and rows."""
     _ = i18n.translator(lang)[0]
     headers = [_(h) for _k, h in LIST_COLUMNS]
-    name = "category_en" if lang == "en" else "category"
-    rows = [[r[name if k == "category" else k] for k, _h in LIST_COLUMNS] for r in found["items"]]
+    # English names where the catalogue has them (data without one stays as it is).
+    english = {"category", "department"} if lang == "en" else set()
+    rows = [[r[f"{k}_en" if k in english else k] for k, _h in LIST_COLUMNS] for r in found["items"]]
     return headers, rows
 
 

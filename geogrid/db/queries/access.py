@@ -31,6 +31,8 @@ class KeyRow(NamedTuple):
     last_used_at: dt.datetime | None
     subdistrict_code: str | None
     district_code: str | None
+    #: The name of the member a member key belongs to (personal data: mask before showing).
+    member_name: str | None
 
 
 class SessionRow(NamedTuple):
@@ -73,6 +75,12 @@ _KEY_COLUMNS = (
     models.ApiKey.last_used_at,
     models.ApiKey.subdistrict_code,
     models.ApiKey.district_code,
+    # One scalar subquery (primary-key probe) rather than a join: the key queries stay one
+    # table wide, and only member keys find a name.
+    select(models.Member.name)
+    .where(models.Member.id == models.ApiKey.member_id)
+    .scalar_subquery()
+    .label("member_name"),
 )
 
 

@@ -84,6 +84,8 @@ class RequestPoint(NamedTuple):
     lon: float
     lat: float
     grid_code: str | None = None
+    #: The request's community's zone: its dates are read there (each community its own).
+    timezone: str = "Asia/Shanghai"
 
 
 @dataclass(frozen=True)
@@ -319,7 +321,7 @@ def request_points(
     """Requests received in [``received_from``, ``received_before``), by id: only open ones
     with ``open_only``, only those due before ``due_before`` when given, only of the
     ``categories`` (codes) and ``programmes`` when given."""
-    r, cat, g = models.Request, models.Category, models.Grid
+    r, cat, g, c = models.Request, models.Category, models.Grid, models.Community
     stmt = (
         select(
             r.id,
@@ -333,8 +335,10 @@ def request_points(
             gfunc.ST_X(r.geom),
             gfunc.ST_Y(r.geom),
             g.code,
+            c.timezone,
         )
         .join(cat, cat.id == r.category_id)
+        .join(c, c.id == r.community_id)
         .outerjoin(g, g.id == r.grid_id)
         .where(
             r.community_id.in_(list(community_ids)),
