@@ -16,6 +16,7 @@ import typer
 
 from geogrid.cli import app
 from geogrid.clikit import DatabaseOpt, errors, open_engine, settings_for
+from geogrid.settings import Settings
 
 log = logging.getLogger("geogrid.serve")
 
@@ -56,23 +57,61 @@ def _run(api: Any, **config: Any) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes to run (default 1, GEOGRID_WORKERS); they share the lookup's "
+            "point indexes through memory-mapped files.",
+        ),
+    ] = None,
     database: DatabaseOpt = None,
 ) -> None:
-    """Start the HTTP API (uvicorn, one worker). On SIGTERM it stops within
+    """Start the HTTP API (uvicorn). On SIGTERM it stops within
     GEOGRID_SHUTDOWN_GRACE_SECONDS (default 5) even with requests running."""
     from api.main import create_app
 
     with errors():
         settings = settings_for(database)
         open_engine(database).dispose()  # fail early and clearly when the schema is missing
-        _run(
-            create_app(settings),
-            host=host or settings.service.host,
-            port=port or settings.service.port,
-            log_level="info",
-            server_header=False,  # no "server: uvicorn": nothing to fingerprint (issue 14)
-            timeout_graceful_shutdown=settings.service.shutdown_grace_seconds,
-        )
+        n = workers or settings.service.workers
+        config: dict[str, Any] = {
+            "host": host or settings.service.host,
+            "port": port or settings.service.port,
+            "log_level": "info",
+            "server_header": False,  # no "server: uvicorn": nothing to fingerprint (issue 14)
+            "timeout_graceful_shutdown": settings.service.shutdown_grace_seconds,
+        }
+        if n == 1:
+            _run(create_app(settings), **config)
+            return
+        _run_workers(n, settings, config)
+
+
+def _run_workers(n: int, settings: Settings, config: dict[str, Any]) -> None:
+    """``n`` uvicorn processes on one socket (uvicorn's supervisor), sharing the lookup's
+    point indexes through a folder of memory-mapped files (``geogrid.lookup.store``).
+
+    Each process builds its app from the environment (``api.main:create_app``), so the
+    settings this command resolved — ``--database``, the shared folder — are passed down as
+    ``GEOGRID_*`` variables. A temporary folder is removed when the server stops.
+    """
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    made: str | None = None
+    shared = settings.service.lookup_shared_dir
+    if shared is None:
+        made = tempfile.mkdtemp(prefix="geogrid-lookup-")
+    os.environ["GEOGRID_LOOKUP_SHARED_DIR"] = str(made or shared)
+    os.environ["GEOGRID_DATABASE_URL"] = settings.database.database_url
+    try:
+        uvicorn.run("api.main:create_app", factory=True, workers=n, **config)
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
 
 
 __all__ = ["app"]

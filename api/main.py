@@ -65,7 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = make_engine(settings=settings.database)
         # The lookup indexes: built now, then kept current by a poller thread (1 s); their
         # objects are frozen out of the garbage collector (p99 latency, geogrid.lookup).
-        app.state.lookup = LookupService(app.state.engine, freeze_gc=True)
+        app.state.lookup = LookupService(
+            app.state.engine, freeze_gc=True, shared_dir=settings.service.lookup_shared_dir
+        )
         app.state.lookup.start()
         # Retries webhook deliveries and notices overdue requests (geogrid.requests.webhooks).
         worker = WebhookWorker(app.state.engine, settings.requests)

@@ -74,6 +74,13 @@ class ServiceSettings(Section):
     #: before it cancels them and exits, in seconds (uvicorn's ``timeout_graceful_shutdown``).
     #: Plan work stops at once anyway (503 ``shutting_down``): this bounds the rest.
     shutdown_grace_seconds: int = Field(default=5, ge=0)
+    #: Processes ``geogrid serve`` runs (``--workers``). Each answers lookups from its own
+    #: service; the point indexes are built once and shared (``lookup_shared_dir``).
+    workers: int = Field(default=1, ge=1)
+    #: Folder where the lookup's point indexes are written once and memory-mapped by every
+    #: process of the server (geogrid.lookup.store). Unset: a single process keeps them in
+    #: memory; ``geogrid serve --workers N`` (N > 1) makes a temporary folder and removes it.
+    lookup_shared_dir: Path | None = None
 
 
 class RequestsSettings(Section):

@@ -70,7 +70,11 @@ class LookupCommunity:
     households: dict[str, int]
 
 
-def make_lookup_community(conn: Connection, *, code: str = CODE) -> LookupCommunity:
+def make_lookup_community(
+    conn: Connection, *, code: str = CODE, address_prefix: str = ""
+) -> LookupCommunity:
+    """The community of four squares (``code``); ``address_prefix`` before each household's
+    ``address_id`` (unique in the database) for a second copy."""
     cid, plan_id, grids = make_community(conn, code=code)
     g = {k[-3:]: v for k, v in grids.items()}
     member_ids = q.insert_returning_ids(
@@ -179,7 +183,7 @@ def make_lookup_community(conn: Connection, *, code: str = CODE) -> LookupCommun
         [
             {
                 "community_id": cid,
-                "address_id": h["address_id"],
+                "address_id": address_prefix + h["address_id"],
                 "street_name": "长湖街",
                 "street_id": street,
                 "house_number": h["house_number"],
@@ -204,7 +208,9 @@ def make_lookup_community(conn: Connection, *, code: str = CODE) -> LookupCommun
         buildings={"1号楼": bld1, "2号楼": bld2},
         groups={"1号楼党小组": grp},
         streets={"长湖街": street},
-        households=dict(zip([h["address_id"] for h in HOUSEHOLDS], households, strict=True)),
+        households=dict(
+            zip([address_prefix + h["address_id"] for h in HOUSEHOLDS], households, strict=True)
+        ),
     )
 
 

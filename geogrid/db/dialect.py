@@ -697,6 +697,109 @@ def drop_version_trigger_ddl(backend: Backend, table: str) -> list[str]:
     ]
 
 
+# --- per-community change counters (migration 0013) ----------------------------------------
+#
+# The same tables as ``data_versions`` bump ``community_versions`` of the communities whose
+# rows changed, in the same statement, so the lookup service rebuilds one community of a
+# city (~1,000) instead of all of them. PostgreSQL: statement-level triggers with transition
+# tables (one per event: PostgreSQL refuses transition tables on a trigger of several
+# events), so a COPY of 500,000 households bumps each community once, not once per row;
+# TRUNCATE has no transition table and bumps every community. SQLite has only row triggers:
+# one upsert per changed row, as its ``data_versions`` triggers do.
+
+#: How a changed row names its community, per table (``{rows}``: the changed rows); tables
+#: not listed hold ``community_id`` themselves.
+_COMMUNITY_OF: dict[str, str] = {
+    "communities": "SELECT r.id AS community_id FROM {rows} r",
+    "grids": "SELECT p.community_id FROM {rows} r JOIN boundary_plans p ON p.id = r.plan_id",
+    "branch_grids": "SELECT b.community_id FROM {rows} r JOIN branches b ON b.id = r.branch_id",
+    "party_groups": "SELECT b.community_id FROM {rows} r JOIN branches b ON b.id = r.branch_id",
+}
+#: The same for one row of a SQLite row trigger (``{row}``: NEW or OLD).
+_COMMUNITY_OF_ROW: dict[str, str] = {
+    "communities": "{row}.id",
+    "grids": "(SELECT community_id FROM boundary_plans WHERE id = {row}.plan_id)",
+    "branch_grids": "(SELECT community_id FROM branches WHERE id = {row}.branch_id)",
+    "party_groups": "(SELECT community_id FROM branches WHERE id = {row}.branch_id)",
+}
+
+#: PostgreSQL's function: ``TG_ARGV[0]`` the counter, ``TG_ARGV[1]`` a query of the changed
+#: rows' community ids (over the transition tables).
+PG_BUMP_COMMUNITY_FUNCTION = """
+CREATE OR REPLACE FUNCTION geogrid_bump_community_versions() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        EXECUTE format('UPDATE community_versions SET %1$I = %1$I + 1', TG_ARGV[0]);
+    ELSE
+        EXECUTE format(
+            'INSERT INTO community_versions AS v (community_id, %1$I) '
+            'SELECT DISTINCT community_id, 1 FROM (%2$s) AS c WHERE community_id IS NOT NULL '
+            'ON CONFLICT (community_id) DO UPDATE SET %1$I = v.%1$I + 1',
+            TG_ARGV[0], TG_ARGV[1]);
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+
+
+def community_version_trigger_ddl(backend: Backend, counter: str, table: str) -> list[str]:
+    """DDL of the triggers that bump ``community_versions[…][counter]`` when ``table``
+    changes (of the communities its changed rows belong to)."""
+    if backend is Backend.POSTGIS:
+        of = _COMMUNITY_OF.get(table, "SELECT r.community_id FROM {rows} r")
+        queries = {
+            "INSERT": ("REFERENCING NEW TABLE AS changed", of.format(rows="changed")),
+            "UPDATE": (
+                "REFERENCING OLD TABLE AS changed_before NEW TABLE AS changed",
+                f"{of.format(rows='changed')} UNION {of.format(rows='changed_before')}",
+            ),
+            "DELETE": ("REFERENCING OLD TABLE AS changed", of.format(rows="changed")),
+        }
+        ddl = [
+            f"CREATE TRIGGER trg_{table}_community_{op.lower()} AFTER {op} ON {table} "
+            f"{referencing} FOR EACH STATEMENT "
+            f"EXECUTE FUNCTION geogrid_bump_community_versions('{counter}', '{query}')"
+            for op, (referencing, query) in queries.items()
+        ]
+        ddl.append(
+            f"CREATE TRIGGER trg_{table}_community_truncate AFTER TRUNCATE ON {table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION geogrid_bump_community_versions('{counter}')"
+        )
+        return ddl
+    of_row = _COMMUNITY_OF_ROW.get(table, "{row}.community_id")
+
+    def bump(row: str, unless: str | None = None) -> str:
+        community = of_row.format(row=row)
+        other = "" if unless is None else f" AND c IS NOT {of_row.format(row=unless)}"
+        return (
+            f"INSERT INTO community_versions (community_id, {counter}) "
+            f"SELECT c, 1 FROM (SELECT {community} AS c) WHERE c IS NOT NULL{other} "
+            f"ON CONFLICT (community_id) DO UPDATE SET {counter} = {counter} + 1"
+        )
+
+    bodies = {
+        "INSERT": [bump("NEW")],
+        "UPDATE": [bump("NEW"), bump("OLD", unless="NEW")],
+        "DELETE": [bump("OLD")],
+    }
+    return [
+        f"CREATE TRIGGER trg_{table}_community_{op.lower()} AFTER {op} ON {table} "
+        f"BEGIN {'; '.join(body)}; END"
+        for op, body in bodies.items()
+    ]
+
+
+def drop_community_version_trigger_ddl(backend: Backend, table: str) -> list[str]:
+    ops = ("insert", "update", "delete") + (("truncate",) if backend is Backend.POSTGIS else ())
+    return [
+        f"DROP TRIGGER IF EXISTS trg_{table}_community_{op}"
+        + (f" ON {table}" if backend is Backend.POSTGIS else "")
+        for op in ops
+    ]
+
+
 # --- what the triggers keep: the audit log and the request history ------------------------
 #
 # The audit log (``audit_log``, migration 0011) takes INSERTs only. Its triggers refuse every

@@ -635,6 +635,23 @@ class DataVersion(Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class CommunityVersion(Base):
+    """Per-community change counters, bumped by the same triggers' statements as
+    :class:`DataVersion` (migration 0013).
+
+    The lookup service polls the global counters (one small read); when one moved it reads
+    these (one row per community) and rebuilds only the communities whose counter moved
+    (a city holds ~1,000). No foreign key: a deleted community's row stays, so its counter
+    never goes back and a recreated community is always seen as changed.
+    """
+
+    __tablename__ = "community_versions"
+
+    community_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    spatial: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    gazetteer: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
 class InstanceSecret(Base):
     """Secrets this installation makes for itself and keeps (``pseudonyms``: the key of the
     keyed hash that stands for address ids in default exports, stable across exports)."""
@@ -646,7 +663,8 @@ class InstanceSecret(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-#: Which tables bump which counter (the triggers are made by migration 0002).
+#: Which tables bump which counter (the triggers are made by migration 0002; the per-community
+#: counters of ``community_versions`` by migration 0013).
 VERSIONED_TABLES: dict[str, tuple[str, ...]] = {
     "spatial": (
         "boundary_plans",

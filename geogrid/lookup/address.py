@@ -74,6 +74,7 @@ __all__ = [
     "Candidate",
     "Gazetteer",
     "ParsedAddress",
+    "canonical_address",
     "normalize_address",
     "parse_address",
 ]
@@ -209,6 +210,11 @@ def _fold_latin(s: str) -> str:
         return s
     out = "".join(c for c in unicodedata.normalize("NFD", s) if not unicodedata.combining(c))
     return unicodedata.normalize("NFC", out)
+
+
+def canonical_address(text: str) -> str:
+    """Every normalisation step except the prefix: the form of all keys of the gazetteer."""
+    return _canonical(text)
 
 
 def _canonical(text: str) -> str:
@@ -902,6 +908,11 @@ class Gazetteer:
         self._alias_label: dict[str, str] = {}
         self._choices: list[str] = []
         self._choice_names: dict[str, list[str]] = {}
+
+    def name_keys(self) -> Collection[str]:
+        """The canonical keys of every name this gazetteer knows (streets, compounds,
+        aliases): an address matches exactly only when it holds one of them."""
+        return self._lex.names.keys()
 
     # ---- building ---------------------------------------------------------------------------
 

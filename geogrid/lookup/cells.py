@@ -44,7 +44,9 @@ class Cells:
     the STRtree's and the SQL's: ``intersects`` ≡ ``ST_Covers`` for a point and a polygon.
     """
 
-    def __init__(self, geoms: npt.NDArray[np.object_]) -> None:
+    def __init__(self, geoms: npt.NDArray[np.object_], *, max_side: int | None = None) -> None:
+        # ``max_side`` caps the cells per side below :data:`_CELLS_MAX` (a city's ~1,000
+        # communities × 3 layers: 256² cells each would be ~7 GB and ~30 min to build).
         self.geoms = geoms
         self._geom_list = list(geoms)
         self.size = len(geoms)
@@ -57,11 +59,12 @@ class Cells:
             self.start = np.zeros(1, dtype=np.int64)
             self.count = np.zeros(1, dtype=np.int64)
             self.cand = np.zeros(0, dtype=np.int64)
-            self._answer_list: list[int] = [-1]
+            self._answer_list: list[int] | None = [-1]
             self._cand_lists: list[tuple[int, ...]] = [()]
             return
         xmin, ymin, xmax, ymax = (float(v) for v in shapely.total_bounds(geoms))
         n = int(min(_CELLS_MAX, max(_CELLS_MIN, math.ceil(math.sqrt(self.size) * 16))))
+        n = min(n, max_side) if max_side else n
         self.nx = self.ny = n
         self.xmin, self.ymin, self.xmax, self.ymax = xmin, ymin, xmax, ymax
         self.dx = (xmax - xmin) / n or 1e-9
@@ -101,6 +104,8 @@ class Cells:
         i = min(int((x - self.xmin) / self.dx), self.nx - 1)
         j = min(int((y - self.ymin) / self.dy), self.ny - 1)
         c = j * self.nx + i
+        if self._answer_list is None:  # arrays shared from a file (from_arrays)
+            return self._find_in_arrays(c, x, y)
         answer = self._answer_list[c]
         if answer != _MIXED:
             return answer
@@ -108,6 +113,55 @@ class Cells:
             if shapely.lib.intersects_xy(self._geom_list[g], x, y):
                 return g
         return -1
+
+    def _find_in_arrays(self, c: int, x: float, y: float) -> int:
+        answer = int(self.answer[c])
+        if answer != _MIXED:
+            return answer
+        a = int(self.start[c])
+        for g in self.cand[a : a + int(self.count[c])].tolist():
+            if shapely.lib.intersects_xy(self._geom_list[g], x, y):
+                return int(g)
+        return -1
+
+    # --- shared through a file (geogrid.lookup.store) -----------------------------------------
+
+    def params(self) -> dict[str, float | int]:
+        """The grid's scalars: with :meth:`arrays`, all :meth:`from_arrays` needs."""
+        return {
+            "size": self.size,
+            **{k: getattr(self, k) for k in ("xmin", "ymin", "xmax", "ymax", "dx", "dy")},
+            **{k: getattr(self, k) for k in ("nx", "ny")},
+        }
+
+    def arrays(self) -> dict[str, npt.NDArray[np.int64]]:
+        return {"answer": self.answer, "start": self.start, "count": self.count, "cand": self.cand}
+
+    @classmethod
+    def from_arrays(
+        cls,
+        geoms: npt.NDArray[np.object_],
+        params: dict[str, float | int],
+        arrays: dict[str, npt.NDArray[np.integer]],
+    ) -> Cells:
+        """A grid over ``geoms`` from :meth:`params` and :meth:`arrays` of one built over the
+        same polygons in the same order — e.g. arrays memory-mapped from a file that several
+        processes share. It keeps no per-cell Python lists: :meth:`find` reads the arrays."""
+        self = cls.__new__(cls)
+        self.geoms = geoms
+        self._geom_list = list(geoms)
+        self.size = int(params["size"])
+        if self.size != len(geoms):
+            raise ValueError(f"arrays of {self.size} polygons for {len(geoms)}")
+        self.xmin, self.ymin = float(params["xmin"]), float(params["ymin"])
+        self.xmax, self.ymax = float(params["xmax"]), float(params["ymax"])
+        self.dx, self.dy = float(params["dx"]), float(params["dy"])
+        self.nx, self.ny = int(params["nx"]), int(params["ny"])
+        self.answer, self.start = arrays["answer"], arrays["start"]  # type: ignore[assignment]
+        self.count, self.cand = arrays["count"], arrays["cand"]  # type: ignore[assignment]
+        self._answer_list = None
+        self._cand_lists = []
+        return self
 
     def find_many(self, x: FloatArray, y: FloatArray) -> IntArray:
         """:meth:`find` over arrays (non-finite coordinates find nothing)."""

@@ -29,7 +29,7 @@ Rules, the same as the SQL assignment (``geogrid.assign``, ``geogrid.db.dialect`
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -67,7 +67,11 @@ from geogrid.lookup.places import (
 from geogrid.lookup.result import compact_json, round_coord
 from geogrid.privacy import mask_name
 
-__all__ = ["LookupIndex", "PointLookups"]
+__all__ = ["CellsFactory", "LookupIndex", "PointLookups"]
+
+#: Makes a layer's bucket grid: ``cells(layer, polygons)``, layer ``grids``, ``fields`` or
+#: ``buildings``.
+CellsFactory = Callable[[str, npt.NDArray[np.object_]], Cells]
 
 _GEOD: Final = pyproj.Geod(ellps="WGS84")
 
@@ -164,7 +168,9 @@ class LookupIndex:
         buildings: GeoDataFrame | None = None,
         groups: pd.DataFrame | None = None,
         streets: GeoDataFrame | None = None,
+        cells: CellsFactory | None = None,
     ) -> None:
+        make_cells: CellsFactory = cells or (lambda _layer, geoms: Cells(geoms))
         self.community = community
         self.plan = plan
         self._json_cache: dict[tuple[int, int, int], str] = {}
@@ -189,7 +195,7 @@ class LookupIndex:
             )
         shapely.prepare(self._grid_geoms)
         self._grid_tree = shapely.STRtree(self._grid_geoms)
-        self._grid_cells = Cells(self._grid_geoms)
+        self._grid_cells = make_cells("grids", self._grid_geoms)
         self._grid_pos = {g.id: i for i, g in enumerate(self.grids)}
 
         # Fields by id (lowest id wins on shared edges).
@@ -200,7 +206,7 @@ class LookupIndex:
         )
         self._field_geoms = _geoms(fields)
         shapely.prepare(self._field_geoms)
-        self._field_cells = Cells(self._field_geoms)
+        self._field_cells = make_cells("fields", self._field_geoms)
 
         # Members: masked once, full names not kept. Roles from the active plan.
         leads = {g.lead_member_id for g in self.grids if g.lead_member_id is not None}
@@ -242,7 +248,7 @@ class LookupIndex:
         )
         self._building_geoms = _geoms(buildings)
         shapely.prepare(self._building_geoms)
-        self._building_cells = Cells(self._building_geoms)
+        self._building_cells = make_cells("buildings", self._building_geoms)
         self._building_pos = {b.id: i for i, b in enumerate(self.buildings)}
         group_of: dict[int, tuple[int, str]] = {}
         for r in groups.sort_values("id").itertuples(index=False):
@@ -279,7 +285,12 @@ class LookupIndex:
         return cls.from_frames(read_frames(conn, community), community)
 
     @classmethod
-    def from_frames(cls, frames: Frames, community: CommunityInfo) -> LookupIndex:
+    def from_frames(
+        cls, frames: Frames, community: CommunityInfo, *, cells: CellsFactory | None = None
+    ) -> LookupIndex:
+        """The index of ``frames``' plan; ``cells(layer, polygons)`` makes each layer's bucket
+        grid (default: :class:`Cells` of the polygons; the service may share them between
+        processes, ``geogrid.lookup.store``)."""
         if frames.plan is None:
             raise NotFound(
                 f"community {community.code} has no active boundary plan", field="community"
@@ -294,6 +305,7 @@ class LookupIndex:
             buildings=frames.buildings,
             groups=frames.groups,
             streets=frames.streets,
+            cells=cells,
         )
 
     # --- geometry helpers ------------------------------------------------------------------

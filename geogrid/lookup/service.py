@@ -20,21 +20,27 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-from sqlalchemy import Engine
+import numpy.typing as npt
+from sqlalchemy import Connection, Engine
 
 from geogrid import crs as gcrs
 from geogrid.background import Poller
 from geogrid.db import dialect, queries
 from geogrid.errors import DatabaseNotReady, GeogridError, InvalidInput, NotFound
 from geogrid.lookup.address import AddressMatch, Gazetteer
+from geogrid.lookup.cells import Cells, IntArray
+from geogrid.lookup.extents import Extents
 from geogrid.lookup.frames import gazetteer_frames, read_frames
-from geogrid.lookup.index import LookupIndex
+from geogrid.lookup.index import CellsFactory, LookupIndex
+from geogrid.lookup.names import NameRoutes
 from geogrid.lookup.places import CommunityInfo, GridInfo, PointLookup
 from geogrid.lookup.points import check_point, convert_point, crs_kind, parse_point
 from geogrid.lookup.result import LookupResult, match_dict, round_coord
+from geogrid.lookup.store import CellsStore
 
 __all__ = ["MAX_BATCH", "LookupService"]
 
@@ -51,6 +57,91 @@ class _CommunityState:
     #: Why there is no index (no active plan, no grids), for the error.
     problem: str | None
     gazetteer: Gazetteer | None
+    #: The community's change counters (spatial, gazetteer) this state was built at.
+    versions: tuple[int, int] = (0, 0)
+
+
+#: From this many communities with an index on, a lookup asks only those whose extent covers
+#: the point (:class:`Extents`) and those knowing a name of the address (:class:`NameRoutes`);
+#: below, it asks each in turn (as fast, and nothing to build).
+_ROUTED_FROM: Final = 8
+#: From as many communities on, each layer's bucket grid has at most this many cells a side
+#: (instead of 256): ~1,000 communities × 3 layers at 256² cells would take ~7 GB and ~30
+#: min to build; at 64² a lookup tests a few more polygons (~1 µs each) in mixed cells.
+_CITY_CELLS_SIDE: Final = 64
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """The communities a lookup may answer from, with what finds the few that matter."""
+
+    communities: tuple[_CommunityState, ...]
+    indexed: tuple[_CommunityState, ...] = ()
+    gazetteers: tuple[_CommunityState, ...] = ()
+    extents: Extents | None = None
+    routes: NameRoutes | None = None
+
+    @classmethod
+    def of(cls, communities: tuple[_CommunityState, ...], *, routed: bool) -> _Scope:
+        indexed = tuple(s for s in communities if s.index is not None)
+        gazetteers = tuple(s for s in communities if s.gazetteer is not None)
+        routed = routed and len(indexed) >= _ROUTED_FROM
+        extents = Extents([s.index.bounds for s in indexed if s.index]) if routed else None
+        routes = (
+            NameRoutes([s.gazetteer.name_keys() for s in gazetteers if s.gazetteer])
+            if routed and len(gazetteers) >= _ROUTED_FROM
+            else None
+        )
+        return cls(communities, indexed, gazetteers, extents, routes)
+
+    def check(self) -> None:
+        """:class:`NotFound` when no community of the scope has an index."""
+        if not self.indexed:
+            raise NotFound(
+                self.communities[0].problem or "no active boundary plan", field="community"
+            )
+
+    def indexes(self) -> list[LookupIndex]:
+        """Every index of the scope (:class:`NotFound` when none has one)."""
+        self.check()
+        return [s.index for s in self.indexed if s.index is not None]
+
+    def indexes_at(self, lon: float, lat: float) -> list[LookupIndex]:
+        """The indexes that may cover the WGS 84 point, in order."""
+        if self.extents is None:
+            return self.indexes()
+        return [self.indexed[p].index for p in self.extents.candidates(lon, lat)]  # type: ignore[misc]
+
+    def gazetteers_for(self, text: str) -> tuple[_CommunityState, ...]:
+        """The communities whose gazetteer may match ``text``, in order."""
+        if self.routes is None:
+            return self.gazetteers
+        found = self.routes.communities(text)
+        if found is None:
+            return self.gazetteers
+        return tuple(self.gazetteers[p] for p in found)
+
+    def outside(self, lon: float, lat: float) -> NotFound:
+        """The error for a point outside every grid: the nearest grid of the scope."""
+        best: tuple[float, LookupIndex, GridInfo] | None = None
+        if self.extents is None:
+            for index in self.indexes():
+                grid, dist = index.nearest_grid(lon, lat)
+                if best is None or dist < best[0]:
+                    best = (dist, index, grid)
+        else:
+            # Nearest boxes first; a box farther than the best grid found cannot hold a
+            # nearer one (its distance is a lower bound; 0.1 % + 1 m for the frame's error).
+            for bound, p in self.extents.by_distance(lon, lat):
+                if best is not None and bound > best[0] * 1.001 + 1.0:
+                    break
+                near = self.indexed[p].index
+                assert near is not None
+                grid, dist = near.nearest_grid(lon, lat)
+                if best is None or dist < best[0]:
+                    best = (dist, near, grid)
+        assert best is not None
+        return best[1].outside_error(lon, lat)
 
 
 @dataclass(frozen=True)
@@ -59,13 +150,18 @@ class _State:
     communities: tuple[_CommunityState, ...] = ()
     by_code: dict[str, _CommunityState] = field(default_factory=dict)
     built_at: float = 0.0
+    whole: _Scope = field(default_factory=lambda: _Scope(()))
+    #: Codes of the communities (re)built by the refresh that made this state.
+    rebuilt: tuple[str, ...] = ()
 
 
 class LookupService:
     """Point and address lookups over every community of a database, kept current.
 
     ``start()`` builds the indexes and starts the poller thread (``poll_interval`` seconds,
-    default 1); ``stop()`` ends it. ``freeze_gc`` (for servers) keeps the long-lived objects
+    default 1); ``stop()`` ends it. With ``shared_dir`` the point indexes' bucket grids are
+    built once and mapped from files there by every process of a server
+    (``geogrid.lookup.store``). ``freeze_gc`` (for servers) keeps the long-lived objects
     out of the garbage collector's reach (:func:`gc.freeze`, see :meth:`refresh`). Without
     ``start()`` (the CLI) call :meth:`refresh` yourself. Lookups never touch the database:
     they read the current snapshot, which :meth:`refresh` replaces in one assignment once a
@@ -79,12 +175,17 @@ class LookupService:
         poll_interval: float = 1.0,
         addresses: bool = True,
         freeze_gc: bool = False,
+        shared_dir: Path | str | None = None,
     ) -> None:
         self.engine = engine
+        #: Where the bucket grids are shared with the server's other processes (None: kept
+        #: in this process only, as a single process needs).
+        self.store = CellsStore(shared_dir) if shared_dir is not None else None
         self.addresses = addresses
         self.freeze_gc = freeze_gc
         self._state = _State()
         self._refresh_lock = threading.Lock()
+        self._rebuilt_since_collect = 0
         self._poller = Poller(
             self._poll,
             interval=poll_interval,
@@ -138,7 +239,7 @@ class LookupService:
 
     def index(self, community: str | None = None) -> LookupIndex:
         """The index of ``community`` (code; default: the only one)."""
-        state = self._scope(community)[0]
+        state = self._scope(community).communities[0]
         if state.index is None:
             raise NotFound(state.problem or "no active boundary plan", field="community")
         return state.index
@@ -167,9 +268,16 @@ class LookupService:
                 # as a latency spike (p99 at 64 connections). Frozen objects are left out of
                 # collections. On a rebuild the previous snapshot is unfrozen and collected
                 # first — one pause per data change, on this thread — so none of it leaks.
-                if not first:
+                # A city holds ~100× the demo's objects (a full collection: seconds) and
+                # rebuilds one community at a time: the replaced communities' objects are
+                # freed by reference counting anyway; only cyclic garbage waits in the frozen
+                # generation, and it is collected once a tenth of the communities (at least
+                # one) was rebuilt since the last collection.
+                self._rebuilt_since_collect += 0 if first else len(new.rebuilt)
+                if not first and self._rebuilt_since_collect >= max(1, len(new.communities) // 10):
                     gc.unfreeze()
                     gc.collect()
+                    self._rebuilt_since_collect = 0
                 gc.freeze()
             log.info(
                 "lookup indexes rebuilt at %s in %.0f ms",
@@ -182,14 +290,16 @@ class LookupService:
         # One snapshot for the counters and every frame: a change committed meanwhile
         # shows as a newer counter at the next poll, never as a half-read plan.
         conn = dialect.snapshot(self.engine.connect())
+        rebuilt: list[str] = []
         try:
             with conn.begin():
                 versions = queries.data_versions(conn)
-                gazetteer_changed = force or versions.get("gazetteer") != old.versions.get(
-                    "gazetteer"
-                )
+                counters = queries.community_versions(conn)
                 states = []
-                for row in queries.lookup_communities(conn):
+                rows = queries.lookup_communities(conn)
+                # A city: coarser bucket grids (module docstring of geogrid.lookup.cells).
+                side = _CITY_CELLS_SIDE if len(rows) >= _ROUTED_FROM else None
+                for row in rows:
                     info = CommunityInfo(
                         id=int(row.id),
                         code=str(row.code),
@@ -203,46 +313,84 @@ class LookupService:
                             if p
                         ),
                     )
-                    frames = read_frames(conn, info)
-                    index: LookupIndex | None = None
-                    problem: str | None = None
-                    try:
-                        index = LookupIndex.from_frames(frames, info)
-                    except NotFound as exc:
-                        problem = exc.message
+                    counter = counters.get(info.id, (0, 0))
                     previous = old.by_code.get(info.code)
-                    gazetteer = None
-                    if self.addresses:
-                        if (
-                            not gazetteer_changed
-                            and previous is not None
-                            and previous.info == info
-                            and previous.gazetteer is not None
-                        ):
-                            gazetteer = previous.gazetteer
-                        else:
-                            gazetteer = Gazetteer.from_frames(
-                                **gazetteer_frames(conn, info, frames), prefixes=info.prefixes
-                            )
-                    states.append(_CommunityState(info, index, problem, gazetteer))
+                    same = not force and previous is not None and previous.info == info
+                    if same and previous is not None and previous.versions == counter:
+                        states.append(previous)  # nothing of this community changed
+                        continue
+                    rebuilt.append(info.code)
+                    keep_gazetteer = (
+                        same
+                        and previous is not None
+                        and previous.versions[1] == counter[1]
+                        and (previous.gazetteer is not None or not self.addresses)
+                    )
+                    states.append(
+                        self._build_community(
+                            conn,
+                            info,
+                            counter,
+                            gazetteer=previous.gazetteer if keep_gazetteer and previous else None,
+                            keep_gazetteer=keep_gazetteer,
+                            replaces=previous.versions if previous else None,
+                            side=side,
+                        )
+                    )
         finally:
             conn.close()
+        communities = tuple(states)
         return _State(
             versions=versions,
-            communities=tuple(states),
-            by_code={s.info.code: s for s in states},
+            communities=communities,
+            by_code={s.info.code: s for s in communities},
             built_at=time.time(),
+            whole=_Scope.of(communities, routed=True),
+            rebuilt=tuple(rebuilt),
         )
+
+    def _build_community(
+        self,
+        conn: Connection,
+        info: CommunityInfo,
+        counter: tuple[int, int],
+        *,
+        gazetteer: Gazetteer | None,
+        keep_gazetteer: bool,
+        replaces: tuple[int, int] | None = None,
+        side: int | None = None,
+    ) -> _CommunityState:
+        """One community's index (and gazetteer, unless kept) at ``counter``."""
+        frames = read_frames(conn, info)
+        index: LookupIndex | None = None
+        problem: str | None = None
+        cells: CellsFactory | None = None
+        if self.store is not None:
+            cells = self.store.factory(info.code, counter, replaces=replaces, max_side=side)
+        elif side is not None:
+
+            def cells(_layer: str, geoms: npt.NDArray[np.object_]) -> Cells:
+                return Cells(geoms, max_side=side)
+
+        try:
+            index = LookupIndex.from_frames(frames, info, cells=cells)
+        except NotFound as exc:
+            problem = exc.message
+        if self.addresses and not keep_gazetteer:
+            gazetteer = Gazetteer.from_frames(
+                **gazetteer_frames(conn, info, frames), prefixes=info.prefixes
+            )
+        return _CommunityState(info, index, problem, gazetteer, counter)
 
     # --- scope ---------------------------------------------------------------------------------
 
-    def _scope(self, community: str | None) -> tuple[_CommunityState, ...]:
+    def _scope(self, community: str | None) -> _Scope:
         state = self._state
         if community is not None:
             found = state.by_code.get(str(community))
             if found is None:
                 raise NotFound(f"no community with code {community!r}", field="community")
-            return (found,)
+            return _Scope.of((found,), routed=False)
         if not state.communities:
             if self.last_error and not state.versions:
                 raise DatabaseNotReady(
@@ -250,14 +398,7 @@ class LookupService:
                     "(`geogrid db init`)?"
                 )
             raise NotFound("the database holds no community yet: import one or run `geogrid demo`")
-        return state.communities
-
-    @staticmethod
-    def _indexes(scope: Sequence[_CommunityState]) -> list[LookupIndex]:
-        indexes = [s.index for s in scope if s.index is not None]
-        if not indexes:
-            raise NotFound(scope[0].problem or "no active boundary plan", field="community")
-        return indexes
+        return state.whole
 
     # --- single lookups ------------------------------------------------------------------------
 
@@ -287,21 +428,19 @@ class LookupService:
             raise InvalidInput("give an address, or lon and lat", field="address")
         return self._lookup_point(lon, lat, name, scope)
 
-    def _lookup_point(
-        self, lon: Any, lat: Any, crs: str, scope: Sequence[_CommunityState]
-    ) -> LookupResult:
-        indexes = self._indexes(scope)
+    def _lookup_point(self, lon: Any, lat: Any, crs: str, scope: _Scope) -> LookupResult:
+        scope.check()
         try:
             x, y, wgs_lon, wgs_lat = parse_point(lon, lat, crs)
         except InvalidInput as exc:
-            raise self._with_swap_hint(exc, lon, lat, crs, indexes) from None
-        for index in indexes:
+            raise self._with_swap_hint(exc, lon, lat, crs, scope) from None
+        for index in scope.indexes_at(wgs_lon, wgs_lat):
             grid_pos, field_pos, building_pos = index.locate(wgs_lon, wgs_lat)
             if grid_pos >= 0:
                 return LookupResult(
                     index.answer(grid_pos, field_pos, building_pos, wgs_lon, wgs_lat), crs, x, y
                 )
-        swapped = self._swapped_inside(lon, lat, crs, indexes)
+        swapped = self._swapped_inside(lon, lat, crs, scope)
         if swapped is not None:
             raise InvalidInput(
                 f"the point (lon {x}, lat {y}) is outside every grid, but with lon and lat "
@@ -310,36 +449,24 @@ class LookupService:
                 field="lon",
                 details={"swapped_inside": _swap_dict(swapped)},
             )
-        raise self._outside(wgs_lon, wgs_lat, indexes)
+        raise scope.outside(wgs_lon, wgs_lat)
 
     @staticmethod
-    def _outside(lon: float, lat: float, indexes: Sequence[LookupIndex]) -> NotFound:
-        best: tuple[float, LookupIndex, GridInfo] | None = None
-        for index in indexes:
-            grid, dist = index.nearest_grid(lon, lat)
-            if best is None or dist < best[0]:
-                best = (dist, index, grid)
-        assert best is not None
-        return best[1].outside_error(lon, lat)
-
-    @staticmethod
-    def _swapped_inside(
-        lon: Any, lat: Any, crs: str, indexes: Sequence[LookupIndex]
-    ) -> PointLookup | None:
+    def _swapped_inside(lon: Any, lat: Any, crs: str, scope: _Scope) -> PointLookup | None:
         try:
             _, _, wgs_lon, wgs_lat = parse_point(lat, lon, crs)
         except (GeogridError, ValueError, TypeError):
             return None
-        for index in indexes:
+        for index in scope.indexes_at(wgs_lon, wgs_lat):
             grid_pos, field_pos, building_pos = index.locate(wgs_lon, wgs_lat)
             if grid_pos >= 0:
                 return index.answer(grid_pos, field_pos, building_pos, wgs_lon, wgs_lat)
         return None
 
     def _with_swap_hint(
-        self, exc: InvalidInput, lon: Any, lat: Any, crs: str, indexes: Sequence[LookupIndex]
+        self, exc: InvalidInput, lon: Any, lat: Any, crs: str, scope: _Scope
     ) -> InvalidInput:
-        swapped = self._swapped_inside(lon, lat, crs, indexes)
+        swapped = self._swapped_inside(lon, lat, crs, scope)
         if swapped is None:
             return exc
         return InvalidInput(
@@ -349,16 +476,13 @@ class LookupService:
             details={**exc.details, "swapped_inside": _swap_dict(swapped)},
         )
 
-    def _lookup_address(
-        self, text: Any, crs: str, scope: Sequence[_CommunityState]
-    ) -> LookupResult:
+    def _lookup_address(self, text: Any, crs: str, scope: _Scope) -> LookupResult:
         if not isinstance(text, str) or not text.strip():
             raise InvalidInput("address is empty", field="address")
         best: tuple[_CommunityState, AddressMatch] | None = None
         failure: NotFound | None = None
-        for state in scope:
-            if state.gazetteer is None:
-                continue
+        for state in scope.gazetteers_for(text):
+            assert state.gazetteer is not None
             try:
                 match = state.gazetteer.match(text)
             except NotFound as exc:
@@ -480,7 +604,8 @@ class LookupService:
         out: list[LookupResult | GeogridError | None],
     ) -> None:
         try:
-            indexes = self._indexes(self._scope(community))
+            scope = self._scope(community)
+            scope.check()
         except GeogridError as exc:
             for i, _, _ in group:
                 out[i] = exc
@@ -493,7 +618,7 @@ class LookupService:
                     convert_point(x, y, crs)  # the range is checked after conversion
                 ok.append((i, x, y))
             except InvalidInput as exc:
-                out[i] = self._with_swap_hint(exc, lon, lat, crs, indexes)
+                out[i] = self._with_swap_hint(exc, lon, lat, crs, scope)
         if not ok:
             return
         pos = np.asarray([i for i, _, _ in ok], dtype=np.int64)
@@ -502,21 +627,38 @@ class LookupService:
         wgs_lons, wgs_lats = (
             (xs, ys) if gcrs.same_crs(crs, gcrs.WGS84) else gcrs.to_wgs84(xs, ys, crs)
         )
-        todo = np.arange(len(ok))
-        for index in indexes:
-            if not len(todo):
-                break
+        found = np.zeros(len(ok), dtype=bool)
+
+        def answer(index: LookupIndex, todo: IntArray) -> None:
             res = index.lookup_points(wgs_lons[todo], wgs_lats[todo])
             for j in np.flatnonzero(res.found):
                 k = int(todo[j])
                 place = res.get(int(j))
                 assert place is not None
                 out[int(pos[k])] = LookupResult(place, crs, float(xs[k]), float(ys[k]))
-            todo = todo[~res.found]
+            found[todo[res.found]] = True
+
+        if scope.extents is None:
+            for index in scope.indexes():
+                todo = np.flatnonzero(~found)
+                if not len(todo):
+                    break
+                answer(index, todo)
+        else:
+            # Each community asked for the points its extent covers, in the scope's order
+            # (the first community covering a point answers, as in the loop above).
+            owner, box = scope.extents.candidates_many(wgs_lons, wgs_lats)
+            starts = np.flatnonzero(np.diff(box, prepend=-1))
+            for a, b in zip(starts.tolist(), [*starts[1:].tolist(), len(box)], strict=True):
+                todo = owner[a:b][~found[owner[a:b]]]
+                if len(todo):
+                    covering = scope.indexed[int(box[a])].index
+                    assert covering is not None
+                    answer(covering, todo)
         raw = {i: (lon, lat) for i, lon, lat in group}
-        for kk in todo:
+        for kk in np.flatnonzero(~found):
             k, i = int(kk), int(pos[kk])
-            swapped = self._swapped_inside(*raw[i], crs, indexes)
+            swapped = self._swapped_inside(*raw[i], crs, scope)
             if swapped is not None:
                 out[i] = InvalidInput(
                     "the point is outside every grid, but with lon and lat swapped it is "
@@ -526,7 +668,7 @@ class LookupService:
                     details={"swapped_inside": _swap_dict(swapped)},
                 )
             else:
-                out[i] = self._outside(float(wgs_lons[k]), float(wgs_lats[k]), indexes)
+                out[i] = scope.outside(float(wgs_lons[k]), float(wgs_lats[k]))
 
     def _batch_addresses(
         self,
@@ -540,7 +682,7 @@ class LookupService:
             for i, _, _ in group:
                 out[i] = exc
             return
-        gazetteers = [s for s in scope if s.gazetteer is not None]
+        gazetteers = scope.gazetteers
         if len(gazetteers) != 1:
             # Several communities (or none): item by item picks the best community.
             for i, text, crs in group:

@@ -71,6 +71,7 @@ from geogrid.db.queries.frames import (
 )
 from geogrid.db.queries.meta import (
     advance_data_versions,
+    community_versions,
     data_versions,
     instance_secret,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "community_ids_in",
     "community_listing",
     "community_row",
+    "community_versions",
     "community_zones",
     "count",
     "create_plan",
