@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-__all__ = ["Cells", "FloatArray", "IntArray"]
+__all__ = ["Cells", "FloatArray", "IntArray", "first_covering"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -180,16 +180,38 @@ class Cells:
         if not mixed.any():
             return out
         pts, cells = inb[mixed], cell[mixed]
-        counts = self.count[cells]
-        owner = np.repeat(np.arange(len(pts)), counts)  # pair → its point (non-decreasing)
-        ends = np.cumsum(counts)
-        offset = np.arange(int(ends[-1])) - np.repeat(ends - counts, counts)
-        cand = self.cand[np.repeat(self.start[cells], counts) + offset]
-        hit = shapely.intersects_xy(self.geoms[cand], x[pts[owner]], y[pts[owner]])
-        owner, cand = owner[hit], cand[hit]
-        if len(owner):
-            # Candidates of a cell are in rank order: the first hit of a point is the lowest.
-            first = np.ones(len(owner), dtype=bool)
-            first[1:] = owner[1:] != owner[:-1]
-            out[pts[owner[first]]] = cand[first]
+        first_covering(
+            self.geoms, self.cand, self.start[cells], self.count[cells], pts, x, y, out=out
+        )
         return out
+
+
+def first_covering(
+    geoms: npt.NDArray[np.object_],
+    cand: npt.NDArray[np.integer],
+    starts: npt.NDArray[np.integer],
+    counts: npt.NDArray[np.integer],
+    pts: IntArray,
+    x: FloatArray,
+    y: FloatArray,
+    *,
+    out: IntArray,
+) -> None:
+    """The edge rule over candidate lists: ``out[pts[k]]`` = the first of
+    ``cand[starts[k] : starts[k] + counts[k]]`` (in rank order) whose polygon covers point
+    ``pts[k]``; left as it is when none does. One vectorised GEOS call for every pair, no
+    Point objects (:class:`Cells` and :class:`~geogrid.lookup.fine.FineCells` share it)."""
+    counts = counts.astype(np.int64)
+    if len(pts) == 0 or int(counts.sum()) == 0:
+        return
+    owner = np.repeat(np.arange(len(pts)), counts)  # pair → its point (non-decreasing)
+    ends = np.cumsum(counts)
+    offset = np.arange(int(ends[-1])) - np.repeat(ends - counts, counts)
+    pair = cand[np.repeat(starts.astype(np.int64), counts) + offset].astype(np.int64)
+    hit = shapely.intersects_xy(geoms[pair], x[pts[owner]], y[pts[owner]])
+    owner, pair = owner[hit], pair[hit]
+    if len(owner):
+        # Candidates of a cell are in rank order: the first hit of a point is the lowest.
+        first = np.ones(len(owner), dtype=bool)
+        first[1:] = owner[1:] != owner[:-1]
+        out[pts[owner[first]]] = pair[first]

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from geogrid.lookup.cells import Cells, FloatArray, IntArray
+from geogrid.lookup.cells import Cells, FloatArray, IntArray, first_covering
 
 __all__ = ["FineCells"]
 
@@ -229,16 +229,5 @@ class FineCells(Cells):
             return out
         pts = inb[mixed]
         m = -2 - answer[mixed].astype(np.int64)
-        counts = self.mcount[m]
-        owner = np.repeat(np.arange(len(pts)), counts)  # pair → its point (non-decreasing)
-        ends = np.cumsum(counts)
-        offset = np.arange(int(ends[-1])) - np.repeat(ends - counts, counts)
-        cand = self.cand[np.repeat(self.mstart[m], counts) + offset]
-        hit = shapely.intersects_xy(self.geoms[cand], x[pts[owner]], y[pts[owner]])
-        owner, cand = owner[hit], cand[hit]
-        if len(owner):
-            # Candidates of a cell are in rank order: the first hit of a point is the lowest.
-            first = np.ones(len(owner), dtype=bool)
-            first[1:] = owner[1:] != owner[:-1]
-            out[pts[owner[first]]] = cand[first]
+        first_covering(self.geoms, self.cand, self.mstart[m], self.mcount[m], pts, x, y, out=out)
         return out
