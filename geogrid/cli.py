@@ -30,6 +30,7 @@ from geogrid.clikit import (
     open_engine,
     out,
     print_json,
+    progress_bar,
     settings_for,
     transaction,
 )
@@ -390,8 +391,6 @@ def assign(
     """Re-run the assignment of households, fields and open requests; print what changed.
     Without --community every community with an active plan is assigned, each in its own
     transaction (committed as it is done)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from geogrid import audit
     from geogrid.assign import AssignmentReport, assign_community
     from geogrid.db import queries
@@ -416,15 +415,8 @@ def assign(
         # transaction outgrows PostgreSQL's default lock table (max_locks_per_transaction 64
         # × max_connections: "out of shared memory" past ~300 communities, measured by
         # benchmarks/city_db.py). A run that stops half-way is safe to run again.
-        with Progress(
-            TextColumn("assigning"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            transient=True,
-            disable=len(ids) < 2,
-        ) as progress:
-            task = progress.add_task("communities", total=len(ids))
+        with progress_bar(disable=len(ids) < 2) as progress:
+            task = progress.add_task("assigning communities", total=len(ids))
             for community_id in ids:
                 if reports and commit:
                     done = f"{len(reports)} of {len(ids)} communities assigned and committed"
@@ -725,15 +717,6 @@ def _lookup_file(
     """Look up every row in batches, with a progress bar; write the rows + answers."""
     import csv
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from geogrid.lookup import result_row
 
     key = {c.strip().lower(): c for c in fieldnames}
@@ -756,14 +739,7 @@ def _lookup_file(
     items = [item(r) for r in rows]
     results: list[Any] = []
     chunk = 1000
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-    ) as progress:
+    with progress_bar() as progress:
         task = progress.add_task("looking up", total=len(items))
         for start in range(0, len(items), chunk):
             results.extend(service.lookup_many(items[start : start + chunk]))

@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
@@ -24,6 +24,9 @@ from sqlalchemy import Connection, Engine
 from geogrid.access import Actor
 from geogrid.errors import ConfigurationError, GeogridError
 from geogrid.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 #: The width a console reports when its output is not a terminal: wide enough that nothing is
 #: ever wrapped or cropped to fit it.
@@ -91,6 +94,29 @@ class Fit:
                 yield Text("")
             for header, cell in zip(headers, cells, strict=True):
                 yield Text.assemble((f"{header}: ", "bold"), cell)
+
+
+def progress_bar(*, disable: bool = False) -> Progress:
+    """The progress bar of long commands, on stderr: what, a bar, done of total, time spent
+    and left (the output on stdout stays clean for pipes)."""
+    from rich.progress import (  # not at import: every command would pay for it
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=disable,
+    )
 
 
 DatabaseOpt = Annotated[

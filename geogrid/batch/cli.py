@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from geogrid.clikit import JsonOpt, err, errors, out, print_json
+from geogrid.clikit import JsonOpt, errors, out, print_json, progress_bar
 from geogrid.errors import InvalidInput
 
 batch_app = typer.Typer(
@@ -78,15 +78,6 @@ def assign(
     """Assign every household of a file to its grid (and field) with the edge rule of
     ``geogrid assign``, and write a partitioned GeoParquet dataset. A run that was stopped
     resumes: parts already written are skipped."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from geogrid.batch import AssignIndex, Households, assign_files
     from geogrid.batch.layers import IndexSpec
     from geogrid.batch.run import fingerprint
@@ -106,14 +97,7 @@ def assign(
         t = time.perf_counter()
         source = Households.open(households, crs=crs, id_column=id_column, x=x, y=y, layer=layer)
         seconds["open"] = time.perf_counter() - t
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err,
-        ) as progress:
+        with progress_bar() as progress:
             task = progress.add_task("reading grids", total=source.num_rows)
 
             spec = IndexSpec.for_files(
