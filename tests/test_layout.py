@@ -21,11 +21,18 @@ ENVIRONMENT_READERS = {
 
 
 def _reads_environment(tree: ast.AST) -> list[int]:
-    """Lines that touch ``os.environ`` or call ``os.getenv``/``getenv``."""
+    """Lines that read ``os.environ`` or call ``os.getenv``/``getenv``. Setting a variable
+    (``os.environ["X"] = …``) is passing settings down to child processes (``geogrid serve
+    --workers N``: each worker builds its app from the environment), not reading them."""
     names = ("environ", "getenv", "environb")
+    written = {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store)
+    }
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in names:
+        if isinstance(node, ast.Attribute) and node.attr in names and id(node) not in written:
             lines.append(node.lineno)
         elif isinstance(node, ast.ImportFrom) and node.module == "os":
             lines += [node.lineno for alias in node.names if alias.name in names]
@@ -46,8 +53,11 @@ def test_no_module_reads_the_environment_but_settings() -> None:
 
 
 def test_the_check_sees_an_environment_read() -> None:
-    tree = ast.parse("import os\nx = os.environ.get('A')\nfrom os import getenv\n")
-    assert _reads_environment(tree) == [2, 3]
+    tree = ast.parse(
+        "import os\nx = os.environ.get('A')\nfrom os import getenv\n"
+        "os.environ['B'] = x\ny = os.environ['C']\n"
+    )
+    assert _reads_environment(tree) == [2, 3, 5]  # line 4 sets a variable for a child
 
 
 @pytest.mark.parametrize("section", [Settings, RequestsSettings, MapSettings])
